@@ -1,0 +1,157 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Compute backend selection: the data decides, an explicit override wins, fallback is loud.
+
+* ``cpu``: NumPy + Numba, always available.
+* ``gpu``: CuPy on an NVIDIA GPU, where CuPy imports and a device is visible.
+
+The type of the input array selects the backend of a stage (``cupy.ndarray`` -> gpu). The
+environment variable ``MODEM_BACKEND=cpu|gpu|auto`` overrides that for entry points that create
+arrays (simulations, replays, benchmarks); asking for ``gpu`` where it cannot run raises
+:class:`~modem.errors.BackendUnavailable` with the reason, never a silent CPU run.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BackendUnavailable, ConfigError
+
+_BACKENDS = ("cpu", "gpu", "auto")
+
+
+@functools.lru_cache(maxsize=1)
+def _probe_cupy():
+    """Return (cupy module or None, reason string when unavailable)."""
+    try:
+        import cupy  # noqa: PLC0415
+    except Exception as exc:  # ImportError, or a broken CUDA install
+        return None, f"CuPy is not importable ({type(exc).__name__}: {exc})"
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        return None, f"CuPy imported but no CUDA device is usable ({type(exc).__name__}: {exc})"
+    if n < 1:
+        return None, "CuPy imported but no CUDA device is visible"
+    return cupy, ""
+
+
+def gpu_available() -> bool:
+    return _probe_cupy()[0] is not None
+
+
+def unavailable_reason() -> str:
+    """Why the GPU backend cannot run here ('' when it can)."""
+    return _probe_cupy()[1]
+
+
+def requested_backend() -> str:
+    """The backend named by ``MODEM_BACKEND`` (default ``auto``)."""
+    name = os.environ.get("MODEM_BACKEND", "auto").strip().lower() or "auto"
+    if name not in _BACKENDS:
+        raise ConfigError(f"MODEM_BACKEND must be one of {_BACKENDS}, got {name!r}")
+    return name
+
+
+def resolve_backend(name: str | None = None) -> str:
+    """Turn a requested backend (``cpu``/``gpu``/``auto``/None=env) into ``cpu`` or ``gpu``.
+
+    ``auto`` picks the GPU where one is usable. ``gpu`` where none is raises BackendUnavailable.
+    """
+    name = requested_backend() if name is None else name.lower()
+    if name not in _BACKENDS:
+        raise ConfigError(f"backend must be one of {_BACKENDS}, got {name!r}")
+    if name == "gpu":
+        if not gpu_available():
+            raise BackendUnavailable(f"MODEM_BACKEND=gpu requested but {unavailable_reason()}")
+        return "gpu"
+    if name == "auto":
+        return "gpu" if gpu_available() else "cpu"
+    return "cpu"
+
+
+def xp_for(backend: str):
+    """The array module (numpy or cupy) of a resolved backend name."""
+    if backend == "gpu":
+        cp, reason = _probe_cupy()
+        if cp is None:
+            raise BackendUnavailable(reason)
+        return cp
+    return np
+
+
+def get_array_module(x):
+    """numpy or cupy, from the type of ``x`` (the data decides)."""
+    cp = _probe_cupy()[0] if "cupy" in type(x).__module__ else None
+    return cp if cp is not None else np
+
+
+def backend_of(x) -> str:
+    return "gpu" if get_array_module(x) is not np else "cpu"
+
+
+def to_numpy(x) -> np.ndarray:
+    """Bring an array to the host (no-op for NumPy). Chain edges and I/O only."""
+    if get_array_module(x) is np:
+        return np.asarray(x)
+    return x.get()
+
+
+@functools.lru_cache(maxsize=1)
+def git_commit() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=5)
+        sha = out.stdout.strip()
+        if out.returncode == 0 and sha:
+            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=5).stdout.strip()
+            return sha + ("-dirty" if dirty else "")
+    except Exception:
+        pass
+    return "unknown"
+
+
+def backend_info(backend: str | None = None) -> dict:
+    """What ran: backend, device, library versions, commit. Goes into every report."""
+    backend = resolve_backend(backend)
+    info = {
+        "backend": backend,
+        "device": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+        "commit": git_commit(),
+        "python": platform.python_version(),
+    }
+    try:
+        import numba  # noqa: PLC0415
+        info["numba"] = numba.__version__
+    except ImportError:  # pragma: no cover - numba is a hard dependency
+        pass
+    cpu_name = _cpu_model()
+    if cpu_name:
+        info["device"] = cpu_name
+    if backend == "gpu":
+        cp = xp_for("gpu")
+        dev = cp.cuda.Device()
+        props = cp.cuda.runtime.getDeviceProperties(dev.id)
+        info.update(device=props["name"].decode() if isinstance(props["name"], bytes) else props["name"],
+                    cupy=cp.__version__, cuda_runtime=cp.cuda.runtime.runtimeGetVersion(),
+                    cuda_driver=cp.cuda.runtime.driverGetVersion())
+    return info
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
