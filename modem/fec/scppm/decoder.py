@@ -1,0 +1,178 @@
+# SPDX-License-Identifier: Apache-2.0
+"""SCPPM receiver: slot counts -> symbol log-likelihoods -> iterative decoding -> CRC-checked blocks.
+
+LLR convention: positive LLR means bit 0 (``llr = ln P(b=0)/P(b=1)``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...backend import get_array_module
+from ...errors import ConfigError, ShapeError
+from ...framing.crc import CRC32_HPE_POLY
+from ...framing.randomizer import pn8
+from . import _cpu
+from .code import SCPPMCode, bit_interleaver
+from .encoder import ChannelInterleaver
+
+
+@dataclass
+class DecodeResult:
+    """Per-codeword decoder output (a failed CRC is a result, not an exception).
+
+    u_hat : (F, k) uint8 decoded information bits (de-randomized).
+    crc_ok : (F,) bool, the CRC-32 of the decoded block checks.
+    iterations : (F,) int, turbo iterations used (<= max_iter; fewer when the CRC checked early).
+    """
+
+    u_hat: np.ndarray
+    crc_ok: np.ndarray
+    iterations: np.ndarray
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.crc_ok
+
+
+def edge_bits(M: int) -> np.ndarray:
+    """Accumulator input bits on each inner-trellis edge: ``(2, M)`` int64.
+
+    Leaving state sigma (the previous accumulator output bit) with PPM symbol s (accumulated bits,
+    MSB first), the input bits are v = s ^ ((s >> 1) | (sigma << (m-1))); the next state is s & 1.
+    """
+    m = M.bit_length() - 1
+    s = np.arange(M, dtype=np.int64)
+    return np.stack([s ^ (s >> 1), s ^ ((s >> 1) | (1 << (m - 1)))])
+
+
+class SCPPMDecoder:
+    """Iterative (turbo) SCPPM decoder on symbol log-likelihoods.
+
+    Parameters
+    ----------
+    code : SCPPMCode.
+    max_iter : maximum number of inner/outer iterations (early stop on the CRC).
+    max_log : True for max-log-MAP, False (default) for exact log-MAP.
+    ext_scale : scaling applied to the outer extrinsic LLRs fed back to the inner SISO
+        (1.0 for log-MAP; about 0.7 helps max-log).
+
+    Input  ``metric``: ``(*batch, S, M)`` float symbol log-likelihoods, ``metric[..., i, s] =
+    ln P(y_i | pulse in slot s)`` up to a constant per symbol (e.g. counts * ln(1 + ns/nb)).
+    Output :class:`DecodeResult` with batch shape ``(*batch,)``.
+    """
+
+    def __init__(self, code: SCPPMCode, max_iter: int = 16, max_log: bool = False, ext_scale: float = 1.0):
+        if not isinstance(code, SCPPMCode):
+            raise ConfigError(f"SCPPMDecoder: code must be an SCPPMCode, got {type(code).__name__}")
+        if not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+            raise ConfigError(f"SCPPMDecoder: max_iter must be an integer >= 1, got max_iter={max_iter!r}")
+        if not (0.0 < ext_scale <= 1.0):
+            raise ConfigError(f"SCPPMDecoder: ext_scale must be in (0, 1], got ext_scale={ext_scale!r}")
+        self.code = code
+        self.max_iter = int(max_iter)
+        self.max_log = bool(max_log)
+        self.ext_scale = float(ext_scale)
+        self._edge_bits = edge_bits(code.M)
+        # interleaved bit j <- punctured position pi(j) <- mother-code serial position
+        self._inner_to_mother = np.ascontiguousarray(code.kept_positions[bit_interleaver()]).astype(np.int64)
+        self._pn = pn8(code.k)
+
+    def decode(self, metric) -> DecodeResult:
+        c = self.code
+        xp = get_array_module(metric)
+        if xp is not np:
+            raise ConfigError("SCPPMDecoder: GPU arrays need the CUDA kernels (kernels/scppm_siso.cu), "
+                              "not available in this build; pass a NumPy array")
+        y = np.asarray(metric, dtype=np.float64)
+        if y.ndim < 2 or y.shape[-2:] != (c.S, c.M):
+            raise ShapeError(f"SCPPMDecoder: metric must have shape (..., {c.S}, {c.M}) for M={c.M}, "
+                             f"got {y.shape}")
+        if not np.all(np.isfinite(y)):
+            bad = y[~np.isfinite(y)].flat[0]
+            raise ShapeError(f"SCPPMDecoder: metric holds a non-finite value ({bad})")
+        batch = y.shape[:-2]
+        flat = np.ascontiguousarray(y.reshape((-1, c.S, c.M)))
+        F = flat.shape[0]
+        u_hat = np.empty((F, c.k_hat), dtype=np.uint8)
+        ok = np.empty(F, dtype=np.bool_)
+        it = np.empty(F, dtype=np.int64)
+        if F:
+            _cpu.turbo_decode(flat, self._edge_bits, c.m, self._inner_to_mother, c.k_hat, c.k,
+                              self.max_iter, self.max_log, self.ext_scale, CRC32_HPE_POLY, u_hat, ok, it)
+        u = (u_hat[:, : c.k] ^ self._pn).reshape(batch + (c.k,))
+        return DecodeResult(u_hat=u, crc_ok=ok.reshape(batch), iterations=it.reshape(batch))
+
+    __call__ = decode
+
+
+def llr_weight(ns: float, nb: float) -> float:
+    """Poisson slot LLR weight ln(1 + ns/nb); a count y in a slot contributes y * weight."""
+    if not (np.isfinite(ns) and ns > 0):
+        raise ConfigError(f"llr_weight: ns (signal photons per pulse) must be > 0, got ns={ns!r}")
+    if not (np.isfinite(nb) and nb > 0):
+        raise ConfigError(f"llr_weight: nb (background photons per slot) must be > 0, got nb={nb!r}; "
+                          "for nb = 0 pass a small floor such as 1e-3")
+    return math.log1p(ns / nb)
+
+
+class SCPPMReceiver:
+    """Slot counts of whole transmitted codewords -> symbol metrics -> :class:`SCPPMDecoder`.
+
+    Undoes the slot mapper (drops the M/4 guard slots), the repeater (sums the counts of the q_d
+    copies: the sum is the sufficient statistic on the Poisson channel), the CSM and the channel
+    interleaver (streaming, explicit state), then weights counts by ln(1 + ns/nb).
+
+    ``receive(counts)``: counts ``(F, slots_per_codeword)`` (non-negative, finite) of
+    codeword-aligned transmitted blocks -> :class:`DecodeResult` of the codewords completed by this
+    call. With a channel interleaver the first ``delay / S`` blocks only fill it.
+    """
+
+    def __init__(self, code: SCPPMCode, ns: float, nb: float, **decoder_options):
+        self.code = code
+        self.ns, self.nb = float(ns), float(nb)
+        self.weight = llr_weight(self.ns, self.nb)
+        self.decoder = SCPPMDecoder(code, **decoder_options)
+        self.deinterleaver = ChannelInterleaver(code, inverse=True, fill=0.0)
+        self._skip = self.deinterleaver.delay   # stream symbols that are interleaver fill
+
+    def reset(self):
+        self.deinterleaver.reset()
+        self._skip = self.deinterleaver.delay
+
+    def symbol_counts(self, counts) -> np.ndarray:
+        """Counts per PPM slot of the codeword's S data symbols: ``(F, slots) -> (F, S, M)`` float64."""
+        c = self.code
+        y = np.asarray(counts)
+        if y.ndim != 2 or y.shape[-1] != c.slots_per_codeword:
+            raise ShapeError(f"SCPPMReceiver: counts must have shape (F, {c.slots_per_codeword}) for "
+                             f"{c.describe()}, got {y.shape}")
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            bad = y[~np.isfinite(y)].flat[0]
+            raise ShapeError(f"SCPPMReceiver: counts hold a non-finite value ({bad})")
+        if y.size and y.min() < 0:
+            raise ShapeError(f"SCPPMReceiver: counts must be >= 0, found {y.min()}")
+        F = y.shape[0]
+        n_sym = c.symbols_per_codeword
+        q = c.repetition
+        if c.repeat_unit == "symbol":
+            z = y.reshape(F, n_sym, q, c.slots_per_symbol).sum(axis=2, dtype=np.float64)
+        else:
+            z = y.reshape(F, q, n_sym, c.slots_per_symbol).sum(axis=1, dtype=np.float64)
+        return z[:, c.L_csm:, : c.M]
+
+    def receive(self, counts) -> DecodeResult:
+        c = self.code
+        z = self.symbol_counts(counts)
+        stream = self.deinterleaver.process(z.reshape(-1, c.M))
+        if self._skip:
+            drop = min(self._skip, stream.shape[0])
+            stream = stream[drop:]
+            self._skip -= drop
+        n_cw = stream.shape[0] // c.S
+        if stream.shape[0] % c.S:
+            raise ShapeError("SCPPMReceiver: internal misalignment of the de-interleaved stream")
+        metric = stream.reshape(n_cw, c.S, c.M) * self.weight
+        return self.decoder.decode(metric)
