@@ -245,6 +245,201 @@ def outer_siso(lc, T, max_log, le_out, app_u, alpha):
             beta[s] = nbeta[s] - mx
 
 
+@nb.njit(cache=True)
+def channel_probabilities(metric, pch):
+    """pch[i, s] = exp(metric[i, s] - max_s metric[i, :]): the channel term of the inner edges in the
+    probability domain, computed once per codeword (it does not change between iterations)."""
+    S, M = metric.shape
+    for i in range(S):
+        mx = metric[i, 0]
+        for s in range(1, M):
+            if metric[i, s] > mx:
+                mx = metric[i, s]
+        for s in range(M):
+            pch[i, s] = np.exp(metric[i, s] - mx)
+
+
+@nb.njit(cache=True)
+def inner_siso_prob(pch, la, edge_bits, m, le_out, alpha, pv):
+    """Exact log-MAP inner SISO computed in the probability domain (normalized every stage).
+
+    Same contract as :func:`inner_siso`, with ``pch`` from :func:`channel_probabilities` and ``pv``
+    an (S, M) scratch array. Per stage only m exponentials (a priori bit probabilities) and m
+    logarithms (extrinsic LLRs) are needed: the a priori probability of every m-bit input pattern
+    is built by doubling (M products), and the per-bit sums over the 2M edges are marginalized
+    with a butterfly over the input pattern (about 3M additions).
+    """
+    S, M = pch.shape
+    alpha[0, 0] = 1.0
+    alpha[0, 1] = 0.0
+    for i in range(S):
+        _pattern_probs(la, i * m, m, pv[i])
+        n0 = 0.0
+        n1 = 0.0
+        for sg in range(2):
+            a0 = alpha[i, sg]
+            if a0 == 0.0:
+                continue
+            for s in range(M):
+                v = a0 * pch[i, s] * pv[i, edge_bits[sg, s]]
+                if s & 1:
+                    n1 += v
+                else:
+                    n0 += v
+        tot = n0 + n1
+        alpha[i + 1, 0] = n0 / tot
+        alpha[i + 1, 1] = n1 / tot
+    b0 = 0.5
+    b1 = 0.5
+    wc = np.empty(M)
+    for i in range(S - 1, -1, -1):
+        for v in range(M):
+            wc[v] = 0.0
+        nb0 = 0.0
+        nb1 = 0.0
+        for sg in range(2):
+            a0 = alpha[i, sg]
+            acc = 0.0
+            for s in range(M):
+                eb = edge_bits[sg, s]
+                g = pch[i, s] * pv[i, eb] * (b1 if s & 1 else b0)
+                acc += g
+                wc[eb] += a0 * g
+            if sg == 0:
+                nb0 = acc
+            else:
+                nb1 = acc
+        # butterfly: at level t (from the LSB, bit index m-1-t in MSB-first order) the even/odd
+        # entries of the partially summed array give P(bit = 0) and P(bit = 1)
+        size = M
+        for lvl in range(m):
+            t = m - 1 - lvl
+            z0 = 1e-300
+            z1 = 1e-300
+            half = size // 2
+            for j in range(half):
+                e = wc[2 * j]
+                o = wc[2 * j + 1]
+                z0 += e
+                z1 += o
+                wc[j] = e + o
+            size = half
+            le_out[i * m + t] = _clip(np.log(z0 / z1) - la[i * m + t])
+        tot = nb0 + nb1
+        b0 = nb0 / tot
+        b1 = nb1 / tot
+
+
+@nb.njit(cache=True, inline="always")
+def _pattern_probs(la, off, m, pv):
+    """pv[v] = prod_t P(v_t) for every m-bit pattern v (MSB = first bit), from LLRs la[off:off+m]."""
+    pv[0] = 1.0
+    size = 1
+    for t in range(m):
+        p1 = 1.0 / (1.0 + np.exp(la[off + t]))
+        p0 = 1.0 - p1
+        for j in range(size - 1, -1, -1):
+            q = pv[j]
+            pv[2 * j] = q * p0
+            pv[2 * j + 1] = q * p1
+        size *= 2
+
+
+@nb.njit(cache=True)
+def outer_siso_prob(lc, T, le_out, app_u, alpha):
+    """Exact log-MAP outer SISO in the probability domain; same contract as :func:`outer_siso`,
+    except that ``app_u`` holds only the sign of the a posteriori LLR (+1 / -1), all the turbo loop
+    needs for its hard decisions."""
+    for s in range(4):
+        alpha[0, s] = 0.0
+    alpha[0, 0] = 1.0
+    gam = np.empty(4)   # index 2*c0 + c1
+    for t in range(T):
+        _outer_gamma(lc, t, gam)
+        na0 = 0.0
+        na1 = 0.0
+        na2 = 0.0
+        na3 = 0.0
+        for s in range(4):
+            a = alpha[t, s]
+            if a == 0.0:
+                continue
+            u1 = s >> 1
+            u2 = s & 1
+            # u = 0 -> next state u1, u = 1 -> next state 2 + u1
+            g0 = gam[2 * u2 + (u1 ^ u2)]
+            g1 = gam[2 * (1 ^ u2) + (1 ^ u1 ^ u2)]
+            if u1:
+                na1 += a * g0
+                na3 += a * g1
+            else:
+                na0 += a * g0
+                na2 += a * g1
+        tot = na0 + na1 + na2 + na3
+        alpha[t + 1, 0] = na0 / tot
+        alpha[t + 1, 1] = na1 / tot
+        alpha[t + 1, 2] = na2 / tot
+        alpha[t + 1, 3] = na3 / tot
+    beta = np.zeros(4)
+    beta[0] = 1.0
+    nbeta = np.empty(4)
+    for t in range(T - 1, -1, -1):
+        _outer_gamma(lc, t, gam)
+        zu0 = 1e-300
+        zu1 = 1e-300
+        zc0 = 1e-300
+        zc0b = 1e-300
+        zc1 = 1e-300
+        zc1b = 1e-300
+        for s in range(4):
+            u1 = s >> 1
+            u2 = s & 1
+            acc = 0.0
+            for u in range(2):
+                c0 = u ^ u2
+                c1 = u ^ u1 ^ u2
+                g = gam[2 * c0 + c1] * beta[2 * u + u1]
+                acc += g
+                w = alpha[t, s] * g
+                if u:
+                    zu1 += w
+                else:
+                    zu0 += w
+                if c0:
+                    zc0b += w
+                else:
+                    zc0 += w
+                if c1:
+                    zc1b += w
+                else:
+                    zc1 += w
+            nbeta[s] = acc
+        app_u[t] = 1.0 if zu0 >= zu1 else -1.0   # only the sign is used (hard decision)
+        le_out[3 * t] = _clip(np.log(zc0 / zc0b) - lc[3 * t])
+        d1 = np.log(zc1 / zc1b)
+        le_out[3 * t + 1] = _clip(d1 - lc[3 * t + 1])
+        le_out[3 * t + 2] = _clip(d1 - lc[3 * t + 2])
+        tot = nbeta[0] + nbeta[1] + nbeta[2] + nbeta[3]
+        for s in range(4):
+            beta[s] = nbeta[s] / tot
+
+
+@nb.njit(cache=True, inline="always")
+def _outer_gamma(lc, t, gam):
+    """gam[2 c0 + c1] = P(c0) P(c1) P(c2 = c1) from the a priori LLRs of stage t (normalized)."""
+    l0 = lc[3 * t]
+    l12 = lc[3 * t + 1] + lc[3 * t + 2]
+    # P(b) proportional to exp(-b L) for LLR L (positive = bit 0)
+    e0 = np.exp(-abs(l0))
+    e12 = np.exp(-abs(l12))
+    p0_0, p0_1 = (1.0, e0) if l0 >= 0 else (e0, 1.0)
+    p1_0, p1_1 = (1.0, e12) if l12 >= 0 else (e12, 1.0)
+    gam[0] = p0_0 * p1_0
+    gam[1] = p0_0 * p1_1
+    gam[2] = p0_1 * p1_0
+    gam[3] = p0_1 * p1_1
+
+
 @nb.njit(cache=True, inline="always")
 def _crc_ok(bits, n_data, poly, init):
     """CRC-32 (MSB first, no reflection) over bits[:n_data] equals bits[n_data:n_data+32]."""
@@ -282,11 +477,21 @@ def turbo_decode(metric, edge_bits, m, inner_to_mother, T, k, max_iter, max_log,
         bits = np.empty(T, dtype=np.uint8)
         ok = False
         it = 0
+        pch = np.empty((S, M))
+        pv = np.empty((S, M))
+        if not max_log:
+            channel_probabilities(metric[f], pch)
         for it in range(1, max_iter + 1):
-            inner_siso(metric[f], la_in, edge_bits, m, max_log, le_in, a_in)
+            if max_log:
+                inner_siso(metric[f], la_in, edge_bits, m, True, le_in, a_in)
+            else:
+                inner_siso_prob(pch, la_in, edge_bits, m, le_in, a_in, pv)
             for j in range(n):
                 lc[inner_to_mother[j]] = le_in[j]
-            outer_siso(lc, T, max_log, le_c, app, a_out)
+            if max_log:
+                outer_siso(lc, T, True, le_c, app, a_out)
+            else:
+                outer_siso_prob(lc, T, le_c, app, a_out)
             for t in range(T):
                 bits[t] = 1 if app[t] < 0 else 0
             ok = _crc_ok(bits, k, poly, 0xFFFFFFFF)

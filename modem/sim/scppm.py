@@ -1,0 +1,96 @@
+# SPDX-License-Identifier: Apache-2.0
+"""SCPPM loopback simulation: random blocks -> CCSDS 142.0-B-1 transmitter -> Poisson (or SNSPD)
+slot channel -> receiver -> error counts, with the gap to the Poisson PPM capacity limit."""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from .. import backend as be
+from ..analysis.capacity import gap_db, ns_capacity_limit
+from ..channel.poisson import SNSPD, simulate_counts
+from ..errors import BackendUnavailable
+from ..fec.scppm import SCPPMCode, SCPPMReceiver, SCPPMTransmitter
+from .common import ErrorCounter, report
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("SCPPM code (CCSDS 142.0-B-1)")
+    g.add_argument("--order", "-M", type=int, default=16, help="PPM order M: 4, 8, ..., 256 (default 16)")
+    g.add_argument("--rate", default="1/2", help="outer code rate 1/3, 1/2 or 2/3 (default 1/2)")
+    g.add_argument("--interleaver-rows", type=int, default=1, help="channel interleaver rows N (1 = off)")
+    g.add_argument("--interleaver-shift", type=int, default=0, help="channel interleaver shift B in symbols")
+    g.add_argument("--repetition", type=int, default=1, help="repeat factor q_d (1, 2, 3, 4, 8, 16, 32)")
+    c = p.add_argument_group("Poisson channel")
+    c.add_argument("--ns", type=float, default=1.6, help="mean signal photons per pulse (default 1.6)")
+    c.add_argument("--nb", type=float, default=0.1, help="mean background photons per slot (default 0.1)")
+    c.add_argument("--efficiency", type=float, default=None,
+                   help="SNSPD detection efficiency (enables the detector model; ns, nb are then incident)")
+    c.add_argument("--dark", type=float, default=0.0, help="SNSPD dark counts per slot")
+    c.add_argument("--dead-time", type=int, default=0, help="SNSPD dead time in slots (blocks following slots)")
+    d = p.add_argument_group("decoder")
+    d.add_argument("--max-iter", type=int, default=16, help="maximum turbo iterations (default 16)")
+    d.add_argument("--max-log", action="store_true", help="max-log-MAP instead of exact log-MAP")
+    s = p.add_argument_group("run")
+    s.add_argument("--frames", type=int, default=100, help="codewords to simulate (default 100)")
+    s.add_argument("--batch", type=int, default=32, help="codewords per decoder call (default 32)")
+    s.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+
+
+def run(args, progress=None) -> dict:
+    backend = be.resolve_backend()
+    if backend == "gpu":
+        raise BackendUnavailable("the SCPPM chain has no GPU path in this build (kernels/ pending); "
+                                 "run with MODEM_BACKEND=cpu")
+    code = SCPPMCode(args.order, args.rate, interleaver_rows=args.interleaver_rows,
+                     interleaver_shift=args.interleaver_shift, repetition=args.repetition)
+    detector = None
+    ns_det, nb_det = args.ns, args.nb
+    if args.efficiency is not None or args.dead_time or args.dark:
+        detector = SNSPD(efficiency=1.0 if args.efficiency is None else args.efficiency,
+                         dark_count_rate_per_slot=args.dark, dead_time_slots=args.dead_time)
+        ns_det = detector.efficiency * args.ns
+        nb_det = detector.efficiency * args.nb + args.dark
+    rng = np.random.default_rng(args.seed)
+    tx = SCPPMTransmitter(code)
+    rx = SCPPMReceiver(code, ns=ns_det, nb=nb_det, max_iter=args.max_iter, max_log=args.max_log,
+                       ext_scale=0.75 if args.max_log else 1.0)
+    counter = ErrorCounter()
+    sent = []          # information blocks in flight through the channel interleaver
+    t_decode = 0.0
+    t0 = time.perf_counter()
+    done = 0
+    while done < args.frames:
+        n = min(args.batch, args.frames - done)
+        u = rng.integers(0, 2, (n, code.k), dtype=np.uint8)
+        sent.append(u)
+        pulses = tx.modulate(u)
+        if done + n >= args.frames:
+            pulses = np.concatenate([pulses, tx.flush()]) if code.interleaver_rows > 1 else pulses
+        y = simulate_counts(pulses, args.ns, args.nb, rng, detector)
+        t1 = time.perf_counter()
+        res = rx.receive(y)
+        t_decode += time.perf_counter() - t1
+        if len(res.crc_ok):
+            u_ref = np.concatenate(sent)
+            u_ref, rest = u_ref[: len(res.crc_ok)], u_ref[len(res.crc_ok):]
+            sent = [rest]
+            counter.update(u_ref, res.u_hat, res.iterations, res.crc_ok)
+        done += n
+        if progress is not None:
+            progress(n)
+    seconds = time.perf_counter() - t0
+    params = {"M": args.order, "rate": args.rate, "ns": args.ns, "nb": args.nb, "max_iter": args.max_iter,
+              "max_log": bool(args.max_log), "seed": args.seed, **{k: v for k, v in code.describe().items()
+                                                                   if k not in ("M", "rate")}}
+    if detector is not None:
+        params["detector"] = {"efficiency": detector.efficiency, "dark_per_slot": args.dark,
+                              "dead_time_slots": args.dead_time}
+    limit = ns_capacity_limit(code.M, code.rate, nb_det, repetition=code.repetition)
+    rep = report("scppm", counter, seconds, backend, params, backend_info=be.backend_info(backend),
+                 decode_seconds=t_decode,
+                 decode_info_bits_per_s=counter.info_bits / t_decode if t_decode > 0 else float("nan"),
+                 capacity_limit_ns=limit, gap_db=gap_db(ns_det, limit))
+    return rep
