@@ -71,7 +71,8 @@ _DEFAULT_SEED = 0x5C99
 @dataclass(frozen=True)
 class CapacityEstimate:
     """A capacity value (bits per PPM symbol) with its error: the standard error of a Monte-Carlo
-    estimate, or a numerical error bound of the deterministic evaluation."""
+    estimate, or the numerical error estimate of the deterministic evaluation (half-step
+    trapezoid difference + truncated tail mass x log2 M + 1e-13 rounding floor)."""
 
     value: float
     error: float
@@ -194,7 +195,7 @@ def _capacity_mc(M: int, ns: float, nb: float, n_mc: int, seed) -> CapacityEstim
     return CapacityEstimate(log2M - mean, math.sqrt(var / n_mc), "mc")
 
 
-def ppm_poisson_capacity(M, ns, nb, *, method: str = "exact", n_mc: int = 200_000,
+def ppm_poisson_capacity(M, ns, nb, *, method: str = "exact", n_mc: int = 1_000_000,
                          seed=_DEFAULT_SEED, return_error: bool = False):
     """Capacity (bits per PPM symbol) of M-ary PPM on the Poisson channel, soft count outputs.
 
@@ -203,12 +204,15 @@ def ppm_poisson_capacity(M, ns, nb, *, method: str = "exact", n_mc: int = 200_00
     M : int >= 2
     ns : float >= 0, mean signal counts per pulse
     nb : float >= 0, mean noise counts per slot (nb = 0: erasure channel, exact closed form)
-    method : "exact" (deterministic numerical integration, error ~1e-12 bits) or "mc"
-        (Monte Carlo with ``n_mc`` samples from ``numpy.random.default_rng(seed)``; the standard
-        error is ~ 0.5*log2(M)/sqrt(n_mc) at worst, typically 1e-3 relative at the default n_mc).
+    method : "exact" (default: deterministic numerical integration, absolute error ~1e-12 bits,
+        a few ms to ~0.5 s) or "mc" (Monte Carlo with ``n_mc`` symbols drawn from
+        ``numpy.random.default_rng(seed)``, reproducible; its sample standard error is returned with
+        ``return_error=True``; at the default ``n_mc = 1e6`` and near the SCPPM operating points
+        it is ~1e-3 relative: 0.0020 bits at (M=16, ns=1, nb=0.1), 0.0032 bits at (128, 1.6, 0.1);
+        1.5 s / 5 s on one CPU core for M = 16 / 128).
     return_error : bool
         False: return the capacity as a float. True: return a :class:`CapacityEstimate`
-        (``value``, ``error`` = numerical error bound or Monte-Carlo standard error, ``method``).
+        (``value``, ``error`` = numerical error estimate or Monte-Carlo standard error, ``method``).
     """
     M = _check_M(M, "ppm_poisson_capacity")
     ns = _check_nonneg("ns", ns, "ppm_poisson_capacity")
