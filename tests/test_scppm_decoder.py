@@ -1,0 +1,151 @@
+# SPDX-License-Identifier: Apache-2.0
+"""SCPPM receiver and iterative decoder: round trips, streaming, bad input, and sensitivity
+against the Poisson PPM capacity limit (exact binomial bounds on the frame error rate)."""
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+
+from modem.analysis.capacity import gap_db, ns_capacity_limit
+from modem.channel.poisson import simulate_counts
+from modem.errors import ConfigError, ShapeError
+from modem.fec.scppm import SCPPMCode, SCPPMDecoder, SCPPMReceiver, SCPPMTransmitter
+from modem.fec.scppm.code import PPM_ORDERS
+from modem.fec.scppm.decoder import edge_bits
+
+RATES = ["1/3", "1/2", "2/3"]
+
+
+def _loop(code, u, ns, nb, rng, **opts):
+    y = simulate_counts(SCPPMTransmitter(code).modulate(u), ns, nb, rng)
+    return SCPPMReceiver(code, ns=ns, nb=nb, **opts).receive(y), y
+
+
+@pytest.mark.parametrize("M", PPM_ORDERS)
+@pytest.mark.parametrize("rate", RATES)
+def test_noiseless_round_trip_every_M_and_rate(M, rate, rng):
+    code = SCPPMCode(M, rate)
+    u = rng.integers(0, 2, (2, code.k), dtype=np.uint8)
+    pulses = SCPPMTransmitter(code).modulate(u)
+    res = SCPPMReceiver(code, ns=4.0, nb=1e-3, max_iter=3).receive(pulses * 4)
+    np.testing.assert_array_equal(res.u_hat, u)
+    assert res.crc_ok.all() and (res.iterations == 1).all()
+
+
+def test_edge_bits_invert_the_accumulator():
+    for M in PPM_ORDERS:
+        m = M.bit_length() - 1
+        eb = edge_bits(M)
+        for sigma in (0, 1):
+            for s in range(M):
+                acc, a = [], sigma
+                for t in range(m):                  # accumulate the edge's input bits
+                    a ^= (int(eb[sigma, s]) >> (m - 1 - t)) & 1
+                    acc.append(a)
+                assert int("".join(map(str, acc)), 2) == s
+
+
+def test_all_erasure_is_a_counted_failure_not_an_exception():
+    code = SCPPMCode(16, "1/2")
+    res = SCPPMDecoder(code, max_iter=3).decode(np.zeros((2, code.S, 16)))
+    assert not res.crc_ok.any() and (res.iterations == 3).all()
+
+
+@pytest.mark.parametrize("max_log", [False, True])
+def test_decodes_noisy_channel(max_log, rng):
+    code = SCPPMCode(16, "1/2")
+    u = rng.integers(0, 2, (4, code.k), dtype=np.uint8)
+    res, y = _loop(code, u, 2.2, 0.1, rng, max_iter=20, max_log=max_log, ext_scale=0.75 if max_log else 1.0)
+    sym = y.reshape(4, -1, 20)[:, 16:, :16]
+    assert (sym.argmax(-1) != SCPPMTransmitter(code).encoder(u)).mean() > 0.05   # raw symbol errors happened
+    np.testing.assert_array_equal(res.u_hat, u)
+    assert res.crc_ok.all() and res.iterations.max() > 1
+
+
+def test_batch_shapes(rng):
+    code = SCPPMCode(8, "2/3")
+    dec = SCPPMDecoder(code, max_iter=2)
+    metric = rng.normal(size=(2, 3, code.S, 8))
+    res = dec.decode(metric)
+    assert res.u_hat.shape == (2, 3, code.k) and res.crc_ok.shape == (2, 3) and res.iterations.shape == (2, 3)
+    flat = dec.decode(metric.reshape(6, code.S, 8))
+    np.testing.assert_array_equal(res.u_hat.reshape(6, -1), flat.u_hat)
+
+
+@pytest.mark.parametrize("repetition,unit", [(2, "symbol"), (3, "codeword")])
+def test_repetition_round_trip(repetition, unit, rng):
+    code = SCPPMCode(16, "1/2", repetition=repetition, repeat_unit=unit)
+    u = rng.integers(0, 2, (2, code.k), dtype=np.uint8)
+    res, _ = _loop(code, u, 1.5, 0.1, rng, max_iter=20)    # 1.5 per copy: plenty once combined
+    np.testing.assert_array_equal(res.u_hat, u)
+
+
+def test_streaming_receiver_with_channel_interleaver_chunked_equals_one_shot(rng):
+    code = SCPPMCode(16, "1/2", interleaver_rows=2, interleaver_shift=1890)
+    u = rng.integers(0, 2, (3, code.k), dtype=np.uint8)
+    tx = SCPPMTransmitter(code)
+    pulses = np.concatenate([tx.modulate(u), tx.flush()])
+    assert pulses.shape[0] == 4               # one codeword of interleaver flush
+    y = simulate_counts(pulses, 2.5, 0.1, rng)
+    one = SCPPMReceiver(code, ns=2.5, nb=0.1, max_iter=20).receive(y)
+    rx = SCPPMReceiver(code, ns=2.5, nb=0.1, max_iter=20)
+    parts = [rx.receive(y[i:i + 1]) for i in range(4)]
+    u_chunked = np.concatenate([p.u_hat for p in parts])
+    np.testing.assert_array_equal(one.u_hat, u_chunked)
+    np.testing.assert_array_equal(one.u_hat, u)
+
+
+def test_bad_input_is_named():
+    code = SCPPMCode(16, "1/2")
+    rx = SCPPMReceiver(code, ns=1.0, nb=0.1)
+    y = np.zeros((1, code.slots_per_codeword))
+    y[0, 5] = np.nan
+    with pytest.raises(ShapeError, match="non-finite value"):
+        rx.receive(y)
+    with pytest.raises(ShapeError, match=r"\(F, 75920\)"):
+        rx.receive(np.zeros((1, 100)))
+    y[0, 5] = -1
+    with pytest.raises(ShapeError, match="-1"):
+        rx.receive(y)
+    with pytest.raises(ConfigError, match="ns=-1"):
+        SCPPMReceiver(code, ns=-1, nb=0.1)
+    with pytest.raises(ConfigError, match="nb=0"):
+        SCPPMReceiver(code, ns=1, nb=0)
+    with pytest.raises(ConfigError, match="max_iter=0"):
+        SCPPMDecoder(code, max_iter=0)
+    with pytest.raises(ShapeError, match=r"\(\.\.\., 3780, 16\)"):
+        SCPPMDecoder(code).decode(np.zeros((1, 3780, 8)))
+
+
+# --- sensitivity: within 1 dB of the Poisson PPM capacity limit -------------------------------
+# Operating points 0.8 dB above the capacity limit (computed by modem.analysis.capacity); the
+# decoder must show FER < 1e-2 with one-sided exact binomial significance 5 % (300 frames, so at
+# most 0 frame errors pass). MAX_ITER is the iteration cap the benchmark uses too.
+MAX_ITER = 16
+SENSITIVITY = [(16, 0.8, 300), (64, 0.8, 300), (128, 0.8, 300)]
+
+
+@pytest.mark.parametrize("M,gap,frames", SENSITIVITY)
+def test_sensitivity_within_1db_of_capacity(M, gap, frames):
+    nb = 0.1
+    rng = np.random.default_rng(1000 + M)
+    code = SCPPMCode(M, "1/2")
+    limit = ns_capacity_limit(M, "1/2", nb)
+    ns = limit * 10 ** (gap / 10)
+    assert gap_db(ns, limit) == pytest.approx(gap) and gap <= 1.0
+    tx = SCPPMTransmitter(code)
+    rx = SCPPMReceiver(code, ns=ns, nb=nb, max_iter=MAX_ITER)
+    frame_errors = raw_symbol_errors = undetected = 0
+    for start in range(0, frames, 50):
+        u = rng.integers(0, 2, (50, code.k), dtype=np.uint8)
+        y = simulate_counts(tx.modulate(u), ns, nb, rng)
+        res = rx.receive(y)
+        wrong = (res.u_hat != u).any(axis=1)
+        frame_errors += int(wrong.sum())
+        undetected += int((wrong & res.crc_ok).sum())
+        hard = y.reshape(50, code.symbols_per_codeword, -1)[:, code.L_csm:, :M].argmax(-1)
+        raw_symbol_errors += int((hard != tx.encoder(u)).sum())
+    print(f"M={M} rate 1/2 nb={nb}: capacity limit ns={limit:.4f}, operating ns={ns:.4f} "
+          f"(gap {gap:.2f} dB), FER {frame_errors}/{frames}, raw symbol errors {raw_symbol_errors}")
+    assert raw_symbol_errors > 0.1 * frames * code.S        # the channel really was noisy
+    assert undetected == 0
+    assert binomtest(frame_errors, frames, 1e-2, alternative="less").pvalue < 0.05
