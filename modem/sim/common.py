@@ -77,8 +77,9 @@ def report(chain: str, counter: ErrorCounter, seconds: float, backend: str, para
     return out
 
 
-def print_report(rep: dict, as_json: bool, file=sys.stdout) -> None:
+def print_report(rep: dict, as_json: bool, file=None) -> None:
     """JSON (one object, one line) or a readable summary."""
+    file = sys.stdout if file is None else file
     if as_json:
         print(json.dumps(rep, default=float), file=file)
         return
