@@ -1,0 +1,428 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Numba kernels of the DVB-S2 LDPC and BCH codes (the reviewed CPU reference).
+
+Conventions: bits are uint8 0/1; LLRs are float32 with **positive = bit 0**. Every kernel takes a
+2-D C-contiguous batch ``(frames, length)``; the Python wrappers in ``ldpc.py``/``bch.py`` do the
+reshaping and validation.
+
+LDPC decoding layout (``ldpc_decode_minsum_f32``): frames are processed in blocks of ``LANES``
+frames, frame-interleaved (``L[v, lane]``, ``R[e, lane]``), so that every arithmetic step of the
+check-node update is one loop over the lanes, which LLVM turns into SIMD code. One block is one
+``prange`` task. The schedule is layered (serial over check nodes in natural order r = 0..M-1,
+each check sees the posteriors already updated by the checks before it), which converges in
+about half the iterations of flooding.
+"""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+LANES = 16  # frames per SIMD block of the min-sum decoder (16 float32 = one 64-byte cache line)
+
+
+# --------------------------------------------------------------------------------------------
+# LDPC encoding: information part (parity accumulator addresses) then the accumulator
+# --------------------------------------------------------------------------------------------
+@nb.njit(cache=True, parallel=True)
+def ldpc_encode(u, var_ptr, var_chk, m):
+    """Parity bits ``p`` (B, m) of the IRA code for information ``u`` (B, k).
+
+    ``var_chk[var_ptr[i]:var_ptr[i+1]]`` are the parity accumulator addresses of information bit
+    i, i.e. (x + (i mod 360) q) mod m for the addresses x of its table row (EN 302 307-1 5.3.2).
+    """
+    nb_, k = u.shape
+    p = np.zeros((nb_, m), dtype=np.uint8)
+    for b in nb.prange(nb_):
+        acc = np.zeros(m, dtype=np.uint8)
+        for i in range(k):
+            if u[b, i]:
+                for e in range(var_ptr[i], var_ptr[i + 1]):
+                    acc[var_chk[e]] ^= 1
+        s = np.uint8(0)
+        for r in range(m):          # p_i = p_i xor p_{i-1}, i = 1..m-1
+            s ^= acc[r]
+            p[b, r] = s
+    return p
+
+
+@nb.njit(cache=True, parallel=True)
+def ldpc_syndrome_ok(c, chk_ptr, chk_var):
+    """True per frame where the hard bits ``c`` (B, n) satisfy every parity check."""
+    nb_ = c.shape[0]
+    m = chk_ptr.shape[0] - 1
+    ok = np.ones(nb_, dtype=np.bool_)
+    for b in nb.prange(nb_):
+        for r in range(m):
+            s = 0
+            for e in range(chk_ptr[r], chk_ptr[r + 1]):
+                s ^= c[b, chk_var[e]]
+            if s:
+                ok[b] = False
+                break
+    return ok
+
+
+# --------------------------------------------------------------------------------------------
+# Layered normalized/offset min-sum, float32, LANES frames per SIMD block
+# --------------------------------------------------------------------------------------------
+@nb.njit(cache=True, fastmath=True, inline="always")
+def _block_syndrome(L, chk_ptr, chk_var, m, bad):
+    """bad[l] = 1 where the hard decisions of lane l violate at least one check."""
+    par = np.zeros(LANES, dtype=np.int32)
+    for l in range(LANES):
+        bad[l] = 0
+    for r in range(m):
+        for l in range(LANES):
+            par[l] = 0
+        for e in range(chk_ptr[r], chk_ptr[r + 1]):
+            v = chk_var[e]
+            for l in range(LANES):
+                par[l] ^= np.int32(L[v, l] < 0)
+        for l in range(LANES):
+            bad[l] |= par[l]
+
+
+@nb.njit(cache=True, fastmath=True, parallel=True)
+def ldpc_decode_minsum_f32(llr, chk_ptr, chk_var, max_iter, alpha, beta, dc_max):
+    """Layered min-sum decoding of a batch ``llr`` (B, n) float32 (positive = bit 0).
+
+    Check-to-variable magnitude: ``alpha * max(min - beta, 0)`` (alpha < 1: normalized min-sum,
+    beta > 0: offset min-sum). Per frame, decoding stops at the first iteration after which all
+    parity checks hold (the hard decisions of that iteration are returned); a block of LANES
+    frames stops when all its frames have. Returns (hard bits (B, n) uint8, parity_ok (B,) bool,
+    iterations (B,) int32); iterations = max_iter for frames that never satisfied the checks.
+    """
+    nfr, n = llr.shape
+    m = chk_ptr.shape[0] - 1
+    ne = chk_var.shape[0]
+    nblk = (nfr + LANES - 1) // LANES
+    hard = np.zeros((nfr, n), dtype=np.uint8)
+    ok = np.zeros(nfr, dtype=np.bool_)
+    iters = np.full(nfr, max_iter, dtype=np.int32)
+    a = np.float32(alpha)
+    bt = np.float32(beta)
+    big = np.float32(3.0e38)
+    for blk in nb.prange(nblk):
+        f0 = blk * LANES
+        L = np.empty((n, LANES), dtype=np.float32)
+        R = np.zeros((ne, LANES), dtype=np.float32)
+        T = np.empty((dc_max, LANES), dtype=np.float32)
+        min1 = np.empty(LANES, dtype=np.float32)
+        min2 = np.empty(LANES, dtype=np.float32)
+        sgn = np.empty(LANES, dtype=np.float32)
+        bad = np.zeros(LANES, dtype=np.int32)
+        done = np.zeros(LANES, dtype=np.bool_)
+        for l in range(LANES):
+            f = f0 + l
+            if f < nfr:
+                for v in range(n):
+                    L[v, l] = llr[f, v]
+            else:       # padding lane: a confident all-zero word, satisfied from the start
+                for v in range(n):
+                    L[v, l] = np.float32(1.0)
+                done[l] = True
+        ndone = 0
+        for l in range(LANES):
+            if done[l]:
+                ndone += 1
+        # frames whose channel decisions already satisfy the checks need no iteration
+        _block_syndrome(L, chk_ptr, chk_var, m, bad)
+        for l in range(LANES):
+            f = f0 + l
+            if (not done[l]) and bad[l] == 0:
+                done[l] = True
+                ndone += 1
+                ok[f] = True
+                iters[f] = 0
+                for v in range(n):
+                    hard[f, v] = np.uint8(L[v, l] < 0)
+        it = 0
+        while it < max_iter and ndone < LANES:
+            it += 1
+            for r in range(m):
+                e0 = chk_ptr[r]
+                e1 = chk_ptr[r + 1]
+                for l in range(LANES):
+                    min1[l] = big
+                    min2[l] = big
+                    sgn[l] = np.float32(1.0)
+                for e in range(e0, e1):
+                    v = chk_var[e]
+                    i = e - e0
+                    for l in range(LANES):
+                        t = L[v, l] - R[e, l]
+                        T[i, l] = t
+                        at = abs(t)
+                        m1 = min1[l]
+                        min2[l] = min(min2[l], max(at, m1))
+                        min1[l] = min(m1, at)
+                        sgn[l] = -sgn[l] if t < 0 else sgn[l]
+                for l in range(LANES):
+                    min1[l] = a * max(min1[l] - bt, np.float32(0.0))
+                    min2[l] = a * max(min2[l] - bt, np.float32(0.0))
+                for e in range(e0, e1):
+                    v = chk_var[e]
+                    i = e - e0
+                    for l in range(LANES):
+                        t = T[i, l]
+                        # |t| equal to the (unscaled) minimum <=> this edge holds the minimum
+                        # (compare after scaling: a*max(|t|-b,0) == min1 is the same test
+                        # unless two magnitudes tie, where min1 == min2 anyway)
+                        at = a * max(abs(t) - bt, np.float32(0.0))
+                        mag = min2[l] if at == min1[l] else min1[l]
+                        s = -sgn[l] if t < 0 else sgn[l]
+                        rr = s * mag
+                        R[e, l] = rr
+                        L[v, l] = t + rr
+            _block_syndrome(L, chk_ptr, chk_var, m, bad)
+            for l in range(LANES):
+                f = f0 + l
+                if (not done[l]) and bad[l] == 0:
+                    done[l] = True
+                    ndone += 1
+                    ok[f] = True
+                    iters[f] = it
+                    for v in range(n):
+                        hard[f, v] = np.uint8(L[v, l] < 0)
+        for l in range(LANES):
+            f = f0 + l
+            if f < nfr and not done[l]:
+                for v in range(n):
+                    hard[f, v] = np.uint8(L[v, l] < 0)
+    return hard, ok, iters
+
+
+# --------------------------------------------------------------------------------------------
+# Layered sum-product (float64, tanh rule in the phi domain): the accuracy reference
+# --------------------------------------------------------------------------------------------
+@nb.njit(cache=True, fastmath=False, inline="always")
+def _phi(x):
+    # phi(x) = -log(tanh(x/2)) = log((e^x + 1)/(e^x - 1)), an involution on x > 0
+    if x < 1e-12:
+        x = 1e-12
+    if x > 40.0:
+        return 2.0 * np.exp(-x)
+    return np.log1p(2.0 / np.expm1(x))
+
+
+@nb.njit(cache=True, parallel=True)
+def ldpc_decode_sp_f64(llr, chk_ptr, chk_var, max_iter, dc_max):
+    """Layered sum-product (exact tanh rule via phi), float64; same outputs as the min-sum kernel."""
+    nfr, n = llr.shape
+    m = chk_ptr.shape[0] - 1
+    ne = chk_var.shape[0]
+    hard = np.zeros((nfr, n), dtype=np.uint8)
+    ok = np.zeros(nfr, dtype=np.bool_)
+    iters = np.full(nfr, max_iter, dtype=np.int32)
+    for f in nb.prange(nfr):
+        L = np.empty(n, dtype=np.float64)
+        for v in range(n):
+            L[v] = llr[f, v]
+        R = np.zeros(ne, dtype=np.float64)
+        T = np.empty(dc_max, dtype=np.float64)
+        P = np.empty(dc_max, dtype=np.float64)
+        it = 0
+        good = True
+        for r in range(m):
+            s = 0
+            for e in range(chk_ptr[r], chk_ptr[r + 1]):
+                s ^= L[chk_var[e]] < 0
+            if s:
+                good = False
+                break
+        while (not good) and it < max_iter:
+            it += 1
+            for r in range(m):
+                e0 = chk_ptr[r]
+                e1 = chk_ptr[r + 1]
+                tot = 0.0
+                neg = False
+                for e in range(e0, e1):
+                    i = e - e0
+                    t = L[chk_var[e]] - R[e]
+                    T[i] = t
+                    p = _phi(abs(t))
+                    P[i] = p
+                    tot += p
+                    neg ^= t < 0
+                for e in range(e0, e1):
+                    i = e - e0
+                    t = T[i]
+                    mag = _phi(max(tot - P[i], 0.0))
+                    sn = neg ^ (t < 0)
+                    rr = -mag if sn else mag
+                    R[e] = rr
+                    L[chk_var[e]] = t + rr
+            good = True
+            for r in range(m):
+                s = 0
+                for e in range(chk_ptr[r], chk_ptr[r + 1]):
+                    s ^= L[chk_var[e]] < 0
+                if s:
+                    good = False
+                    break
+        ok[f] = good
+        iters[f] = it if good else max_iter
+        for v in range(n):
+            hard[f, v] = np.uint8(L[v] < 0)
+    return hard, ok, iters
+
+
+# --------------------------------------------------------------------------------------------
+# BCH: table-driven division and the algebraic decoder over GF(2^m)
+# --------------------------------------------------------------------------------------------
+@nb.njit(cache=True, inline="always")
+def _reg_step_byte(reg, table, byte):
+    """reg <- (reg << 8) xor table[(reg top byte) xor byte]; reg is left-aligned in nw words."""
+    nw = reg.shape[0]
+    idx = ((reg[0] >> np.uint64(56)) ^ np.uint64(byte)) & np.uint64(0xFF)
+    for w in range(nw - 1):
+        reg[w] = (reg[w] << np.uint64(8)) | (reg[w + 1] >> np.uint64(56))
+    reg[nw - 1] = reg[nw - 1] << np.uint64(8)
+    for w in range(nw):
+        reg[w] ^= table[idx, w]
+
+
+@nb.njit(cache=True, inline="always")
+def _reg_step_bit(reg, gen, bit):
+    nw = reg.shape[0]
+    fb = (reg[0] >> np.uint64(63)) ^ np.uint64(bit)
+    for w in range(nw - 1):
+        reg[w] = (reg[w] << np.uint64(1)) | (reg[w + 1] >> np.uint64(63))
+    reg[nw - 1] = reg[nw - 1] << np.uint64(1)
+    if fb & np.uint64(1):
+        for w in range(nw):
+            reg[w] ^= gen[w]
+
+
+@nb.njit(cache=True)
+def _remainder(bits, b, nbits, table, gen, reg):
+    """reg <- (bits[b, :nbits] as a polynomial, first bit = highest degree) * x^P mod g."""
+    for w in range(reg.shape[0]):
+        reg[w] = np.uint64(0)
+    nbytes = nbits // 8
+    for i in range(nbytes):
+        byte = 0
+        for j in range(8):
+            byte = (byte << 1) | bits[b, 8 * i + j]
+        _reg_step_byte(reg, table, byte)
+    for i in range(8 * nbytes, nbits):
+        _reg_step_bit(reg, gen, bits[b, i])
+
+
+@nb.njit(cache=True, parallel=True)
+def bch_parity(u, table, gen, nparity):
+    """BCH parity (B, P) of the messages u (B, k): the remainder of u(x) x^P modulo g(x)."""
+    nb_, k = u.shape
+    nw = table.shape[1]
+    out = np.empty((nb_, nparity), dtype=np.uint8)
+    for b in nb.prange(nb_):
+        reg = np.zeros(nw, dtype=np.uint64)
+        _remainder(u, b, k, table, gen, reg)
+        for i in range(nparity):
+            out[b, i] = np.uint8((reg[i // 64] >> np.uint64(63 - i % 64)) & np.uint64(1))
+    return out
+
+
+@nb.njit(cache=True)
+def _gf_mul(a, b, gexp, glog):
+    if a == 0 or b == 0:
+        return 0
+    return gexp[glog[a] + glog[b]]
+
+
+@nb.njit(cache=True, parallel=True)
+def bch_decode(c, table, gen, nparity, t, gexp, glog, order):
+    """Correct up to t bit errors in place in each row of c (B, N) (BCH codeword, k + P bits).
+
+    Returns per frame the number of corrected bits, 0 for a codeword, -1 where the decoder fails
+    (more than t errors detected: the error locator has the wrong number of roots in the
+    shortened code). Syndromes are taken from the remainder r(x) x^P mod g(x),
+    S_j = rem(alpha^j) alpha^(-jP); then Berlekamp-Massey and a Chien search over the N positions.
+    """
+    nb_, ncw = c.shape
+    nw = table.shape[1]
+    res = np.zeros(nb_, dtype=np.int32)
+    for b in nb.prange(nb_):
+        reg = np.zeros(nw, dtype=np.uint64)
+        _remainder(c, b, ncw, table, gen, reg)
+        nz = False
+        for w in range(nw):
+            if reg[w] != 0:
+                nz = True
+        if not nz:
+            continue
+        # syndromes S_1..S_2t (index 0 unused)
+        S = np.zeros(2 * t + 1, dtype=np.int64)
+        for j in range(1, 2 * t + 1):
+            acc = 0
+            # Horner over the P remainder coefficients, highest degree first
+            aj = gexp[j % order]
+            for i in range(nparity):
+                acc = _gf_mul(acc, aj, gexp, glog)
+                if (reg[i // 64] >> np.uint64(63 - i % 64)) & np.uint64(1):
+                    acc ^= 1
+            if acc != 0:
+                sh = (order - (j * nparity) % order) % order
+                acc = gexp[glog[acc] + sh]
+            S[j] = acc
+        # Berlekamp-Massey
+        lam = np.zeros(2 * t + 2, dtype=np.int64)
+        bpol = np.zeros(2 * t + 2, dtype=np.int64)
+        tmp = np.zeros(2 * t + 2, dtype=np.int64)
+        lam[0] = 1
+        bpol[0] = 1
+        ll = 0
+        mm = 1
+        bb = 1
+        for nstep in range(2 * t):
+            d = S[nstep + 1]
+            for i in range(1, ll + 1):
+                d ^= _gf_mul(lam[i], S[nstep + 1 - i], gexp, glog)
+            if d == 0:
+                mm += 1
+            else:
+                coef = gexp[(glog[d] - glog[bb] + order) % order]
+                if 2 * ll <= nstep:
+                    for i in range(2 * t + 2):
+                        tmp[i] = lam[i]
+                    for i in range(mm, 2 * t + 2):
+                        lam[i] ^= _gf_mul(coef, bpol[i - mm], gexp, glog)
+                    ll = nstep + 1 - ll
+                    for i in range(2 * t + 2):
+                        bpol[i] = tmp[i]
+                    bb = d
+                    mm = 1
+                else:
+                    for i in range(mm, 2 * t + 2):
+                        lam[i] ^= _gf_mul(coef, bpol[i - mm], gexp, glog)
+                    mm += 1
+        deg = 0
+        for i in range(2 * t + 2):
+            if lam[i] != 0:
+                deg = i
+        if deg != ll or ll > t or ll == 0:
+            res[b] = -1
+            continue
+        # Chien search: error at degree d <=> lam(alpha^-d) == 0; bit index = ncw - 1 - d
+        lg = np.zeros(ll + 1, dtype=np.int64)
+        for i in range(1, ll + 1):
+            lg[i] = glog[lam[i]] if lam[i] != 0 else -1
+        pos = np.empty(ll, dtype=np.int64)
+        nroot = 0
+        for dpos in range(ncw):
+            acc = 1
+            for i in range(1, ll + 1):
+                if lg[i] >= 0:
+                    acc ^= gexp[(lg[i] + (order - (dpos * i) % order)) % order]
+            if acc == 0:
+                if nroot < ll:
+                    pos[nroot] = ncw - 1 - dpos
+                nroot += 1
+        if nroot != ll:
+            res[b] = -1
+            continue
+        for i in range(ll):
+            c[b, pos[i]] ^= 1
+        res[b] = ll
+    return res

@@ -1,0 +1,81 @@
+# SPDX-License-Identifier: Apache-2.0
+"""DVB-S2 inner LDPC code (ETSI EN 302 307-1 V1.4.1, 5.3.2, Annex B/C tables): graph, encoder, decoders.
+
+The code is irregular repeat-accumulate: H = [A | T] with A given by the parity bit address tables
+(information bit 360m + j, 0 <= j < 360, is checked by parities (x + j q) mod (N-K) for each
+address x of table row m, q = (N-K)/360) and T the (N-K) x (N-K) dual-diagonal accumulator
+(parity bit r is in checks r and r+1). Encoding is the standard's accumulate procedure.
+
+Decoders take channel LLRs with **positive = bit 0** (llr = log P(c=0)/P(c=1)).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import ConfigError
+from . import _cpu
+
+
+class LDPCGraph:
+    """Tanner graph of one DVB-S2 LDPC code in the layouts the kernels use.
+
+    Attributes: n, k (= K_ldpc), m (= N-K), q; ``chk_ptr``/``chk_var`` (CSR over the m checks:
+    the variable indices of check r, sorted); ``var_ptr``/``var_chk`` (CSR over the k
+    information bits: their parity accumulator addresses, in table order); ``n_edges``;
+    ``dc_max`` (largest check degree).
+    """
+
+    def __init__(self, rows: tuple[tuple[int, ...], ...], n: int):
+        k = 360 * len(rows)
+        m = n - k
+        if m % 360:
+            raise ConfigError(f"LDPCGraph: N-K must be a multiple of 360, got N-K={m}")
+        q = m // 360
+        j = np.arange(360, dtype=np.int64)
+        info_var, info_chk, var_chk = [], [], []
+        for g, xs in enumerate(rows):
+            xs = np.asarray(xs, dtype=np.int64)
+            chk = (xs[None, :] + j[:, None] * q) % m          # (360, d): bit 360g + j, address order
+            var_chk.append(chk.ravel())
+            info_var.append(np.repeat(360 * g + j, len(xs)))
+            info_chk.append(chk.ravel())
+        deg_info = np.array([len(r) for r in rows for _ in range(360)], dtype=np.int64)
+        self.var_ptr = np.concatenate([[0], np.cumsum(deg_info)]).astype(np.int32)
+        self.var_chk = np.concatenate(var_chk).astype(np.int32)
+        r = np.arange(m, dtype=np.int64)
+        var = np.concatenate(info_var + [k + r, k + r[:-1]])
+        chk = np.concatenate(info_chk + [r, r[:-1] + 1])
+        order = np.lexsort((var, chk))
+        var, chk = var[order], chk[order]
+        counts = np.bincount(chk, minlength=m)
+        self.chk_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+        self.chk_var = var.astype(np.int32)
+        self.n, self.k, self.m, self.q = n, k, m, q
+        self.n_edges = int(var.size)
+        self.dc_max = int(counts.max())
+        self.check_degrees = counts
+
+    def parity_check_matrix(self):
+        """H as a scipy.sparse CSR matrix (m, n) of uint8 (for tests and analysis)."""
+        import scipy.sparse as sp  # noqa: PLC0415
+        data = np.ones(self.n_edges, dtype=np.uint8)
+        return sp.csr_matrix((data, self.chk_var, self.chk_ptr), shape=(self.m, self.n))
+
+    def encode(self, u: np.ndarray) -> np.ndarray:
+        """Codewords (B, n) = [u, p] of the C-contiguous (B, k) uint8 information block."""
+        p = _cpu.ldpc_encode(u, self.var_ptr, self.var_chk, self.m)
+        return np.concatenate([u, p], axis=1)
+
+    def syndrome_ok(self, c: np.ndarray) -> np.ndarray:
+        """(B,) bool: H c = 0 for each row of the C-contiguous (B, n) uint8 array."""
+        return _cpu.ldpc_syndrome_ok(c, self.chk_ptr, self.chk_var)
+
+    def decode(self, llr: np.ndarray, max_iter: int, algorithm: str, scale: float, offset: float):
+        """Decode the C-contiguous (B, n) float32 LLRs; returns (hard (B, n), ok (B,), iterations (B,))."""
+        if algorithm == "minsum":
+            return _cpu.ldpc_decode_minsum_f32(llr, self.chk_ptr, self.chk_var, max_iter,
+                                               np.float32(scale), np.float32(offset), self.dc_max)
+        if algorithm == "sum-product":
+            return _cpu.ldpc_decode_sp_f64(llr.astype(np.float64), self.chk_ptr, self.chk_var,
+                                           max_iter, self.dc_max)
+        raise ConfigError(f"DVB-S2 LDPC decode: algorithm must be 'minsum' or 'sum-product', got {algorithm!r}")
