@@ -246,46 +246,74 @@ def outer_siso(lc, T, max_log, le_out, app_u, alpha):
 
 
 @nb.njit(cache=True)
-def channel_probabilities(metric, pch):
-    """pch[i, s] = exp(metric[i, s] - max_s metric[i, :]): the channel term of the inner edges in the
-    probability domain, computed once per codeword (it does not change between iterations)."""
+def channel_probabilities(metric, ginv, pg):
+    """Channel term of the inner edges in the probability domain, in input-pattern order.
+
+    ``pg[i, v] = exp(metric[i, ginv[v]] - max_s metric[i, s])``: the probability of the PPM symbol
+    whose edge leaving state 0 carries the input pattern v (``ginv`` = inverse Gray map, since from
+    state 0 the input bits are gray(s) = s ^ (s >> 1)). From state 1 the pattern of the same symbol
+    has its MSB flipped, so the state-1 edges read ``pg[i, v ^ M/2]``. Computed once per codeword:
+    the channel term does not change between iterations.
+    """
     S, M = metric.shape
     for i in range(S):
         mx = metric[i, 0]
         for s in range(1, M):
             if metric[i, s] > mx:
                 mx = metric[i, s]
-        for s in range(M):
-            pch[i, s] = np.exp(metric[i, s] - mx)
+        # photon counts are mostly 0 (metric 0): one exponential serves every empty slot
+        e_zero = np.exp(-mx)
+        for v in range(M):
+            x = metric[i, ginv[v]]
+            pg[i, v] = e_zero if x == 0.0 else np.exp(x - mx)
 
 
-@nb.njit(cache=True)
-def inner_siso_prob(pch, la, edge_bits, m, le_out, alpha, pv):
-    """Exact log-MAP inner SISO computed in the probability domain (normalized every stage).
+@nb.njit(cache=True, fastmath=True)
+def inner_siso_prob(pg, la, par, m, le_out, alpha, pv):
+    """Exact log-MAP inner SISO (accumulator + PPM), computed in the probability domain.
 
-    Same contract as :func:`inner_siso`, with ``pch`` from :func:`channel_probabilities` and ``pv``
-    an (S, M) scratch array. Per stage only m exponentials (a priori bit probabilities) and m
-    logarithms (extrinsic LLRs) are needed: the a priori probability of every m-bit input pattern
-    is built by doubling (M products), and the per-bit sums over the 2M edges are marginalized
-    with a butterfly over the input pattern (about 3M additions).
+    pg : (S, M) channel probabilities in input-pattern order (:func:`channel_probabilities`).
+    la : (S*m,) a priori likelihood ratios lambda = P(v=1)/P(v=0) = exp(-LLR) of the accumulator
+    input bits.  par : (M/2,) float64 parity (0/1) of the patterns 0..M/2-1.  le_out : (S*m,)
+    extrinsic likelihood ratios out, clipped to exp(+-60).  alpha : (S+1, 2), pv : (S, M) scratch.
+    Working with ratios removes every exponential and logarithm from the iterations.
+
+    Edges, indexed by input pattern v (m bits, MSB first): from state 0, symbol s = ginv(v), next
+    state s & 1 = parity(v); from state 1, symbol ginv(v ^ M/2), next state parity(v) ^ 1.
+    The edge probability is channel term x a priori probability of v (products over the m bits,
+    built by doubling). Forward and backward recursions are normalized every stage; the extrinsic
+    LLR of each bit comes from a butterfly marginalization over v. Per stage: m exponentials,
+    m logarithms and O(M m) multiply-adds; no data-dependent branches.
     """
-    S, M = pch.shape
+    S, M = pg.shape
+    h = M // 2
     alpha[0, 0] = 1.0
     alpha[0, 1] = 0.0
     for i in range(S):
         _pattern_probs(la, i * m, m, pv[i])
-        n0 = 0.0
-        n1 = 0.0
-        for sg in range(2):
-            a0 = alpha[i, sg]
-            if a0 == 0.0:
-                continue
-            for s in range(M):
-                v = a0 * pch[i, s] * pv[i, edge_bits[sg, s]]
-                if s & 1:
-                    n1 += v
-                else:
-                    n0 += v
+        e0 = 0.0
+        o0 = 0.0
+        e1 = 0.0
+        o1 = 0.0
+        for j in range(h):
+            pj = pv[i, j]
+            pk = pv[i, j + h]
+            A = pg[i, j]
+            B = pg[i, j + h]
+            od = par[j]
+            ev = 1.0 - od
+            x0l = A * pj      # state 0, pattern j      (parity par[j])
+            x0u = B * pk      # state 0, pattern j + h  (parity par[j] ^ 1)
+            x1l = B * pj      # state 1, pattern j
+            x1u = A * pk      # state 1, pattern j + h
+            e0 += ev * x0l + od * x0u
+            o0 += od * x0l + ev * x0u
+            e1 += ev * x1l + od * x1u
+            o1 += od * x1l + ev * x1u
+        a0 = alpha[i, 0]
+        a1 = alpha[i, 1]
+        n0 = a0 * e0 + a1 * o1     # next state 0: parity 0 from state 0, parity 1 from state 1
+        n1 = a0 * o0 + a1 * e1
         tot = n0 + n1
         alpha[i + 1, 0] = n0 / tot
         alpha[i + 1, 1] = n1 / tot
@@ -293,22 +321,26 @@ def inner_siso_prob(pch, la, edge_bits, m, le_out, alpha, pv):
     b1 = 0.5
     wc = np.empty(M)
     for i in range(S - 1, -1, -1):
-        for v in range(M):
-            wc[v] = 0.0
+        a0 = alpha[i, 0]
+        a1 = alpha[i, 1]
         nb0 = 0.0
         nb1 = 0.0
-        for sg in range(2):
-            a0 = alpha[i, sg]
-            acc = 0.0
-            for s in range(M):
-                eb = edge_bits[sg, s]
-                g = pch[i, s] * pv[i, eb] * (b1 if s & 1 else b0)
-                acc += g
-                wc[eb] += a0 * g
-            if sg == 0:
-                nb0 = acc
-            else:
-                nb1 = acc
+        for j in range(h):
+            pj = pv[i, j]
+            pk = pv[i, j + h]
+            A = pg[i, j]
+            B = pg[i, j + h]
+            od = par[j]
+            bl = b0 + (b1 - b0) * od          # beta of parity(j)
+            bu = b1 + (b0 - b1) * od          # beta of parity(j) ^ 1
+            g0l = A * pj * bl
+            g0u = B * pk * bu
+            g1l = B * pj * bu
+            g1u = A * pk * bl
+            nb0 += g0l + g0u
+            nb1 += g1l + g1u
+            wc[j] = a0 * g0l + a1 * g1l
+            wc[j + h] = a0 * g0u + a1 * g1u
         # butterfly: at level t (from the LSB, bit index m-1-t in MSB-first order) the even/odd
         # entries of the partially summed array give P(bit = 0) and P(bit = 1)
         size = M
@@ -318,13 +350,13 @@ def inner_siso_prob(pch, la, edge_bits, m, le_out, alpha, pv):
             z1 = 1e-300
             half = size // 2
             for j in range(half):
-                e = wc[2 * j]
-                o = wc[2 * j + 1]
-                z0 += e
-                z1 += o
-                wc[j] = e + o
+                ev_ = wc[2 * j]
+                od_ = wc[2 * j + 1]
+                z0 += ev_
+                z1 += od_
+                wc[j] = ev_ + od_
             size = half
-            le_out[i * m + t] = _clip(np.log(z0 / z1) - la[i * m + t])
+            le_out[i * m + t] = _clip_ratio(z1 / (z0 * la[i * m + t]))
         tot = nb0 + nb1
         b0 = nb0 / tot
         b1 = nb1 / tot
@@ -332,12 +364,13 @@ def inner_siso_prob(pch, la, edge_bits, m, le_out, alpha, pv):
 
 @nb.njit(cache=True, inline="always")
 def _pattern_probs(la, off, m, pv):
-    """pv[v] = prod_t P(v_t) for every m-bit pattern v (MSB = first bit), from LLRs la[off:off+m]."""
+    """pv[v] = prod_t P(v_t) for every m-bit pattern v (MSB = first bit), from the likelihood
+    ratios la[off:off+m] (P(1)/P(0))."""
     pv[0] = 1.0
     size = 1
     for t in range(m):
-        p1 = 1.0 / (1.0 + np.exp(la[off + t]))
-        p0 = 1.0 - p1
+        p0 = 1.0 / (1.0 + la[off + t])
+        p1 = la[off + t] * p0
         for j in range(size - 1, -1, -1):
             q = pv[j]
             pv[2 * j] = q * p0
@@ -345,99 +378,109 @@ def _pattern_probs(la, off, m, pv):
         size *= 2
 
 
-@nb.njit(cache=True)
-def outer_siso_prob(lc, T, le_out, app_u, alpha):
+@nb.njit(cache=True, fastmath=True)
+def outer_siso_prob(lc, T, le_out, app_u, alpha, gam):
     """Exact log-MAP outer SISO in the probability domain; same contract as :func:`outer_siso`,
-    except that ``app_u`` holds only the sign of the a posteriori LLR (+1 / -1), all the turbo loop
-    needs for its hard decisions."""
-    for s in range(4):
-        alpha[0, s] = 0.0
+    except that ``lc`` and ``le_out`` are likelihood ratios P(1)/P(0) (1 = punctured / unknown),
+    and ``app_u`` holds only the sign of the a posteriori LLR (+1 / -1), all the turbo loop needs
+    for its hard decisions. ``gam`` is a (T, 4) scratch array.
+
+    The 8 edges of the (5,7,7) trellis, state s = 2 u_{t-1} + u_{t-2}, written out (edge -> coded
+    pair c0 c1, next state): s0: u0 -> 00, s0; u1 -> 11, s2 | s1: u0 -> 11, s0; u1 -> 00, s2 |
+    s2: u0 -> 01, s1; u1 -> 10, s3 | s3: u0 -> 10, s1; u1 -> 01, s3. ``gam[t, 2 c0 + c1]``.
+    """
     alpha[0, 0] = 1.0
-    gam = np.empty(4)   # index 2*c0 + c1
+    alpha[0, 1] = 0.0
+    alpha[0, 2] = 0.0
+    alpha[0, 3] = 0.0
     for t in range(T):
-        _outer_gamma(lc, t, gam)
-        na0 = 0.0
-        na1 = 0.0
-        na2 = 0.0
-        na3 = 0.0
-        for s in range(4):
-            a = alpha[t, s]
-            if a == 0.0:
-                continue
-            u1 = s >> 1
-            u2 = s & 1
-            # u = 0 -> next state u1, u = 1 -> next state 2 + u1
-            g0 = gam[2 * u2 + (u1 ^ u2)]
-            g1 = gam[2 * (1 ^ u2) + (1 ^ u1 ^ u2)]
-            if u1:
-                na1 += a * g0
-                na3 += a * g1
-            else:
-                na0 += a * g0
-                na2 += a * g1
-        tot = na0 + na1 + na2 + na3
-        alpha[t + 1, 0] = na0 / tot
-        alpha[t + 1, 1] = na1 / tot
-        alpha[t + 1, 2] = na2 / tot
-        alpha[t + 1, 3] = na3 / tot
-    beta = np.zeros(4)
-    beta[0] = 1.0
-    nbeta = np.empty(4)
+        _outer_gamma(lc, t, gam[t])
+        g0 = gam[t, 0]
+        g1 = gam[t, 1]
+        g2 = gam[t, 2]
+        g3 = gam[t, 3]
+        a0 = alpha[t, 0]
+        a1 = alpha[t, 1]
+        a2 = alpha[t, 2]
+        a3 = alpha[t, 3]
+        na0 = a0 * g0 + a1 * g3
+        na2 = a0 * g3 + a1 * g0
+        na1 = a2 * g1 + a3 * g2
+        na3 = a2 * g2 + a3 * g1
+        inv = 1.0 / (na0 + na1 + na2 + na3)
+        alpha[t + 1, 0] = na0 * inv
+        alpha[t + 1, 1] = na1 * inv
+        alpha[t + 1, 2] = na2 * inv
+        alpha[t + 1, 3] = na3 * inv
+    b0 = 1.0
+    b1 = 0.0
+    b2 = 0.0
+    b3 = 0.0
     for t in range(T - 1, -1, -1):
-        _outer_gamma(lc, t, gam)
-        zu0 = 1e-300
-        zu1 = 1e-300
-        zc0 = 1e-300
-        zc0b = 1e-300
-        zc1 = 1e-300
-        zc1b = 1e-300
-        for s in range(4):
-            u1 = s >> 1
-            u2 = s & 1
-            acc = 0.0
-            for u in range(2):
-                c0 = u ^ u2
-                c1 = u ^ u1 ^ u2
-                g = gam[2 * c0 + c1] * beta[2 * u + u1]
-                acc += g
-                w = alpha[t, s] * g
-                if u:
-                    zu1 += w
-                else:
-                    zu0 += w
-                if c0:
-                    zc0b += w
-                else:
-                    zc0 += w
-                if c1:
-                    zc1b += w
-                else:
-                    zc1 += w
-            nbeta[s] = acc
+        g0 = gam[t, 0]
+        g1 = gam[t, 1]
+        g2 = gam[t, 2]
+        g3 = gam[t, 3]
+        a0 = alpha[t, 0]
+        a1 = alpha[t, 1]
+        a2 = alpha[t, 2]
+        a3 = alpha[t, 3]
+        w00 = a0 * g0 * b0
+        w01 = a0 * g3 * b2
+        w10 = a1 * g3 * b0
+        w11 = a1 * g0 * b2
+        w20 = a2 * g1 * b1
+        w21 = a2 * g2 * b3
+        w30 = a3 * g2 * b1
+        w31 = a3 * g1 * b3
+        zu0 = w00 + w10 + w20 + w30
+        zu1 = w01 + w11 + w21 + w31
+        zc0 = w00 + w11 + w20 + w31 + 1e-300
+        zc0b = w01 + w10 + w21 + w30 + 1e-300
+        zc1 = w00 + w11 + w21 + w30 + 1e-300
+        zc1b = w01 + w10 + w20 + w31 + 1e-300
         app_u[t] = 1.0 if zu0 >= zu1 else -1.0   # only the sign is used (hard decision)
-        le_out[3 * t] = _clip(np.log(zc0 / zc0b) - lc[3 * t])
-        d1 = np.log(zc1 / zc1b)
-        le_out[3 * t + 1] = _clip(d1 - lc[3 * t + 1])
-        le_out[3 * t + 2] = _clip(d1 - lc[3 * t + 2])
-        tot = nbeta[0] + nbeta[1] + nbeta[2] + nbeta[3]
-        for s in range(4):
-            beta[s] = nbeta[s] / tot
+        le_out[3 * t] = _clip_ratio(zc0b / (zc0 * lc[3 * t]))
+        r1 = zc1b / zc1
+        le_out[3 * t + 1] = _clip_ratio(r1 / lc[3 * t + 1])
+        le_out[3 * t + 2] = _clip_ratio(r1 / lc[3 * t + 2])
+        nb0 = g0 * b0 + g3 * b2
+        nb1 = g3 * b0 + g0 * b2
+        nb2 = g1 * b1 + g2 * b3
+        nb3 = g2 * b1 + g1 * b3
+        inv = 1.0 / (nb0 + nb1 + nb2 + nb3)
+        b0 = nb0 * inv
+        b1 = nb1 * inv
+        b2 = nb2 * inv
+        b3 = nb3 * inv
 
 
 @nb.njit(cache=True, inline="always")
 def _outer_gamma(lc, t, gam):
-    """gam[2 c0 + c1] = P(c0) P(c1) P(c2 = c1) from the a priori LLRs of stage t (normalized)."""
-    l0 = lc[3 * t]
-    l12 = lc[3 * t + 1] + lc[3 * t + 2]
-    # P(b) proportional to exp(-b L) for LLR L (positive = bit 0)
-    e0 = np.exp(-abs(l0))
-    e12 = np.exp(-abs(l12))
-    p0_0, p0_1 = (1.0, e0) if l0 >= 0 else (e0, 1.0)
-    p1_0, p1_1 = (1.0, e12) if l12 >= 0 else (e12, 1.0)
-    gam[0] = p0_0 * p1_0
-    gam[1] = p0_0 * p1_1
-    gam[2] = p0_1 * p1_0
-    gam[3] = p0_1 * p1_1
+    """gam[2 c0 + c1] = P(c0) P(c1) P(c2 = c1) from the a priori likelihood ratios of stage t."""
+    r0 = lc[3 * t]
+    r12 = lc[3 * t + 1] * lc[3 * t + 2]
+    p00 = 1.0 / (1.0 + r0)
+    p01 = r0 * p00
+    p10 = 1.0 / (1.0 + r12)
+    p11 = r12 * p10
+    gam[0] = p00 * p10
+    gam[1] = p00 * p11
+    gam[2] = p01 * p10
+    gam[3] = p01 * p11
+
+
+RATIO_MAX = float(np.exp(LLR_CLIP))
+RATIO_MIN = float(np.exp(-LLR_CLIP))
+
+
+@nb.njit(cache=True, inline="always")
+def _clip_ratio(x):
+    if x > RATIO_MAX:
+        return RATIO_MAX
+    if x < RATIO_MIN:
+        return RATIO_MIN
+    return x
 
 
 @nb.njit(cache=True, inline="always")
@@ -456,50 +499,66 @@ def _crc_ok(bits, n_data, poly, init):
 
 
 @nb.njit(cache=True, parallel=True)
-def turbo_decode(metric, edge_bits, m, inner_to_mother, T, k, max_iter, max_log, ext_scale,
-                 poly, u_hat, crc_ok, iters):
+def turbo_decode(metric, edge_bits, ginv, par, m, inner_to_mother, T, k, max_iter, max_log, ext_scale,
+                 poly, n_chunks, u_hat, crc_ok, iters):
     """Decode a batch: metric (F, S, M) float64 channel symbol log-likelihoods.
 
+    edge_bits : (2, M) input patterns of the inner edges (max-log path); ginv : (M,) inverse Gray
+        map; par : (M/2,) pattern parities (log-MAP path, see :func:`inner_siso_prob`).
     inner_to_mother : (15120,) int64, serial mother-code position of interleaved bit j
         (puncturing and the bit interleaver in one map).
+    n_chunks : codewords are split in this many contiguous chunks, one ``prange`` lane each
+        (scratch memory is allocated once per chunk).
     Writes u_hat (F, T) hard decisions on the outer input bits, crc_ok (F,), iters (F,).
+
+    The log-MAP path exchanges likelihood ratios P(1)/P(0) (no exp/log inside the iterations);
+    the max-log path exchanges LLRs scaled by ``ext_scale``.
     """
     F, S, M = metric.shape
     n = S * m
-    for f in nb.prange(F):
-        la_in = np.zeros(n)
+    for c in nb.prange(n_chunks):
+        la_in = np.empty(n)
         le_in = np.empty(n)
-        lc = np.zeros(3 * T)
+        lc = np.empty(3 * T)
         le_c = np.empty(3 * T)
         app = np.empty(T)
         a_in = np.empty((S + 1, 2))
         a_out = np.empty((T + 1, 4))
+        gam = np.empty((T, 4))
         bits = np.empty(T, dtype=np.uint8)
-        ok = False
-        it = 0
         pch = np.empty((S, M))
         pv = np.empty((S, M))
-        if not max_log:
-            channel_probabilities(metric[f], pch)
-        for it in range(1, max_iter + 1):
-            if max_log:
-                inner_siso(metric[f], la_in, edge_bits, m, True, le_in, a_in)
-            else:
-                inner_siso_prob(pch, la_in, edge_bits, m, le_in, a_in, pv)
-            for j in range(n):
-                lc[inner_to_mother[j]] = le_in[j]
-            if max_log:
-                outer_siso(lc, T, True, le_c, app, a_out)
-            else:
-                outer_siso_prob(lc, T, le_c, app, a_out)
+        neutral = 0.0 if max_log else 1.0      # "no information": LLR 0 or ratio 1
+        for f in range(c * F // n_chunks, (c + 1) * F // n_chunks):
+            la_in[:] = neutral
+            lc[:] = neutral
+            ok = False
+            it = 0
+            if not max_log:
+                channel_probabilities(metric[f], ginv, pch)
+            for it in range(1, max_iter + 1):
+                if max_log:
+                    inner_siso(metric[f], la_in, edge_bits, m, True, le_in, a_in)
+                else:
+                    inner_siso_prob(pch, la_in, par, m, le_in, a_in, pv)
+                for j in range(n):
+                    lc[inner_to_mother[j]] = le_in[j]
+                if max_log:
+                    outer_siso(lc, T, True, le_c, app, a_out)
+                else:
+                    outer_siso_prob(lc, T, le_c, app, a_out, gam)
+                for t in range(T):
+                    bits[t] = 1 if app[t] < 0 else 0
+                ok = _crc_ok(bits, k, poly, 0xFFFFFFFF)
+                if ok:
+                    break
+                if max_log:
+                    for j in range(n):
+                        la_in[j] = ext_scale * le_c[inner_to_mother[j]]
+                else:
+                    for j in range(n):
+                        la_in[j] = le_c[inner_to_mother[j]]
             for t in range(T):
-                bits[t] = 1 if app[t] < 0 else 0
-            ok = _crc_ok(bits, k, poly, 0xFFFFFFFF)
-            if ok:
-                break
-            for j in range(n):
-                la_in[j] = ext_scale * le_c[inner_to_mother[j]]
-        for t in range(T):
-            u_hat[f, t] = bits[t]
-        crc_ok[f] = ok
-        iters[f] = it
+                u_hat[f, t] = bits[t]
+            crc_ok[f] = ok
+            iters[f] = it

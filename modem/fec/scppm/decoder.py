@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from ...backend import get_array_module
@@ -56,8 +57,8 @@ class SCPPMDecoder:
     code : SCPPMCode.
     max_iter : maximum number of inner/outer iterations (early stop on the CRC).
     max_log : True for max-log-MAP, False (default) for exact log-MAP.
-    ext_scale : scaling applied to the outer extrinsic LLRs fed back to the inner SISO
-        (1.0 for log-MAP; about 0.7 helps max-log).
+    ext_scale : scaling of the outer extrinsic LLRs fed back to the inner SISO in max-log mode
+        (about 0.75 helps max-log); exact log-MAP needs none and ignores it.
 
     Input  ``metric``: ``(*batch, S, M)`` float symbol log-likelihoods, ``metric[..., i, s] =
     ln P(y_i | pulse in slot s)`` up to a constant per symbol (e.g. counts * ln(1 + ns/nb)).
@@ -76,6 +77,8 @@ class SCPPMDecoder:
         self.max_log = bool(max_log)
         self.ext_scale = float(ext_scale)
         self._edge_bits = edge_bits(code.M)
+        self._ginv = np.argsort(self._edge_bits[0]).astype(np.int64)      # inverse Gray map
+        self._par = np.array([bin(v).count("1") & 1 for v in range(code.M // 2)], dtype=np.float64)
         # interleaved bit j <- punctured position pi(j) <- mother-code serial position
         self._inner_to_mother = np.ascontiguousarray(code.kept_positions[bit_interleaver()]).astype(np.int64)
         self._pn = pn8(code.k)
@@ -100,8 +103,9 @@ class SCPPMDecoder:
         ok = np.empty(F, dtype=np.bool_)
         it = np.empty(F, dtype=np.int64)
         if F:
-            _cpu.turbo_decode(flat, self._edge_bits, c.m, self._inner_to_mother, c.k_hat, c.k,
-                              self.max_iter, self.max_log, self.ext_scale, CRC32_HPE_POLY, u_hat, ok, it)
+            _cpu.turbo_decode(flat, self._edge_bits, self._ginv, self._par, c.m, self._inner_to_mother, c.k_hat, c.k,
+                              self.max_iter, self.max_log, self.ext_scale, CRC32_HPE_POLY,
+                              min(F, 4 * numba.get_num_threads()), u_hat, ok, it)
         u = (u_hat[:, : c.k] ^ self._pn).reshape(batch + (c.k,))
         return DecodeResult(u_hat=u, crc_ok=ok.reshape(batch), iterations=it.reshape(batch))
 
