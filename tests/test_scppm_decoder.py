@@ -94,6 +94,19 @@ def test_streaming_receiver_with_channel_interleaver_chunked_equals_one_shot(rng
     np.testing.assert_array_equal(one.u_hat, u)
 
 
+def test_interleaver_delay_not_a_multiple_of_S(rng):
+    # the B*N = 0 (mod S) rule is unconfirmed; without it the receiver buffers partial codewords
+    code = SCPPMCode(16, "1/2", interleaver_rows=3, interleaver_shift=700, check_interleaver_multiple=False)
+    u = rng.integers(0, 2, (3, code.k), dtype=np.uint8)
+    tx = SCPPMTransmitter(code)
+    pulses = np.concatenate([tx.modulate(u), tx.flush()])
+    assert code.interleaver_delay % code.S and pulses.shape[0] == 3 + 2
+    y = simulate_counts(pulses, 3.0, 0.1, rng)
+    rx = SCPPMReceiver(code, ns=3.0, nb=0.1, max_iter=10)
+    out = np.concatenate([rx.receive(y[i:i + 1]).u_hat for i in range(len(y))])
+    np.testing.assert_array_equal(out[:3], u)
+
+
 def test_bad_input_is_named():
     code = SCPPMCode(16, "1/2")
     rx = SCPPMReceiver(code, ns=1.0, nb=0.1)

@@ -83,7 +83,8 @@ class SCPPMDecoder:
         self._inner_to_mother = np.ascontiguousarray(code.kept_positions[bit_interleaver()]).astype(np.int64)
         self._pn = pn8(code.k)
 
-    def decode(self, metric) -> DecodeResult:
+    def decode(self, metric, check: bool = True) -> DecodeResult:
+        """Decode; ``check=False`` skips the finiteness scan (for callers that validated already)."""
         c = self.code
         xp = get_array_module(metric)
         if xp is not np:
@@ -93,7 +94,7 @@ class SCPPMDecoder:
         if y.ndim < 2 or y.shape[-2:] != (c.S, c.M):
             raise ShapeError(f"SCPPMDecoder: metric must have shape (..., {c.S}, {c.M}) for M={c.M}, "
                              f"got {y.shape}")
-        if not np.all(np.isfinite(y)):
+        if check and not np.all(np.isfinite(y)):
             bad = y[~np.isfinite(y)].flat[0]
             raise ShapeError(f"SCPPMDecoder: metric holds a non-finite value ({bad})")
         batch = y.shape[:-2]
@@ -141,42 +142,54 @@ class SCPPMReceiver:
         self.decoder = SCPPMDecoder(code, **decoder_options)
         self.deinterleaver = ChannelInterleaver(code, inverse=True, fill=0.0)
         self._skip = self.deinterleaver.delay   # stream symbols that are interleaver fill
+        self._pending = None                    # de-interleaved symbols of an incomplete codeword
 
     def reset(self):
         self.deinterleaver.reset()
         self._skip = self.deinterleaver.delay
+        self._pending = None
 
     def symbol_counts(self, counts) -> np.ndarray:
         """Counts per PPM slot of the codeword's S data symbols: ``(F, slots) -> (F, S, M)`` float64."""
+        return self._symbol_metric(counts, 1.0)
+
+    def _symbol_metric(self, counts, weight: float) -> np.ndarray:
+        """Validated counts, guard slots and CSM dropped, repeats summed, times ``weight`` (one copy)."""
         c = self.code
         y = np.asarray(counts)
         if y.ndim != 2 or y.shape[-1] != c.slots_per_codeword:
             raise ShapeError(f"SCPPMReceiver: counts must have shape (F, {c.slots_per_codeword}) for "
                              f"{c.describe()}, got {y.shape}")
+        if y.dtype.kind not in "iufb":
+            raise ShapeError(f"SCPPMReceiver: counts must be numeric, got dtype {y.dtype}")
         if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
             bad = y[~np.isfinite(y)].flat[0]
             raise ShapeError(f"SCPPMReceiver: counts hold a non-finite value ({bad})")
-        if y.size and y.min() < 0:
+        if y.size and y.dtype.kind in "if" and y.min() < 0:
             raise ShapeError(f"SCPPMReceiver: counts must be >= 0, found {y.min()}")
         F = y.shape[0]
         n_sym = c.symbols_per_codeword
         q = c.repetition
-        if c.repeat_unit == "symbol":
+        if q == 1:
+            z = y.reshape(F, n_sym, c.slots_per_symbol)
+        elif c.repeat_unit == "symbol":
             z = y.reshape(F, n_sym, q, c.slots_per_symbol).sum(axis=2, dtype=np.float64)
         else:
             z = y.reshape(F, q, n_sym, c.slots_per_symbol).sum(axis=1, dtype=np.float64)
-        return z[:, c.L_csm:, : c.M]
+        return np.multiply(z[:, c.L_csm:, : c.M], weight, dtype=np.float64)
 
     def receive(self, counts) -> DecodeResult:
         c = self.code
-        z = self.symbol_counts(counts)
-        stream = self.deinterleaver.process(z.reshape(-1, c.M))
-        if self._skip:
-            drop = min(self._skip, stream.shape[0])
-            stream = stream[drop:]
-            self._skip -= drop
-        n_cw = stream.shape[0] // c.S
-        if stream.shape[0] % c.S:
-            raise ShapeError("SCPPMReceiver: internal misalignment of the de-interleaved stream")
-        metric = stream.reshape(n_cw, c.S, c.M) * self.weight
-        return self.decoder.decode(metric)
+        metric = self._symbol_metric(counts, self.weight)
+        if c.interleaver_rows > 1:
+            stream = self.deinterleaver.process(metric.reshape(-1, c.M))
+            if self._skip:
+                drop = min(self._skip, stream.shape[0])
+                stream = stream[drop:]
+                self._skip -= drop
+            if self._pending is not None:
+                stream = np.concatenate([self._pending, stream])
+            n_whole = stream.shape[0] // c.S * c.S  # a delay that is no multiple of S leaves a rest
+            self._pending = stream[n_whole:]
+            metric = stream[:n_whole].reshape(-1, c.S, c.M)
+        return self.decoder.decode(metric, check=False)

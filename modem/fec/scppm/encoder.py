@@ -250,5 +250,7 @@ class SCPPMTransmitter:
         return self._frame(stream)
 
     def flush(self) -> np.ndarray:
-        tail = self.interleaver.flush()
-        return self._frame(np.asarray(tail, dtype=np.int64))
+        """The codewords still inside the channel interleaver (fill symbols pad the last one)."""
+        tail = np.asarray(self.interleaver.flush(), dtype=np.int64)
+        pad = np.full(-tail.size % self.code.S, self.interleaver.fill, dtype=np.int64)
+        return self._frame(np.concatenate([tail, pad]))
