@@ -12,7 +12,7 @@ import numba
 import numpy as np
 
 from ...backend import get_array_module
-from ...errors import ConfigError, ShapeError
+from ...errors import BackendUnavailable, ConfigError, ShapeError
 from ...framing.crc import CRC32_HPE_POLY
 from ...framing.randomizer import pn8
 from . import _cpu
@@ -88,8 +88,8 @@ class SCPPMDecoder:
         c = self.code
         xp = get_array_module(metric)
         if xp is not np:
-            raise ConfigError("SCPPMDecoder: GPU arrays need the CUDA kernels (kernels/scppm_siso.cu), "
-                              "not available in this build; pass a NumPy array")
+            raise BackendUnavailable("SCPPMDecoder: a CuPy array selects the GPU backend, whose SCPPM "
+                                     "kernels are not in this build yet; pass a NumPy array")
         y = np.asarray(metric, dtype=np.float64)
         if y.ndim < 2 or y.shape[-2:] != (c.S, c.M):
             raise ShapeError(f"SCPPMDecoder: metric must have shape (..., {c.S}, {c.M}) for M={c.M}, "
