@@ -17,7 +17,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-LANES = 16  # frames per SIMD block of the min-sum decoder (16 float32 = one 64-byte cache line)
+LANES = 32  # frames per SIMD block of the min-sum decoder (batches smaller than this use one block)
 
 
 # --------------------------------------------------------------------------------------------
@@ -65,117 +65,115 @@ def ldpc_syndrome_ok(c, chk_ptr, chk_var):
 # --------------------------------------------------------------------------------------------
 # Layered normalized/offset min-sum, float32, LANES frames per SIMD block
 # --------------------------------------------------------------------------------------------
-@nb.njit(cache=True, fastmath=True, inline="always")
-def _block_syndrome(L, chk_ptr, chk_var, m, bad):
+# The lane loops take the lane count as a run-time value on purpose: with a compile-time trip
+# count LLVM unrolls them fully and the SLP vectorizer then gives up (it cannot prove that the
+# message and posterior arrays do not alias); a run-time count keeps them loops, which the loop
+# vectorizer turns into AVX code guarded by one run-time overlap check.
+@nb.njit(cache=True, fastmath=True)
+def _syndrome_lanes(L, chk_ptr, chk_var, bad, par, lanes):
     """bad[l] = 1 where the hard decisions of lane l violate at least one check."""
-    par = np.zeros(LANES, dtype=np.int32)
-    for l in range(LANES):
+    m = chk_ptr.shape[0] - 1
+    for l in range(lanes):
         bad[l] = 0
     for r in range(m):
-        for l in range(LANES):
+        for l in range(lanes):
             par[l] = 0
         for e in range(chk_ptr[r], chk_ptr[r + 1]):
             v = chk_var[e]
-            for l in range(LANES):
+            for l in range(lanes):
                 par[l] ^= np.int32(L[v, l] < 0)
-        for l in range(LANES):
+        for l in range(lanes):
             bad[l] |= par[l]
 
 
-@nb.njit(cache=True, fastmath=True, parallel=True)
-def ldpc_decode_minsum_f32(llr, chk_ptr, chk_var, max_iter, alpha, beta, dc_max):
+@nb.njit(cache=True, fastmath=True)
+def _minsum_iteration(L, R, T, M1, M2, SG, chk_ptr, chk_var, alpha, beta, lanes):
+    """One layered min-sum iteration over all checks, in place on L (n, lanes) and R (E, lanes)."""
+    m = chk_ptr.shape[0] - 1
+    big = np.float32(3.0e38)
+    zero = np.float32(0.0)
+    for r in range(m):
+        e0 = chk_ptr[r]
+        e1 = chk_ptr[r + 1]
+        for l in range(lanes):
+            M1[l] = big
+            M2[l] = big
+            SG[l] = np.float32(1.0)
+        for e in range(e0, e1):
+            v = chk_var[e]
+            i = e - e0
+            for l in range(lanes):
+                t = L[v, l] - R[e, l]          # variable-to-check message
+                T[i, l] = t
+                at = abs(t)
+                m1 = M1[l]
+                M2[l] = min(M2[l], max(at, m1))
+                M1[l] = min(m1, at)
+                SG[l] = -SG[l] if t < 0 else SG[l]
+        for l in range(lanes):
+            M1[l] = alpha * max(M1[l] - beta, zero)
+            M2[l] = alpha * max(M2[l] - beta, zero)
+        for e in range(e0, e1):
+            v = chk_var[e]
+            i = e - e0
+            for l in range(lanes):
+                t = T[i, l]
+                # the edge holding the minimum gets the second minimum (on a tie min1 == min2)
+                at = alpha * max(abs(t) - beta, zero)
+                mag = M2[l] if at == M1[l] else M1[l]
+                s = -SG[l] if t < 0 else SG[l]
+                rr = s * mag
+                R[e, l] = rr
+                L[v, l] = t + rr
+
+
+@nb.njit(cache=True, parallel=True)
+def ldpc_decode_minsum_f32(llr, chk_ptr, chk_var, old, max_iter, alpha, beta, dc_max):
     """Layered min-sum decoding of a batch ``llr`` (B, n) float32 (positive = bit 0).
 
-    Check-to-variable magnitude: ``alpha * max(min - beta, 0)`` (alpha < 1: normalized min-sum,
-    beta > 0: offset min-sum). Per frame, decoding stops at the first iteration after which all
-    parity checks hold (the hard decisions of that iteration are returned); a block of LANES
-    frames stops when all its frames have. Returns (hard bits (B, n) uint8, parity_ok (B,) bool,
-    iterations (B,) int32); iterations = max_iter for frames that never satisfied the checks.
+    ``chk_ptr``/``chk_var``: checks in processing order with the decoder's variable numbering;
+    ``old[v]``: the codeword index of stored variable v. Check-to-variable magnitude:
+    ``alpha * max(min - beta, 0)`` (alpha < 1: normalized, beta > 0: offset min-sum). Per frame,
+    decoding stops at the first iteration after which all parity checks hold (the hard
+    decisions of that iteration are returned); a block of LANES frames stops when all its
+    frames have. Returns (hard bits (B, n) uint8, parity_ok (B,) bool, iterations (B,) int32);
+    iterations = max_iter for frames that never satisfied the checks.
     """
     nfr, n = llr.shape
-    m = chk_ptr.shape[0] - 1
     ne = chk_var.shape[0]
-    nblk = (nfr + LANES - 1) // LANES
+    lanes = LANES if nfr >= LANES else max(nfr, 1)
+    nblk = (nfr + lanes - 1) // lanes
     hard = np.zeros((nfr, n), dtype=np.uint8)
     ok = np.zeros(nfr, dtype=np.bool_)
     iters = np.full(nfr, max_iter, dtype=np.int32)
     a = np.float32(alpha)
     bt = np.float32(beta)
-    big = np.float32(3.0e38)
     for blk in nb.prange(nblk):
-        f0 = blk * LANES
-        L = np.empty((n, LANES), dtype=np.float32)
-        R = np.zeros((ne, LANES), dtype=np.float32)
-        T = np.empty((dc_max, LANES), dtype=np.float32)
-        min1 = np.empty(LANES, dtype=np.float32)
-        min2 = np.empty(LANES, dtype=np.float32)
-        sgn = np.empty(LANES, dtype=np.float32)
-        bad = np.zeros(LANES, dtype=np.int32)
-        done = np.zeros(LANES, dtype=np.bool_)
-        for l in range(LANES):
+        f0 = blk * lanes
+        L = np.empty((n, lanes), dtype=np.float32)
+        R = np.zeros((ne, lanes), dtype=np.float32)
+        T = np.empty((dc_max, lanes), dtype=np.float32)
+        M1 = np.empty(lanes, dtype=np.float32)
+        M2 = np.empty(lanes, dtype=np.float32)
+        SG = np.empty(lanes, dtype=np.float32)
+        bad = np.zeros(lanes, dtype=np.int32)
+        par = np.zeros(lanes, dtype=np.int32)
+        done = np.zeros(lanes, dtype=np.bool_)
+        ndone = 0
+        for l in range(lanes):
             f = f0 + l
             if f < nfr:
                 for v in range(n):
-                    L[v, l] = llr[f, v]
+                    L[v, l] = llr[f, old[v]]
             else:       # padding lane: a confident all-zero word, satisfied from the start
                 for v in range(n):
                     L[v, l] = np.float32(1.0)
                 done[l] = True
-        ndone = 0
-        for l in range(LANES):
-            if done[l]:
                 ndone += 1
-        # frames whose channel decisions already satisfy the checks need no iteration
-        _block_syndrome(L, chk_ptr, chk_var, m, bad)
-        for l in range(LANES):
-            f = f0 + l
-            if (not done[l]) and bad[l] == 0:
-                done[l] = True
-                ndone += 1
-                ok[f] = True
-                iters[f] = 0
-                for v in range(n):
-                    hard[f, v] = np.uint8(L[v, l] < 0)
         it = 0
-        while it < max_iter and ndone < LANES:
-            it += 1
-            for r in range(m):
-                e0 = chk_ptr[r]
-                e1 = chk_ptr[r + 1]
-                for l in range(LANES):
-                    min1[l] = big
-                    min2[l] = big
-                    sgn[l] = np.float32(1.0)
-                for e in range(e0, e1):
-                    v = chk_var[e]
-                    i = e - e0
-                    for l in range(LANES):
-                        t = L[v, l] - R[e, l]
-                        T[i, l] = t
-                        at = abs(t)
-                        m1 = min1[l]
-                        min2[l] = min(min2[l], max(at, m1))
-                        min1[l] = min(m1, at)
-                        sgn[l] = -sgn[l] if t < 0 else sgn[l]
-                for l in range(LANES):
-                    min1[l] = a * max(min1[l] - bt, np.float32(0.0))
-                    min2[l] = a * max(min2[l] - bt, np.float32(0.0))
-                for e in range(e0, e1):
-                    v = chk_var[e]
-                    i = e - e0
-                    for l in range(LANES):
-                        t = T[i, l]
-                        # |t| equal to the (unscaled) minimum <=> this edge holds the minimum
-                        # (compare after scaling: a*max(|t|-b,0) == min1 is the same test
-                        # unless two magnitudes tie, where min1 == min2 anyway)
-                        at = a * max(abs(t) - bt, np.float32(0.0))
-                        mag = min2[l] if at == min1[l] else min1[l]
-                        s = -sgn[l] if t < 0 else sgn[l]
-                        rr = s * mag
-                        R[e, l] = rr
-                        L[v, l] = t + rr
-            _block_syndrome(L, chk_ptr, chk_var, m, bad)
-            for l in range(LANES):
+        while True:
+            _syndrome_lanes(L, chk_ptr, chk_var, bad, par, lanes)
+            for l in range(lanes):
                 f = f0 + l
                 if (not done[l]) and bad[l] == 0:
                     done[l] = True
@@ -183,12 +181,16 @@ def ldpc_decode_minsum_f32(llr, chk_ptr, chk_var, max_iter, alpha, beta, dc_max)
                     ok[f] = True
                     iters[f] = it
                     for v in range(n):
-                        hard[f, v] = np.uint8(L[v, l] < 0)
-        for l in range(LANES):
+                        hard[f, old[v]] = np.uint8(L[v, l] < 0)
+            if it >= max_iter or ndone >= lanes:
+                break
+            it += 1
+            _minsum_iteration(L, R, T, M1, M2, SG, chk_ptr, chk_var, a, bt, lanes)
+        for l in range(lanes):
             f = f0 + l
             if f < nfr and not done[l]:
                 for v in range(n):
-                    hard[f, v] = np.uint8(L[v, l] < 0)
+                    hard[f, old[v]] = np.uint8(L[v, l] < 0)
     return hard, ok, iters
 
 
@@ -206,7 +208,7 @@ def _phi(x):
 
 
 @nb.njit(cache=True, parallel=True)
-def ldpc_decode_sp_f64(llr, chk_ptr, chk_var, max_iter, dc_max):
+def ldpc_decode_sp_f64(llr, chk_ptr, chk_var, old, max_iter, dc_max):
     """Layered sum-product (exact tanh rule via phi), float64; same outputs as the min-sum kernel."""
     nfr, n = llr.shape
     m = chk_ptr.shape[0] - 1
@@ -217,7 +219,7 @@ def ldpc_decode_sp_f64(llr, chk_ptr, chk_var, max_iter, dc_max):
     for f in nb.prange(nfr):
         L = np.empty(n, dtype=np.float64)
         for v in range(n):
-            L[v] = llr[f, v]
+            L[v] = llr[f, old[v]]
         R = np.zeros(ne, dtype=np.float64)
         T = np.empty(dc_max, dtype=np.float64)
         P = np.empty(dc_max, dtype=np.float64)
@@ -264,7 +266,7 @@ def ldpc_decode_sp_f64(llr, chk_ptr, chk_var, max_iter, dc_max):
         ok[f] = good
         iters[f] = it if good else max_iter
         for v in range(n):
-            hard[f, v] = np.uint8(L[v] < 0)
+            hard[f, old[v]] = np.uint8(L[v] < 0)
     return hard, ok, iters
 
 

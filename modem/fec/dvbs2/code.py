@@ -150,7 +150,7 @@ class DVBS2Code:
         c = self.ldpc.encode(bch_cw)
         return c.reshape(lead + (self.n,))
 
-    def decode(self, llr, max_iter: int = 50, algorithm: str = "minsum", scale: float = 0.75,
+    def decode(self, llr, max_iter: int = 50, algorithm: str = "minsum", scale: float = 0.875,
                offset: float = 0.0) -> DecodeResult:
         """Decode channel LLRs: layered LDPC decoding, then BCH decoding of the LDPC information part.
 

@@ -54,6 +54,18 @@ class LDPCGraph:
         self.n_edges = int(var.size)
         self.dc_max = int(counts.max())
         self.check_degrees = counts
+        # Decoder layout (quasi-cyclic order): check r = q*j + i is processed at position
+        # i*360 + j (layer i, row j), and parity bit k + r is stored at k + i*360 + j. Along a
+        # layer every edge then walks linearly through the variable array (information bit
+        # 360*g + j - s for an address with shift s), which the hardware prefetcher follows.
+        pos = (r % q) * 360 + r // q                        # processing position of check r
+        new_of_old = np.concatenate([np.arange(k), k + pos])
+        order = np.argsort(pos)                             # check processed at each position
+        dvar = new_of_old[self.chk_var]
+        rows = [np.sort(dvar[self.chk_ptr[c]:self.chk_ptr[c + 1]]) for c in order]
+        self.dec_ptr = np.concatenate([[0], np.cumsum(counts[order])]).astype(np.int32)
+        self.dec_var = np.concatenate(rows).astype(np.int32)
+        self.dec_old = np.argsort(new_of_old).astype(np.int32)   # old index of each stored variable
 
     def parity_check_matrix(self):
         """H as a scipy.sparse CSR matrix (m, n) of uint8 (for tests and analysis)."""
@@ -73,9 +85,9 @@ class LDPCGraph:
     def decode(self, llr: np.ndarray, max_iter: int, algorithm: str, scale: float, offset: float):
         """Decode the C-contiguous (B, n) float32 LLRs; returns (hard (B, n), ok (B,), iterations (B,))."""
         if algorithm == "minsum":
-            return _cpu.ldpc_decode_minsum_f32(llr, self.chk_ptr, self.chk_var, max_iter,
+            return _cpu.ldpc_decode_minsum_f32(llr, self.dec_ptr, self.dec_var, self.dec_old, max_iter,
                                                np.float32(scale), np.float32(offset), self.dc_max)
         if algorithm == "sum-product":
-            return _cpu.ldpc_decode_sp_f64(llr.astype(np.float64), self.chk_ptr, self.chk_var,
-                                           max_iter, self.dc_max)
+            return _cpu.ldpc_decode_sp_f64(llr.astype(np.float64), self.dec_ptr, self.dec_var,
+                                           self.dec_old, max_iter, self.dc_max)
         raise ConfigError(f"DVB-S2 LDPC decode: algorithm must be 'minsum' or 'sum-product', got {algorithm!r}")
