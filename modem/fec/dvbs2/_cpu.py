@@ -87,8 +87,12 @@ def _syndrome_lanes(L, chk_ptr, chk_var, bad, par, lanes):
 
 
 @nb.njit(cache=True, fastmath=True)
-def _minsum_iteration(L, R, T, M1, M2, SG, chk_ptr, chk_var, alpha, beta, lanes):
-    """One layered min-sum iteration over all checks, in place on L (n, lanes) and R (E, lanes)."""
+def _minsum_iteration(L, R, T, M1, M2, SG, K, chk_ptr, chk_var, alpha, beta, lanes):
+    """One layered min-sum iteration over all checks, in place on L (n, lanes) and R (E, lanes).
+
+    K[l] is 1, or 0 for a lane whose stored messages R are stale (a frame just loaded): its old
+    check-to-variable messages are then read as zero.
+    """
     m = chk_ptr.shape[0] - 1
     big = np.float32(3.0e38)
     zero = np.float32(0.0)
@@ -103,7 +107,7 @@ def _minsum_iteration(L, R, T, M1, M2, SG, chk_ptr, chk_var, alpha, beta, lanes)
             v = chk_var[e]
             i = e - e0
             for l in range(lanes):
-                t = L[v, l] - R[e, l]          # variable-to-check message
+                t = L[v, l] - K[l] * R[e, l]   # variable-to-check message
                 T[i, l] = t
                 at = abs(t)
                 m1 = M1[l]
@@ -127,70 +131,129 @@ def _minsum_iteration(L, R, T, M1, M2, SG, chk_ptr, chk_var, alpha, beta, lanes)
                 L[v, l] = t + rr
 
 
+@nb.njit(cache=True)
+def _channel_is_codeword(llr, f, old, chk_ptr, chk_var):
+    """True if the channel hard decisions of frame f satisfy every check (read from its row)."""
+    m = chk_ptr.shape[0] - 1
+    for r in range(m):
+        s = 0
+        for e in range(chk_ptr[r], chk_ptr[r + 1]):
+            s ^= llr[f, old[chk_var[e]]] < 0
+        if s:
+            return False
+    return True
+
+
+@nb.njit(cache=True)
+def _next_frame(llr, nxt, stop, old, chk_ptr, chk_var, hard, ok, iters):
+    """Index of the next frame in [nxt, stop) that needs decoding (frames whose channel decisions
+    are already a codeword are written out on the way, with 0 iterations), or -1; and the new nxt."""
+    n = llr.shape[1]
+    while nxt < stop:
+        f = nxt
+        nxt += 1
+        if _channel_is_codeword(llr, f, old, chk_ptr, chk_var):
+            ok[f] = True
+            iters[f] = 0
+            for v in range(n):
+                hard[f, v] = np.uint8(llr[f, v] < 0)
+        else:
+            return f, nxt
+    return -1, nxt
+
+
+@nb.njit(cache=True, fastmath=True)
+def _swap_lanes(L, llr, old, hard, fin, nfin, outf, newf, K):
+    """For the nfin lanes listed in fin: write the hard decisions of frame outf[l] and load frame
+    newf[l] (or an idle all-zero word where newf[l] < 0); one pass over the variables."""
+    n = L.shape[0]
+    for v in range(n):
+        ov = old[v]
+        for i in range(nfin):
+            l = fin[i]
+            hard[outf[l], ov] = np.uint8(L[v, l] < 0)
+            g = newf[l]
+            L[v, l] = llr[g, ov] if g >= 0 else np.float32(1.0)
+    for i in range(nfin):
+        K[fin[i]] = np.float32(0.0)     # the lane's stored messages are stale: read them as 0
+
+
 @nb.njit(cache=True, parallel=True)
-def ldpc_decode_minsum_f32(llr, chk_ptr, chk_var, old, max_iter, alpha, beta, dc_max):
+def ldpc_decode_minsum_f32(llr, chk_ptr, chk_var, old, max_iter, alpha, beta, dc_max, nthr):
     """Layered min-sum decoding of a batch ``llr`` (B, n) float32 (positive = bit 0).
 
     ``chk_ptr``/``chk_var``: checks in processing order with the decoder's variable numbering;
     ``old[v]``: the codeword index of stored variable v. Check-to-variable magnitude:
-    ``alpha * max(min - beta, 0)`` (alpha < 1: normalized, beta > 0: offset min-sum). Per frame,
-    decoding stops at the first iteration after which all parity checks hold (the hard
-    decisions of that iteration are returned); a block of LANES frames stops when all its
-    frames have. Returns (hard bits (B, n) uint8, parity_ok (B,) bool, iterations (B,) int32);
-    iterations = max_iter for frames that never satisfied the checks.
+    ``alpha * max(min - beta, 0)`` (alpha < 1: normalized, beta > 0: offset min-sum).
+
+    Scheduling: the batch is split into one contiguous chunk per worker (``nthr``); a worker
+    decodes up to LANES frames at once (one SIMD lane each) and, as soon as a frame has satisfied
+    all checks (or reached max_iter), writes it out and loads the next frame of its chunk into
+    that lane, so a slow frame never holds the others. Returns (hard bits (B, n) uint8, parity_ok
+    (B,) bool, iterations (B,) int32): the hard decisions of the first iteration after which all
+    checks held (iterations = 0 when the channel decisions already did), else those after max_iter.
     """
     nfr, n = llr.shape
     ne = chk_var.shape[0]
-    lanes = LANES if nfr >= LANES else max(nfr, 1)
-    nblk = (nfr + lanes - 1) // lanes
     hard = np.zeros((nfr, n), dtype=np.uint8)
     ok = np.zeros(nfr, dtype=np.bool_)
     iters = np.full(nfr, max_iter, dtype=np.int32)
+    if nfr == 0:
+        return hard, ok, iters
+    chunk = (nfr + nthr - 1) // nthr
+    nwork = (nfr + chunk - 1) // chunk
     a = np.float32(alpha)
     bt = np.float32(beta)
-    for blk in nb.prange(nblk):
-        f0 = blk * lanes
+    for w in nb.prange(nwork):
+        start = w * chunk
+        stop = min(nfr, start + chunk)
+        lanes = min(LANES, stop - start)
         L = np.empty((n, lanes), dtype=np.float32)
         R = np.zeros((ne, lanes), dtype=np.float32)
         T = np.empty((dc_max, lanes), dtype=np.float32)
         M1 = np.empty(lanes, dtype=np.float32)
         M2 = np.empty(lanes, dtype=np.float32)
         SG = np.empty(lanes, dtype=np.float32)
+        K = np.ones(lanes, dtype=np.float32)
         bad = np.zeros(lanes, dtype=np.int32)
         par = np.zeros(lanes, dtype=np.int32)
-        done = np.zeros(lanes, dtype=np.bool_)
-        ndone = 0
+        frame = np.full(lanes, -1, dtype=np.int64)
+        outf = np.zeros(lanes, dtype=np.int64)
+        lit = np.zeros(lanes, dtype=np.int32)
+        fin = np.zeros(lanes, dtype=np.int64)
+        nxt = start
+        active = 0
         for l in range(lanes):
-            f = f0 + l
-            if f < nfr:
-                for v in range(n):
-                    L[v, l] = llr[f, old[v]]
-            else:       # padding lane: a confident all-zero word, satisfied from the start
-                for v in range(n):
-                    L[v, l] = np.float32(1.0)
-                done[l] = True
-                ndone += 1
-        it = 0
-        while True:
-            _syndrome_lanes(L, chk_ptr, chk_var, bad, par, lanes)
+            f, nxt = _next_frame(llr, nxt, stop, old, chk_ptr, chk_var, hard, ok, iters)
+            frame[l] = f
+            if f >= 0:
+                active += 1
+            for v in range(n):
+                L[v, l] = llr[f, old[v]] if f >= 0 else np.float32(1.0)
+        while active > 0:
+            _minsum_iteration(L, R, T, M1, M2, SG, K, chk_ptr, chk_var, a, bt, lanes)
             for l in range(lanes):
-                f = f0 + l
-                if (not done[l]) and bad[l] == 0:
-                    done[l] = True
-                    ndone += 1
-                    ok[f] = True
-                    iters[f] = it
-                    for v in range(n):
-                        hard[f, old[v]] = np.uint8(L[v, l] < 0)
-            if it >= max_iter or ndone >= lanes:
-                break
-            it += 1
-            _minsum_iteration(L, R, T, M1, M2, SG, chk_ptr, chk_var, a, bt, lanes)
-        for l in range(lanes):
-            f = f0 + l
-            if f < nfr and not done[l]:
-                for v in range(n):
-                    hard[f, old[v]] = np.uint8(L[v, l] < 0)
+                K[l] = np.float32(1.0) if frame[l] >= 0 else np.float32(0.0)
+            _syndrome_lanes(L, chk_ptr, chk_var, bad, par, lanes)
+            nfin = 0
+            for l in range(lanes):
+                f = frame[l]
+                if f < 0:
+                    continue
+                lit[l] += 1
+                if bad[l] == 0 or lit[l] >= max_iter:
+                    ok[f] = bad[l] == 0
+                    iters[f] = lit[l] if bad[l] == 0 else max_iter
+                    outf[l] = f
+                    fin[nfin] = l
+                    nfin += 1
+                    g, nxt = _next_frame(llr, nxt, stop, old, chk_ptr, chk_var, hard, ok, iters)
+                    frame[l] = g
+                    lit[l] = 0
+                    if g < 0:
+                        active -= 1
+            if nfin > 0:
+                _swap_lanes(L, llr, old, hard, fin, nfin, outf, frame, K)
     return hard, ok, iters
 
 

@@ -10,6 +10,7 @@ Decoders take channel LLRs with **positive = bit 0** (llr = log P(c=0)/P(c=1)).
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from ...errors import ConfigError
@@ -86,7 +87,8 @@ class LDPCGraph:
         """Decode the C-contiguous (B, n) float32 LLRs; returns (hard (B, n), ok (B,), iterations (B,))."""
         if algorithm == "minsum":
             return _cpu.ldpc_decode_minsum_f32(llr, self.dec_ptr, self.dec_var, self.dec_old, max_iter,
-                                               np.float32(scale), np.float32(offset), self.dc_max)
+                                               np.float32(scale), np.float32(offset), self.dc_max,
+                                               numba.get_num_threads())
         if algorithm == "sum-product":
             return _cpu.ldpc_decode_sp_f64(llr.astype(np.float64), self.dec_ptr, self.dec_var,
                                            self.dec_old, max_iter, self.dc_max)
