@@ -5,12 +5,13 @@ Conventions: bits are uint8 0/1; LLRs are float32 with **positive = bit 0**. Eve
 2-D C-contiguous batch ``(frames, length)``; the Python wrappers in ``ldpc.py``/``bch.py`` do the
 reshaping and validation.
 
-LDPC decoding layout (``ldpc_decode_minsum_f32``): frames are processed in blocks of ``LANES``
-frames, frame-interleaved (``L[v, lane]``, ``R[e, lane]``), so that every arithmetic step of the
-check-node update is one loop over the lanes, which LLVM turns into SIMD code. One block is one
-``prange`` task. The schedule is layered (serial over check nodes in natural order r = 0..M-1,
-each check sees the posteriors already updated by the checks before it), which converges in
-about half the iterations of flooding.
+LDPC decoding layout (``ldpc_decode_minsum_f32``): each worker thread (one ``prange`` task per
+contiguous chunk of the batch) decodes up to ``LANES`` frames at once, frame-interleaved
+(``L[v, lane]``, ``R[e, lane]``), so that every arithmetic step of the check-node update is one
+loop over the lanes, which LLVM turns into SIMD code; a lane whose frame has converged is
+refilled with the next frame at once. The schedule is layered (serial over the check nodes, in
+the quasi-cyclic order of ``LDPCGraph``: each check sees the posteriors already updated by the
+checks before it), which converges in about half the iterations of flooding.
 """
 from __future__ import annotations
 

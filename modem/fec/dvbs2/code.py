@@ -160,8 +160,9 @@ class DVBS2Code:
             Magnitudes are clipped at 1e6. NaN/inf raise ShapeError.
         max_iter : LDPC iteration cap (>= 1). Decoding of a frame stops at the first iteration
             after which all parity checks hold.
-        algorithm : 'minsum' (layered normalized/offset min-sum, float32, SIMD over blocks of 16
-            frames) or 'sum-product' (layered exact tanh rule, float64; the accuracy reference).
+        algorithm : 'minsum' (layered normalized/offset min-sum, float32, 32 frames per worker
+            thread in SIMD lanes) or 'sum-product' (layered exact tanh rule, float64, one frame
+            per thread; the accuracy reference, about 20-40x slower).
         scale, offset : min-sum check-node magnitude ``scale * max(min - offset, 0)``.
 
         Output: :class:`DecodeResult` with u_hat (..., k), parity_ok, bch_corrected, valid,
