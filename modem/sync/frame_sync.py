@@ -1,0 +1,452 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Frame synchronisation on soft bits: Massey's optimum rule, hard correlation, and a streaming
+SEARCH -> CHECK -> LOCK -> FLYWHEEL synchroniser for an attached sync marker.
+
+Conventions
+-----------
+* LLRs ``llr = ln P(b=0)/P(b=1)``: **positive means bit 0**; float, any scale (the Massey rule is
+  exact for calibrated LLRs, e.g. ``L = 4 sqrt(Es) y / N0`` for BPSK on AWGN).
+* Marker bits ``a_i`` MSB first (default the CCSDS 131.0-B ASM ``0x1ACFFC1D``, 32 bits), antipodal
+  form ``s_i = 1 - 2 a_i`` (+1 for a 0 bit). A metric at position ``p`` scores the marker starting at
+  stream bit ``p``, i.e. over ``llr[p : p + m]``.
+
+Massey's rule (J. L. Massey, "Optimum Frame Synchronization", IEEE Trans. Commun. 20(2), 1972), in
+LLR units with equiprobable data bits:
+
+* known polarity: ``S(p) = sum_i [ s_i L_{p+i}/2 - ln cosh(L_{p+i}/2) ]`` -- correlation minus the
+  correction term the data would give. Each term equals ``ln 2 + ln P(b_{p+i} = a_i | L)``, so ``S``
+  is the log-likelihood ratio "marker here" vs "random data here", at most ``m ln 2`` (22.18 for 32
+  bits), 0 on erased (zero) LLRs.
+* unknown polarity (BPSK phase ambiguity, a DPSK sign-convention slip):
+  ``S(p) = ln cosh(sum_i s_i L_{p+i}/2) - sum_i ln cosh(L_{p+i}/2)`` = ``|corr| - correction`` up to
+  ``log1p(exp(-2|corr|)) - ln 2``; ``corr < 0`` reports an inverted stream.
+* ``ln cosh(x) = |x| + log1p(exp(-2|x|)) - ln 2`` (stable).
+
+Hard correlation: hard decisions (``llr < 0`` -> 1), number of marker bits in error; polarity-free
+form ``min(e, m - e)`` with ``e > m/2`` reporting an inversion. This is the optimum rule on a BSC.
+
+All per-position metrics are computed in a fixed summation order from the LLRs of the window only,
+so a position scores identically whatever chunk it arrived in (the streaming synchroniser relies on
+this for chunking invariance).
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+
+import numba as nb
+import numpy as np
+
+from ..errors import ConfigError, ShapeError
+from ..framing.bits import bits_from_int
+
+ASM = 0x1ACFFC1D
+ASM_LEN = 32
+ASM_BITS = bits_from_int(ASM, ASM_LEN)
+ASM_BITS.setflags(write=False)
+LN2 = float(np.log(2.0))
+
+
+# --- kernels -------------------------------------------------------------------------------------
+@nb.njit(cache=True)
+def _lncosh(x):
+    ax = abs(x)
+    return ax + np.log1p(np.exp(-2.0 * ax)) - 0.6931471805599453
+
+
+@nb.njit(cache=True)
+def _massey_2d(llr, s, polarity_free, metric, inverted):
+    n_rows, n = llr.shape
+    m = s.size
+    lc = np.empty(n)
+    for r in range(n_rows):
+        for k in range(n):
+            lc[k] = _lncosh(0.5 * llr[r, k])
+        for p in range(n - m + 1):
+            c = 0.0
+            e = 0.0
+            for i in range(m):
+                c += s[i] * (0.5 * llr[r, p + i])
+                e += lc[p + i]
+            if polarity_free:
+                metric[r, p] = _lncosh(c) - e
+                inverted[r, p] = c < 0.0
+            else:
+                metric[r, p] = c - e
+                inverted[r, p] = False
+
+
+@nb.njit(cache=True)
+def _hard_2d(llr, a, polarity_free, errors, inverted):
+    n_rows, n = llr.shape
+    m = a.size
+    for r in range(n_rows):
+        for p in range(n - m + 1):
+            e = 0
+            for i in range(m):
+                h = 1 if llr[r, p + i] < 0.0 else 0
+                e += h ^ a[i]
+            if polarity_free and 2 * e > m:
+                errors[r, p] = m - e
+                inverted[r, p] = True
+            else:
+                errors[r, p] = e
+                inverted[r, p] = False
+
+
+def _check_llr(llr, m: int, who: str) -> np.ndarray:
+    x = np.asarray(llr)
+    if x.ndim == 0 or x.dtype.kind != "f":
+        raise ShapeError(f"{who}: llr must be a float array (..., n), got dtype {x.dtype} shape {x.shape}")
+    if x.shape[-1] < m:
+        raise ShapeError(f"{who}: llr must have last axis >= marker length {m}, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ShapeError(f"{who}: llr must be finite, found {x[~np.isfinite(x)].flat[0]}")
+    return x
+
+
+def _marker_bits(marker) -> np.ndarray:
+    a = np.asarray(marker, dtype=np.uint8)
+    if a.ndim != 1 or a.size == 0 or a.max() > 1:
+        raise ConfigError(f"marker must be a 1-D array of bits, got shape {a.shape}")
+    return a
+
+
+def massey_metric(llr, marker=ASM_BITS, *, polarity_free: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Massey's optimum sync metric at every marker position.
+
+    Input
+    -----
+    llr : ``(*batch, n)`` float, positive = bit 0.
+    marker : ``(m,)`` bits, MSB first (default ASM 0x1ACFFC1D).
+    polarity_free : use the unknown-polarity rule and report inversions.
+
+    Output
+    ------
+    metric : ``(*batch, n - m + 1)`` float64, ``metric[..., p]`` scores ``llr[..., p:p+m]``.
+    inverted : ``(*batch, n - m + 1)`` bool, correlation negative (always False when
+        ``polarity_free`` is False).
+    """
+    a = _marker_bits(marker)
+    x = _check_llr(llr, a.size, "massey_metric")
+    flat = np.ascontiguousarray(x.reshape(-1, x.shape[-1]), dtype=np.float64)
+    n_pos = flat.shape[1] - a.size + 1
+    metric = np.empty((flat.shape[0], n_pos))
+    inv = np.empty((flat.shape[0], n_pos), dtype=np.bool_)
+    _massey_2d(flat, 1.0 - 2.0 * a.astype(np.float64), bool(polarity_free), metric, inv)
+    shape = x.shape[:-1] + (n_pos,)
+    return metric.reshape(shape), inv.reshape(shape)
+
+
+def hard_errors(llr, marker=ASM_BITS, *, polarity_free: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Marker bits in error (hard decisions ``llr < 0`` -> 1) at every position.
+
+    Output: ``errors`` ``(*batch, n - m + 1)`` int32 and ``inverted`` bool (polarity-free form: the
+    complement marker matched better; errors are then counted against the complement).
+    """
+    a = _marker_bits(marker)
+    x = _check_llr(llr, a.size, "hard_errors")
+    flat = np.ascontiguousarray(x.reshape(-1, x.shape[-1]), dtype=np.float64)
+    n_pos = flat.shape[1] - a.size + 1
+    err = np.empty((flat.shape[0], n_pos), dtype=np.int32)
+    inv = np.empty((flat.shape[0], n_pos), dtype=np.bool_)
+    _hard_2d(flat, a.astype(np.int64), bool(polarity_free), err, inv)
+    shape = x.shape[:-1] + (n_pos,)
+    return err.reshape(shape), inv.reshape(shape)
+
+
+# --- streaming synchroniser ----------------------------------------------------------------------
+class SyncMode(enum.IntEnum):
+    SEARCH = 0
+    CHECK = 1
+    LOCK = 2
+    FLYWHEEL = 3
+
+
+@dataclass(frozen=True)
+class FrameSyncConfig:
+    """Parameters of :class:`ASMFrameSync`.
+
+    Parameters
+    ----------
+    frame_len : bits of each frame after the marker (the sync period is ``marker_len + frame_len``).
+    marker, marker_len : the marker as an integer, MSB first (default CCSDS ASM 0x1ACFFC1D, 32).
+    rule : ``"massey"`` (soft, thresholds on the Massey metric, at most ``marker_len ln 2``) or
+        ``"hard"`` (thresholds in allowed bit errors).
+    polarity_free : SEARCH with the polarity-free rule; an inverted hit fixes the polarity until
+        lock is lost (the expected-position checks then use the known polarity, as CORTEX and
+        RT-STPS do).
+    search_threshold, lock_threshold : Massey metric needed to accept a SEARCH hit / a marker at the
+        expected position (CHECK, LOCK, FLYWHEEL).
+    search_max_errors, lock_max_errors : the same for ``rule="hard"``.
+    check_count : further consecutive good markers at the expected place before LOCK (0: lock on
+        the first hit).
+    flywheel : consecutive missed markers tolerated in lock (frames still emitted, marked FLYWHEEL);
+        one more drops to SEARCH.
+    slip : in CHECK / LOCK / FLYWHEEL the marker is looked for at the expected position +- slip bits.
+    correct_polarity : negate the LLRs of frames found on an inverted stream.
+    """
+
+    frame_len: int
+    marker: int = ASM
+    marker_len: int = ASM_LEN
+    rule: str = "massey"
+    polarity_free: bool = False
+    search_threshold: float = 12.0
+    lock_threshold: float = 4.0
+    search_max_errors: int = 4
+    lock_max_errors: int = 8
+    check_count: int = 2
+    flywheel: int = 3
+    slip: int = 2
+    correct_polarity: bool = True
+
+    def __post_init__(self):
+        who = "FrameSyncConfig"
+
+        def rng_(name, lo, hi):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
+                raise ConfigError(f"{who}: {name} must be an integer in [{lo}, {hi}], got {v!r}")
+
+        rng_("marker_len", 8, 256)
+        rng_("frame_len", 1, 1 << 30)
+        rng_("marker", 0, (1 << self.marker_len) - 1)
+        rng_("search_max_errors", 0, self.marker_len // 2 - 1)
+        rng_("lock_max_errors", 0, self.marker_len // 2 - 1)
+        rng_("check_count", 0, 1000)
+        rng_("flywheel", 0, 1000)
+        rng_("slip", 0, min(self.marker_len - 1, self.frame_len))
+        if self.rule not in ("massey", "hard"):
+            raise ConfigError(f"{who}: rule must be 'massey' or 'hard', got {self.rule!r}")
+        top = self.marker_len * LN2
+        for name in ("search_threshold", "lock_threshold"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float, np.floating)) or not -1e9 < v < top:
+                raise ConfigError(f"{who}: {name} must be a number below marker_len*ln2 = {top:.3f}, got {v!r}")
+
+    @property
+    def period(self) -> int:
+        return self.marker_len + self.frame_len
+
+
+@dataclass(frozen=True)
+class FrameSyncState:
+    """Synchroniser memory (pass in, get back; never shared).
+
+    ``buf`` holds the not yet consumed LLRs (float64, read-only) starting at stream bit
+    ``buf_start``. ``search_pos``: next position SEARCH tests; ``next_pos``: expected marker
+    position in CHECK / LOCK / FLYWHEEL; ``cand_pos``: the SEARCH hit being checked; ``good``:
+    confirmations in CHECK; ``misses``: consecutive missed markers; ``fresh``: ``next_pos`` is a
+    SEARCH hit not yet processed.
+
+    Counters: ``frames_found`` (frames emitted on a marker found, CHECK->LOCK included),
+    ``missed`` (frames emitted by the flywheel), ``false_locks`` (SEARCH hits rejected in CHECK),
+    ``inversions`` (locks acquired on an inverted stream), ``locks`` (entries into LOCK from CHECK),
+    ``lock_losses`` (FLYWHEEL/LOCK -> SEARCH).
+    """
+
+    buf: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    buf_start: int = 0
+    mode: SyncMode = SyncMode.SEARCH
+    search_pos: int = 0
+    next_pos: int = 0
+    cand_pos: int = -1
+    good: int = 0
+    misses: int = 0
+    fresh: bool = False
+    inverted: bool = False
+    frames_found: int = 0
+    missed: int = 0
+    false_locks: int = 0
+    inversions: int = 0
+    locks: int = 0
+    lock_losses: int = 0
+
+    def same_as(self, other: "FrameSyncState") -> bool:
+        """Equality including the buffer contents (dataclass ``==`` cannot compare arrays)."""
+        a = {k: v for k, v in self.__dict__.items() if k != "buf"}
+        b = {k: v for k, v in other.__dict__.items() if k != "buf"}
+        return a == b and np.array_equal(self.buf, other.buf)
+
+
+@dataclass(frozen=True)
+class SyncedFrames:
+    """Frames emitted by one :meth:`ASMFrameSync.push` call.
+
+    llr : ``(k, frame_len)`` float32, the frame LLRs after the marker (negated when the stream was
+        inverted and ``correct_polarity``).
+    offset : ``(k,)`` int64, stream bit index of each frame's marker (its data starts ``marker_len``
+        bits later).
+    metric : ``(k,)`` float64, marker metric (Massey) or minus the bit errors (hard) at ``offset``.
+    inverted : ``(k,)`` bool.
+    state : ``(k,)`` int8, :class:`SyncMode` LOCK or FLYWHEEL.
+    """
+
+    llr: np.ndarray
+    offset: np.ndarray
+    metric: np.ndarray
+    inverted: np.ndarray
+    state: np.ndarray
+
+    def __len__(self):
+        return self.offset.size
+
+    @staticmethod
+    def concat(parts) -> "SyncedFrames":
+        parts = list(parts)
+        return SyncedFrames(*(np.concatenate([getattr(p, f) for p in parts])
+                              for f in ("llr", "offset", "metric", "inverted", "state")))
+
+
+class ASMFrameSync:
+    """Streaming attached-sync-marker frame synchroniser (CCSDS 131.0-B ASM by default).
+
+    ``frames, state = sync.push(llr_chunk, state)`` takes a 1-D chunk of LLRs of any size
+    (positive = bit 0) and returns the frames completed so far. Output is identical for any
+    chunking of the same stream.
+
+    States (Safran CORTEX / RT-STPS style):
+
+    * SEARCH: every position is scored (polarity-free if configured); the first position reaching
+      the search threshold starts a candidate, refined to the best score among the next
+      ``marker_len`` positions.
+    * CHECK: ``check_count`` further markers must be found at the expected place (+- ``slip``);
+      one failure rejects the candidate (``false_locks``) and SEARCH resumes one bit after it.
+      Frames are not emitted in CHECK except the one that completes it.
+    * LOCK: the marker is looked for at expected +- ``slip`` with the known polarity (ties go to
+      the smallest shift); a found marker re-times the frame clock (bit slips are followed).
+    * FLYWHEEL: after a miss, frames are still emitted at the expected place for up to
+      ``flywheel`` consecutive misses; a found marker returns to LOCK, one more miss to SEARCH
+      (from the last expected position - slip).
+    """
+
+    SEARCH_BLOCK = 1 << 16
+
+    def __init__(self, config: FrameSyncConfig):
+        self.cfg = config
+        self.marker_bits = bits_from_int(config.marker, config.marker_len)
+        self._s = 1.0 - 2.0 * self.marker_bits.astype(np.float64)
+        self._a = self.marker_bits.astype(np.int64)
+        if config.rule == "massey":
+            self._search_min, self._lock_min = float(config.search_threshold), float(config.lock_threshold)
+        else:
+            self._search_min, self._lock_min = -float(config.search_max_errors), -float(config.lock_max_errors)
+
+    def initial_state(self) -> FrameSyncState:
+        return FrameSyncState()
+
+    def _score(self, seg: np.ndarray, polarity_free: bool, inverted: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Scores (higher = better) of every position of the 1-D float64 segment."""
+        x = seg.reshape(1, -1)
+        n_pos = seg.size - self.cfg.marker_len + 1
+        inv = np.empty((1, n_pos), dtype=np.bool_)
+        if self.cfg.rule == "massey":
+            out = np.empty((1, n_pos))
+            _massey_2d(x, -self._s if inverted else self._s, polarity_free, out, inv)
+            score = out[0]
+        else:
+            err = np.empty((1, n_pos), dtype=np.int32)
+            _hard_2d(x, 1 - self._a if inverted else self._a, polarity_free, err, inv)
+            score = -err[0].astype(np.float64)
+        inv = inv[0] ^ inverted if not polarity_free else inv[0]
+        return score, inv
+
+    def push(self, llr_chunk, state: FrameSyncState) -> tuple[SyncedFrames, FrameSyncState]:
+        """Consume one chunk ``(n,)`` of LLRs; return the frames it completes and the new state."""
+        x = np.asarray(llr_chunk)
+        if x.ndim != 1 or x.dtype.kind != "f":
+            raise ShapeError(f"ASMFrameSync.push: llr_chunk must be a 1-D float array, got dtype {x.dtype} "
+                             f"shape {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ShapeError(f"ASMFrameSync.push: llr must be finite, found {x[~np.isfinite(x)].flat[0]}")
+        cfg, m, P = self.cfg, self.cfg.marker_len, self.cfg.period
+        buf = np.concatenate([state.buf, x.astype(np.float64)])
+        start = state.buf_start
+        end = start + buf.size
+        st = dict(state.__dict__)
+        del st["buf"], st["buf_start"]
+        out_llr, out_off, out_met, out_inv, out_state = [], [], [], [], []
+
+        def emit(pos, metric, mode):
+            f = buf[pos + m - start:pos + P - start]
+            out_llr.append(-f if (st["inverted"] and cfg.correct_polarity) else f)
+            out_off.append(pos)
+            out_met.append(metric)
+            out_inv.append(st["inverted"])
+            out_state.append(int(mode))
+
+        while True:
+            mode = st["mode"]
+            if mode == SyncMode.SEARCH:
+                last = end - m                               # last position with a full marker window
+                sp = st["search_pos"]
+                if last < sp:
+                    break
+                hi = min(last + 1, sp + self.SEARCH_BLOCK)
+                score, _ = self._score(buf[sp - start:hi - start + m - 1], cfg.polarity_free, False)
+                hits = np.flatnonzero(score >= self._search_min)
+                if hits.size == 0:
+                    st["search_pos"] = hi
+                    continue
+                p = sp + int(hits[0])
+                if p + m - 1 > last:                         # refinement window not complete yet
+                    st["search_pos"] = p
+                    break
+                score, inv = self._score(buf[p - start:p + 2 * m - 1 - start], cfg.polarity_free, False)
+                j = int(np.argmax(score))
+                st.update(mode=SyncMode.CHECK, cand_pos=p + j, next_pos=p + j, search_pos=p + j, good=0, misses=0, fresh=True,
+                          inverted=bool(inv[j]))
+                continue
+
+            # CHECK / LOCK / FLYWHEEL: look at the expected place
+            nxt = st["next_pos"]
+            w = 0 if st["fresh"] else cfg.slip
+            if end < nxt + w + P:                            # the frame of the latest candidate
+                break
+            score, _ = self._score(buf[nxt - w - start:nxt + w + m - start], False, st["inverted"])
+            order = [w] + [w + d * sgn for d in range(1, w + 1) for sgn in (-1, 1)]   # 0, -1, +1, -2, ...
+            best = max(order, key=lambda k: (score[k], -order.index(k)))
+            pos, metric = nxt - w + best, float(score[best])
+            good = st["fresh"] or metric >= self._lock_min
+            if mode == SyncMode.CHECK:
+                if st["fresh"]:
+                    st["fresh"] = False
+                elif good:
+                    st["good"] += 1
+                else:
+                    st.update(mode=SyncMode.SEARCH, search_pos=st["cand_pos"] + 1, false_locks=st["false_locks"] + 1)
+                    continue
+                if st["good"] >= cfg.check_count:
+                    st.update(mode=SyncMode.LOCK, locks=st["locks"] + 1, inversions=st["inversions"] + st["inverted"],
+                              frames_found=st["frames_found"] + 1)
+                    emit(pos, metric, SyncMode.LOCK)
+                st["next_pos"] = pos + P
+            elif good:                                       # LOCK or FLYWHEEL, marker found
+                st.update(mode=SyncMode.LOCK, misses=0, frames_found=st["frames_found"] + 1, next_pos=pos + P)
+                emit(pos, metric, SyncMode.LOCK)
+            else:                                            # marker missed
+                st["misses"] += 1
+                if st["misses"] > cfg.flywheel:
+                    st.update(mode=SyncMode.SEARCH, search_pos=nxt - cfg.slip, lock_losses=st["lock_losses"] + 1)
+                    continue
+                st.update(mode=SyncMode.FLYWHEEL, missed=st["missed"] + 1, next_pos=nxt + P)
+                emit(nxt, float(score[w]), SyncMode.FLYWHEEL)       # metric at the expected place
+
+        mode = st["mode"]
+        if mode == SyncMode.SEARCH:
+            keep = st["search_pos"]
+        elif mode == SyncMode.CHECK:
+            keep = min(st["cand_pos"] + 1, st["next_pos"] - cfg.slip)
+        else:
+            keep = st["next_pos"] - cfg.slip
+        keep = min(max(keep, start), end)
+        rest = buf[keep - start:].copy()
+        rest.setflags(write=False)
+        new_state = FrameSyncState(buf=rest, buf_start=keep, **st)
+        k = len(out_off)
+        frames = SyncedFrames(
+            llr=np.array(out_llr, dtype=np.float32).reshape(k, cfg.frame_len),
+            offset=np.array(out_off, dtype=np.int64), metric=np.array(out_met, dtype=np.float64),
+            inverted=np.array(out_inv, dtype=np.bool_), state=np.array(out_state, dtype=np.int8))
+        return frames, new_state
