@@ -202,7 +202,8 @@ def plot_curve(rows, path, *, title: str, xlabel: str, limits: list[tuple[float,
         ok = y > 0
         ax.semilogy(x[ok], y[ok], style, label=lab)
     fl = np.array([r["fer_ci_low"] for r in rows]); fh = np.array([r["fer_ci_high"] for r in rows])
-    ax.fill_between(x, np.maximum(fl, 1e-7), fh, alpha=0.15, color="C0", label="FER 95 % CI")
+    err = np.array([r["frame_errors"] > 0 for r in rows])
+    ax.fill_between(x, np.where(err, fl, fh), fh, alpha=0.15, color="C0", label="FER 95 % CI")
     zero = [r for r in rows if r["frame_errors"] == 0]
     if zero:
         ax.semilogy([r["x"] for r in zero], [r["fer_ci_high"] for r in zero], "v", color="C0",
