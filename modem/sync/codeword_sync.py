@@ -1,0 +1,310 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Codeword synchronisation of SCPPM (CCSDS 142.0-B-1) on recovered symbol-slot counts, with the CSM.
+
+Input: symbol-aligned slot counts ``(n, M + G)`` from :class:`modem.sync.slot_clock.SlotClockRecovery`
+(a :class:`~modem.sync.slot_clock.SlotCounts`: ``counts``, ``sym_index``, ``segment``). Output:
+codeword-aligned blocks ``(F, slots_per_codeword)`` that :meth:`SCPPMReceiver.receive` accepts
+(CSM symbols first, guard slots included).
+
+Metric (hpe-scppm.md 5, PPM analogue of Massey's rule; sync-formats-io.md 4.1). With
+``w = ln(1 + ns/nb)`` and ``y_{s,m}`` the count of data slot ``m`` of symbol ``s``, the CSM
+log-likelihood ratio "CSM starts at symbol j" vs "random PPM data there" is
+
+    Lambda(j) = sum_i [ w*y_{j+i, c_i} - ln sum_m exp(w*y_{j+i, m}) + ln M ]
+
+(``c_i`` the CSM symbols): the reference's soft score plus ``L*ln M``. Each term is
+``ln(M * P(symbol = c_i | y))``: at most ``ln M`` (a count in the CSM slot only), 0 for an erased
+symbol (no counts), about ``-w`` for a count in a wrong slot. ``Lambda`` is at most ``L_csm*ln M``
+(44.4 for M = 16). With symbol repetition ``q_d`` (``repeat_unit="symbol"``) every CSM symbol is
+expected ``q_d`` times in a row; the codeword-unit repetition is ambiguous for the CSM and refused.
+
+State machine
+-------------
+SEARCH: once ``period + L - 1`` symbols (period = ``symbols_per_codeword*q_d``) are buffered, all
+``period`` offsets are scored; the best (first on ties) is accepted if ``Lambda >= search_threshold``
+(default ``ln(period) + 8``: the prior of one offset among ``period``, plus margin), the symbols
+before it are dropped and the synchroniser LOCKs; otherwise the ``period`` symbols are dropped.
+LOCK: every codeword's CSM is scored at its expected place; ``Lambda >= lock_threshold`` (default 0,
+the Bayes point) is a hit, otherwise a miss. Codewords are emitted on hits and on up to ``flywheel``
+consecutive misses (flagged ``locked=False``); one more miss returns to SEARCH at that codeword.
+A new ``segment`` or a hole in ``sym_index`` (the slot clock lost the signal) empties the buffer
+and returns to SEARCH.
+
+Streaming: ``blocks, state = sync.push(slot_counts, state)``; the state is the whole memory and is
+never mutated. Scores depend only on the symbols of their window, so any chunking gives identical
+output.
+"""
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..errors import ConfigError, ShapeError
+
+__all__ = ["CodewordSyncMode", "CodewordSyncConfig", "CodewordSyncState", "CodewordBlocks", "CodewordSync",
+           "csm_llr"]
+
+
+def csm_llr(counts, pattern, M: int, w: float) -> np.ndarray:
+    """CSM log-likelihood ratio ``Lambda(j)`` at every start ``j`` of a symbol-count array.
+
+    Parameters
+    ----------
+    counts : (n, >= M) non-negative counts per slot of consecutive symbols (data slots first).
+    pattern : (L,) int, expected PPM symbol per position (values < M).
+    M : PPM order.
+    w : ``ln(1 + ns/nb)`` (> 0).
+
+    Returns
+    -------
+    (max(n - L + 1, 0),) float64; summed over the pattern in a fixed order.
+    """
+    y = np.asarray(counts)
+    if y.ndim != 2 or y.shape[1] < M:
+        raise ShapeError(f"csm_llr: counts must have shape (n, >= {M}), got {y.shape}")
+    pat = np.asarray(pattern, dtype=np.int64)
+    L = pat.size
+    n_pos = y.shape[0] - L + 1
+    if n_pos <= 0:
+        return np.zeros(0)
+    z = y[:, :M].astype(np.float64) * w
+    zmax = z.max(axis=1)
+    lse = zmax + np.log(np.exp(z - zmax[:, None]).sum(axis=1)) - math.log(M)
+    out = np.zeros(n_pos)
+    for i in range(L):
+        out += z[i:i + n_pos, pat[i]] - lse[i:i + n_pos]
+    return out
+
+
+class CodewordSyncMode(enum.IntEnum):
+    SEARCH = 0
+    LOCK = 1
+
+
+@dataclass(frozen=True)
+class CodewordSyncConfig:
+    """Parameters of :class:`CodewordSync`.
+
+    code : :class:`~modem.fec.scppm.SCPPMCode` (needs the CSM; repetition only with ``repeat_unit="symbol"``).
+    ns, nb : detected mean signal counts per pulse and noise counts per slot (nb > 0), for ``w``.
+    search_threshold : Lambda needed for a SEARCH hit (None: ``ln(period) + 8``).
+    lock_threshold : Lambda needed at the expected place in LOCK.
+    flywheel : consecutive CSM misses still emitted before returning to SEARCH.
+    """
+
+    code: object
+    ns: float
+    nb: float
+    search_threshold: float | None = None
+    lock_threshold: float = 0.0
+    flywheel: int = 2
+
+    def __post_init__(self):
+        who = "CodewordSyncConfig"
+        c = self.code
+        if not all(hasattr(c, a) for a in ("M", "csm_symbols", "slots_per_symbol", "symbols_per_codeword")):
+            raise ConfigError(f"{who}: code must be an SCPPMCode, got {c!r}")
+        if c.L_csm == 0:
+            raise ConfigError(f"{who}: the code has no CSM (csm=False); codeword sync needs it")
+        if c.repetition > 1 and c.repeat_unit != "symbol":
+            raise ConfigError(f"{who}: repeat_unit={c.repeat_unit!r} with repetition={c.repetition} repeats the CSM "
+                              "with the codeword, which leaves the codeword start ambiguous; only 'symbol' is supported")
+        for name in ("ns", "nb"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                    or not math.isfinite(float(v)) or v <= 0:
+                raise ConfigError(f"{who}: {name} must be a finite number > 0, got {v!r}")
+        top = self.pattern.size * math.log(c.M)
+        st = self.search_threshold
+        if st is not None and (isinstance(st, bool) or not isinstance(st, (int, float, np.integer, np.floating))
+                               or not -1e9 < st < top):
+            raise ConfigError(f"{who}: search_threshold must be below L*ln M = {top:.2f}, got {st!r}")
+        lt = self.lock_threshold
+        if isinstance(lt, bool) or not isinstance(lt, (int, float, np.integer, np.floating)) or not -1e9 < lt < top:
+            raise ConfigError(f"{who}: lock_threshold must be below L*ln M = {top:.2f}, got {lt!r}")
+        f = self.flywheel
+        if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or not 0 <= f <= 1 << 20:
+            raise ConfigError(f"{who}: flywheel must be an integer >= 0, got {f!r}")
+
+    @property
+    def pattern(self) -> np.ndarray:
+        """Expected symbol at each of the first ``L_csm * q_d`` symbols of a codeword."""
+        return np.repeat(self.code.csm_symbols, self.code.repetition)
+
+    @property
+    def period(self) -> int:
+        """Transmitted symbols per codeword (repetition included)."""
+        return self.code.symbols_per_codeword * self.code.repetition
+
+    @property
+    def w(self) -> float:
+        return float(np.log1p(float(self.ns) / float(self.nb)))
+
+    @property
+    def search_min(self) -> float:
+        if self.search_threshold is not None:
+            return float(self.search_threshold)
+        return min(math.log(self.period) + 8.0, 0.75 * self.pattern.size * math.log(self.code.M))
+
+
+@dataclass
+class CodewordSyncState:
+    """Memory of :class:`CodewordSync` (never mutated by ``push``).
+
+    ``buf`` (n, slots_per_symbol) uint16 symbols not yet consumed, ``buf_index`` the ``sym_index`` of
+    ``buf[0]``, ``segment`` the slot-clock segment; ``misses`` consecutive CSM misses in LOCK.
+    Counters: ``codewords`` emitted, ``flywheeled`` (emitted on a miss), ``locks``, ``lock_losses``,
+    ``resets`` (segment changes / symbol holes).
+    """
+
+    buf: np.ndarray | None = None
+    buf_index: int = 0
+    segment: int | None = None
+    mode: CodewordSyncMode = CodewordSyncMode.SEARCH
+    misses: int = 0
+    codewords: int = 0
+    flywheeled: int = 0
+    locks: int = 0
+    lock_losses: int = 0
+    resets: int = 0
+
+
+@dataclass
+class CodewordBlocks:
+    """Codewords emitted by one :meth:`CodewordSync.push`.
+
+    counts : (F, slots_per_codeword) uint16, for ``SCPPMReceiver.receive``.
+    sym_index : (F,) int64, slot-clock symbol index of each codeword's first (CSM) symbol.
+    csm_llr : (F,) float64, Lambda of the codeword's CSM.
+    locked : (F,) bool, False for codewords emitted by the flywheel (CSM missed).
+    segment : (F,) int32.
+    """
+
+    counts: np.ndarray
+    sym_index: np.ndarray
+    csm_llr: np.ndarray
+    locked: np.ndarray
+    segment: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.sym_index.shape[0])
+
+    @staticmethod
+    def concat(parts) -> "CodewordBlocks":
+        parts = list(parts)
+        return CodewordBlocks(*(np.concatenate([getattr(p, f) for p in parts])
+                                for f in ("counts", "sym_index", "csm_llr", "locked", "segment")))
+
+
+class CodewordSync:
+    """Streaming CSM codeword synchroniser (see the module docstring)."""
+
+    def __init__(self, config: CodewordSyncConfig):
+        if not isinstance(config, CodewordSyncConfig):
+            raise ConfigError(f"CodewordSync: config must be a CodewordSyncConfig, got {config!r}")
+        self.cfg = config
+        self.code = config.code
+        self._pat = config.pattern
+        self._w = config.w
+
+    def initial_state(self) -> CodewordSyncState:
+        return CodewordSyncState(buf=np.zeros((0, self.code.slots_per_symbol), dtype=np.uint16))
+
+    def _empty(self) -> CodewordBlocks:
+        return CodewordBlocks(np.zeros((0, self.code.slots_per_codeword), np.uint16), np.zeros(0, np.int64),
+                              np.zeros(0), np.zeros(0, bool), np.zeros(0, np.int32))
+
+    def push(self, symbols, state: CodewordSyncState) -> tuple[CodewordBlocks, CodewordSyncState]:
+        """Consume symbol-aligned slot counts (a ``SlotCounts``); return completed codewords."""
+        P = self.code.slots_per_symbol
+        counts = getattr(symbols, "counts", None)
+        if counts is None or not hasattr(symbols, "sym_index") or not hasattr(symbols, "segment"):
+            raise ShapeError(f"CodewordSync.push: expected SlotCounts (counts, sym_index, segment), got {type(symbols)}")
+        y = np.asarray(counts)
+        idx = np.asarray(symbols.sym_index)
+        seg = np.asarray(symbols.segment)
+        if y.ndim != 2 or y.shape[1] != P:
+            raise ShapeError(f"CodewordSync.push: counts must have shape (n, {P}) (M + guard slots), got {y.shape}")
+        if idx.shape != (y.shape[0],) or seg.shape != (y.shape[0],):
+            raise ShapeError(f"CodewordSync.push: sym_index {idx.shape} and segment {seg.shape} must have shape "
+                             f"({y.shape[0]},)")
+        if y.dtype.kind not in "iu":
+            raise ShapeError(f"CodewordSync.push: counts must be integers, got dtype {y.dtype}")
+        if y.size and y.min() < 0:
+            raise ShapeError(f"CodewordSync.push: counts must be >= 0, found {int(y.min())}")
+        st = replace(state)
+        if st.buf is None:
+            st.buf = np.zeros((0, P), dtype=np.uint16)
+        y = np.minimum(y, 65535).astype(np.uint16, copy=False)
+        parts = []
+        # split the input at segment changes / index holes
+        n = y.shape[0]
+        if n:
+            brk = np.flatnonzero((np.diff(idx) != 1) | (np.diff(seg) != 0)) + 1
+            bounds = [0, *brk.tolist(), n]
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                contiguous = (st.segment == int(seg[a]) and st.buf_index + st.buf.shape[0] == int(idx[a]))
+                if not contiguous:
+                    if st.segment is not None:
+                        st.resets += 1
+                    st.buf = y[a:b]
+                    st.buf_index = int(idx[a])
+                    st.segment = int(seg[a])
+                    st.mode = CodewordSyncMode.SEARCH
+                    st.misses = 0
+                else:
+                    st.buf = np.concatenate([st.buf, y[a:b]]) if st.buf.shape[0] else y[a:b]
+                self._run(st, parts)
+        if not parts:
+            return self._empty(), st
+        return CodewordBlocks.concat(parts), st
+
+    def _run(self, st: CodewordSyncState, parts: list):
+        cfg, code = self.cfg, self.code
+        per, L = cfg.period, self._pat.size
+        out_c, out_i, out_l, out_k = [], [], [], []
+        buf = st.buf
+        pos = 0
+        while True:
+            avail = buf.shape[0] - pos
+            if st.mode == CodewordSyncMode.SEARCH:
+                if avail < per + L - 1:
+                    break
+                lam = csm_llr(buf[pos:pos + per + L - 1], self._pat, code.M, self._w)
+                j = int(np.argmax(lam))
+                if lam[j] >= cfg.search_min:
+                    pos += j
+                    st.mode = CodewordSyncMode.LOCK
+                    st.misses = 0
+                    st.locks += 1
+                else:
+                    pos += per
+                continue
+            if avail < per:
+                break
+            lam0 = float(csm_llr(buf[pos:pos + L], self._pat, code.M, self._w)[0])
+            hit = lam0 >= cfg.lock_threshold
+            if not hit:
+                st.misses += 1
+                if st.misses > cfg.flywheel:
+                    st.mode = CodewordSyncMode.SEARCH
+                    st.lock_losses += 1
+                    st.misses = 0
+                    continue
+                st.flywheeled += 1
+            else:
+                st.misses = 0
+            out_c.append(buf[pos:pos + per].reshape(-1))
+            out_i.append(st.buf_index + pos)
+            out_l.append(lam0)
+            out_k.append(hit)
+            st.codewords += 1
+            pos += per
+        st.buf = buf[pos:].copy()
+        st.buf_index += pos
+        if out_c:
+            parts.append(CodewordBlocks(np.stack(out_c), np.array(out_i, np.int64), np.array(out_l),
+                                        np.array(out_k, bool), np.full(len(out_c), st.segment, np.int32)))
