@@ -309,7 +309,7 @@ def write_sensitivity(entries: dict, path=None) -> Path:
     path = Path(path) if path is not None else SENSITIVITY_FILE
     lines = ["# Measured decoder sensitivity (FER 1e-2) used by `modem link-budget --required measured`.",
              "# Produced by modem.analysis.curves.measure_sensitivity / measure_dpsk_sensitivity",
-             "# (python3 -m modem.analysis.curves --measure); do not edit by hand.", ""]
+             "# (python3 -m modem.analysis.curves --scppm --dpsk PPB...); do not edit by hand.", ""]
     for chain in ("scppm", "dpsk"):
         for e in entries.get(chain, []):
             lines.append(f"[[{chain}]]")
