@@ -22,6 +22,11 @@ Conventions (pinned here)
   damping 1/sqrt(2)). The integral branch tracks the clock offset (type-2 loop: no steady-state
   phase error under a constant frequency offset; hundreds of ppm are a tiny per-slot step).
   The detector works for sparse PPM pulses and for bipolar DPSK outputs alike.
+  Acquisition (measured, sps 4, pulse_sigma 0.25, |offset| <= 250 ppm): PPM at B_L T = 0.002 is
+  centred within ~0.03 slot after 5000 slots (an initial phase near the half-slot hang-up point is
+  the slow case); burst-mode DPSK at B_L T = 0.01 with 256-bit bursts learns the clock offset over
+  the first two bursts (the second may open ~0.3 bit off and pull in), then stays within ~0.02 bit
+  across the gaps. There is no gear shifting or feedforward frequency estimate yet.
 * Output ``SlotStatistics.z[k]`` = MF output at the recovered centre of slot ``k``; ``t[k]`` its
   position in input samples (sample 0 of the record = 0.0); ``index[k]`` a running slot counter.
   The slot numbering starts at the first recovered slot; the codeword / frame position is found
