@@ -35,9 +35,11 @@ TRACK (second-order loop, per block)
 LOSS OF SIGNAL
     A block with fewer photons than ``max(los_min_photons, los_fraction * running mean)`` is weak:
     it is still emitted (flywheel, no loop update) for up to ``flywheel_blocks`` weak blocks in a
-    row; one more declares loss of signal from the first weak block's start, drops back to ACQUIRE,
-    and the ``loss_of_signal`` event (start, end) is reported at re-acquisition (end = start of the
-    successful acquisition window). Each acquisition opens a new ``segment``: symbols of different
+    row; one more declares loss of signal, drops back to ACQUIRE, and the ``loss_of_signal`` event
+    is reported at re-acquisition: start = where the signal ends in the last good block (to 1/16
+    of a block), end = the signal onset found in the
+    successful acquisition window (to 1/32 of the window); tracking resumes at the first symbol
+    boundary after the onset. Each acquisition opens a new ``segment``: symbols of different
     segments are not contiguous and a codeword synchroniser must restart.
 
 Streaming and chunking
@@ -185,7 +187,8 @@ class SlotClockState:
     monotonicity check). ACQUIRE: ``acq_anchor`` start of the current window (None: the first
     buffered tag). TRACK: block ``blk_start`` (ps, float), slot period ``period`` (ps),
     ``sym_index`` of the symbol at ``blk_start``, ``rate`` mean photons per block, ``weak_run`` weak
-    blocks in a row (from ``weak_start``), ``guard_hist`` guard-monitor histogram.
+    blocks in a row (from ``weak_start``), ``guard_hist`` guard-monitor histogram,
+    ``last_good_t`` where the signal ended in the last non-weak block.
     ``los_since``: start of the current loss of signal (None when not lost). Counters:
     ``acquisitions``, ``failed_windows``, ``losses``, ``slips``.
     """
@@ -202,6 +205,7 @@ class SlotClockState:
     weak_run: int = 0
     weak_start: float = 0.0
     guard_hist: np.ndarray | None = None
+    last_good_t: float | None = None
     los_since: float | None = None
     acquisitions: int = 0
     failed_windows: int = 0
@@ -324,7 +328,7 @@ class SlotClockRecovery:
         # refinement: tone phase on the window's quarters, least-squares slope
         q = np.minimum((x * (4.0 / W)).astype(np.int64), 3)
         z = np.array([np.exp(-TWO_PI * 1j * (fh * x[q == i] % 1.0)).sum() for i in range(4)])
-        ok = np.abs(z) > 0
+        ok = np.abs(z) >= 0.25 * np.abs(z).max()             # quarters with signal (not a fade / darks)
         if ok.sum() >= 2:
             ph = np.unwrap(np.angle(z[ok]))
             xm = np.array([x[q == i].mean() for i in range(4)])[ok]
@@ -341,9 +345,20 @@ class SlotClockRecovery:
         ratio = float(gs[g] / (G * max(hist.mean(), 1e-300)))
         if ratio > cfg.acq_max_guard_ratio:
             return None
+        # signal onset inside the window (a window anchored on a dark count before the signal
+        # returns): the first of 32 sub-windows holding >= 1/4 of the busy sub-windows' mean
+        nb_sub = 32
+        sub = np.bincount(np.minimum((x * (nb_sub / W)).astype(np.int64), nb_sub - 1), minlength=nb_sub)
+        busy = np.sort(sub)[nb_sub // 2:].mean()
+        onset = int(np.flatnonzero(sub >= 0.25 * busy)[0]) * (W / nb_sub)
         first = (g + G) % P
-        return {"period": float(T), "t_sym": float(t_anchor + s0 + first * T),
-                "offset_ppm": float((T / T0 - 1.0) * 1e6), "power": float(pw[k]), "guard_ratio": ratio}
+        t_sym = s0 + first * T
+        if t_sym < onset:
+            t_sym += math.ceil((onset - t_sym) / (P * T)) * (P * T)
+        n_sig = int(np.count_nonzero(x >= onset))
+        return {"period": float(T), "t_sym": float(t_anchor + t_sym), "t_onset": float(t_anchor + onset),
+                "rate_per_ps": n_sig / max(W - onset, 1.0), "offset_ppm": float((T / T0 - 1.0) * 1e6),
+                "power": float(pw[k]), "guard_ratio": ratio}
 
     # ---------------------------------------------------------------------------------- streaming
     def push(self, t_ps, state: SlotClockState) -> tuple[SlotCounts, SlotClockState]:
@@ -398,11 +413,11 @@ class SlotClockRecovery:
                 st.blk_start = res["t_sym"]
                 st.segment += 1
                 st.acquisitions += 1
-                st.rate = (i1 - i0) * (B * Tsym) / cfg.acq_window_ps
+                st.rate = res["rate_per_ps"] * (B * Tsym)
                 st.weak_run = 0
                 st.guard_hist = np.zeros(P)
                 if st.los_since is not None:
-                    events.append(SyncEvent("loss_of_signal", st.los_since, a, {}))
+                    events.append(SyncEvent("loss_of_signal", st.los_since, res["t_onset"], {}))
                     st.los_since = None
                 events.append(SyncEvent("acquired", res["t_sym"], None, dict(res, segment=st.segment)))
                 buf = buf[i0:]
@@ -433,6 +448,14 @@ class SlotClockRecovery:
                 nxt = e + cfg.kp * err
                 st.rate += cfg.rate_smoothing * (n_ph - st.rate)
                 st.weak_run = 0
+                # end of the signal inside this block (a fade starting mid-block): the end of the
+                # last of <= 16 sub-blocks holding >= 1/4 of the mean photons per sub-block
+                per_sym = counts.sum(axis=1)
+                nsub = min(16, B)
+                sub = np.add.reduceat(per_sym, np.arange(nsub) * B // nsub)
+                last = int(np.flatnonzero(sub >= 0.25 * sub.mean())[-1])
+                sub_end = (last + 1) * B // nsub
+                st.last_good_t = float(s + sub_end * P * T)
                 if cfg.guard_smoothing > 0:
                     h = counts.sum(axis=0).astype(np.float64)
                     st.guard_hist = st.guard_hist + cfg.guard_smoothing * (h - st.guard_hist)
@@ -463,7 +486,7 @@ class SlotClockRecovery:
             buf = buf[i1:]
             if not emit:                                   # loss of signal declared
                 st.mode = ClockMode.ACQUIRE
-                st.los_since = st.weak_start
+                st.los_since = st.weak_start if st.last_good_t is None else min(st.weak_start, st.last_good_t)
                 st.losses += 1
                 st.acq_anchor = None
                 st.weak_run = 0
