@@ -24,8 +24,8 @@ SEARCH: once ``period + L - 1`` symbols (period = ``symbols_per_codeword*q_d``) 
 ``period`` offsets are scored; the best (first on ties) is accepted if ``Lambda >= search_threshold``
 (default ``ln(period) + 8``: the prior of one offset among ``period``, plus margin), the symbols
 before it are dropped and the synchroniser LOCKs; otherwise the ``period`` symbols are dropped.
-LOCK: every codeword's CSM is scored at its expected place; ``Lambda >= lock_threshold`` (default 0,
-the Bayes point) is a hit, otherwise a miss. Codewords are emitted on hits and on up to ``flywheel``
+LOCK: every codeword's CSM is scored at its expected place; ``Lambda > lock_threshold`` (default 0,
+the Bayes point; strict, so an erased CSM with ``Lambda = 0`` is a miss) is a hit, otherwise a miss. Codewords are emitted on hits and on up to ``flywheel``
 consecutive misses (flagged ``locked=False``); one more miss returns to SEARCH at that codeword.
 A new ``segment`` or a hole in ``sym_index`` (the slot clock lost the signal) empties the buffer
 and returns to SEARCH.
@@ -91,7 +91,7 @@ class CodewordSyncConfig:
     code : :class:`~modem.fec.scppm.SCPPMCode` (needs the CSM; repetition only with ``repeat_unit="symbol"``).
     ns, nb : detected mean signal counts per pulse and noise counts per slot (nb > 0), for ``w``.
     search_threshold : Lambda needed for a SEARCH hit (None: ``ln(period) + 8``).
-    lock_threshold : Lambda needed at the expected place in LOCK.
+    lock_threshold : Lambda must exceed this at the expected place in LOCK.
     flywheel : consecutive CSM misses still emitted before returning to SEARCH.
     """
 
@@ -286,7 +286,7 @@ class CodewordSync:
             if avail < per:
                 break
             lam0 = float(csm_llr(buf[pos:pos + L], self._pat, code.M, self._w)[0])
-            hit = lam0 >= cfg.lock_threshold
+            hit = lam0 > cfg.lock_threshold
             if not hit:
                 st.misses += 1
                 if st.misses > cfg.flywheel:

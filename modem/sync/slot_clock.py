@@ -36,8 +36,8 @@ LOSS OF SIGNAL
     A block with fewer photons than ``max(los_min_photons, los_fraction * running mean)`` is weak:
     it is still emitted (flywheel, no loop update) for up to ``flywheel_blocks`` weak blocks in a
     row; one more declares loss of signal, drops back to ACQUIRE, and the ``loss_of_signal`` event
-    is reported at re-acquisition: start = where the signal ends in the last good block (to 1/16
-    of a block), end = the signal onset found in the
+    is reported at re-acquisition: start = where the signal ends (to 1/16 of a block, found in
+    the last good block or the first weak one), end = the signal onset found in the
     successful acquisition window (to 1/32 of the window); tracking resumes at the first symbol
     boundary after the onset. Each acquisition opens a new ``segment``: symbols of different
     segments are not contiguous and a codeword synchroniser must restart.
@@ -188,7 +188,7 @@ class SlotClockState:
     buffered tag). TRACK: block ``blk_start`` (ps, float), slot period ``period`` (ps),
     ``sym_index`` of the symbol at ``blk_start``, ``rate`` mean photons per block, ``weak_run`` weak
     blocks in a row (from ``weak_start``), ``guard_hist`` guard-monitor histogram,
-    ``last_good_t`` where the signal ended in the last non-weak block.
+    ``last_good_t`` where the signal ended (last good block or first weak one).
     ``los_since``: start of the current loss of signal (None when not lost). Counters:
     ``acquisitions``, ``failed_windows``, ``losses``, ``slips``.
     """
@@ -360,6 +360,19 @@ class SlotClockRecovery:
                 "rate_per_ps": n_sig / max(W - onset, 1.0), "offset_ppm": float((T / T0 - 1.0) * 1e6),
                 "power": float(pw[k]), "guard_ratio": ratio}
 
+    def _signal_end(self, counts, s: float, T: float, rate: float) -> float | None:
+        """End time of the last of <= 16 sub-blocks of a block holding >= 1/4 of the running mean
+        photons per sub-block (where a fade began), or None when no sub-block does."""
+        B, P = counts.shape
+        nsub = min(16, B)
+        starts = np.arange(nsub) * B // nsub
+        sub = np.add.reduceat(counts.sum(axis=1), starts)
+        lens = np.diff(np.append(starts, B))
+        good = np.flatnonzero(sub >= 0.25 * rate * lens / B)
+        if good.size == 0:
+            return None
+        return float(s + (starts[good[-1]] + lens[good[-1]]) * P * T)
+
     # ---------------------------------------------------------------------------------- streaming
     def push(self, t_ps, state: SlotClockState) -> tuple[SlotCounts, SlotClockState]:
         """Consume a chunk of sorted time tags; return the symbols completed and the new state."""
@@ -416,6 +429,7 @@ class SlotClockRecovery:
                 st.rate = res["rate_per_ps"] * (B * Tsym)
                 st.weak_run = 0
                 st.guard_hist = np.zeros(P)
+                st.last_good_t = None
                 if st.los_since is not None:
                     events.append(SyncEvent("loss_of_signal", st.los_since, res["t_onset"], {}))
                     st.los_since = None
@@ -440,6 +454,7 @@ class SlotClockRecovery:
             n_emit = B
             if final:
                 n_emit = int(np.searchsorted(t_sym, float(buf[-1]), "right"))
+            rate_before = st.rate
             if not weak:
                 frac = u - j - 0.5
                 zc = np.exp(TWO_PI * 1j * frac).sum()
@@ -448,14 +463,7 @@ class SlotClockRecovery:
                 nxt = e + cfg.kp * err
                 st.rate += cfg.rate_smoothing * (n_ph - st.rate)
                 st.weak_run = 0
-                # end of the signal inside this block (a fade starting mid-block): the end of the
-                # last of <= 16 sub-blocks holding >= 1/4 of the mean photons per sub-block
-                per_sym = counts.sum(axis=1)
-                nsub = min(16, B)
-                sub = np.add.reduceat(per_sym, np.arange(nsub) * B // nsub)
-                last = int(np.flatnonzero(sub >= 0.25 * sub.mean())[-1])
-                sub_end = (last + 1) * B // nsub
-                st.last_good_t = float(s + sub_end * P * T)
+                st.last_good_t = self._signal_end(counts, s, T, rate_before)
                 if cfg.guard_smoothing > 0:
                     h = counts.sum(axis=0).astype(np.float64)
                     st.guard_hist = st.guard_hist + cfg.guard_smoothing * (h - st.guard_hist)
@@ -473,6 +481,9 @@ class SlotClockRecovery:
             else:
                 if st.weak_run == 0:
                     st.weak_start = s
+                    end = self._signal_end(counts, s, T, st.rate)   # a fade that began in this block
+                    if end is not None:
+                        st.last_good_t = end
                 st.weak_run += 1
                 nxt = e
                 emit = st.weak_run <= cfg.flywheel_blocks
@@ -486,7 +497,7 @@ class SlotClockRecovery:
             buf = buf[i1:]
             if not emit:                                   # loss of signal declared
                 st.mode = ClockMode.ACQUIRE
-                st.los_since = st.weak_start if st.last_good_t is None else min(st.weak_start, st.last_good_t)
+                st.los_since = st.weak_start if st.last_good_t is None else st.last_good_t
                 st.losses += 1
                 st.acq_anchor = None
                 st.weak_run = 0

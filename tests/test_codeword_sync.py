@@ -1,0 +1,241 @@
+# SPDX-License-Identifier: Apache-2.0
+"""CSM codeword sync, and the whole optical receive chain: SCPPM 16-PPM r 1/2 -> SNSPD time tags
+(150 ppm + drift, 50 ps jitter, dead time, dark counts, 4 channels, a 200 ms cloud) -> slot clock
+recovery -> codeword sync -> SCPPMReceiver, decoded bit-exactly and CRC-checked."""
+import math
+
+import numpy as np
+import pytest
+
+from modem.channel.poisson import simulate_counts
+from modem.errors import ConfigError, ShapeError
+from modem.fec.scppm import SCPPMCode, SCPPMReceiver, SCPPMTransmitter
+from modem.sync.codeword_sync import CodewordBlocks, CodewordSync, CodewordSyncConfig, csm_llr
+from modem.sync.slot_clock import SlotClockConfig, SlotClockRecovery, SlotCounts
+from modem.sync.timetags import TimeTagConfig, simulate_time_tags
+
+CODE = SCPPMCode(M=16, rate="1/2")
+PER = CODE.symbols_per_codeword
+P = CODE.slots_per_symbol
+SLOT_PS = 1000.0
+NS, NB = 3.0, 0.02            # incident photons per pulse / per slot
+
+
+@pytest.fixture(scope="module")
+def blocks():
+    rng = np.random.default_rng(2024)
+    u = rng.integers(0, 2, (12, CODE.k), dtype=np.uint8)
+    return u, SCPPMTransmitter(CODE).modulate(u)
+
+
+def as_slot_counts(counts_2d, first_index=0, segment=0):
+    n = counts_2d.shape[0]
+    return SlotCounts(counts_2d.astype(np.uint16), first_index + np.arange(n, dtype=np.int64),
+                      np.zeros(n), np.full(n, segment, np.int32), [])
+
+
+def sync_all(cs, parts):
+    st = cs.initial_state()
+    outs = []
+    for p in parts:
+        o, st = cs.push(p, st)
+        outs.append(o)
+    return CodewordBlocks.concat(outs), st
+
+
+def match_rows(u_hat, u):
+    """Index of the sent block each decoded block equals (-1: none)."""
+    return np.array([next((j for j in range(u.shape[0]) if np.array_equal(r, u[j])), -1) for r in u_hat])
+
+
+# ------------------------------------------------------------------------------------ CSM metric
+def test_csm_llr_properties():
+    M, L = CODE.M, CODE.L_csm
+    pat = CODE.csm_symbols
+    y = np.zeros((L, P), dtype=np.int64)
+    y[np.arange(L), pat] = 1
+    w = math.log1p(NS / NB)
+    top = csm_llr(y, pat, M, w)[0]
+    assert top == pytest.approx(L * (w - math.log(math.exp(w) + M - 1) + math.log(M)))
+    assert top < L * math.log(M)
+    assert csm_llr(np.zeros((L, P), np.int64), pat, M, w)[0] == 0.0     # erased symbols: no evidence
+    y2 = y.copy()
+    y2[np.arange(L), (pat + 1) % M] = 1
+    y2[np.arange(L), pat] = 0
+    assert csm_llr(y2, pat, M, w)[0] < -L * (w - math.log(M)) + 1e-9     # wrong slots: about -w each
+    assert csm_llr(y[:L - 1], pat, M, w).size == 0
+
+
+@pytest.mark.parametrize("offset", [0, 1, 17, 1900, PER - 1])
+def test_codeword_sync_finds_csm_at_any_offset(blocks, offset):
+    u, x = blocks
+    rng = np.random.default_rng(offset)
+    y = simulate_counts(x[:4], NS, NB, rng).reshape(-1, P)[offset:]
+    cs = CodewordSync(CodewordSyncConfig(CODE, NS, NB))
+    out, st = sync_all(cs, [as_slot_counts(y, first_index=offset)])
+    first = -offset % PER
+    expect = np.arange(offset + first, 4 * PER - PER + 1, PER)
+    np.testing.assert_array_equal(out.sym_index, expect)
+    assert out.locked.all() and st.locks == 1 and st.lock_losses == 0
+    assert out.counts.shape == (expect.size, CODE.slots_per_codeword) and out.counts.dtype == np.uint16
+    r = SCPPMReceiver(CODE, NS, NB, max_iter=10).receive(out.counts)
+    assert r.crc_ok.all()
+    np.testing.assert_array_equal(r.u_hat, u[expect // PER])
+
+
+def test_no_false_lock_on_random_ppm(blocks):
+    rng = np.random.default_rng(7)
+    sym = rng.integers(0, CODE.M, 3 * PER)
+    y = np.zeros((sym.size, P), np.int64)
+    y[np.arange(sym.size), sym] = rng.poisson(NS, sym.size)
+    y += rng.poisson(NB, y.shape)
+    cs = CodewordSync(CodewordSyncConfig(CODE, NS, NB))
+    out, st = sync_all(cs, [as_slot_counts(y)])
+    assert len(out) == 0 and st.locks == 0
+
+
+def test_segment_change_resets_and_relocks(blocks):
+    u, x = blocks
+    rng = np.random.default_rng(3)
+    y = simulate_counts(x[:6], NS, NB, rng).reshape(-1, P)
+    a = as_slot_counts(y[:2 * PER + 100])
+    b = as_slot_counts(y[3 * PER + 500:], first_index=3 * PER + 500, segment=1)
+    cs = CodewordSync(CodewordSyncConfig(CODE, NS, NB))
+    out, st = sync_all(cs, [a, b])
+    np.testing.assert_array_equal(out.sym_index, [0, PER, 4 * PER, 5 * PER])
+    np.testing.assert_array_equal(out.segment, [0, 0, 1, 1])
+    assert st.resets == 1 and st.locks == 2
+    # a hole in sym_index inside one segment resets as well
+    c = as_slot_counts(y[3 * PER + 500:], first_index=3 * PER + 500, segment=0)
+    out2, st2 = sync_all(cs, [a, c])
+    np.testing.assert_array_equal(out2.sym_index, [0, PER, 4 * PER, 5 * PER])
+    assert st2.resets == 1
+
+
+def test_flywheel_then_search(blocks):
+    u, x = blocks
+    rng = np.random.default_rng(4)
+    y = simulate_counts(x[:8], NS, NB, rng).reshape(-1, P)
+    y[2 * PER:5 * PER] = 0                          # three codewords erased (fade without LOS)
+    cs = CodewordSync(CodewordSyncConfig(CODE, NS, NB, flywheel=1))
+    out, st = sync_all(cs, [as_slot_counts(y)])
+    # codeword 2: miss -> flywheel (emitted, unlocked); codeword 3: second miss -> SEARCH; relock at 5
+    np.testing.assert_array_equal(out.sym_index, [0, PER, 2 * PER, 5 * PER, 6 * PER, 7 * PER])
+    np.testing.assert_array_equal(out.locked, [True, True, False, True, True, True])
+    assert st.lock_losses == 1 and st.flywheeled == 1
+
+
+def test_codeword_sync_chunking(blocks):
+    u, x = blocks
+    rng = np.random.default_rng(5)
+    y = simulate_counts(x[:5], NS, NB, rng).reshape(-1, P)[123:]
+    cs = CodewordSync(CodewordSyncConfig(CODE, NS, NB))
+    ref, st_ref = sync_all(cs, [as_slot_counts(y, 123)])
+    cuts = np.sort(rng.integers(0, y.shape[0], 40))
+    parts = [as_slot_counts(p, 123 + a) for p, a in zip(np.split(y, cuts), np.concatenate([[0], cuts]))]
+    out, st = sync_all(cs, parts)
+    for f in ("counts", "sym_index", "csm_llr", "locked", "segment"):
+        np.testing.assert_array_equal(getattr(out, f), getattr(ref, f))
+    assert st.codewords == st_ref.codewords and st.buf_index == st_ref.buf_index
+
+
+def test_codeword_sync_errors():
+    cs = CodewordSync(CodewordSyncConfig(CODE, NS, NB))
+    st = cs.initial_state()
+    with pytest.raises(ShapeError, match=r"\(n, 20\)"):
+        cs.push(as_slot_counts(np.zeros((4, 16), np.int64)), st)
+    bad = as_slot_counts(np.zeros((4, P), np.int64))
+    bad.counts = bad.counts.astype(np.float64)
+    with pytest.raises(ShapeError, match="integers"):
+        cs.push(bad, st)
+    with pytest.raises(ShapeError, match="SlotCounts"):
+        cs.push(np.zeros((4, P), np.int64), st)
+    for kw in ({"nb": 0.0}, {"ns": float("nan")}, {"flywheel": -1}, {"search_threshold": 1e3}):
+        args = dict(code=CODE, ns=NS, nb=NB)
+        args.update(kw)
+        with pytest.raises(ConfigError):
+            CodewordSyncConfig(**args)
+    with pytest.raises(ConfigError, match="CSM"):
+        CodewordSyncConfig(SCPPMCode(M=16, rate="1/2", csm=False), NS, NB)
+    with pytest.raises(ConfigError, match="repeat_unit"):
+        CodewordSyncConfig(SCPPMCode(M=16, rate="1/2", repetition=2, repeat_unit="codeword"), NS, NB)
+
+
+# ------------------------------------------------------------------------------------ end to end
+LINK = dict(slot_width_ps=SLOT_PS, clock_offset_ppm=150.0, drift_ppm_per_s=50.0, jitter_rms_ps=50.0,
+            dark_count_rate_hz=1e4, dead_time_ps=20000.0, n_channels=4, t0_ps=98765.0)
+
+
+def receive_chain(tags_chunks, ns_det, nb_det):
+    rec = SlotClockRecovery(SlotClockConfig.from_code(CODE, SLOT_PS))
+    cs = CodewordSync(CodewordSyncConfig(CODE, ns_det, nb_det))
+    s_rec, s_cs = rec.initial_state(), cs.initial_state()
+    slots, cws = [], []
+    for ch in list(tags_chunks) + [None]:
+        o, s_rec = rec.push(ch, s_rec) if ch is not None else rec.flush(s_rec)
+        slots.append(o)
+        b, s_cs = cs.push(o, s_cs)
+        cws.append(b)
+    return SlotCounts.concat(slots, P), CodewordBlocks.concat(cws), s_rec, s_cs
+
+
+def detected_means():
+    # means per slot as the receiver sees them, summed over channels (dead time ignored)
+    return NS, NB + LINK["dark_count_rate_hz"] * LINK["n_channels"] * SLOT_PS * 1e-12
+
+
+def test_end_to_end_time_tags_to_decoded_blocks(blocks):
+    u, x = blocks
+    F = 8
+    cfg = TimeTagConfig(**LINK)
+    tags = simulate_time_tags(x[:F], NS, NB, np.random.default_rng(11), cfg)
+    ns_d, nb_d = detected_means()
+    slots, cw, s_rec, s_cs = receive_chain([tags.t_ps], ns_d, nb_d)
+    assert [e.kind for e in slots.events] == ["acquired"]
+    assert abs(slots.events[0].info["offset_ppm"] - 150.0) < 1.0
+    assert s_rec.slips == 0 and s_rec.losses == 0
+    assert len(cw) == F - 1 and cw.locked.all()           # codeword 0 is cut by the acquisition start
+    r = SCPPMReceiver(CODE, ns_d, nb_d, max_iter=20).receive(cw.counts)
+    assert r.crc_ok.all()
+    np.testing.assert_array_equal(r.u_hat, u[1:F])
+    # chunked tag delivery gives the same codewords
+    rng = np.random.default_rng(12)
+    cuts = np.sort(rng.integers(0, len(tags), 50))
+    _, cw2, _, _ = receive_chain(np.split(tags.t_ps, cuts), ns_d, nb_d)
+    for f in ("counts", "sym_index", "csm_llr", "locked", "segment"):
+        np.testing.assert_array_equal(getattr(cw2, f), getattr(cw, f))
+
+
+def test_end_to_end_200ms_cloud(blocks):
+    """Five codewords, a 200 ms cloud (no signal or background; dark counts continue; the transmitter
+    keeps sending, 2635 codewords are lost), then the rest: loss reported only during the cloud,
+    re-lock within two codewords after it, every codeword received outside the cloud decoded."""
+    u, x = blocks
+    spc = CODE.slots_per_codeword
+    cw_ps = spc * SLOT_PS
+    gap_ps = 200e9
+    n_lost = math.ceil(gap_ps / cw_ps)
+    first_after = 5 + n_lost                                   # tx codeword index of u[5]
+    cfg = TimeTagConfig(**LINK)
+    segs = [(0, x[:5]), (first_after * spc, x[5:])]
+    tags = simulate_time_tags(segs, NS, NB, np.random.default_rng(21), cfg)
+    ns_d, nb_d = detected_means()
+    slots, cw, s_rec, s_cs = receive_chain([tags.t_ps], ns_d, nb_d)
+    kinds = [e.kind for e in slots.events]
+    assert kinds == ["acquired", "loss_of_signal", "acquired"], kinds
+    los = slots.events[1]
+    t_end_sig = cfg.rx_time(5 * spc * SLOT_PS)                 # the cloud as the receiver sees it
+    t_back = cfg.rx_time(first_after * spc * SLOT_PS)
+    blk = 256 * P * SLOT_PS
+    assert t_end_sig - blk / 16 <= los.t_start_ps <= t_end_sig + blk / 16
+    assert t_back - 1e3 <= los.t_end_ps <= t_back + 20480e3 / 32
+    assert s_rec.losses == 1 and s_rec.acquisitions == 2 and s_rec.slips == 0
+    r = SCPPMReceiver(CODE, ns_d, nb_d, max_iter=20).receive(cw.counts)
+    sent = match_rows(r.u_hat, u)
+    ok = r.crc_ok
+    # before the cloud: codewords 1..4 (0 cut by the acquisition); after it: the first codeword is
+    # cut by the re-acquisition, then 6.. are all decoded
+    np.testing.assert_array_equal(sent[ok], [1, 2, 3, 4, 6, 7, 8, 9, 10, 11])
+    assert np.all(sent[~ok] == -1)                             # flywheel codewords in the cloud fail CRC
+    assert not cw.locked[~ok].any()
+    assert s_cs.resets == 1
