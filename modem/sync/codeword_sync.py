@@ -23,7 +23,9 @@ State machine
 SEARCH: once ``period + L - 1`` symbols (period = ``symbols_per_codeword*q_d``) are buffered, all
 ``period`` offsets are scored; the best (first on ties) is accepted if ``Lambda >= search_threshold``
 (default ``ln(period) + 8``: the prior of one offset among ``period``, plus margin), the symbols
-before it are dropped and the synchroniser LOCKs; otherwise the ``period`` symbols are dropped.
+before it are dropped and the synchroniser LOCKs. Otherwise, once a second period is buffered, the
+scores of the two periods are added offset by offset (joint LLR of two CSMs) and the best offset is
+accepted on the same threshold; failing that the first ``period`` symbols are dropped.
 LOCK: every codeword's CSM is scored at its expected place; ``Lambda > lock_threshold`` (default 0,
 the Bayes point; strict, so an erased CSM with ``Lambda = 0`` is a miss) is a hit, otherwise a miss. Codewords are emitted on hits and on up to ``flywheel``
 consecutive misses (flagged ``locked=False``); one more miss returns to SEARCH at that codeword.
@@ -275,6 +277,13 @@ class CodewordSync:
                     break
                 lam = csm_llr(buf[pos:pos + per + L - 1], self._pat, code.M, self._w)
                 j = int(np.argmax(lam))
+                if lam[j] < cfg.search_min:
+                    # not enough evidence in one period: add the next period's score at the same
+                    # offsets (joint LLR of two CSMs one period apart)
+                    if avail < 2 * per + L - 1:
+                        break
+                    lam = lam + csm_llr(buf[pos + per:pos + 2 * per + L - 1], self._pat, code.M, self._w)
+                    j = int(np.argmax(lam))
                 if lam[j] >= cfg.search_min:
                     pos += j
                     st.mode = CodewordSyncMode.LOCK
