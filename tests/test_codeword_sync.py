@@ -240,3 +240,9 @@ def test_end_to_end_200ms_cloud(blocks):
     assert np.all(sent[~ok] == -1)                             # flywheel codewords in the cloud fail CRC
     assert not cw.locked[~ok].any()
     assert s_cs.resets == 1
+    # chunked delivery (chunks ending inside the cloud too) gives the same codewords and events
+    cuts = np.sort(np.random.default_rng(22).integers(0, len(tags), 200))
+    slots2, cw2, _, _ = receive_chain(np.split(tags.t_ps, cuts), ns_d, nb_d)
+    assert slots2.events == slots.events
+    for f in ("counts", "sym_index", "csm_llr", "locked", "segment"):
+        np.testing.assert_array_equal(getattr(cw2, f), getattr(cw, f))
