@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """DVB-S2 LDPC+BCH FER curves on AWGN: Es/N0 at FER 1e-2 vs the standard's QEF thresholds.
 
-Normal frames, rates 1/4, 1/2, 3/4, 9/10, min-sum (decoder default scale 0.875, max 50 iterations)
+Normal frames, rates 1/4, 1/2, 3/4, 9/10, min-sum (decoder default per-code scale, max 50 iterations)
 and, for 1/2, sum-product. Channel: coherent BPSK, one code bit per symbol, LLR = 2y/sigma^2,
 Es/N0 = 1/(2 sigma^2). QEF: EN 302 307-1 Table 13 (QPSK), converted to per-bit terms as
 Es/N0(BPSK) = Es/N0(QPSK) - 10 log10 2 (Gray QPSK = two BPSK channels).
@@ -122,7 +122,7 @@ def main():
         qef = QEF_QPSK_DB[rate] + QPSK_TO_BPSK_DB
         pts = sweep(rate, "minsum", round(qef + 0.3, 2), a.frames, a.max_fe, a.seed)
         x = crossing(pts)
-        curves.append({"rate": rate, "algorithm": "minsum", "scale": 0.875, "max_iter": 50,
+        curves.append({"rate": rate, "algorithm": "minsum", "scale": dvbs2.code("normal", rate).minsum_scale, "max_iter": 50,
                        "qef_esn0_qpsk_db": QEF_QPSK_DB[rate], "qef_esn0_bpsk_db": round(qef, 4),
                        "esn0_at_fer_1e-2_db": x, "gap_to_qef_db": None if x is None else x - qef,
                        "points": pts})
