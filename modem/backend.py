@@ -109,7 +109,9 @@ def git_commit() -> str:
                              capture_output=True, text=True, timeout=5)
         sha = out.stdout.strip()
         if out.returncode == 0 and sha:
-            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            # results written by the benchmarks themselves do not make the measured code dirty
+            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no",
+                                    "--", ".", ":!bench/results"],
                                    capture_output=True, text=True, timeout=5).stdout.strip()
             return sha + ("-dirty" if dirty else "")
     except Exception:
