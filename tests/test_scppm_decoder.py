@@ -162,3 +162,36 @@ def test_sensitivity_within_1db_of_capacity(M, gap, frames):
     assert raw_symbol_errors > 0.1 * frames * code.S        # the channel really was noisy
     assert undetected == 0
     assert binomtest(frame_errors, frames, 1e-2, alternative="less").pvalue < 0.05
+
+
+# --- the fast probability-domain SISOs against the textbook log-domain ones -------------------
+@pytest.mark.parametrize("M", [4, 16, 128])
+def test_inner_siso_probability_domain_equals_log_domain(M, rng):
+    from modem.fec.scppm import _cpu
+    m = M.bit_length() - 1
+    S = 60
+    metric = rng.poisson(0.3, (S, M)) * 2.4
+    llr = rng.normal(0, 3, S * m)
+    eb = edge_bits(M)
+    le_log = np.empty(S * m)
+    _cpu.inner_siso(metric, llr, eb, m, False, le_log, np.empty((S + 1, 2)))
+    ginv = np.argsort(eb[0])
+    pg = np.empty((S, M))
+    _cpu.channel_probabilities(metric, ginv, pg)
+    par = np.array([bin(v).count("1") & 1 for v in range(M // 2)], float)
+    ratio = np.empty(S * m)
+    _cpu.inner_siso_prob(pg, np.exp(-llr), par, m, ratio, np.empty((S + 1, 2)), np.empty((S, M)))
+    np.testing.assert_allclose(-np.log(ratio), le_log, rtol=1e-9, atol=1e-9)
+
+
+def test_outer_siso_probability_domain_equals_log_domain(rng):
+    from modem.fec.scppm import _cpu
+    T = 200
+    lc = rng.normal(0, 2, 3 * T)
+    lc[rng.random(3 * T) < 0.3] = 0.0                      # punctured positions
+    le_log, app_log = np.empty(3 * T), np.empty(T)
+    _cpu.outer_siso(lc, T, False, le_log, app_log, np.empty((T + 1, 4)))
+    ratio, sign = np.empty(3 * T), np.empty(T)
+    _cpu.outer_siso_prob(np.exp(-lc), T, ratio, sign, np.empty((T + 1, 4)), np.empty((T, 4)))
+    np.testing.assert_allclose(-np.log(ratio), le_log, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(sign, np.where(app_log >= 0, 1.0, -1.0))

@@ -15,7 +15,28 @@ import numpy as np
 from ..errors import ConfigError, ShapeError
 
 
-class AWGNChannel:
+class FieldChannel:
+    """A received field ``sqrt(gain * es) x + n``, ``n ~ CN(0, n0)``: what the AWGN channel and the
+    pre-amplified receiver (signal + ASE) share. Subclasses define ``es`` and ``n0``."""
+
+    def noise(self, shape, rng) -> np.ndarray:
+        """CN(0, N0) samples of ``shape`` (complex128)."""
+        sd = np.sqrt(self.n0 / 2.0)
+        return sd * (rng.standard_normal(shape) + 1j * rng.standard_normal(shape))
+
+    def __call__(self, x, rng, gain=None) -> np.ndarray:
+        """Received field ``sqrt(gain*Es) x + n`` for transmitted unit-energy field ``x`` (*batch, n) complex."""
+        who = type(self).__name__
+        x = np.asarray(x)
+        if x.ndim == 0:
+            raise ShapeError(f"{who}: x must be an array (..., n), got a scalar")
+        if x.size and not np.all(np.isfinite(x)):
+            raise ShapeError(f"{who}: x must be finite, found NaN/inf")
+        amp = np.sqrt(self.es) if gain is None else np.sqrt(self.es * _gain(gain, x.shape, who))
+        return amp * x + self.noise(x.shape, rng)
+
+
+class AWGNChannel(FieldChannel):
     """AWGN at a given Es/N0 (dB) per DPSK symbol, Es = 1.
 
     Parameters
@@ -48,21 +69,6 @@ class AWGNChannel:
     def sigma2(self) -> float:
         """Noise variance per DLI port (per mode), N0/2."""
         return self.n0 / 2.0
-
-    def noise(self, shape, rng) -> np.ndarray:
-        """CN(0, N0) samples of ``shape`` (complex128)."""
-        sd = np.sqrt(self.n0 / 2.0)
-        return sd * (rng.standard_normal(shape) + 1j * rng.standard_normal(shape))
-
-    def __call__(self, x, rng, gain=None) -> np.ndarray:
-        """Received field ``sqrt(gain*Es) x + n`` for transmitted field ``x`` (*batch, n) complex."""
-        x = np.asarray(x)
-        if x.ndim == 0:
-            raise ShapeError("AWGNChannel: x must be an array (..., n), got a scalar")
-        if x.size and not np.all(np.isfinite(x)):
-            raise ShapeError("AWGNChannel: x must be finite, found NaN/inf")
-        amp = np.sqrt(self.es) if gain is None else np.sqrt(self.es * _gain(gain, x.shape, "AWGNChannel"))
-        return amp * x + self.noise(x.shape, rng)
 
     def __repr__(self):
         return f"AWGNChannel(esn0_db={self.esn0_db})"

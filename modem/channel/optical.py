@@ -29,13 +29,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from .awgn import _gain
+from .awgn import FieldChannel
 
 #: Noise figure of an ideal phase-insensitive amplifier, dB (n_sp = 1).
 NF_IDEAL_DB = 10.0 * np.log10(2.0)
 
 
-class PreampDLIReceiver:
+class PreampDLIReceiver(FieldChannel):
     """Pre-amplified DLI + balanced detection at ``ppb`` photons per DPSK bit and noise figure ``nf_db``.
 
     Parameters
@@ -86,20 +86,6 @@ class PreampDLIReceiver:
     @property
     def ebn0_db(self) -> float:
         return 10.0 * np.log10(self.es / self.n0)
-
-    def noise(self, shape, rng) -> np.ndarray:
-        sd = np.sqrt(self.n0 / 2.0)
-        return sd * (rng.standard_normal(shape) + 1j * rng.standard_normal(shape))
-
-    def __call__(self, x, rng, gain=None) -> np.ndarray:
-        """Received signal-mode field ``sqrt(gain*n_s) x + ASE``, x (*batch, n) unit-energy field."""
-        x = np.asarray(x)
-        if x.ndim == 0:
-            raise ShapeError("PreampDLIReceiver: x must be an array (..., n), got a scalar")
-        if x.size and not np.all(np.isfinite(x)):
-            raise ShapeError("PreampDLIReceiver: x must be finite, found NaN/inf")
-        amp = np.sqrt(self.es) if gain is None else np.sqrt(self.es * _gain(gain, x.shape, "PreampDLIReceiver"))
-        return amp * x + self.noise(x.shape, rng)
 
     def detect(self, x, rng, gain=None, dark_prev=None, state=None):
         """Transmitted field -> port energies; see :func:`dli_detect`."""

@@ -33,6 +33,21 @@ def _clip(x):
     return x
 
 
+@nb.njit(cache=True, inline="always")
+def _edge_metrics(metric, la, edge_bits, m, i, g):
+    """g[sigma, s] = channel term of symbol s + a priori term (-sum of LLRs of the 1 bits) of the
+    edge leaving state sigma with symbol s, at stage i (log domain)."""
+    M = metric.shape[1]
+    for sg in range(2):
+        for s in range(M):
+            a = metric[i, s]
+            b = edge_bits[sg, s]
+            for t in range(m):
+                if (b >> (m - 1 - t)) & 1:
+                    a -= la[i * m + t]
+            g[sg, s] = a
+
+
 @nb.njit(cache=True)
 def inner_siso(metric, la, edge_bits, m, max_log, le_out, alpha):
     """Accumulator+PPM SISO for one codeword.
@@ -42,6 +57,9 @@ def inner_siso(metric, la, edge_bits, m, max_log, le_out, alpha):
     edge_bits : (2, M) int64, the m input bits (MSB = first) on the edge leaving state sigma with
         PPM symbol s; the next state is s & 1.
     le_out : (S*m,) written with extrinsic LLRs of v.   alpha : (S+1, 2) scratch.
+
+    The log-domain form, textbook style: the decoder runs it for max-log-MAP; its exact log-MAP
+    mode is the reference that the probability-domain :func:`inner_siso_prob` is tested against.
     """
     S, M = metric.shape
     # A priori edge terms are recomputed in each pass (cheap next to the channel term).
@@ -49,14 +67,7 @@ def inner_siso(metric, la, edge_bits, m, max_log, le_out, alpha):
     alpha[0, 1] = NEG
     g = np.empty((2, M))
     for i in range(S):
-        for sg in range(2):
-            for s in range(M):
-                a = metric[i, s]
-                b = edge_bits[sg, s]
-                for t in range(m):
-                    if (b >> (m - 1 - t)) & 1:
-                        a -= la[i * m + t]
-                g[sg, s] = a
+        _edge_metrics(metric, la, edge_bits, m, i, g)
         n0 = NEG
         n1 = NEG
         for sg in range(2):
@@ -83,14 +94,7 @@ def inner_siso(metric, la, edge_bits, m, max_log, le_out, alpha):
     e = np.empty(2 * M)
     w = np.empty(2 * M)
     for i in range(S - 1, -1, -1):
-        for sg in range(2):
-            for s in range(M):
-                a = metric[i, s]
-                bb = edge_bits[sg, s]
-                for t in range(m):
-                    if (bb >> (m - 1 - t)) & 1:
-                        a -= la[i * m + t]
-                g[sg, s] = a
+        _edge_metrics(metric, la, edge_bits, m, i, g)
         # extrinsic on the m bits of this stage
         mx = NEG
         for sg in range(2):
