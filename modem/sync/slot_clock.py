@@ -79,7 +79,10 @@ class ClockMode(enum.IntEnum):
 class SyncEvent:
     """A synchronisation event. ``kind``: ``"acquired"`` (t_start = first symbol start),
     ``"loss_of_signal"`` ([t_start, t_end) receiver ps; t_end None if still lost at flush),
-    ``"slip"`` (symbol boundary moved by ``info['slots']`` slots at t_start)."""
+    ``"slip"`` (symbol boundary moved by ``info['slots']`` slots at t_start), ``"clock_jump"``
+    (the tags' time base jumped at ~t_start: phase or symbol boundary no longer where the loop
+    predicts; t_end = the re-acquired first symbol, None if not re-acquired at flush;
+    ``info['offset_ps']`` the jump modulo the symbol period, ``info['reason']`` "phase"/"guard")."""
 
     kind: str
     t_start_ps: float
@@ -108,6 +111,11 @@ class SlotClockConfig:
     flywheel_blocks : weak blocks still emitted before loss of signal is declared.
     rate_smoothing : EMA factor of the photons-per-block mean.
     guard_smoothing : EMA factor of the guard monitor; 0 disables slip correction.
+    los_gap : a run with no tag at all longer than ``los_gap`` mean inter-arrival times at the
+        tracked rate (probability ``exp(-los_gap)`` per tag) is a loss of signal at once.
+    jump_detect : check every tracked block for a clock jump (phase or symbol boundary moved).
+    jump_phase : block phase error (slots) above which the clock has jumped ...
+    jump_min_power : ... when the block's slot tone ``|sum exp(2 pi i e_k)|^2 / n`` is at least this.
     """
 
     slot_width_ps: float
@@ -126,6 +134,10 @@ class SlotClockConfig:
     flywheel_blocks: int = 4
     rate_smoothing: float = 0.125
     guard_smoothing: float = 0.25
+    los_gap: float = 32.0
+    jump_detect: bool = True
+    jump_phase: float = 0.3
+    jump_min_power: float = 25.0
 
     def __post_init__(self):
         who = "SlotClockConfig"
@@ -158,6 +170,11 @@ class SlotClockConfig:
         integer("flywheel_blocks", 0, 1 << 20)
         num("rate_smoothing", 0.0, 1.0, lo_open=True)
         num("guard_smoothing", 0.0, 1.0)
+        num("los_gap", 1.0, 1e9)
+        if not isinstance(self.jump_detect, (bool, np.bool_)):
+            raise ConfigError(f"{who}: jump_detect must be a bool, got {self.jump_detect!r}")
+        num("jump_phase", 0.0, 0.5, lo_open=True)
+        num("jump_min_power", 0.0, 1e12)
         if self.guard >= self.M + self.guard - 1:
             raise ConfigError(f"{who}: guard must leave at least 2 data slots, got M={self.M}, guard={self.guard}")
 
@@ -189,8 +206,10 @@ class SlotClockState:
     ``sym_index`` of the symbol at ``blk_start``, ``rate`` mean photons per block, ``weak_run`` weak
     blocks in a row (from ``weak_start``), ``guard_hist`` guard-monitor histogram,
     ``last_good_t`` where the signal ended (last good block or first weak one).
-    ``los_since``: start of the current loss of signal (None when not lost). Counters:
-    ``acquisitions``, ``failed_windows``, ``losses``, ``slips``.
+    ``los_since``: start of the current loss of signal (None when not lost); ``jump_since`` /
+    ``jump_info``: a clock jump awaiting re-acquisition; ``bad0``: mean per-photon misalignment
+    of the good blocks (jump localisation). Counters: ``acquisitions``, ``failed_windows``,
+    ``losses``, ``slips``, ``jumps``.
     """
 
     mode: ClockMode = ClockMode.ACQUIRE
@@ -207,10 +226,14 @@ class SlotClockState:
     guard_hist: np.ndarray | None = None
     last_good_t: float | None = None
     los_since: float | None = None
+    jump_since: float | None = None
+    jump_info: dict | None = None
+    bad0: float | None = None
     acquisitions: int = 0
     failed_windows: int = 0
     losses: int = 0
     slips: int = 0
+    jumps: int = 0
 
 
 @dataclass
@@ -373,6 +396,67 @@ class SlotClockRecovery:
             return None
         return float(s + (starts[good[-1]] + lens[good[-1]]) * P * T)
 
+    @staticmethod
+    def _emit(parts_c, parts_i, parts_t, parts_s, counts, st, t_sym):
+        n = counts.shape[0]
+        parts_c.append(np.minimum(counts, 65535).astype(np.uint16))
+        parts_i.append(st.sym_index + np.arange(n, dtype=np.int64))
+        parts_t.append(t_sym)
+        parts_s.append(np.full(n, st.segment, dtype=np.int32))
+
+    def _find_gap(self, buf, i0: int, i1: int, blk_ps: float, rate: float):
+        """Index ``k`` (into ``buf``) of the first tag of the block ``buf[i0:i1]`` followed by a run
+        with no tag longer than ``los_gap`` mean inter-arrival times (the next tag, ``buf[k+1]``,
+        may lie after the block: it is there whenever the block is processed before flush), or
+        None. Gaps are charged to the block holding their first tag, so chunking cannot matter."""
+        if i1 <= i0 or rate <= 0:
+            return None
+        thr = self.cfg.los_gap * blk_ps / rate
+        hi = min(i1 + 1, buf.size)
+        d = np.diff(buf[i0:hi])
+        big = np.flatnonzero(d > thr)
+        return None if big.size == 0 else i0 + int(big[0])
+
+    def _check_jump(self, counts, u, j, n_ph: int, T: float, bad0):
+        """Is the clock model of this (non-weak) block wrong -- the tags' time base jumped?
+
+        ``"phase"``: the block's slot-phase error exceeds ``jump_phase`` slots with a strong slot
+        tone (``|z|^2/n >= jump_min_power``; a clean lock has error ~0). ``"guard"``: the guard gap
+        is clearly elsewhere in this block alone (G positions holding < half the photons of the
+        expected guard, by 5 sigma). Returns ``(k, reason, mean)`` with ``k`` the first symbol after
+        the jump (CUSUM change point of the per-photon misalignment ``(1 - cos 2 pi e)/2 + [guard
+        slot]`` against the threshold halfway between the good blocks' mean and this block's), or None."""
+        cfg = self.cfg
+        B, P = counts.shape
+        M, G = cfg.M, cfg.guard
+        if n_ph < max(2, cfg.los_min_photons):
+            return None
+        frac = u - j - 0.5
+        ph = TWO_PI * frac
+        zc = complex(np.cos(ph).sum(), np.sin(ph).sum())
+        power = abs(zc) ** 2 / n_ph
+        err = math.atan2(zc.imag, zc.real) / TWO_PI
+        reason = None
+        if power >= cfg.jump_min_power and abs(err) > cfg.jump_phase:
+            reason = "phase"
+        else:
+            h = counts.sum(axis=0).astype(np.float64)
+            gs = sum(np.roll(h, -i) for i in range(G))
+            g = int(np.argmin(gs))
+            if g != M and gs[g] < 0.5 * gs[M] and gs[M] - gs[g] > 5.0 * math.sqrt(gs[M] + 1.0):
+                reason = "guard"
+        if reason is None:
+            return None
+        pos = j % P
+        bad = 0.5 * (1.0 - np.cos(ph)) + (pos >= M)
+        sym = j // P
+        b = np.bincount(sym, weights=bad, minlength=B)
+        n = np.bincount(sym, minlength=B)
+        m1 = float(bad.mean())
+        m0 = min(bad0, m1) if bad0 is not None else 0.0
+        S = np.concatenate([[0.0], np.cumsum(b - n * 0.5 * (m0 + m1))])
+        return int(np.argmin(S)), reason, m1
+
     # ---------------------------------------------------------------------------------- streaming
     def push(self, t_ps, state: SlotClockState) -> tuple[SlotCounts, SlotClockState]:
         """Consume a chunk of sorted time tags; return the symbols completed and the new state."""
@@ -393,6 +477,9 @@ class SlotClockRecovery:
         out, st = self._run(st, final=True)
         if st.los_since is not None:
             out.events.append(SyncEvent("loss_of_signal", st.los_since, None, {}))
+        if st.jump_since is not None:
+            info = {k: v for k, v in (st.jump_info or {}).items() if not k.startswith("_")}
+            out.events.append(SyncEvent("clock_jump", st.jump_since, None, info))
         st.buf = np.zeros(0, dtype=np.int64)
         return out, st
 
@@ -433,6 +520,13 @@ class SlotClockRecovery:
                 if st.los_since is not None:
                     events.append(SyncEvent("loss_of_signal", st.los_since, res["t_onset"], {}))
                     st.los_since = None
+                if st.jump_since is not None:
+                    info = dict(st.jump_info or {})
+                    ref, Tref = info.pop("_ref"), info.pop("_Tsym")
+                    info["offset_ps"] = float((res["t_sym"] - ref + 0.5 * Tref) % Tref - 0.5 * Tref)
+                    events.append(SyncEvent("clock_jump", st.jump_since, res["t_sym"], info))
+                    st.jump_since, st.jump_info = None, None
+                st.bad0 = None
                 events.append(SyncEvent("acquired", res["t_sym"], None, dict(res, segment=st.segment)))
                 buf = buf[i0:]
                 continue
@@ -455,10 +549,54 @@ class SlotClockRecovery:
             if final:
                 n_emit = int(np.searchsorted(t_sym, float(buf[-1]), "right"))
             rate_before = st.rate
+            # -- a silent run far longer than expected at the tracked rate: loss of signal at once
+            gap = self._find_gap(buf, i0, i1, B * P * T, st.rate)
+            if gap is not None:
+                k_a = gap                                   # buf[k_a] last tag before, buf[k_a+1] first after
+                t_a = float(buf[k_a])
+                # the block's symbols that end before the next tag (those after the last tag are
+                # empty -- erasures, as on the flywheel), counted from the tags before the gap only
+                n_g = min(n_emit, int(np.searchsorted(t_sym + P * T, float(buf[k_a + 1]), "right")))
+                if n_g:
+                    cg = np.bincount(j[:k_a + 1 - i0], minlength=B * P).reshape(B, P)
+                    self._emit(parts_c, parts_i, parts_t, parts_s, cg[:n_g], st, t_sym[:n_g])
+                st.los_since = (st.last_good_t if st.last_good_t is not None else st.weak_start) \
+                    if st.weak_run > 0 else t_a
+                st.sym_index += B
+                st.blk_start = e
+                buf = buf[k_a + 1:]
+                st.mode = ClockMode.ACQUIRE
+                st.losses += 1
+                st.acq_anchor = None
+                st.weak_run = 0
+                if final:
+                    break
+                continue
+            jump = None if weak or not cfg.jump_detect else self._check_jump(counts, u, j, n_ph, T, st.bad0)
+            if jump is not None:
+                k_j, reason, bad_mean = jump
+                t_j = float(t_sym[k_j]) if k_j < B else e
+                n_j = min(n_emit, k_j)
+                if n_j:
+                    self._emit(parts_c, parts_i, parts_t, parts_s, counts[:n_j], st, t_sym[:n_j])
+                st.jumps += 1
+                st.jump_since = t_j
+                st.jump_info = {"reason": reason, "_ref": float(s), "_Tsym": float(P * T)}
+                # blk_start / sym_index stay at this block: the symbol count continues from here
+                buf = buf[int(np.searchsorted(buf, t_j, "left")):]
+                st.mode = ClockMode.ACQUIRE
+                st.acq_anchor = None
+                st.weak_run = 0
+                if final:
+                    break
+                continue
             if not weak:
                 frac = u - j - 0.5
                 zc = np.exp(TWO_PI * 1j * frac).sum()
                 err = math.atan2(zc.imag, zc.real) / TWO_PI * T       # ps, + = photons late
+                if n_ph:
+                    mb = float((0.5 * (1.0 - np.cos(TWO_PI * frac)) + (j % P >= M)).mean())
+                    st.bad0 = mb if st.bad0 is None else st.bad0 + cfg.rate_smoothing * (mb - st.bad0)
                 st.period = T + cfg.ki * err / (B * P)
                 nxt = e + cfg.kp * err
                 st.rate += cfg.rate_smoothing * (n_ph - st.rate)
@@ -488,10 +626,7 @@ class SlotClockRecovery:
                 nxt = e
                 emit = st.weak_run <= cfg.flywheel_blocks
             if emit and n_emit:
-                parts_c.append(np.minimum(counts[:n_emit], 65535).astype(np.uint16))
-                parts_i.append(st.sym_index + np.arange(n_emit, dtype=np.int64))
-                parts_t.append(t_sym[:n_emit])
-                parts_s.append(np.full(n_emit, st.segment, dtype=np.int32))
+                self._emit(parts_c, parts_i, parts_t, parts_s, counts[:n_emit], st, t_sym[:n_emit])
             st.sym_index += B
             st.blk_start = nxt
             buf = buf[i1:]
