@@ -126,3 +126,33 @@ def test_non_monotonic_time_tags_raise():
     rx = SCPPMTimeTagReceiver(CODE, SPEC, SLOT_PS, NS, NB_DET)
     with pytest.raises(ShapeError, match=r"t_ps\[2\]=15 < t_ps\[1\]=20"):
         rx.push(np.array([10, 20, 15], dtype=np.int64))
+
+
+@pytest.mark.parametrize("jump_ps", [1_234_500, 10_000, 500, 20_000_000])
+def test_sudden_clock_jump_is_reported_and_reacquired(link, jump_ps):
+    """The receiver's time base jumps mid-record (a tagger resync) by 1.2345 us, 10 ns (half a
+    symbol), 500 ps (half a slot) or 20 us (no tags at all for ~4 tracking blocks): the slot clock
+    must notice (slip or loss of signal and re-acquisition), frames resume after it, and no
+    frame that touched the jump is passed as valid unless it is bit-exact."""
+    frames, u, x = link
+    tags = simulate_time_tags(x, NS, NB, np.random.default_rng(31), TimeTagConfig(**LINK))
+    t = tags.t_ps.copy()
+    t_jump = t[0] + (t[-1] - t[0]) * 0.45
+    t[t >= t_jump] += jump_ps
+    rx = SCPPMTimeTagReceiver(CODE, SPEC, SLOT_PS, NS, NB_DET)
+    cuts = np.sort(np.random.default_rng(4).integers(0, t.size, 30))
+    got = []
+    for part in np.split(t, cuts):
+        got += rx.push(part)
+    got += rx.flush()
+    kinds = [e.kind for e in rx.stats.events]
+    assert len(kinds) > 1 and kinds[0] == "acquired", kinds          # the jump did not pass unnoticed
+    assert kinds[1] in ("clock_jump", "loss_of_signal") and kinds[-1] == "acquired", kinds
+    assert abs(rx.stats.events[1].t_start_ps - t_jump) < 2 * 256 * 20 * SLOT_PS   # located near the jump
+    sent = {f: i for i, f in enumerate(frames)}
+    valid = [f for f in got if f.valid]
+    assert all(f.data in sent for f in valid)                         # nothing corrupted passes as good
+    idx = [sent[f.data] for f in valid]
+    jump_frame = int(0.45 * len(frames))
+    assert max(idx) >= len(frames) - 3 and min(idx) <= 3              # delivered on both sides of the jump
+    assert sum(i > jump_frame + 2 for i in idx) >= len(frames) - jump_frame - 6

@@ -423,7 +423,7 @@ class SlotClockRecovery:
         ``"phase"``: the block's slot-phase error exceeds ``jump_phase`` slots with a strong slot
         tone (``|z|^2/n >= jump_min_power``; a clean lock has error ~0). ``"guard"``: the guard gap
         is clearly elsewhere in this block alone (G positions holding < half the photons of the
-        expected guard, by 5 sigma). Returns ``(k, reason, mean)`` with ``k`` the first symbol after
+        expected guard, by 4 sigma). Returns ``(k, reason, mean)`` with ``k`` the first symbol after
         the jump (CUSUM change point of the per-photon misalignment ``(1 - cos 2 pi e)/2 + [guard
         slot]`` against the threshold halfway between the good blocks' mean and this block's), or None."""
         cfg = self.cfg
@@ -443,7 +443,7 @@ class SlotClockRecovery:
             h = counts.sum(axis=0).astype(np.float64)
             gs = sum(np.roll(h, -i) for i in range(G))
             g = int(np.argmin(gs))
-            if g != M and gs[g] < 0.5 * gs[M] and gs[M] - gs[g] > 5.0 * math.sqrt(gs[M] + 1.0):
+            if g != M and gs[g] < 0.5 * gs[M] and gs[M] - gs[g] > 4.0 * math.sqrt(gs[M] + 1.0):
                 reason = "guard"
         if reason is None:
             return None
