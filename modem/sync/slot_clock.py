@@ -41,6 +41,18 @@ LOSS OF SIGNAL
     successful acquisition window (to 1/32 of the window); tracking resumes at the first symbol
     boundary after the onset. Each acquisition opens a new ``segment``: symbols of different
     segments are not contiguous and a codeword synchroniser must restart.
+    A run with no tag at all longer than ``los_gap`` (32) mean inter-arrival times at the tracked
+    rate is a loss of signal at once (from the last tag before it; re-acquisition starts at the
+    first tag after it) -- a dropout or a forward jump of the tags' time base.
+CLOCK JUMP
+    Every tracked block is also checked against its own clock model: a phase error above
+    ``jump_phase`` slots with a strong slot tone, or the guard gap clearly elsewhere in the block
+    alone, means the time base jumped (a tagger resync). The jump is placed at the CUSUM change
+    point of the per-photon misalignment (within the block; a jump late in a block is usually
+    found in the next one), the symbols before it are emitted, and the clock re-acquires from
+    there (new segment); ``clock_jump`` is reported at re-acquisition with the jump modulo the
+    symbol period. A jump of whole symbols is invisible to the slot clock; the codeword
+    synchroniser's CSM check catches it.
 
 Streaming and chunking
 ----------------------
