@@ -271,6 +271,18 @@ def _phi(x):
     return np.log1p(2.0 / np.expm1(x))
 
 
+@nb.njit(cache=True, inline="always")
+def _all_checks_hold(L, chk_ptr, chk_var, m):
+    """True when the hard decisions of the posterior LLRs ``L`` satisfy all ``m`` parity checks."""
+    for r in range(m):
+        s = 0
+        for e in range(chk_ptr[r], chk_ptr[r + 1]):
+            s ^= L[chk_var[e]] < 0
+        if s:
+            return False
+    return True
+
+
 @nb.njit(cache=True, parallel=True)
 def ldpc_decode_sp_f64(llr, chk_ptr, chk_var, old, max_iter, dc_max):
     """Layered sum-product (exact tanh rule via phi), float64; same outputs as the min-sum kernel."""
@@ -288,14 +300,7 @@ def ldpc_decode_sp_f64(llr, chk_ptr, chk_var, old, max_iter, dc_max):
         T = np.empty(dc_max, dtype=np.float64)
         P = np.empty(dc_max, dtype=np.float64)
         it = 0
-        good = True
-        for r in range(m):
-            s = 0
-            for e in range(chk_ptr[r], chk_ptr[r + 1]):
-                s ^= L[chk_var[e]] < 0
-            if s:
-                good = False
-                break
+        good = _all_checks_hold(L, chk_ptr, chk_var, m)
         while (not good) and it < max_iter:
             it += 1
             for r in range(m):
@@ -319,14 +324,7 @@ def ldpc_decode_sp_f64(llr, chk_ptr, chk_var, old, max_iter, dc_max):
                     rr = -mag if sn else mag
                     R[e] = rr
                     L[chk_var[e]] = t + rr
-            good = True
-            for r in range(m):
-                s = 0
-                for e in range(chk_ptr[r], chk_ptr[r + 1]):
-                    s ^= L[chk_var[e]] < 0
-                if s:
-                    good = False
-                    break
+            good = _all_checks_hold(L, chk_ptr, chk_var, m)
         ok[f] = good
         iters[f] = it if good else max_iter
         for v in range(n):
