@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, ShapeError
 from .fec.scppm import SCPPMCode, SCPPMReceiver
 from .framing.tm import TMFrameSpec, decode_tm_frame
 from .sync.codeword_sync import CodewordSync, CodewordSyncConfig
@@ -133,8 +133,8 @@ class SCPPMTimeTagReceiver:
         for i in range(len(cw)):
             key = (int(cw.segment[i]), int(cw.sym_index[i]))
             if self._stream_key is not None and key != self._stream_key:
-                # a hole in the codeword stream: the bit stream is no longer contiguous
-                frames += self._drain()
+                # a hole in the codeword stream: the bit stream is no longer contiguous, and a
+                # frame the synchroniser had not finished is lost with it
                 self._fs_state = self.frame_sync.initial_state()
                 self._stream_bits = 0
                 self._blocks = []
@@ -164,11 +164,6 @@ class SCPPMTimeTagReceiver:
         hit = np.flatnonzero((self._t_seg == segment) & (self._t_idx == sym_index))
         return float(self._t_ps[hit[0]]) if hit.size else float("nan")
 
-    def _drain(self) -> list[ReceivedFrame]:
-        """Frames the synchroniser can still complete at a stream break: none (it needs the bits
-        after a frame to confirm its end); pending partial frames are lost with the break."""
-        return []
-
     def _frames_from(self, out) -> list[ReceivedFrame]:
         frames = []
         n_bits = self.frame_sync.cfg.marker_len + self.spec.n_bits
@@ -184,7 +179,7 @@ class SCPPMTimeTagReceiver:
             data = np.packbits(bits).tobytes()
             try:
                 fecf_ok = decode_tm_frame(self.spec, data).fecf_ok
-            except Exception:        # header inconsistent with the spec: not a good frame
+            except ShapeError:       # header inconsistent with the spec: not a good frame
                 fecf_ok = False
             fr = ReceivedFrame(data=data, t_ps=carriers[0][2] if carriers else float("nan"),
                                codewords=tuple(b[1] for b in carriers), crc_ok=crc_ok, fecf_ok=fecf_ok,

@@ -42,22 +42,24 @@ def _csm_table() -> dict:
         return json.load(f)
 
 
+def _qpp(f1: int, f2: int) -> np.ndarray:
+    """Quadratic permutation polynomial (f1 j + f2 j^2) mod 15120, read-only int64 (15120,)."""
+    j = np.arange(N_CODED, dtype=np.int64)
+    p = (f1 * j + f2 * j * j) % N_CODED
+    p.setflags(write=False)
+    return p
+
+
 @functools.lru_cache(maxsize=None)
 def bit_interleaver() -> np.ndarray:
     """pi(j) = (11 j + 210 j^2) mod 15120 (3.8.3); ``out[j] = in[pi[j]]``. Read-only int64 (15120,)."""
-    j = np.arange(N_CODED, dtype=np.int64)
-    p = (11 * j + 210 * j * j) % N_CODED
-    p.setflags(write=False)
-    return p
+    return _qpp(11, 210)
 
 
 @functools.lru_cache(maxsize=None)
 def bit_deinterleaver() -> np.ndarray:
     """pi^-1(j) = (14891 j + 210 j^2) mod 15120; ``x[j] = y[pinv[j]]`` undoes :func:`bit_interleaver`."""
-    j = np.arange(N_CODED, dtype=np.int64)
-    p = (14891 * j + 210 * j * j) % N_CODED
-    p.setflags(write=False)
-    return p
+    return _qpp(14891, 210)
 
 
 @dataclass(frozen=True)
