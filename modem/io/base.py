@@ -1,0 +1,148 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The :class:`Capture` interface every capture reader implements, and helpers shared by them.
+
+A capture is a recorded pass: SNSPD photon time tags (``kind == "timetags"``) or detector samples
+(``kind == "samples"``), plus the link parameters the receiver needs (``meta``). Readers stream:
+``chunks(n)`` reads at most ``n`` records (time tags) or samples per step, so memory stays bounded
+whatever the file size.
+
+Time-tag chunks are 1-D int64 picoseconds, all detector channels merged, non-decreasing across
+the whole capture (a reader drops, and counts in ``stats['dropped_non_monotonic']``, tags that a
+corrupt region would otherwise make go backwards). Sample chunks are 1-D float32.
+
+Every problem with a file raises :class:`~modem.errors.CaptureFormatError` with one line
+``"<path>: <problem>"``.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from ..errors import CaptureFormatError, ConfigError
+
+__all__ = ["Capture", "fail", "check_meta", "MonotonicFilter", "meta_to_json", "meta_from_json",
+           "TIMETAG_META_KEYS"]
+
+#: link parameters a time-tag capture must carry (meta keys, all chains "scppm")
+TIMETAG_META_KEYS = ("chain", "M", "rate", "slot_width_ps", "ns", "nb", "frame_len", "scid")
+
+
+def fail(path, problem: str) -> CaptureFormatError:
+    """The one-line error every reader raises: ``"<path>: <problem>"``."""
+    return CaptureFormatError(f"{os.fspath(path)}: {problem}")
+
+
+def meta_to_json(meta: dict) -> str:
+    """Link parameters as a compact JSON object (keys sorted)."""
+    return json.dumps(meta, sort_keys=True, default=float)
+
+
+def meta_from_json(path, text) -> dict:
+    try:
+        meta = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise fail(path, f"link parameters are not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise fail(path, f"link parameters must be a JSON object, got {type(meta).__name__}")
+    return meta
+
+
+def check_meta(path, meta: dict, kind: str) -> dict:
+    """Validate the link parameters of a capture (keys present, values in range).
+
+    Builds the receiver's spec objects once so that a bad value is reported at open time with the
+    file name (``CaptureFormatError``), not deep inside the decode.
+    """
+    chain = meta.get("chain")
+    if chain not in ("scppm", "dpsk"):
+        raise fail(path, f"link parameter 'chain' must be 'scppm' or 'dpsk', got {chain!r}")
+    if kind == "timetags":
+        if chain != "scppm":
+            raise fail(path, f"time tags need chain 'scppm', metadata says {chain!r}")
+        missing = [k for k in TIMETAG_META_KEYS if k not in meta]
+        if missing:
+            raise fail(path, f"link parameters lack {', '.join(missing)}")
+        from ..fec.scppm import SCPPMCode  # noqa: PLC0415
+        from ..framing.tm import TMFrameSpec  # noqa: PLC0415
+        try:
+            SCPPMCode(**{k: meta[k] for k in ("M", "rate", "interleaver_rows", "interleaver_shift", "repetition")
+                         if k in meta})
+            TMFrameSpec(frame_len=meta["frame_len"], scid=meta["scid"], vcid=meta.get("vcid", 0),
+                        ocf=meta.get("ocf", False), fecf=meta.get("fecf", True))
+        except (ConfigError, TypeError) as exc:
+            raise fail(path, f"bad link parameters: {exc}") from exc
+        for k in ("slot_width_ps", "ns", "nb"):
+            v = meta[k]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0 \
+                    or (k != "nb" and v == 0):
+                raise fail(path, f"link parameter {k} must be a positive number, got {v!r}")
+    return meta
+
+
+class MonotonicFilter:
+    """Keeps a time-tag stream non-decreasing across chunks: a tag earlier than the latest kept one
+    (garbage in a corrupt region) is dropped and counted."""
+
+    def __init__(self):
+        self.last = np.iinfo(np.int64).min
+        self.dropped = 0
+
+    def __call__(self, t: np.ndarray) -> np.ndarray:
+        if t.size == 0:
+            return t
+        run = np.maximum.accumulate(np.concatenate([[self.last], t]))[:-1]
+        keep = t >= run
+        if not keep.all():
+            self.dropped += int((~keep).sum())
+            t = t[keep]
+        if t.size:
+            self.last = int(t[-1])
+        return t
+
+
+class Capture:
+    """A recorded pass opened for streaming (a context manager).
+
+    Attributes
+    ----------
+    path : str, the file (for SigMF the ``.sigmf-meta`` file).
+    format : str, e.g. ``"ptu-t2"``, ``"ptu-t3"``, ``"hdf5"``, ``"sigmf"``, ``"ttbin"``.
+    kind : ``"timetags"`` or ``"samples"``.
+    meta : dict of link parameters (chain ``"scppm"``/``"dpsk"`` and the receiver's parameters).
+    stats : dict of running reader counters (records, photons per channel, dropped tags, corrupt
+        regions, ...), complete once ``chunks`` is exhausted.
+    n_records : records (tags, or samples) in the file as its header states, or None.
+    """
+
+    format = "?"
+    kind = "timetags"
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.meta: dict = {}
+        self.stats: dict = {"records": 0, "corrupt_regions": [], "dropped_non_monotonic": 0}
+        self.n_records: int | None = None
+
+    def chunks(self, n: int = 1 << 20):
+        """Iterate over the data, at most ``n`` records per chunk (see the module docstring)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.path!r} {self.format} {self.kind}>"
+
+    @staticmethod
+    def _check_n(n) -> int:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ConfigError(f"Capture.chunks: n must be an integer >= 1, got {n!r}")
+        return int(n)

@@ -1,0 +1,217 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Capture generator: realistic recordings from the project's transmitter and channel models.
+
+SCPPM photon-counting pass (:func:`generate_scppm_pass`)::
+
+    CCSDS space packets (random APIDs 0x100..0x104, random lengths, seeded)
+      -> TMPacketizer: TM transfer frames (FECF on), Only-Idle-Data frames as lead-in, around the
+         cloud and as tail-out
+      -> ASM 0x1ACFFC1D per frame -> k-bit blocks -> SCPPMTransmitter (CCSDS 142.0-B-1)
+      -> simulate_time_tags: SNSPD array (efficiency, dark counts, dead time per pixel, jitter),
+         clock offset and drift, background, cloud (no signal/background for an interval)
+      -> time tags (int64 ps, channel) written as HDF5 and/or PTU T2.
+
+**Payload.** The SHA-256 a capture must decode to is over the concatenation, in transmission
+order, of every non-idle space packet (primary header + data field, as octets) carried by the
+data frames. The idle frames are laid out so that the receiver can lose them without losing
+payload: ``lead_in`` frames before the first packet (slot-clock acquisition, codeword sync and the
+frame synchroniser's SEARCH/CHECK states eat the first frames), and around the cloud idle frames
+for the duration of the outage plus re-acquisition (as a spacecraft that knows the ground
+station's weather forecast would schedule), and ``tail`` frames at the end (the last codeword is
+zero-padded and may not close). The decoder must therefore return every packet.
+
+DPSK / APD sample recordings: :func:`generate_sample_pass` uses task B's transmit helpers in
+``modem.sample_receiver`` (present when that module is).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError
+
+__all__ = ["SCPPMPassSpec", "GeneratedPass", "make_packets", "frames_with_idle", "generate_scppm_pass",
+           "payload_sha256"]
+
+
+def payload_sha256(packets) -> str:
+    """SHA-256 (hex) of the concatenated non-idle space packets (bytes, in order)."""
+    h = hashlib.sha256()
+    for p in packets:
+        h.update(bytes(p))
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class SCPPMPassSpec:
+    """Parameters of a generated SCPPM pass (incident photon numbers: before ``efficiency``).
+
+    Attributes
+    ----------
+    M, rate : SCPPM code.   slot_width_ps : slot width.   ns : incident signal photons per pulse.
+    nb : incident background photons per slot.   frame_len, scid, vcid : TM frames (FECF on).
+    n_packets : space packets in the payload; packet data fields of ``packet_len`` octets (min, max).
+    lead_in, tail : idle frames before / after the payload.
+    cloud_ms : duration of a cloud (no signal, no background; dark counts remain), 0 = none.
+    cloud_at : fraction of the payload packets sent before the cloud.
+    efficiency, dark_count_rate_hz (per pixel), dead_time_ps, n_channels, jitter_rms_ps,
+    clock_offset_ppm, drift_ppm_per_s, t0_ps : detector and clock (see ``TimeTagConfig``).
+    max_iter : decoder iteration cap stored in the link parameters.   seed : everything random.
+    """
+
+    M: int = 16
+    rate: str = "1/2"
+    slot_width_ps: float = 1000.0
+    ns: float = 3.0
+    nb: float = 0.02
+    frame_len: int = 1115
+    scid: int = 0x42
+    vcid: int = 1
+    n_packets: int = 40
+    packet_len: tuple = (60, 600)
+    lead_in: int = 5
+    tail: int = 3
+    cloud_ms: float = 0.0
+    cloud_at: float = 0.5
+    efficiency: float = 0.8
+    dark_count_rate_hz: float = 1e4
+    dead_time_ps: float = 20000.0
+    n_channels: int = 4
+    jitter_rms_ps: float = 50.0
+    clock_offset_ppm: float = 120.0
+    drift_ppm_per_s: float = 40.0
+    t0_ps: float = 1_234_567.0
+    max_iter: int = 16
+    seed: int = 1
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in ("n_packets", "lead_in", "tail"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "n_packets" else 0):
+                raise ConfigError(f"SCPPMPassSpec: {name} must be a non-negative integer, got {v!r}")
+        lo, hi = self.packet_len
+        if not 1 <= lo <= hi <= 65536:
+            raise ConfigError(f"SCPPMPassSpec: packet_len must be (min, max) with 1 <= min <= max <= 65536, "
+                              f"got {self.packet_len!r}")
+        if not 0 < self.cloud_at < 1 or self.cloud_ms < 0:
+            raise ConfigError(f"SCPPMPassSpec: cloud_at must be in (0, 1) and cloud_ms >= 0, got "
+                              f"{self.cloud_at!r}, {self.cloud_ms!r}")
+
+    @property
+    def nb_detected(self) -> float:
+        """Detected background per slot, all pixels: efficiency*nb + dark counts."""
+        return self.efficiency * self.nb + self.dark_count_rate_hz * self.n_channels * self.slot_width_ps * 1e-12
+
+    def link_meta(self) -> dict:
+        """The receiver's link parameters (what a capture stores as its metadata)."""
+        return {"chain": "scppm", "M": self.M, "rate": self.rate, "slot_width_ps": float(self.slot_width_ps),
+                "ns": float(self.efficiency * self.ns), "nb": float(self.nb_detected),
+                "frame_len": self.frame_len, "scid": self.scid, "vcid": self.vcid, "fecf": True, "ocf": False,
+                "max_iter": self.max_iter, "n_channels": self.n_channels}
+
+    def generator_meta(self) -> dict:
+        d = {k: v for k, v in asdict(self).items() if k not in ("extra", "description")}
+        d["packet_len"] = list(self.packet_len)
+        return d
+
+
+@dataclass
+class GeneratedPass:
+    """A generated pass: tags, link parameters, and what it must decode to."""
+
+    t_ps: np.ndarray
+    channel: np.ndarray
+    meta: dict
+    packets: list
+    payload_sha256: str
+    n_frames: int
+    n_data_frames: int
+    n_codewords: int
+    cloud_ps: tuple | None
+    generator: dict
+
+
+def make_packets(n: int, length: tuple, rng) -> list[bytes]:
+    """``n`` space packets with APIDs 0x100..0x104, sequence counts 0.., random data of ``length``."""
+    from ..framing.packets import build_space_packet  # noqa: PLC0415
+    lo, hi = length
+    return [build_space_packet(0x100 + i % 5, rng.bytes(int(rng.integers(lo, hi + 1))), seq_count=i % 16384)
+            for i in range(n)]
+
+
+def frames_with_idle(spec, packets, lead_in: int, tail: int, split: int | None = None, n_idle_mid: int = 0):
+    """TM frames: ``lead_in`` idle frames, packets[:split], ``n_idle_mid`` idle frames, the rest,
+    ``tail`` idle frames. Returns (frames, index of the first frame of the middle idle run)."""
+    from ..framing.packets import TMPacketizer  # noqa: PLC0415
+    pz = TMPacketizer(spec)
+    st = pz.initial_state()
+    frames = []
+    for _ in range(lead_in):
+        out, st = pz.idle_frame(st)
+        frames += out
+    parts = [packets] if split is None else [packets[:split], packets[split:]]
+    mid = None
+    for j, part in enumerate(parts):
+        out, st = pz.push(part, st)
+        frames += out
+        out, st = pz.flush(st)
+        frames += out
+        if j == 0 and split is not None:
+            mid = len(frames)
+            for _ in range(n_idle_mid):
+                out, st = pz.idle_frame(st)
+                frames += out
+    for _ in range(tail):
+        out, st = pz.idle_frame(st)
+        frames += out
+    return frames, mid
+
+
+def generate_scppm_pass(spec: SCPPMPassSpec) -> GeneratedPass:
+    """Generate the time tags of an SCPPM pass (see the module docstring)."""
+    from ..fec.scppm import SCPPMCode, SCPPMTransmitter, attach_asm, slice_blocks  # noqa: PLC0415
+    from ..framing.bits import unpack_bytes  # noqa: PLC0415
+    from ..framing.tm import TMFrameSpec  # noqa: PLC0415
+    from ..sync.timetags import TimeTagConfig, simulate_time_tags  # noqa: PLC0415
+
+    rng = np.random.default_rng(spec.seed)
+    code = SCPPMCode(M=spec.M, rate=spec.rate)
+    tm = TMFrameSpec(frame_len=spec.frame_len, scid=spec.scid, vcid=spec.vcid)
+    packets = make_packets(spec.n_packets, spec.packet_len, rng)
+    T = float(spec.slot_width_ps)
+    spc = code.slots_per_codeword
+    frame_bits = 32 + tm.n_bits
+    split = n_mid = None
+    if spec.cloud_ms > 0:
+        split = max(1, int(round(spec.n_packets * spec.cloud_at)))
+        # idle frames covering: 2 frames to close the codeword of the last data frame, the cloud,
+        # then slot-clock re-acquisition + codeword sync + frame-sync SEARCH/CHECK (~4 codewords)
+        cw_ps = spc * T
+        n_mid = 2 + math.ceil((spec.cloud_ms * 1e9 + 6 * cw_ps) * code.k / (cw_ps * frame_bits)) + 2
+    frames, mid = frames_with_idle(tm, packets, spec.lead_in, spec.tail, split, n_mid or 0)
+    bits = np.stack([unpack_bytes(f) for f in frames])
+    u = slice_blocks(attach_asm(bits).reshape(-1), code.k)
+    x = SCPPMTransmitter(code).modulate(u)
+    cfg = dict(slot_width_ps=T, clock_offset_ppm=spec.clock_offset_ppm, drift_ppm_per_s=spec.drift_ppm_per_s,
+               jitter_rms_ps=spec.jitter_rms_ps, efficiency=spec.efficiency,
+               dark_count_rate_hz=spec.dark_count_rate_hz, dead_time_ps=spec.dead_time_ps,
+               n_channels=spec.n_channels, t0_ps=spec.t0_ps)
+    cloud = None
+    if split is not None:
+        # the cloud starts two frames into the middle idle run (receiver time)
+        tc = TimeTagConfig(**cfg)
+        start_slot = ((mid + 2) * frame_bits // code.k + 1) * spc
+        a = float(tc.rx_time(start_slot * T))
+        cloud = (a, a + spec.cloud_ms * 1e9)
+        cfg["gaps"] = (cloud,)
+    tags = simulate_time_tags(x, spec.ns, spec.nb, rng, TimeTagConfig(**cfg))
+    data_frames = sum(1 for f in frames if (f[4] & 0x07) << 8 | f[5] != 0x7FE)
+    meta = spec.link_meta()
+    return GeneratedPass(t_ps=tags.t_ps, channel=tags.channel, meta=meta, packets=packets,
+                         payload_sha256=payload_sha256(packets), n_frames=len(frames), n_data_frames=data_frames,
+                         n_codewords=int(u.shape[0]), cloud_ps=cloud, generator=spec.generator_meta())

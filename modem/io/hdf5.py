@@ -1,0 +1,178 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The project's canonical time-tag capture: HDF5 modelled on Photon-HDF5's ``photon_data``.
+
+Layout (``h5py``)::
+
+    /                                  attrs: format_name = "modem-photon-hdf5", format_version = "1.0",
+                                              n_photons (int), description
+    /photon_data/timestamps            int64 (n,), non-decreasing, all detectors merged
+    /photon_data/timestamps_specs/timestamps_unit   float64 scalar, seconds per timestamp unit (1e-12)
+    /photon_data/detectors             int16 (n,), detector channel id of each timestamp
+    /modem_link                        group; its attributes are the link parameters (chain, M, rate,
+                                       slot_width_ps, ns, nb, frame_len, scid, vcid, ...)
+
+Datasets are chunked (65536 elements) with shuffle + gzip and the Fletcher-32 checksum filter, so
+a corrupt region of the file is detected per chunk: the reader skips that chunk, records it in
+``stats['corrupt_regions']`` and goes on (every tag outside it is still delivered).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Capture, MonotonicFilter, check_meta, fail
+
+__all__ = ["HDF5Capture", "write_timetags_hdf5", "HDF5_MAGIC", "FORMAT_NAME"]
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+FORMAT_NAME = "modem-photon-hdf5"
+H5_CHUNK = 65536
+
+
+def _attr_value(v):
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return v
+
+
+def write_timetags_hdf5(path, t_ps, channel, meta: dict, description: str = "") -> None:
+    """Write time tags (int64 ps, non-decreasing; channel ids) and link parameters (see module)."""
+    import h5py  # noqa: PLC0415
+    t = np.asarray(t_ps, dtype=np.int64)
+    ch = np.asarray(channel, dtype=np.int16)
+    if t.ndim != 1 or t.shape != ch.shape:
+        raise ValueError(f"write_timetags_hdf5: t_ps and channel must be 1-D of equal length, got {t.shape}, "
+                         f"{ch.shape}")
+    if t.size and np.any(np.diff(t) < 0):
+        raise ValueError("write_timetags_hdf5: t_ps must be non-decreasing")
+    opts = dict(chunks=(min(H5_CHUNK, max(t.size, 1)),), compression="gzip", compression_opts=4,
+                shuffle=True, fletcher32=True, maxshape=(None,))
+    with h5py.File(path, "w") as f:
+        f.attrs["format_name"] = FORMAT_NAME
+        f.attrs["format_version"] = "1.0"
+        f.attrs["n_photons"] = int(t.size)
+        f.attrs["description"] = description
+        pd = f.create_group("photon_data")
+        pd.create_dataset("timestamps", data=t, **opts)
+        pd.create_dataset("detectors", data=ch, **opts)
+        pd.create_group("timestamps_specs").create_dataset("timestamps_unit", data=1e-12)
+        g = f.create_group("modem_link")
+        for k, v in meta.items():
+            if v is None:
+                continue
+            g.attrs[k] = v
+
+
+class HDF5Capture(Capture):
+    """Reader of :func:`write_timetags_hdf5` files (and Photon-HDF5-like files with ``modem_link``)."""
+
+    kind = "timetags"
+    format = "hdf5"
+
+    def __init__(self, path, meta_overrides: dict | None = None):
+        super().__init__(path)
+        import h5py  # noqa: PLC0415
+        try:
+            self._f = h5py.File(self.path, "r")
+        except OSError as exc:
+            msg = str(exc).splitlines()[0]
+            raise fail(self.path, f"not a readable HDF5 file, truncated or corrupt ({msg})") from exc
+        try:
+            self._open(meta_overrides)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, meta_overrides):
+        f = self._f
+        for name in ("photon_data/timestamps", "photon_data/detectors"):
+            if name not in f:
+                raise fail(self.path, f"no dataset /{name} (not a {FORMAT_NAME} capture)")
+        ts, det = f["photon_data/timestamps"], f["photon_data/detectors"]
+        for ds in (ts, det):
+            if ds.ndim != 1 or ds.dtype.kind not in "iu":
+                raise fail(self.path, f"unknown datatype: {ds.name} must be 1-D integer, got {ds.dtype} "
+                                      f"shape {ds.shape}")
+        if ts.shape != det.shape:
+            raise fail(self.path, f"metadata contradicts data: {ts.shape[0]} timestamps but {det.shape[0]} "
+                                  f"detector ids")
+        n_attr = f.attrs.get("n_photons")
+        if n_attr is not None and int(n_attr) != ts.shape[0]:
+            raise fail(self.path, f"metadata contradicts data: n_photons attribute is {int(n_attr)}, "
+                                  f"/photon_data/timestamps holds {ts.shape[0]}")
+        try:
+            unit = float(f["photon_data/timestamps_specs/timestamps_unit"][()])
+        except KeyError as exc:
+            raise fail(self.path, "no /photon_data/timestamps_specs/timestamps_unit") from exc
+        scale = unit * 1e12
+        if not scale > 0 or abs(scale - round(scale)) > 1e-6 or round(scale) < 1:
+            raise fail(self.path, f"timestamps_unit {unit!r} s is not a whole number of picoseconds")
+        self._scale = int(round(scale))
+        meta = {k: _attr_value(v) for k, v in f["modem_link"].attrs.items()} if "modem_link" in f else {}
+        meta.update(meta_overrides or {})
+        if not meta:
+            raise fail(self.path, "no link parameters (/modem_link attributes); give them with --param KEY=VALUE")
+        self.meta = check_meta(self.path, meta, "timetags")
+        self.n_records = int(ts.shape[0])
+        self.stats.update(photons=0, per_channel={})
+
+    def _read(self, ds, a: int, b: int):
+        """ds[a:b], or None for the parts that fail their checksum (recorded as corrupt regions)."""
+        try:
+            return ds[a:b]
+        except OSError:
+            pass
+        parts, c = [], ds.chunks[0] if ds.chunks else (b - a)
+        i = a
+        while i < b:
+            j = min(b, (i // c + 1) * c)
+            try:
+                parts.append(ds[i:j])
+            except OSError:
+                self.stats["corrupt_regions"].append({"dataset": ds.name, "start": i, "stop": j})
+                parts.append(None)
+            i = j
+        return parts
+
+    def chunks(self, n: int = 1 << 20):
+        n = self._check_n(n)
+        ts, det = self._f["photon_data/timestamps"], self._f["photon_data/detectors"]
+        mono = MonotonicFilter()
+        per_ch = self.stats["per_channel"]
+        c = ts.chunks[0] if ts.chunks else n
+        step = max(c, (n // c) * c)                       # whole HDF5 chunks per read
+        for a in range(0, self.n_records, step):
+            b = min(self.n_records, a + step)
+            t, d = self._read(ts, a, b), self._read(det, a, b)
+            if isinstance(t, list) or isinstance(d, list):
+                tl = t if isinstance(t, list) else self._split(t, a, b, c)
+                dl = d if isinstance(d, list) else self._split(d, a, b, c)
+                keep = [(x, y) for x, y in zip(tl, dl) if x is not None and y is not None]
+                t = np.concatenate([x for x, _ in keep]) if keep else np.zeros(0, np.int64)
+                d = np.concatenate([y for _, y in keep]) if keep else np.zeros(0, np.int16)
+            self.stats["records"] += b - a
+            if d.size:
+                u, k = np.unique(d, return_counts=True)
+                for x, y in zip(u.tolist(), k.tolist()):
+                    per_ch[x] = per_ch.get(x, 0) + y
+            t = t.astype(np.int64, copy=False)
+            if self._scale != 1:
+                t = t * self._scale
+            t = mono(t)
+            self.stats["dropped_non_monotonic"] = mono.dropped
+            self.stats["photons"] += int(t.size)
+            yield t
+
+    @staticmethod
+    def _split(x, a, b, c):
+        edges = [i - a for i in range((a // c + 1) * c, b, c)]
+        return np.split(x, edges)
+
+    def close(self) -> None:
+        f = getattr(self, "_f", None)
+        if f is not None:
+            f.close()
+            self._f = None

@@ -1,0 +1,82 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Swabian Instruments Time Tagger ``.ttbin`` files, read through the vendor's ``TimeTagger``
+Python module (an optional extra: install Swabian's Time Tagger software; this module imports it
+lazily and raises :class:`~modem.errors.CaptureFormatError` naming the file when it is absent).
+
+``TimeTagger.FileReader(path)`` streams the file: ``getData(n)`` returns at most ``n`` events whose
+``getTimestamps()`` are int64 ps and ``getChannels()`` the (signed) channel numbers; ``getEventTypes()``
+marks overflow/error events, which are counted and skipped. A ``.ttbin`` file cannot carry the
+modem's link parameters, so they come from a side file ``<file>.modem.json`` (a JSON object) or
+from ``meta_overrides`` (``modem decode --param KEY=VALUE``).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from .base import Capture, MonotonicFilter, check_meta, fail
+
+__all__ = ["TTBinCapture", "SIDE_FILE_SUFFIX"]
+
+SIDE_FILE_SUFFIX = ".modem.json"
+
+
+class TTBinCapture(Capture):
+    kind = "timetags"
+    format = "ttbin"
+
+    def __init__(self, path, meta_overrides: dict | None = None):
+        super().__init__(path)
+        try:
+            import TimeTagger  # noqa: PLC0415
+        except ImportError as exc:
+            raise fail(self.path, "reading .ttbin needs Swabian Instruments' TimeTagger Python module, which is "
+                                  "not installed (install the Time Tagger software or convert the file to "
+                                  "HDF5/PTU)") from exc
+        self._tt = TimeTagger
+        meta = {}
+        side = self.path + SIDE_FILE_SUFFIX
+        if os.path.isfile(side):
+            with open(side) as fh:
+                try:
+                    meta = json.load(fh)
+                except ValueError as exc:
+                    raise fail(side, f"link parameters are not valid JSON ({exc})") from exc
+        meta.update(meta_overrides or {})
+        if not meta:
+            raise fail(self.path, f"no link parameters: write them to {side} or give --param KEY=VALUE")
+        self.meta = check_meta(self.path, meta, "timetags")
+        try:
+            self._reader = TimeTagger.FileReader(self.path)
+        except Exception as exc:  # the vendor module raises its own types
+            raise fail(self.path, f"TimeTagger.FileReader cannot read it ({exc})") from exc
+        self.stats.update(photons=0, per_channel={}, overflow_events=0)
+
+    def chunks(self, n: int = 1 << 20):
+        n = self._check_n(n)
+        mono = MonotonicFilter()
+        per_ch = self.stats["per_channel"]
+        while self._reader.hasData():
+            buf = self._reader.getData(n)
+            t = np.asarray(buf.getTimestamps(), dtype=np.int64)
+            ch = np.asarray(buf.getChannels())
+            ok = np.ones(t.size, bool)
+            if hasattr(buf, "getEventTypes"):
+                et = np.asarray(buf.getEventTypes())
+                ok = et == 0                                  # 0 = TimeTag, others overflow/error/missed
+                self.stats["overflow_events"] += int((~ok).sum())
+            t, ch = t[ok], ch[ok]
+            self.stats["records"] += int(ok.size)
+            if ch.size:
+                u, c = np.unique(ch, return_counts=True)
+                for a, b in zip(u.tolist(), c.tolist()):
+                    per_ch[a] = per_ch.get(a, 0) + b
+            t = mono(t)
+            self.stats["dropped_non_monotonic"] = mono.dropped
+            self.stats["photons"] += int(t.size)
+            yield t
+
+    def close(self) -> None:
+        self._reader = None

@@ -1,0 +1,476 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Offline replay: decode recorded passes (``modem decode``), one by one or as a Dask batch.
+
+``decode_capture(path)`` opens a capture (:func:`modem.io.open_capture`), builds the receiver from
+its link parameters (:func:`receiver_for`), streams it chunk by chunk (memory bounded by the chunk
+size, not the file size), and returns a JSON-able report::
+
+    file, format, kind, chain, meta, backend
+    frames      total / good / bad / crc_failed (a carrying codeword failed its CRC-32) /
+                fecf_failed, frames_sha256 (of the good frames' octets, in order)
+    packets     count (non-idle), idle, dropped_events / dropped_octets (depacketizer), and
+                payload_sha256: SHA-256 of the concatenated non-idle space packets (primary header +
+                data field) extracted from the good frames in order -- what captures/manifest.json
+                pins for the shipped captures
+    quality     codewords, codewords_crc_failed, codeword_error_rate, iterations mean / max over
+                frames, ASM sync metric mean / min of good frames, frame_error_rate
+    sync_events slot-clock events (acquired, loss_of_signal, slip, clock_jump) with times in ps
+    gaps        loss-of-signal intervals, corrupt regions found by the reader, tags dropped
+                because a corrupt region made them go backwards
+    photons     (time tags) tags, per-channel counts, duration, rate; slot histogram (counts per
+                slot position of the recovered symbol, all symbols) -- or (samples) statistics
+    throughput  wall seconds, records/s, decoded information bit rate, real-time factor
+
+With ``out_dir``: ``frames.bin`` (good frames back to back), ``frames.csv`` (one row per frame out
+of the frame synchroniser, good or bad, with CRC/FECF status), ``packets.bin`` (non-idle packets
+back to back; self-delimiting by their length field), ``report.json``, and with ``plots=True``
+``slot_histogram.png`` and ``frame_errors.png``.
+
+``decode_many(paths, scheduler=None)`` runs one ``decode_capture`` per pass on Dask distributed: a
+local cluster (threads, 2 workers) by default, or the scheduler at ``scheduler`` (``tcp://...``).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from .errors import CaptureFormatError, ConfigError, ModemError
+from .io import open_capture
+from .receiver import SCPPMTimeTagReceiver
+
+__all__ = ["receiver_for", "decode_capture", "decode_many", "register", "run_cli", "DEFAULT_CHUNK"]
+
+#: records (time tags or samples) per chunk read from a capture
+DEFAULT_CHUNK = 1 << 18
+
+
+class _TimeTagReceiver(SCPPMTimeTagReceiver):
+    """SCPPMTimeTagReceiver that also keeps the slot histogram (counts per slot position of the
+    recovered symbol, summed over all symbols: data slots 0..M-1 then the guard slots)."""
+
+    def reset(self):
+        super().reset()
+        self.slot_histogram = np.zeros(self.clock.cfg.P if hasattr(self.clock, "cfg") else 0, np.int64)
+
+    def _after_clock(self, slots):
+        if len(slots):
+            h = slots.counts.sum(axis=0, dtype=np.int64)
+            if self.slot_histogram.size != h.size:
+                self.slot_histogram = np.zeros(h.size, np.int64)
+            self.slot_histogram += h
+        return super()._after_clock(slots)
+
+
+def _tm_spec(meta: dict):
+    from .framing.tm import TMFrameSpec  # noqa: PLC0415
+    return TMFrameSpec(frame_len=int(meta["frame_len"]), scid=int(meta["scid"]), vcid=int(meta.get("vcid", 0)),
+                       ocf=bool(meta.get("ocf", False)), fecf=bool(meta.get("fecf", True)))
+
+
+def receiver_for(meta: dict):
+    """The receiver for a capture's link parameters: ``push(chunk) -> frames``, ``flush()``, ``stats``.
+
+    ``meta["chain"] == "scppm"`` with ``slot_width_ps`` -> :class:`~modem.receiver.SCPPMTimeTagReceiver`
+    (keys M, rate, [interleaver_rows, interleaver_shift, repetition], slot_width_ps, ns, nb,
+    frame_len, scid, [vcid, ocf, fecf, max_iter]); sample chains (``meta["kind"] == "samples"`` or
+    ``sample_rate`` present) -> the factory of ``modem.sample_receiver``. Raises ConfigError on bad
+    parameters.
+    """
+    chain = meta.get("chain")
+    if chain == "scppm" and "slot_width_ps" in meta and meta.get("kind", "timetags") == "timetags":
+        from .fec.scppm import SCPPMCode  # noqa: PLC0415
+        code = SCPPMCode(**{k: meta[k] for k in ("M", "rate", "interleaver_rows", "interleaver_shift",
+                                                 "repetition") if k in meta})
+        return _TimeTagReceiver(code, _tm_spec(meta), float(meta["slot_width_ps"]), float(meta["ns"]),
+                                float(meta["nb"]), max_iter=int(meta.get("max_iter", 16)))
+    if chain in ("scppm", "dpsk"):
+        try:
+            from . import sample_receiver as sr  # noqa: PLC0415
+        except ImportError as exc:
+            raise ConfigError(f"receiver_for: sample receivers are not available in this build ({exc})") from exc
+        params = {k: v for k, v in meta.items() if k != "kind"}
+        for name in ("receiver_from_params", "receiver_from_dict", "make_receiver", "from_params"):
+            f = getattr(sr, name, None)
+            if callable(f):
+                return f(params)
+        raise ConfigError("receiver_for: modem.sample_receiver has no receiver factory")
+    raise ConfigError(f"receiver_for: chain must be 'scppm' or 'dpsk', got {chain!r}")
+
+
+class _Sink:
+    """Output files of one decode (all optional: nothing is kept when out_dir is None)."""
+
+    FIELDS = ("index", "t_ps", "valid", "crc_ok", "fecf_ok", "iterations", "sync_metric", "vcfc", "codewords")
+
+    def __init__(self, out_dir):
+        self.dir = out_dir
+        self._fr = self._pk = self._csv = self._fh = None
+        if out_dir:
+            os.makedirs(out_dir, exist_ok=True)
+            self._fr = open(os.path.join(out_dir, "frames.bin"), "wb")
+            self._pk = open(os.path.join(out_dir, "packets.bin"), "wb")
+            self._fh = open(os.path.join(out_dir, "frames.csv"), "w", newline="")
+            self._csv = csv.writer(self._fh)
+            self._csv.writerow(self.FIELDS)
+
+    def frame(self, row: dict, data: bytes | None):
+        if self._csv is not None:
+            self._csv.writerow([row[k] for k in self.FIELDS])
+            if data is not None:
+                self._fr.write(data)
+
+    def packet(self, p: bytes):
+        if self._pk is not None:
+            self._pk.write(p)
+
+    def close(self):
+        for f in (self._fr, self._pk, self._fh):
+            if f is not None:
+                f.close()
+
+
+class _FrameHandler:
+    """Bookkeeping of the frames out of a receiver: counts, hashes, depacketizing, log rows."""
+
+    def __init__(self, meta: dict, sink: _Sink):
+        from .framing.packets import TMDepacketizer  # noqa: PLC0415
+        self.spec = _tm_spec(meta)
+        self.dp = TMDepacketizer(self.spec)
+        self.dp_state = self.dp.initial_state()
+        self.sink = sink
+        self.frames_hash = hashlib.sha256()
+        self.payload_hash = hashlib.sha256()
+        self.n = self.good = self.crc_failed = self.fecf_failed = 0
+        self.packets = 0
+        self.iters = []
+        self.metrics = []
+        self.timeline = []           # (t_ps, valid) per frame, for the frame-error plot
+
+    def __call__(self, frames):
+        from .framing.tm import TMPrimaryHeader  # noqa: PLC0415
+        for f in frames:
+            valid = bool(f.valid)
+            vcfc = TMPrimaryHeader.from_bytes(f.data[:6]).vcfc if valid else ""
+            t = getattr(f, "t_ps", float("nan"))
+            crc_ok = getattr(f, "crc_ok", None)
+            fecf_ok = getattr(f, "fecf_ok", None)
+            it = int(getattr(f, "iterations", 0))
+            row = {"index": self.n, "t_ps": f"{t:.0f}" if np.isfinite(t) else "", "valid": int(valid),
+                   "crc_ok": "" if crc_ok is None else int(crc_ok), "fecf_ok": "" if fecf_ok is None else int(fecf_ok),
+                   "iterations": it, "sync_metric": f"{float(getattr(f, 'sync_metric', float('nan'))):.3f}",
+                   "vcfc": vcfc, "codewords": " ".join(str(c) for c in getattr(f, "codewords", ()))}
+            self.n += 1
+            self.crc_failed += int(crc_ok is False)
+            self.fecf_failed += int(fecf_ok is False)
+            self.iters.append(it)
+            self.timeline.append((float(t), valid))
+            self.sink.frame(row, f.data if valid else None)
+            if not valid:
+                continue
+            self.good += 1
+            self.metrics.append(float(getattr(f, "sync_metric", np.nan)))
+            self.frames_hash.update(f.data)
+            out, self.dp_state = self.dp.push([f.data], self.dp_state)
+            for p in out.packets:
+                b = p.to_bytes()
+                self.payload_hash.update(b)
+                self.sink.packet(b)
+                self.packets += 1
+
+
+def _event(e) -> dict:
+    d = {"kind": e.kind, "t_start_ps": float(e.t_start_ps),
+         "t_end_ps": None if e.t_end_ps is None else float(e.t_end_ps)}
+    if e.info:
+        d["info"] = {k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v))
+                     for k, v in e.info.items()}
+    return d
+
+
+def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int = DEFAULT_CHUNK,
+                   meta_overrides: dict | None = None) -> dict:
+    """Decode one capture; return the report (see the module docstring) and write ``out_dir``.
+
+    Raises CaptureFormatError (one line naming the file) for unreadable or inconsistent files and
+    bad link parameters; channel failures are counted in the report, never raised.
+    """
+    from .backend import backend_info  # noqa: PLC0415
+    path = os.fspath(path)
+    t_wall = time.perf_counter()
+    with open_capture(path, meta_overrides) as cap:
+        try:
+            rx = receiver_for(cap.meta)
+        except (ConfigError, TypeError, KeyError) as exc:
+            raise CaptureFormatError(f"{path}: bad link parameters for the receiver ({exc})") from exc
+        sink = _Sink(out_dir)
+        handler = _FrameHandler(cap.meta, sink)
+        bar = None
+        if progress:
+            from tqdm import tqdm  # noqa: PLC0415
+            bar = tqdm(total=cap.n_records, unit="rec", unit_scale=True, desc=os.path.basename(path),
+                       file=sys.stderr, leave=False)
+        t_first = t_last = None
+        try:
+            for x in cap.chunks(chunk):
+                if cap.kind == "timetags" and x.size:
+                    t_first = int(x[0]) if t_first is None else t_first
+                    t_last = int(x[-1])
+                handler(rx.push(x))
+                if bar is not None:
+                    bar.n = cap.stats["records"]
+                    bar.refresh()
+            handler(rx.flush())
+        finally:
+            if bar is not None:
+                bar.close()
+            sink.close()
+        wall = time.perf_counter() - t_wall
+        rep = _report(cap, rx, handler, wall, t_first, t_last)
+        rep["backend"] = backend_info("cpu")
+    if out_dir:
+        if plots:
+            rep["plots"] = _plots(rep, handler, rx, out_dir)
+        with open(os.path.join(out_dir, "report.json"), "w") as fh:
+            json.dump(rep, fh, indent=2, default=_json_default)
+    elif plots:
+        raise ConfigError("decode_capture: plots need out_dir")
+    return rep
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def _report(cap, rx, h: _FrameHandler, wall: float, t_first, t_last) -> dict:
+    st = rx.stats
+    st_d = st if isinstance(st, dict) else st.__dict__
+    events = [_event(e) for e in st_d.get("events", [])]
+    cw = int(st_d.get("codewords", 0))
+    cw_bad = int(st_d.get("codewords_crc_failed", 0))
+    dps = h.dp_state
+    it = np.asarray(h.iters) if h.iters else np.zeros(1)
+    rep = {
+        "file": cap.path, "format": cap.format, "kind": cap.kind, "chain": cap.meta.get("chain"),
+        "meta": cap.meta,
+        "frames": {"total": h.n, "good": h.good, "bad": h.n - h.good, "crc_failed": h.crc_failed,
+                   "fecf_failed": h.fecf_failed, "frames_sha256": h.frames_hash.hexdigest()},
+        "packets": {"count": h.packets, "idle": dps.idle_packets, "dropped_events": dps.dropped_events,
+                    "dropped_octets": dps.dropped_octets, "frame_count_gaps": dps.gaps,
+                    "payload_sha256": h.payload_hash.hexdigest()},
+        "quality": {"codewords": cw, "codewords_crc_failed": cw_bad,
+                    "codeword_error_rate": cw_bad / cw if cw else None,
+                    "frame_error_rate": (h.n - h.good) / h.n if h.n else None,
+                    "iterations_mean": float(it.mean()), "iterations_max": int(it.max()),
+                    "sync_metric_mean": float(np.mean(h.metrics)) if h.metrics else None,
+                    "sync_metric_min": float(np.min(h.metrics)) if h.metrics else None,
+                    "frame_sync_restarts": int(st_d.get("frame_sync_restarts", 0))},
+        "sync_events": events,
+        "gaps": {"loss_of_signal": [e for e in events if e["kind"] == "loss_of_signal"],
+                 "corrupt_regions": cap.stats.get("corrupt_regions", []),
+                 "dropped_non_monotonic": cap.stats.get("dropped_non_monotonic", 0)},
+    }
+    info_bits = h.good * 8 * h.spec.frame_len
+    if cap.kind == "timetags":
+        dur = (t_last - t_first) * 1e-12 if t_first is not None else 0.0
+        per_ch = {str(k): int(v) for k, v in sorted(cap.stats.get("per_channel", {}).items())}
+        hist = getattr(rx, "slot_histogram", np.zeros(0))
+        rep["photons"] = {"tags": int(cap.stats.get("photons", 0)), "records": int(cap.stats["records"]),
+                          "per_channel": per_ch, "duration_s": dur,
+                          "rate_hz": cap.stats.get("photons", 0) / dur if dur > 0 else None,
+                          "slot_histogram": [int(v) for v in hist]}
+    else:
+        dur = cap.stats.get("samples", 0) / cap.sample_rate if getattr(cap, "sample_rate", 0) else 0.0
+        ms = cap.stats.get("mean_square", 0.0)
+        mean = cap.stats.get("mean", 0.0)
+        rep["samples"] = {"count": int(cap.stats.get("samples", 0)), "sample_rate": getattr(cap, "sample_rate", None),
+                          "duration_s": dur, "mean": mean, "rms": float(np.sqrt(ms)),
+                          "std": float(np.sqrt(max(ms - mean * mean, 0.0)))}
+    rep["throughput"] = {"wall_s": wall, "records_per_s": cap.stats["records"] / wall if wall > 0 else None,
+                         "decoded_info_bits": info_bits,
+                         "decoded_bits_per_s": info_bits / wall if wall > 0 else None,
+                         "capture_duration_s": dur, "realtime_factor": dur / wall if wall > 0 else None}
+    return rep
+
+
+def _plots(rep: dict, h: _FrameHandler, rx, out_dir) -> list[str]:
+    from matplotlib.figure import Figure  # noqa: PLC0415  (no pyplot: safe in Dask worker threads)
+    paths = []
+    hist = rep.get("photons", {}).get("slot_histogram") or []
+    if hist:
+        M = int(rep["meta"].get("M", len(hist)))
+        fig = Figure(figsize=(7, 3.2))
+        ax = fig.add_subplot()
+        colors = ["tab:blue" if i < M else "tab:gray" for i in range(len(hist))]
+        ax.bar(np.arange(len(hist)), hist, color=colors, width=0.9)
+        ax.set_xlabel("slot position in the recovered PPM symbol (grey: guard slots)")
+        ax.set_ylabel("photons")
+        ax.set_title(f"slot histogram: {os.path.basename(rep['file'])}")
+        fig.tight_layout()
+        p = os.path.join(out_dir, "slot_histogram.png")
+        fig.savefig(p, dpi=100)
+        paths.append(p)
+    if h.timeline:
+        t = np.array([a for a, _ in h.timeline]) * 1e-9
+        ok = np.array([b for _, b in h.timeline])
+        fig = Figure(figsize=(7, 3.2))
+        ax = fig.add_subplot()
+        ax.plot(t[ok], np.ones(ok.sum()), "|", color="tab:green", ms=14, label="good")
+        ax.plot(t[~ok], np.zeros((~ok).sum()), "|", color="tab:red", ms=14, label="bad (CRC/FECF)")
+        for e in rep["gaps"]["loss_of_signal"]:
+            end = e["t_end_ps"] if e["t_end_ps"] is not None else e["t_start_ps"]
+            ax.axvspan(e["t_start_ps"] * 1e-9, end * 1e-9, color="tab:orange", alpha=0.3)
+        ax.set_yticks([0, 1], ["bad", "good"])
+        ax.set_ylim(-0.5, 1.5)
+        ax.set_xlabel("receiver time (ms); shaded: loss of signal")
+        ax.set_title(f"frames over the pass: {rep['frames']['good']} good, {rep['frames']['bad']} bad")
+        fig.tight_layout()
+        p = os.path.join(out_dir, "frame_errors.png")
+        fig.savefig(p, dpi=100)
+        paths.append(p)
+    return paths
+
+
+# --------------------------------------------------------------------------------------------------
+def _decode_task(path, out_dir, chunk, meta_overrides, plots=False):
+    """One Dask task: decode a pass; errors come back as a report with ``error`` (one line)."""
+    try:
+        return decode_capture(path, out_dir=out_dir, chunk=chunk, meta_overrides=meta_overrides,
+                              plots=plots and out_dir is not None)
+    except ModemError as exc:
+        return {"file": os.fspath(path), "error": str(exc)}
+
+
+def decode_many(paths, scheduler=None, out_dir=None, chunk: int = DEFAULT_CHUNK, meta_overrides=None,
+                n_workers: int = 2, plots: bool = False) -> list[dict]:
+    """Decode several passes on Dask distributed, one task per pass; reports in ``paths`` order.
+
+    scheduler : None -> a LocalCluster (``processes=False``, ``n_workers`` threads workers) created
+        and closed here; a string -> the address of an existing scheduler (``tcp://host:8786``);
+        a ``distributed.Client`` -> used as is.
+    out_dir : when given, pass ``i`` writes to ``out_dir/<file stem>``.
+    A pass that fails comes back as ``{"file": ..., "error": "<one line>"}``.
+    """
+    from dask.distributed import Client, LocalCluster  # noqa: PLC0415
+    paths = [os.fspath(p) for p in paths]
+    outs = [None if out_dir is None else os.path.join(out_dir, _stem(p)) for p in paths]
+    cluster = None
+    if isinstance(scheduler, Client):
+        client, own = scheduler, False
+    else:
+        own = True
+        if scheduler is None:
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=False,
+                                   dashboard_address=None)
+            client = Client(cluster)
+        else:
+            client = Client(scheduler)
+    try:
+        futs = [client.submit(_decode_task, p, o, chunk, meta_overrides, plots, pure=False) for p, o in zip(paths, outs)]
+        return client.gather(futs)
+    finally:
+        if own:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _stem(p: str) -> str:
+    b = os.path.basename(p)
+    for ext in (".sigmf-meta", ".sigmf-data", ".ptu", ".h5", ".hdf5", ".ttbin"):
+        if b.endswith(ext):
+            return b[: -len(ext)]
+    return b
+
+
+# --------------------------------------------------------------------------------------------------
+def register(subparsers) -> None:
+    """Add ``modem decode`` to the CLI's subparsers."""
+    p = subparsers.add_parser(
+        "decode", help="decode recorded passes (PTU, HDF5, SigMF, .ttbin): frames, packets, JSON report",
+        description="Detect each capture's format, stream it through the receiver its link parameters "
+                    "describe, and report frames good/bad, packets and their SHA-256, sync events, gaps, "
+                    "photon/sample statistics and throughput. Several captures run as a Dask batch.")
+    p.add_argument("captures", nargs="+", metavar="CAPTURE")
+    p.add_argument("--out", metavar="DIR", help="write frames.bin, frames.csv, packets.bin, report.json "
+                                                 "(a sub-folder per capture when several)")
+    p.add_argument("--plots", action="store_true", help="also write slot_histogram.png and frame_errors.png")
+    p.add_argument("--json", action="store_true", help="print the report(s) as JSON")
+    p.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address for a batch (default: a local "
+                                                       "cluster when several captures are given)")
+    p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, metavar="N",
+                   help=f"records per chunk read (default {DEFAULT_CHUNK})")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="set / override a link parameter (JSON value), e.g. --param ns=2.4")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(_run=run_cli)
+
+
+def _parse_params(items) -> dict:
+    out = {}
+    for it in items:
+        if "=" not in it:
+            raise ConfigError(f"--param must be KEY=VALUE, got {it!r}")
+        k, v = it.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except ValueError:
+            out[k] = v
+    return out
+
+
+def _summary(rep: dict) -> str:
+    if "error" in rep:
+        return f"{rep['file']}: error: {rep['error']}"
+    fr, pk, q, th = rep["frames"], rep["packets"], rep["quality"], rep["throughput"]
+    m = rep["meta"]
+    link = (f"{m.get('M')}-PPM SCPPM r{m.get('rate')}" if rep["chain"] == "scppm" else str(rep["chain"]).upper())
+    lines = [f"{rep['file']}: {rep['format']} {rep['kind']}, {link}",
+             f"  frames   {fr['good']} good, {fr['bad']} bad  (codewords {q['codewords']}, CRC failed "
+             f"{q['codewords_crc_failed']}, mean iterations {q['iterations_mean']:.2f})",
+             f"  packets  {pk['count']}  payload sha256 {pk['payload_sha256']}",
+             f"  sync     " + (", ".join(e["kind"] for e in rep["sync_events"]) or "none")]
+    if "photons" in rep:
+        ph = rep["photons"]
+        lines.append(f"  photons  {ph['tags']} tags over {ph['duration_s'] * 1e3:.3f} ms, channels "
+                     + " ".join(f"{k}:{v}" for k, v in ph["per_channel"].items()))
+    g = rep["gaps"]
+    if g["corrupt_regions"] or g["dropped_non_monotonic"]:
+        lines.append(f"  corrupt  {len(g['corrupt_regions'])} region(s), {g['dropped_non_monotonic']} tags dropped")
+    lines.append(f"  time     {th['wall_s']:.2f} s, {th['decoded_bits_per_s'] / 1e3:.1f} kb/s decoded, "
+                 f"backend {rep['backend'].get('backend')}")
+    return "\n".join(lines)
+
+
+def run_cli(args) -> int:
+    """``modem decode``: returns the exit status (0 when every capture decoded, 2 on any error)."""
+    meta = _parse_params(args.param)
+    if args.chunk < 1:
+        raise ConfigError(f"--chunk must be >= 1, got {args.chunk}")
+    progress = not args.json and not args.no_progress and sys.stderr.isatty()
+    if len(args.captures) == 1 and not args.scheduler:
+        reps = [decode_capture(args.captures[0], out_dir=args.out, progress=progress, plots=args.plots,
+                               chunk=args.chunk, meta_overrides=meta or None)]
+    else:
+        reps = decode_many(args.captures, scheduler=args.scheduler, out_dir=args.out, chunk=args.chunk,
+                           meta_overrides=meta or None, plots=args.plots)
+    if args.json:
+        print(json.dumps(reps[0] if len(reps) == 1 else reps, indent=2, default=_json_default))
+    else:
+        for r in reps:
+            print(_summary(r))
+    errors = [r for r in reps if "error" in r]
+    for r in errors:
+        if args.json:
+            print(f"modem: error: {r['error']}", file=sys.stderr)
+    return 2 if errors else 0
+
