@@ -44,6 +44,11 @@ class ReceivedFrame:
     fecf_ok : the frame's CRC-16 (None when the spec has no FECF).
     iterations : most turbo iterations among those codewords.
     sync_metric : Massey metric of the frame's ASM.
+    t_sample : sample receivers (:mod:`modem.sample_receiver`): input sample position (sample 0 =
+        first sample pushed since ``reset``) of the first slot of the codeword that carried the
+        frame's ASM; NaN for the time-tag receiver.
+    fec : per carrying codeword, the decoder's status tuple (sample receivers; see
+        :mod:`modem.sample_receiver` for the layout per chain); empty for the time-tag receiver.
     """
 
     data: bytes
@@ -53,6 +58,8 @@ class ReceivedFrame:
     fecf_ok: bool | None
     iterations: int
     sync_metric: float
+    t_sample: float = float("nan")
+    fec: tuple = ()
 
     @property
     def valid(self) -> bool:
@@ -64,6 +71,7 @@ class ReceiverStats:
     """Counters of a receiver run (all monotone)."""
 
     tags: int = 0
+    samples: int = 0                 # sample receivers: ADC samples consumed
     codewords: int = 0
     codewords_crc_failed: int = 0
     frames: int = 0

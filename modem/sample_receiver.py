@@ -1,0 +1,990 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Sample-domain ground receivers: raw ADC samples in, checked CCSDS transfer frames out.
+
+Two chains, each a streaming receiver object (``push(samples) -> [ReceivedFrame]``, ``flush()``,
+``stats``, ``reset()``) plus the matching transmitter (TM frames -> samples) and a frozen link
+dataclass whose fields are the **dict-key schema** used by the offline (SigMF) and real-time
+(ZeroMQ) paths: ``Link.to_dict()`` / ``Receiver.from_dict(d)`` / :func:`receiver_from_dict`.
+
+SCPPM over an APD (:class:`SCPPMSampleReceiver`)::
+
+    ADC samples -> SampleFrontEnd (Gaussian matched filter, PI timing loop)
+                -> Gaussian slot LLRs  lambda(z) = ln N(z; m1, v1) - ln N(z; m0, v0), clipped to +-30
+                -> SlotCSMSync: codeword sync on the CSM at *slot* resolution (the front end's slot
+                   numbering has no symbol phase), Massey/Poisson-style score on slot LLRs,
+                   +-1 slot slip tracking, flywheel
+                -> SCPPMDecoder (symbol metrics = slot LLRs of the M data slots, CRC-32 per codeword)
+                -> k-bit blocks -> soft ASM frame sync -> TM frame, FECF check
+
+DPSK over a pre-amplified balanced receiver (:class:`DPSKSampleReceiver`)::
+
+    ADC samples -> SampleFrontEnd (burst detection gates the timing loop in burst mode)
+                -> BurstGrid: burst positions from the energy folded over the burst period
+                   (duty < 1 only; the first bit of every burst is erased)
+                -> Gaussian-moment bit LLRs (dpsk_bit_llr)
+                -> polarity-free soft ASM frame sync per DVB-S2 FEC frame (ASM + randomized codeword)
+                -> pn8 de-randomization -> DVB-S2 LDPC + BCH decoding
+                -> k-bit blocks -> soft ASM frame sync -> TM frame, FECF check
+
+Conventions: samples are real 1-D arrays (int or float dtype, finite), any chunking; bits MSB
+first; LLR positive = bit 0; time of a frame = the input sample position (``t_sample``, sample 0 =
+first sample pushed since ``reset``) of the first slot of the codeword (FEC frame) that carried the
+frame's ASM, and ``t_ps = t_sample / sample_rate_hz * 1e12`` on the receiver's own sample clock.
+
+Per-frame status (:class:`modem.receiver.ReceivedFrame`): ``crc_ok`` = every codeword that carried
+the frame decoded as valid (SCPPM: CRC-32; DPSK: LDPC parity checks hold and BCH did not fail),
+``fecf_ok`` = the TM frame's own CRC-16, ``valid`` = both; ``fec`` = one tuple per carrying
+codeword: SCPPM ``(crc_ok, iterations, csm_llr, csm_locked)``, DPSK ``(parity_ok, bch_corrected,
+iterations, asm_metric)`` (``bch_corrected = -1``: BCH failure). Codewords that fail enter the TM
+frame synchroniser as erasures, so no unchecked data ever comes out as valid.
+
+Limits: the DVB-S2 channel interleaver (:mod:`modem.framing.interleaver`) is a block interleaver
+whose block boundaries are not marked on the wire (every FEC frame carries the same ASM), so the
+sample receiver supports depth 1 only (``interleaver_ms`` giving D > 1 raises ConfigError). The
+SCPPM convolutional channel interleaver is not supported by the sample receiver yet
+(``interleaver_rows`` must be 1).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from .channel.apd import APDDetector, SampleClock, apd_samples, apd_slot_moments, dpsk_balanced_samples
+from .channel.optical import NF_IDEAL_DB, PreampDLIReceiver
+from .errors import ConfigError, ShapeError
+from .fec.scppm import SCPPMCode, SCPPMDecoder, SCPPMTransmitter
+from .fec.scppm.encoder import attach_asm as _attach_tm_asm
+from .fec.scppm.encoder import slice_blocks
+from .framing.bits import unpack_bytes
+from .framing.interleaver import ChannelInterleaver
+from .framing.packets import TMPacketizer, build_space_packet
+from .framing.randomizer import pn8
+from .framing.tm import TMFrameSpec, decode_tm_frame
+from .modulation import dpsk as _dpsk
+from .receiver import LLR_DECODED, ReceivedFrame, ReceiverStats
+from .sync.codeword_sync import csm_llr
+from .sync.frame_sync import ASMFrameSync, FrameSyncConfig
+from .sync.samples import FrontEndConfig, SampleFrontEnd, dpsk_bit_llr, gaussian_slot_llr, ppm_symbol_metric
+
+#: slot LLRs are clipped to +-this: the Gaussian approximation of the APD output grows
+#: quadratically in z and overstates the tails (a single pulse of a heavy gamma tail reached 1900),
+#: and the probability-domain SCPPM decoder needs symbol metrics within ~+-60 of each other
+SLOT_LLR_CLIP = 30.0
+
+#: TM-layer ASM synchroniser defaults of the sample receivers. The bits it sees are decoded
+#: (+-LLR_DECODED) or erased (0), so a SEARCH hit (Massey >= 12) needs the 32 marker bits exactly:
+#: 2**-32 per position in random data; no CHECK frames are spent (the FECF checks every frame).
+TM_SYNC_DEFAULTS = {"check_count": 0}
+#: FEC-frame ASM synchroniser defaults (DPSK): polarity-free Massey rule; LDPC + BCH check every
+#: frame, so a lock is taken on the first marker (check_count 0) instead of losing two FEC frames.
+FEC_SYNC_DEFAULTS = {"polarity_free": True, "check_count": 0}
+
+__all__ = ["SCPPMAPDLink", "DPSKLink", "SCPPMSampleReceiver", "DPSKSampleReceiver", "SlotCSMSync",
+           "SlotCSMSyncState", "CodewordSlots", "BurstGrid", "BurstGridState", "scppm_apd_transmit",
+           "dpsk_transmit_frames", "random_tm_frames", "tm_blocks", "link_from_dict", "receiver_from_dict"]
+
+
+# =================================================================================================
+# helpers shared by both chains
+
+
+def random_tm_frames(spec: TMFrameSpec, n_frames: int, seed=0) -> list[bytes]:
+    """``n_frames`` TM transfer frames (bytes) of ``spec`` carrying random-length space packets."""
+    rng = np.random.default_rng(seed)
+    pz = TMPacketizer(spec)
+    st = pz.initial_state()
+    frames: list[bytes] = []
+    i = 0
+    while len(frames) < n_frames:
+        pk = build_space_packet(0x100 + (i % 5), rng.bytes(int(rng.integers(20, 600))), seq_count=i % 16384)
+        out, st = pz.push([pk], st)
+        frames += out
+        i += 1
+    return frames[:n_frames]
+
+
+def tm_blocks(frames, spec: TMFrameSpec, k: int) -> np.ndarray:
+    """TM frames -> ASM 0x1ACFFC1D + frame, back to back -> ``(n_blocks, k)`` uint8 blocks (last zero-filled).
+
+    The same slicing feeds the SCPPM encoder and the DVB-S2 encoder (its k = K_bch information bits).
+    """
+    frames = list(frames)
+    if not frames:
+        return np.zeros((0, k), np.uint8)
+    for i, f in enumerate(frames):
+        if not isinstance(f, (bytes, bytearray)) or len(f) != spec.frame_len:
+            raise ShapeError(f"tm_blocks: frame {i} must be {spec.frame_len} bytes, got "
+                             f"{len(f) if isinstance(f, (bytes, bytearray)) else type(f).__name__}")
+    bits = np.stack([unpack_bytes(bytes(f)) for f in frames])
+    return slice_blocks(_attach_tm_asm(bits).reshape(-1), k)
+
+
+def _strip_prefix(d: dict) -> dict:
+    """Keys may carry the SigMF namespace prefix ``modem:``; it is removed."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"link parameters must be a dict, got {type(d).__name__}")
+    return {(k[6:] if isinstance(k, str) and k.startswith("modem:") else k): v for k, v in d.items()}
+
+
+class _LinkBase:
+    chain: ClassVar[str] = ""
+    #: fields that only the channel simulation (transmit helper) uses; the receiver ignores them
+    SIM_ONLY: ClassVar[tuple] = ("ppm", "phase")
+
+    def to_dict(self) -> dict:
+        """Plain dict (JSON-safe values) with ``"chain"``; the inverse of :meth:`from_dict`."""
+        d = {"chain": self.chain}
+        d.update(dataclasses.asdict(self))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, strict: bool = True):
+        """Build from a dict of the field names (optionally prefixed ``modem:``); missing keys take
+        the defaults. ``strict``: unknown keys raise ConfigError (else they are ignored)."""
+        d = _strip_prefix(d)
+        chain = d.pop("chain", cls.chain)
+        if chain != cls.chain:
+            raise ConfigError(f"{cls.__name__}.from_dict: chain must be {cls.chain!r}, got chain={chain!r}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(k for k in d if k not in names)
+        if unknown and strict:
+            raise ConfigError(f"{cls.__name__}.from_dict: unknown key(s) {unknown}; known: {sorted(names)}")
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    @property
+    def sample_rate_hz(self) -> float:
+        """Nominal ADC sample rate ``slot_rate_hz * sps``."""
+        return self.slot_rate_hz * self.sps
+
+    @property
+    def spec(self) -> TMFrameSpec:
+        return TMFrameSpec(frame_len=self.frame_len, scid=self.scid, vcid=self.vcid, ocf=self.ocf, fecf=self.fecf)
+
+    @property
+    def clock(self) -> SampleClock:
+        """The simulated ADC clock (uses the simulation-only ``ppm`` and ``phase``)."""
+        return SampleClock(sps=self.sps, pulse_sigma=self.pulse_sigma, ppm=self.ppm, phase=self.phase,
+                           adc_bits=self.adc_bits, full_scale=self.full_scale)
+
+    def _check_common(self):
+        who = type(self).__name__
+        for name in ("max_iter",):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v <= 1000:
+                raise ConfigError(f"{who}: {name} must be an integer in 1..1000, got {name}={v!r}")
+        v = self.slot_rate_hz
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                or not (math.isfinite(float(v)) and float(v) > 0):
+            raise ConfigError(f"{who}: slot_rate_hz must be a finite number > 0, got slot_rate_hz={v!r}")
+        self.spec, self.clock  # noqa: B018  (validates the TM and sampling parameters)
+
+    def _frontend_config(self, **extra) -> FrontEndConfig:
+        return FrontEndConfig(sps=self.sps, pulse_sigma=self.pulse_sigma, loop_bw=self.loop_bw, **extra)
+
+    @property
+    def adc_noise_var(self) -> float:
+        """Quantisation noise variance per sample, ``lsb^2 / 12`` (0 without ADC)."""
+        return 0.0 if self.adc_bits is None else self.clock.lsb ** 2 / 12.0
+
+
+class _TMDeframer:
+    """Decoded k-bit blocks -> soft ASM frame sync -> TM frames with metadata (both chains).
+
+    Blocks that failed their check enter as erasures (LLR 0). ``restart()`` when the block stream is
+    not contiguous (a frame in progress is lost)."""
+
+    def __init__(self, spec: TMFrameSpec, k: int, stats: ReceiverStats, sample_rate_hz: float,
+                 options: dict | None = None):
+        self.spec, self.k, self.stats, self.fs_hz = spec, int(k), stats, float(sample_rate_hz)
+        self.fs = ASMFrameSync(FrameSyncConfig(frame_len=spec.n_bits, **{**TM_SYNC_DEFAULTS, **(options or {})}))
+        self.state = self.fs.initial_state()
+        self.bits = 0
+        self.blocks: list = []     # (first stream bit, block number, t_sample, ok, iterations, fec)
+
+    def restart(self):
+        self.state = self.fs.initial_state()
+        self.bits = 0
+        self.blocks = []
+        self.stats.frame_sync_restarts += 1
+
+    def push(self, number: int, u_hat, ok: bool, t_sample: float, iterations: int, fec: tuple) -> list:
+        self.blocks.append((self.bits, int(number), float(t_sample), bool(ok), int(iterations), fec))
+        if ok:
+            llr = (1.0 - 2.0 * np.asarray(u_hat, dtype=np.float32)) * np.float32(LLR_DECODED)
+        else:
+            llr = np.zeros(self.k, np.float32)
+        out, self.state = self.fs.push(llr, self.state)
+        self.bits += self.k
+        return self._frames_from(out)
+
+    def _frames_from(self, out) -> list[ReceivedFrame]:
+        frames = []
+        n_bits = self.fs.cfg.marker_len + self.spec.n_bits
+        starts = np.array([b[0] for b in self.blocks], dtype=np.int64)
+        for j in range(len(out)):
+            first = int(out.offset[j])
+            last = first + n_bits - 1
+            lo = int(np.searchsorted(starts, first, side="right") - 1)
+            hi = int(np.searchsorted(starts, last, side="right") - 1)
+            carriers = self.blocks[max(lo, 0): hi + 1]
+            crc_ok = bool(carriers) and all(b[3] for b in carriers)
+            data = np.packbits((out.llr[j] < 0).astype(np.uint8)).tobytes()
+            try:
+                fecf_ok = decode_tm_frame(self.spec, data).fecf_ok
+            except ShapeError:       # header inconsistent with the spec: not a good frame
+                fecf_ok = False
+            t_s = carriers[0][2] if carriers else float("nan")
+            fr = ReceivedFrame(data=data, t_ps=t_s / self.fs_hz * 1e12, codewords=tuple(b[1] for b in carriers),
+                               crc_ok=crc_ok, fecf_ok=fecf_ok, iterations=max((b[4] for b in carriers), default=0),
+                               sync_metric=float(out.metric[j]), t_sample=t_s, fec=tuple(b[5] for b in carriers))
+            self.stats.frames += 1
+            self.stats.frames_bad += int(not fr.valid)
+            frames.append(fr)
+        keep_from = self.bits - 4 * n_bits - 2 * self.k
+        while len(self.blocks) > 2 and self.blocks[1][0] < keep_from:
+            self.blocks.pop(0)
+        return frames
+
+
+# =================================================================================================
+# SCPPM over an APD
+
+
+@dataclass(frozen=True)
+class SCPPMAPDLink(_LinkBase):
+    """SCPPM-over-APD link parameters: the dict-key schema of :class:`SCPPMSampleReceiver`.
+
+    Keys (``to_dict()`` adds ``"chain": "scppm-apd"``; SigMF metadata may prefix them ``modem:``)
+    ------------------------------------------------------------------------------------------
+    M, rate, interleaver_rows, interleaver_shift : SCPPM code (:class:`SCPPMCode`; the sample
+        receiver needs interleaver_rows = 1).
+    frame_len, scid, vcid, ocf, fecf : TM transfer frames (:class:`TMFrameSpec`; frame_len in octets).
+    ns, nb : mean signal primary photoelectrons per pulse, background photoelectrons per slot.
+    apd_gain, apd_k_eff, thermal_sigma : :class:`APDDetector` (thermal_sigma: rms noise per sample, in
+        output electrons, the sample unit).
+    slot_rate_hz : PPM slot rate (Hz); the nominal ADC rate is ``slot_rate_hz * sps``.
+    sps, pulse_sigma : nominal samples per slot and Gaussian pulse rms width in slots.
+    adc_bits, full_scale : ADC resolution (None = float samples) and clipping level (sample units).
+    ppm, phase : simulation only (ADC clock offset in ppm, phase of sample 0 in slots).
+    loop_bw : timing loop noise bandwidth B_L T.   max_iter : SCPPM turbo iteration cap.
+    """
+
+    chain: ClassVar[str] = "scppm-apd"
+
+    M: int = 16
+    rate: str = "1/2"
+    interleaver_rows: int = 1
+    interleaver_shift: int = 0
+    frame_len: int = 1115
+    scid: int = 0
+    vcid: int = 0
+    ocf: bool = False
+    fecf: bool = True
+    ns: float = 8.0
+    nb: float = 0.1
+    apd_gain: float = 50.0
+    apd_k_eff: float = 0.02
+    thermal_sigma: float = 20.0
+    slot_rate_hz: float = 1e9
+    sps: float = 4.0
+    pulse_sigma: float = 0.25
+    adc_bits: int | None = 12
+    full_scale: float = 4000.0
+    ppm: float = 0.0
+    phase: float = 0.0
+    loop_bw: float = 0.002
+    max_iter: int = 16
+
+    def __post_init__(self):
+        who = "SCPPMAPDLink"
+        self.code  # noqa: B018
+        self.apd  # noqa: B018
+        for name in ("ns", "nb"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                    or not (math.isfinite(float(v)) and float(v) >= 0) or (name == "ns" and float(v) == 0):
+                raise ConfigError(f"{who}: {name} must be a finite number {'> 0' if name == 'ns' else '>= 0'}, "
+                                  f"got {name}={v!r}")
+        self._check_common()
+        self._frontend_config()
+
+    @property
+    def code(self) -> SCPPMCode:
+        return SCPPMCode(M=self.M, rate=self.rate, interleaver_rows=self.interleaver_rows,
+                         interleaver_shift=self.interleaver_shift)
+
+    @property
+    def apd(self) -> APDDetector:
+        return APDDetector(gain=self.apd_gain, k_eff=self.apd_k_eff, thermal_sigma=self.thermal_sigma)
+
+
+def scppm_apd_transmit(frames, link: SCPPMAPDLink, rng, lead_slots: int = 0, tail_slots: int = 64) -> np.ndarray:
+    """TM frames (bytes of ``link.spec``) -> ASM stream -> k-bit blocks -> SCPPM -> APD ADC samples.
+
+    ``lead_slots`` / ``tail_slots`` dark slots before / after the codewords. Returns float64
+    ``(n_samples,)`` (:func:`modem.channel.apd.apd_samples` with ``link.clock``). The last block is
+    zero-filled; with a channel interleaver its contents are flushed too.
+    """
+    code = link.code
+    u = tm_blocks(frames, link.spec, code.k)
+    tx = SCPPMTransmitter(code)
+    pulses = tx.modulate(u).reshape(-1)
+    if code.interleaver_rows > 1:
+        pulses = np.concatenate([pulses, tx.flush().reshape(-1)])
+    pulses = np.concatenate([np.zeros(int(lead_slots), np.uint8), pulses, np.zeros(int(tail_slots), np.uint8)])
+    return apd_samples(pulses, link.ns, link.nb, link.apd, link.clock, rng)
+
+
+@dataclass
+class CodewordSlots:
+    """Codewords found by :class:`SlotCSMSync`: ``llr`` (F, slots_per_codeword) float64 slot LLRs,
+    ``t`` (F,) sample position of each first slot, ``slot`` (F,) its front-end slot number,
+    ``csm_llr`` (F,), ``locked`` (F,) bool (False: emitted by the flywheel), ``segment`` (F,) lock
+    number, ``seq`` (F,) codeword number within the lock (contiguous within a segment)."""
+
+    llr: np.ndarray
+    t: np.ndarray
+    slot: np.ndarray
+    csm_llr: np.ndarray
+    locked: np.ndarray
+    segment: np.ndarray
+    seq: np.ndarray
+
+    def __len__(self):
+        return int(self.slot.shape[0])
+
+
+@dataclass
+class SlotCSMSyncState:
+    """Memory of :class:`SlotCSMSync`: buffered slot LLRs ``llr`` / positions ``t`` from slot
+    number ``base``; ``mode`` 0 SEARCH / 1 LOCK; ``misses``; ``segment`` (locks so far), ``seq``.
+    Counters: codewords, flywheeled, locks, lock_losses, slips (+-1 slot re-timings in LOCK)."""
+
+    llr: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    t: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    base: int = 0
+    mode: int = 0
+    misses: int = 0
+    fresh: bool = False
+    segment: int = -1
+    seq: int = 0
+    codewords: int = 0
+    flywheeled: int = 0
+    locks: int = 0
+    lock_losses: int = 0
+    slips: int = 0
+
+
+class SlotCSMSync:
+    """Codeword synchronisation of SCPPM on *slot* log-likelihood ratios, at slot resolution.
+
+    The CSM score is :func:`modem.sync.codeword_sync.csm_llr` with ``w = 1`` applied to slot LLRs
+    ``lambda_s = ln p(z_s | pulse) - ln p(z_s | empty)``: ``Lambda(j) = sum_i [lambda_{c_i} - ln sum_m
+    exp(lambda_m) + ln M]`` over the CSM symbols of a codeword starting at slot ``j`` (Poisson counts
+    are the special case ``lambda = w y - ns``; the constant cancels). The front end's slot numbering
+    has no symbol phase, so SEARCH scores every *slot* offset of one codeword period (``P`` phases of
+    the symbol-level score); the best one is accepted at ``Lambda >= search_threshold`` (default
+    ``ln(slots_per_codeword) + 8``), else the next period's scores are added (joint LLR of two
+    CSMs) and the same threshold applied, else one period is dropped. LOCK scores the CSM at the
+    expected slot and +-1 slot (the timing loop may slip a slot; ties keep the expected slot), a hit is
+    ``Lambda > lock_threshold`` (default 0); up to ``flywheel`` consecutive misses are still emitted
+    (``locked`` False), one more returns to SEARCH. Decisions depend only on the slots of their
+    window, so any chunking gives identical output.
+
+    ``push(llr, t, state) -> (CodewordSlots, state)``: llr, t 1-D float64 of consecutive slots.
+    """
+
+    def __init__(self, code: SCPPMCode, search_threshold: float | None = None, lock_threshold: float = 0.0,
+                 flywheel: int = 2):
+        if not isinstance(code, SCPPMCode):
+            raise ConfigError(f"SlotCSMSync: code must be an SCPPMCode, got {type(code).__name__}")
+        if code.L_csm == 0:
+            raise ConfigError("SlotCSMSync: the code has no CSM (csm=False); codeword sync needs it")
+        if code.repetition > 1 and code.repeat_unit != "symbol":
+            raise ConfigError(f"SlotCSMSync: repeat_unit={code.repeat_unit!r} with repetition={code.repetition} "
+                              "is ambiguous for the CSM; only 'symbol' is supported")
+        if isinstance(flywheel, bool) or not isinstance(flywheel, (int, np.integer)) or not 0 <= flywheel <= 1 << 20:
+            raise ConfigError(f"SlotCSMSync: flywheel must be an integer >= 0, got flywheel={flywheel!r}")
+        self.code = code
+        self.P = code.slots_per_symbol
+        self.spc = code.slots_per_codeword
+        self.pat = np.repeat(code.csm_symbols, code.repetition)
+        self.Lq = self.pat.size
+        self.per = code.symbols_per_codeword * code.repetition
+        top = self.Lq * math.log(code.M)
+        st = min(math.log(self.spc) + 8.0, 0.75 * top) if search_threshold is None else float(search_threshold)
+        if not -1e9 < st < top or not -1e9 < float(lock_threshold) < top:
+            raise ConfigError(f"SlotCSMSync: thresholds must be below L*ln M = {top:.2f}, got "
+                              f"search_threshold={search_threshold!r}, lock_threshold={lock_threshold!r}")
+        self.search_min, self.lock_min, self.flywheel = st, float(lock_threshold), int(flywheel)
+        self.need = self.spc + self.Lq * self.P - 1         # slots scored by one SEARCH period
+
+    def initial_state(self) -> SlotCSMSyncState:
+        return SlotCSMSyncState()
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        """``Lambda(j)`` for slot offsets ``j = 0 .. spc-1`` of ``x`` (len >= need)."""
+        P, n_sym = self.P, self.per + self.Lq - 1
+        out = np.empty(self.spc)
+        for r in range(P):
+            out[r::P] = csm_llr(x[r:r + n_sym * P].reshape(n_sym, P), self.pat, self.code.M, 1.0)
+        return out
+
+    def score_at(self, x: np.ndarray, j: int) -> float:
+        return float(csm_llr(x[j:j + self.Lq * self.P].reshape(self.Lq, self.P), self.pat, self.code.M, 1.0)[0])
+
+    def push(self, llr, t, state: SlotCSMSyncState) -> tuple[CodewordSlots, SlotCSMSyncState]:
+        llr = np.asarray(llr, dtype=np.float64)
+        t = np.asarray(t, dtype=np.float64)
+        if llr.ndim != 1 or t.shape != llr.shape:
+            raise ShapeError(f"SlotCSMSync.push: llr and t must be 1-D of one length, got {llr.shape} and {t.shape}")
+        st = dataclasses.replace(state)
+        buf = np.concatenate([st.llr, llr])
+        tb = np.concatenate([st.t, t])
+        spc = self.spc
+        out = {k: [] for k in ("llr", "t", "slot", "csm", "locked", "segment", "seq")}
+        pos = 0
+        while True:
+            avail = buf.size - pos
+            if st.mode == 0:
+                if avail < self.need:
+                    break
+                lam = self.scores(buf[pos:pos + self.need])
+                j = int(np.argmax(lam))
+                if lam[j] < self.search_min:
+                    if avail < self.need + spc:
+                        break
+                    lam = lam + self.scores(buf[pos + spc:pos + spc + self.need])
+                    j = int(np.argmax(lam))
+                if lam[j] >= self.search_min:
+                    pos += j
+                    st.mode, st.misses, st.fresh = 1, 0, True
+                    st.locks += 1
+                    st.segment += 1
+                    st.seq = 0
+                else:
+                    pos += spc
+                continue
+            # LOCK: CSM at the expected slot (and +-1 slot unless just acquired)
+            if avail < spc + 1:
+                break
+            cands = [0] if st.fresh else ([0, 1] if pos == 0 else [0, -1, 1])
+            sc = [self.score_at(buf, pos + d) for d in cands]
+            b = max(range(len(cands)), key=lambda i: (sc[i], -i))
+            d, lam0 = cands[b], sc[b]
+            st.fresh = False
+            hit = lam0 > self.lock_min
+            if not hit:
+                st.misses += 1
+                if st.misses > self.flywheel:
+                    st.mode, st.misses = 0, 0
+                    st.lock_losses += 1
+                    continue
+                st.flywheeled += 1
+                d, lam0 = 0, sc[0]
+            else:
+                st.misses = 0
+                st.slips += int(d != 0)
+            p = pos + d
+            out["llr"].append(buf[p:p + spc])
+            out["t"].append(tb[p])
+            out["slot"].append(st.base + p)
+            out["csm"].append(lam0)
+            out["locked"].append(hit)
+            out["segment"].append(st.segment)
+            out["seq"].append(st.seq)
+            st.seq += 1
+            st.codewords += 1
+            pos = p + spc
+        keep = max(pos - 1, 0) if st.mode == 1 else pos
+        st.llr, st.t = buf[keep:].copy(), tb[keep:].copy()
+        st.base += keep
+        F = len(out["slot"])
+        blocks = CodewordSlots(
+            llr=np.stack(out["llr"]) if F else np.zeros((0, spc)), t=np.array(out["t"], np.float64),
+            slot=np.array(out["slot"], np.int64), csm_llr=np.array(out["csm"], np.float64),
+            locked=np.array(out["locked"], bool), segment=np.array(out["segment"], np.int64),
+            seq=np.array(out["seq"], np.int64))
+        return blocks, st
+
+
+def _check_samples(y, who: str) -> np.ndarray:
+    a = np.asarray(y)
+    if a.ndim != 1:
+        raise ShapeError(f"{who}: samples must be 1-D (n,), got shape {a.shape}")
+    if a.dtype.kind not in "iuf":
+        raise ShapeError(f"{who}: samples must be real int or float, got dtype {a.dtype}")
+    return a
+
+
+class SCPPMSampleReceiver:
+    """APD ADC samples -> checked TM transfer frames (see the module docstring).
+
+    Parameters
+    ----------
+    link : :class:`SCPPMAPDLink` (or use :meth:`from_dict`).
+    sync_options : extra keyword arguments of :class:`SlotCSMSync` (search_threshold,
+        lock_threshold, flywheel).   frontend_options : extra :class:`FrontEndConfig` fields.
+
+    ``push(samples)`` -> list of :class:`ReceivedFrame` completed by the chunk (1-D real int/float
+    samples; empty chunks are fine; NaN/inf, other dtypes or shapes raise ShapeError and leave the
+    receiver unchanged). ``flush()`` at the end of a record; ``stats`` (:class:`ReceiverStats`);
+    ``reset()``.
+    """
+
+    def __init__(self, link: SCPPMAPDLink, sync_options: dict | None = None, frontend_options: dict | None = None,
+                 deframer_options: dict | None = None):
+        if not isinstance(link, SCPPMAPDLink):
+            raise ConfigError(f"SCPPMSampleReceiver: link must be an SCPPMAPDLink, got {type(link).__name__}")
+        if link.interleaver_rows != 1:
+            raise ConfigError("SCPPMSampleReceiver: the channel interleaver is not supported by the sample "
+                              f"receiver yet, need interleaver_rows=1, got interleaver_rows={link.interleaver_rows}")
+        self.link, self.code, self.spec = link, link.code, link.spec
+        self.frontend = SampleFrontEnd(link._frontend_config(**(frontend_options or {})))
+        noise_var = (link.thermal_sigma ** 2 + link.adc_noise_var) * self.frontend.noise_gain
+        self.moments = apd_slot_moments(link.apd, link.ns, link.nb, noise_var=noise_var)
+        if not (self.moments["var0"] > 0):
+            raise ConfigError("SCPPMSampleReceiver: an empty slot has zero variance (nb = 0 and no thermal or ADC "
+                              "noise); give nb > 0 or thermal_sigma > 0")
+        self.sync = SlotCSMSync(self.code, **(sync_options or {}))
+        self.decoder = SCPPMDecoder(self.code, max_iter=link.max_iter)
+        self.deframer_options = dict(deframer_options or {})
+        self.reset()
+
+    @classmethod
+    def from_dict(cls, d: dict, strict: bool = True, **options) -> "SCPPMSampleReceiver":
+        """Receiver from a plain dict of :class:`SCPPMAPDLink` keys (see its docstring)."""
+        return cls(SCPPMAPDLink.from_dict(d, strict=strict), **options)
+
+    def reset(self):
+        self.stats = ReceiverStats()
+        self._fe_state = self.frontend.initial_state()
+        self._sync_state = self.sync.initial_state()
+        self._deframer = _TMDeframer(self.spec, self.code.k, self.stats, self.link.sample_rate_hz,
+                                     self.deframer_options)
+        self._key = None
+        self._n_cw = 0
+
+    @property
+    def sync_state(self) -> SlotCSMSyncState:
+        return self._sync_state
+
+    def push(self, samples) -> list[ReceivedFrame]:
+        y = _check_samples(samples, "SCPPMSampleReceiver.push")
+        s, fe_state = self.frontend.push(y, self._fe_state)     # validates (finite) before any change
+        self._fe_state = fe_state
+        self.stats.samples += int(y.size)
+        lam = np.clip(gaussian_slot_llr(s.z, self.moments), -SLOT_LLR_CLIP, SLOT_LLR_CLIP)
+        cw, self._sync_state = self.sync.push(lam, s.t, self._sync_state)
+        return self._decode(cw)
+
+    def flush(self) -> list[ReceivedFrame]:
+        """End of record: the slots still in the front end's interpolation window cannot form a
+        codeword; nothing more comes out (the partial codeword and frame are dropped)."""
+        _, self._fe_state = self.frontend.flush(self._fe_state)
+        return []
+
+    def _decode(self, cw: CodewordSlots) -> list[ReceivedFrame]:
+        if not len(cw):
+            return []
+        res = self.decoder.decode(ppm_symbol_metric(cw.llr, self.code), check=False)
+        frames = []
+        for i in range(len(cw)):
+            key = (int(cw.segment[i]), int(cw.seq[i]))
+            if self._key is not None and key != (self._key[0], self._key[1] + 1):
+                self._deframer.restart()
+            self._key = key
+            ok = bool(res.crc_ok[i])
+            self.stats.codewords += 1
+            self.stats.codewords_crc_failed += int(not ok)
+            fec = (ok, int(res.iterations[i]), float(cw.csm_llr[i]), bool(cw.locked[i]))
+            frames += self._deframer.push(self._n_cw, res.u_hat[i], ok, float(cw.t[i]), int(res.iterations[i]), fec)
+            self._n_cw += 1
+        return frames
+
+
+# =================================================================================================
+# DPSK (DVB-S2 LDPC + BCH) over a pre-amplified balanced receiver
+
+
+@dataclass(frozen=True)
+class DPSKLink(_LinkBase):
+    """DPSK + DVB-S2 link parameters: the dict-key schema of :class:`DPSKSampleReceiver`.
+
+    Keys (``to_dict()`` adds ``"chain": "dpsk"``; SigMF metadata may prefix them ``modem:``)
+    -------------------------------------------------------------------------------------
+    frame, rate : DVB-S2 FECFRAME ("normal"/"short") and code rate ("1/2", ...).
+    frame_len, scid, vcid, ocf, fecf : TM transfer frames (:class:`TMFrameSpec`).
+    divider, burst_bits, slot_rate_hz : :class:`modem.modulation.dpsk.BurstFormat` (duty = 1/divider;
+        bursts of burst_bits slots every divider*burst_bits slots; slot_rate_hz the slot clock).
+    ppb, nf_db, modes : :class:`PreampDLIReceiver` (photons per DPSK bit, noise figure, modes).
+    thermal_sigma : rms thermal noise per sample (photon units of the balanced output).
+    sps, pulse_sigma, adc_bits, full_scale : sampling, as for SCPPM.
+    ppm, phase : simulation only.
+    interleaver_ms : channel interleaver depth in ms; the sample receiver supports depth 1 only.
+    loop_bw : timing loop bandwidth.  burst_threshold : |z| threshold of the burst detector that
+        gates the timing loop in burst mode (None: ppb/2; unused at duty 1).
+    max_iter : LDPC iteration cap.  llr_scale : factor on the Gaussian-moment LLR.
+    """
+
+    chain: ClassVar[str] = "dpsk"
+
+    frame: str = "short"
+    rate: str = "1/2"
+    frame_len: int = 1115
+    scid: int = 0
+    vcid: int = 0
+    ocf: bool = False
+    fecf: bool = True
+    divider: int = 1
+    burst_bits: int = 4096
+    slot_rate_hz: float = _dpsk.SLOT_RATE
+    ppb: float = 8.0
+    nf_db: float = NF_IDEAL_DB
+    modes: int = 1
+    thermal_sigma: float = 0.0
+    sps: float = 4.0
+    pulse_sigma: float = 0.25
+    adc_bits: int | None = None
+    full_scale: float = 1.0
+    ppm: float = 0.0
+    phase: float = 0.0
+    interleaver_ms: float = 0.0
+    loop_bw: float = 0.01
+    burst_threshold: float | None = None
+    max_iter: int = 50
+    llr_scale: float = 1.0
+
+    def __post_init__(self):
+        who = "DPSKLink"
+        self.code  # noqa: B018
+        self.burst_format  # noqa: B018
+        self.receiver_model  # noqa: B018
+        self.interleaver  # noqa: B018
+        v = self.thermal_sigma
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                or not (math.isfinite(float(v)) and float(v) >= 0):
+            raise ConfigError(f"{who}: thermal_sigma must be a finite number >= 0, got thermal_sigma={v!r}")
+        v = self.llr_scale
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                or not (math.isfinite(float(v)) and float(v) > 0):
+            raise ConfigError(f"{who}: llr_scale must be a finite number > 0, got llr_scale={v!r}")
+        self._check_common()
+        self._frontend_config(**self._burst_options())
+
+    @property
+    def code(self):
+        from .fec import dvbs2  # noqa: PLC0415
+        return dvbs2.code(self.frame, self.rate)
+
+    @property
+    def burst_format(self) -> _dpsk.BurstFormat:
+        return _dpsk.BurstFormat(divider=self.divider, burst_bits=self.burst_bits, slot_rate=self.slot_rate_hz)
+
+    @property
+    def receiver_model(self) -> PreampDLIReceiver:
+        return PreampDLIReceiver(self.ppb, self.nf_db, self.modes)
+
+    @property
+    def interleaver(self) -> ChannelInterleaver:
+        n = self.code.n
+        return ChannelInterleaver.from_ms(self.interleaver_ms, n, self.burst_format.data_rate,
+                                          frame_bits=n + _dpsk.ASM_LEN)
+
+    def _burst_options(self) -> dict:
+        if self.divider == 1:
+            return {}
+        thr = 0.5 * self.ppb if self.burst_threshold is None else self.burst_threshold
+        return {"burst_threshold": thr}
+
+
+def dpsk_transmit_frames(frames, link: DPSKLink, rng, lead_slots: int = 0, tail_slots: int = 64,
+                         return_bits: bool = False):
+    """TM frames -> ASM stream -> k-bit blocks -> DVB-S2 (BCH + LDPC) -> pn8 -> [interleaver] -> ASM +
+    codeword per FEC frame -> differential encoding -> burst format -> balanced-detector samples.
+
+    Returns float64 samples ``(n_samples,)`` (:func:`dpsk_balanced_samples` with ``link.clock``), and
+    the wire bits ``(n_fec_frames, 32 + n)`` too when ``return_bits``. With an interleaver of depth D
+    the number of FEC frames is padded with zero blocks to a multiple of D.
+    """
+    code = link.code
+    u = tm_blocks(frames, link.spec, code.k)
+    il = link.interleaver
+    D = il.depth
+    if u.shape[0] % D:
+        u = np.concatenate([u, np.zeros((D - u.shape[0] % D, code.k), np.uint8)])
+    c = code.encode(u) ^ pn8(code.n)
+    if D > 1:
+        c = il.interleave(c.reshape(-1, D * code.n)).reshape(-1, code.n)
+    wire = _dpsk.attach_asm(c)
+    fmt = link.burst_format
+    x, _ = _dpsk.differential_encode(wire.reshape(-1))
+    slots = fmt.slot_index(np.arange(x.size)) + int(lead_slots)
+    field_ = np.zeros(int(slots[-1]) + 1 + int(tail_slots) if x.size else int(lead_slots) + int(tail_slots),
+                      np.complex128)
+    field_[slots] = _dpsk.dpsk_field(x)
+    y = dpsk_balanced_samples(field_, link.receiver_model, link.clock, rng, thermal_sigma=link.thermal_sigma)
+    return (y, wire) if return_bits else y
+
+
+@dataclass
+class BurstGridState:
+    """Memory of :class:`BurstGrid`: buffered slots ``z``/``t`` from slot number ``base``; ``acc``
+    (period,) leaky folded energy; ``windows`` folded; ``queue`` burst starts decided, not yet emitted;
+    ``last`` the last decided burst start (None before acquisition)."""
+
+    z: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    t: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    base: int = 0
+    acc: np.ndarray | None = None
+    windows: int = 0
+    queue: tuple = ()
+    last: int | None = None
+    moves: int = 0
+
+
+class BurstGrid:
+    """Burst positions of burst-mode DPSK from the slot energy folded over the burst period.
+
+    Front-end slots are numbered from the first recovered slot; the burst period is
+    ``Pb = divider * burst_bits`` slots. Every whole window ``[w Pb, (w+1) Pb)`` of slot numbers is
+    folded into ``acc = decay * acc + z^2``; from ``acquire`` windows on, the phase ``phi`` that
+    maximises the circular sum of ``acc`` over ``burst_bits - 1`` slots (the referenced bits), minus
+    one, gives the next burst start
+    (the candidate ``w Pb + phi + m Pb`` nearest to the previous start + Pb; at acquisition the
+    buffered windows' bursts too). Each burst's ``burst_bits`` slots are emitted in order, the first
+    flagged ``erase`` (no phase reference). Chunk-size invariant (decisions at whole windows).
+
+    ``push(z, t, state) -> (z_bits, t_bits, erase, state)``.
+    """
+
+    def __init__(self, fmt: _dpsk.BurstFormat, acquire: int = 2, decay: float = 0.5):
+        self.L = int(fmt.burst_bits)
+        self.Pb = int(fmt.burst_bits) * int(fmt.divider)
+        self.acquire, self.decay = int(acquire), float(decay)
+
+    def initial_state(self) -> BurstGridState:
+        return BurstGridState(acc=np.zeros(self.Pb))
+
+    def _phase(self, acc) -> int:
+        """Burst start: the energetic run is slots 1 .. L-1 of a burst (slot 0 has a dark
+        reference, so its balanced output carries no signal energy; neither does the slot after)."""
+        n = self.L - 1
+        ext = np.concatenate([acc, acc[:n]])
+        c = np.concatenate([[0.0], np.cumsum(ext)])
+        win = c[n:n + self.Pb] - c[:self.Pb]
+        return (int(np.argmax(win)) - 1) % self.Pb
+
+    def push(self, z, t, state: BurstGridState):
+        st = dataclasses.replace(state, acc=state.acc.copy())
+        zb = np.concatenate([st.z, np.asarray(z, np.float64)])
+        tb = np.concatenate([st.t, np.asarray(t, np.float64)])
+        end = st.base + zb.size
+        L, Pb = self.L, self.Pb
+        queue = list(st.queue)
+        oz, ot, oe = [], [], []
+        while True:
+            progressed = False
+            w = st.windows
+            if end >= (w + 1) * Pb:
+                seg = zb[w * Pb - st.base:(w + 1) * Pb - st.base]
+                st.acc = self.decay * st.acc + seg * seg
+                st.windows += 1
+                progressed = True
+                if st.windows >= self.acquire:
+                    phi = self._phase(st.acc)
+                    if st.last is None:
+                        queue += [q * Pb + phi for q in range(w + 1) if q * Pb + phi >= st.base]
+                    else:
+                        b = w * Pb + phi
+                        b += Pb * round((st.last + Pb - b) / Pb)
+                        st.moves += int(b != st.last + Pb)
+                        queue.append(b)
+                    if queue:
+                        st.last = queue[-1]
+            while queue and end >= queue[0] + L:
+                b = queue.pop(0)
+                if b >= st.base:
+                    oz.append(zb[b - st.base:b - st.base + L])
+                    ot.append(tb[b - st.base:b - st.base + L])
+                    e = np.zeros(L, bool)
+                    e[0] = True
+                    oe.append(e)
+                progressed = True
+            if not progressed:
+                break
+        if st.last is None:
+            keep = 0 if st.windows < self.acquire else st.windows * Pb
+            keep = max(keep, st.base) if st.windows >= self.acquire else st.base
+        else:
+            keep = min([st.windows * Pb, st.last + Pb // 2] + queue)
+        keep = min(max(keep, st.base), end)
+        st.z, st.t = zb[keep - st.base:].copy(), tb[keep - st.base:].copy()
+        st.base = keep
+        st.queue = tuple(queue)
+        cat = (lambda a, dt: np.concatenate(a) if a else np.zeros(0, dt))
+        return cat(oz, np.float64), cat(ot, np.float64), cat(oe, bool), st
+
+    def flush(self, state: BurstGridState):
+        """End of record: the burst expected after the last decided one (its window is incomplete)
+        is emitted when all its slots are buffered. Returns ``(z, t, erase, state)``."""
+        st = dataclasses.replace(state, acc=state.acc.copy())
+        if st.last is None:
+            return np.zeros(0), np.zeros(0), np.zeros(0, bool), st
+        b = st.last + self.Pb if not st.queue else st.queue[0]
+        a = b - st.base
+        if a < 0 or a + self.L > st.z.size:
+            return np.zeros(0), np.zeros(0), np.zeros(0, bool), st
+        e = np.zeros(self.L, bool)
+        e[0] = True
+        st.last, st.queue = b, ()
+        return st.z[a:a + self.L].copy(), st.t[a:a + self.L].copy(), e, st
+
+
+class DPSKSampleReceiver:
+    """Balanced-detector samples -> checked TM transfer frames (see the module docstring).
+
+    Parameters
+    ----------
+    link : :class:`DPSKLink` (or use :meth:`from_dict`).
+    sync_options : extra :class:`FrameSyncConfig` fields of the FEC-frame ASM synchroniser
+        (polarity-free Massey rule by default).   frontend_options : extra :class:`FrontEndConfig` fields.
+    decode_options : extra keyword arguments of ``DVBS2Code.decode`` (algorithm, scale, offset).
+
+    ``push(samples)``, ``flush()``, ``stats``, ``reset()`` as :class:`SCPPMSampleReceiver`;
+    ``stats.codewords`` counts FEC frames, ``stats.codewords_crc_failed`` those not valid (LDPC
+    checks or BCH failed).
+    """
+
+    def __init__(self, link: DPSKLink, sync_options: dict | None = None, frontend_options: dict | None = None,
+                 decode_options: dict | None = None, deframer_options: dict | None = None):
+        if not isinstance(link, DPSKLink):
+            raise ConfigError(f"DPSKSampleReceiver: link must be a DPSKLink, got {type(link).__name__}")
+        if link.interleaver.depth != 1:
+            raise ConfigError("DPSKSampleReceiver: the block channel interleaver's boundaries are not marked on "
+                              "the wire; the sample receiver supports depth 1 only, got interleaver_ms="
+                              f"{link.interleaver_ms} (depth {link.interleaver.depth})")
+        self.link, self.code, self.spec = link, link.code, link.spec
+        self.fmt = link.burst_format
+        self.frontend = SampleFrontEnd(link._frontend_config(**{**link._burst_options(), **(frontend_options or {})}))
+        self.grid = None if self.fmt.continuous else BurstGrid(self.fmt)
+        rx = link.receiver_model
+        self._llr_args = dict(es=rx.es, sigma2=rx.sigma2, modes=rx.modes,
+                              extra_var=(link.thermal_sigma ** 2 + link.adc_noise_var) * self.frontend.noise_gain)
+        n = self.code.n
+        self.fec_sync = ASMFrameSync(FrameSyncConfig(frame_len=n, **{**FEC_SYNC_DEFAULTS, **(sync_options or {})}))
+        self._sign = (1.0 - 2.0 * pn8(n)).astype(np.float32)
+        self.decode_options = dict(decode_options or {})
+        self.deframer_options = dict(deframer_options or {})
+        self.reset()
+
+    @classmethod
+    def from_dict(cls, d: dict, strict: bool = True, **options) -> "DPSKSampleReceiver":
+        """Receiver from a plain dict of :class:`DPSKLink` keys (see its docstring)."""
+        return cls(DPSKLink.from_dict(d, strict=strict), **options)
+
+    def reset(self):
+        self.stats = ReceiverStats()
+        self._fe_state = self.frontend.initial_state()
+        self._grid_state = None if self.grid is None else self.grid.initial_state()
+        self._fs_state = self.fec_sync.initial_state()
+        self._deframer = _TMDeframer(self.spec, self.code.k, self.stats, self.link.sample_rate_hz,
+                                     self.deframer_options)
+        self._bits = 0                           # bits fed to the FEC-frame synchroniser
+        self._t_hist = np.zeros(0)              # sample positions of bits [_t_base, _bits)
+        self._t_base = 0
+        self._last_off = None
+        self._n_cw = 0
+
+    @property
+    def fec_sync_state(self):
+        return self._fs_state
+
+    def push(self, samples) -> list[ReceivedFrame]:
+        y = _check_samples(samples, "DPSKSampleReceiver.push")
+        s, fe_state = self.frontend.push(y, self._fe_state)
+        self._fe_state = fe_state
+        self.stats.samples += int(y.size)
+        if self.grid is None:
+            z, t, erase = s.z, s.t, None
+        else:
+            z, t, erase, self._grid_state = self.grid.push(s.z, s.t, self._grid_state)
+        llr = dpsk_bit_llr(z, **self._llr_args) * self.link.llr_scale
+        if erase is not None:
+            llr[erase] = 0.0
+        return self._after_bits(llr, t)
+
+    def flush(self) -> list[ReceivedFrame]:
+        """End of record: the burst grid releases the last burst if all its slots arrived, and
+        ``slip`` erased bits let the synchroniser close the last FEC frame (its marker search
+        window reaches past the frame end). The receiver is then at the end of its record:
+        ``reset()`` before pushing another."""
+        _, self._fe_state = self.frontend.flush(self._fe_state)
+        frames = []
+        if self.grid is not None:
+            z, t, erase, self._grid_state = self.grid.flush(self._grid_state)
+            if z.size:
+                llr = dpsk_bit_llr(z, **self._llr_args) * self.link.llr_scale
+                llr[erase] = 0.0
+                frames += self._after_bits(llr, t)
+        pad = self.fec_sync.cfg.slip
+        frames += self._after_bits(np.zeros(pad), np.full(pad, np.nan))
+        return frames
+
+    def _after_bits(self, llr, t) -> list[ReceivedFrame]:
+        P = self.fec_sync.cfg.period
+        self._t_hist = np.concatenate([self._t_hist, t])
+        self._bits += llr.size
+        out, self._fs_state = self.fec_sync.push(llr.astype(np.float64), self._fs_state)
+        frames = []
+        if len(out):
+            cw_llr = out.llr * self._sign
+            res = self.code.decode(cw_llr, max_iter=self.link.max_iter, **self.decode_options)
+            for i in range(len(out)):
+                off = int(out.offset[i])
+                slip = self.fec_sync.cfg.slip
+                if self._last_off is not None and not (P - slip <= off - self._last_off <= P + slip):
+                    self._deframer.restart()
+                self._last_off = off
+                ok = bool(res.valid[i])
+                self.stats.codewords += 1
+                self.stats.codewords_crc_failed += int(not ok)
+                j = off - self._t_base
+                t0 = float(self._t_hist[j]) if 0 <= j < self._t_hist.size else float("nan")
+                it = int(res.iterations[i])
+                fec = (bool(res.parity_ok[i]), int(res.bch_corrected[i]), it, float(out.metric[i]))
+                frames += self._deframer.push(self._n_cw, res.u_hat[i], ok, t0, it, fec)
+                self._n_cw += 1
+        # keep the positions of the bits the synchroniser may still emit frames from
+        keep = max(self._fs_state.buf_start - 2 * P, self._t_base)
+        keep = min(keep, self._bits)
+        self._t_hist = self._t_hist[keep - self._t_base:]
+        self._t_base = keep
+        return frames
+
+
+# =================================================================================================
+# factories from plain dicts
+
+_LINKS = {SCPPMAPDLink.chain: SCPPMAPDLink, DPSKLink.chain: DPSKLink}
+_RECEIVERS = {SCPPMAPDLink.chain: SCPPMSampleReceiver, DPSKLink.chain: DPSKSampleReceiver}
+
+
+def link_from_dict(d: dict, strict: bool = True):
+    """:class:`SCPPMAPDLink` or :class:`DPSKLink` from a dict whose ``"chain"`` (or ``"modem:chain"``)
+    is ``"scppm-apd"`` or ``"dpsk"``; other keys as the dataclass fields."""
+    dd = _strip_prefix(d)
+    chain = dd.get("chain")
+    if chain not in _LINKS:
+        raise ConfigError(f"link_from_dict: chain must be one of {sorted(_LINKS)}, got chain={chain!r}")
+    return _LINKS[chain].from_dict(dd, strict=strict)
+
+
+def receiver_from_dict(d: dict, strict: bool = True, **options):
+    """The sample receiver of the link described by ``d`` (see :func:`link_from_dict`)."""
+    link = link_from_dict(d, strict=strict)
+    return _RECEIVERS[link.chain](link, **options)
