@@ -12,7 +12,7 @@ import numba
 import numpy as np
 
 from ...backend import get_array_module
-from ...errors import BackendUnavailable, ConfigError, ShapeError
+from ...errors import ConfigError, ShapeError
 from ...framing.crc import CRC32_HPE_POLY
 from ...framing.randomizer import pn8
 from . import _cpu
@@ -87,9 +87,9 @@ class SCPPMDecoder:
         """Decode; ``check=False`` skips the finiteness scan (for callers that validated already)."""
         c = self.code
         xp = get_array_module(metric)
-        if xp is not np:
-            raise BackendUnavailable("SCPPMDecoder: a CuPy array selects the GPU backend, whose SCPPM "
-                                     "kernels are not in this build yet; pass a NumPy array")
+        if xp is not np:    # a CuPy array selects the GPU backend; outputs are CuPy arrays
+            from ...gpu.launch import default_launcher  # noqa: PLC0415
+            return self._decode_device(metric, default_launcher(), check)
         y = np.asarray(metric, dtype=np.float64)
         if y.ndim < 2 or y.shape[-2:] != (c.S, c.M):
             raise ShapeError(f"SCPPMDecoder: metric must have shape (..., {c.S}, {c.M}) for M={c.M}, "
@@ -111,6 +111,25 @@ class SCPPMDecoder:
         return DecodeResult(u_hat=u, crc_ok=ok.reshape(batch), iterations=it.reshape(batch))
 
     __call__ = decode
+
+    def _decode_device(self, metric, launcher, check: bool = True) -> DecodeResult:
+        """The kernel path (``kernels/scppm_siso.cu``) on ``launcher``'s arrays: CuPy on a GPU, or
+        NumPy under the host emulation used by the tests. Exact log-MAP only (max_log raises
+        BackendUnavailable). ``check`` costs one device-to-host read of a flag."""
+        from . import _gpu  # noqa: PLC0415
+        c = self.code
+        xp = launcher.xp
+        y = xp.asarray(metric, dtype=xp.float64)
+        if y.ndim < 2 or y.shape[-2:] != (c.S, c.M):
+            raise ShapeError(f"SCPPMDecoder: metric must have shape (..., {c.S}, {c.M}) for M={c.M}, "
+                             f"got {y.shape}")
+        if check and y.size and not bool(xp.isfinite(y).all()):
+            bad = y[~xp.isfinite(y)].ravel()[0]
+            raise ShapeError(f"SCPPMDecoder: metric holds a non-finite value ({bad})")
+        batch = y.shape[:-2]
+        flat = xp.ascontiguousarray(y.reshape((-1, c.S, c.M)))
+        u, ok, it = _gpu.turbo_decode_gpu(flat, self, launcher)
+        return DecodeResult(u_hat=u.reshape(batch + (c.k,)), crc_ok=ok.reshape(batch), iterations=it.reshape(batch))
 
 
 def llr_weight(ns: float, nb: float) -> float:
