@@ -175,26 +175,25 @@ def test_control_over_zmq_configure_start_stop_and_errors():
 
 def test_lazy_pirate_retries_then_times_out():
     ctx = zmq.Context.instance()
-    rep = ctx.socket(zmq.REP)
-    ep = bind_socket(rep, "tcp://127.0.0.1:*")
+    srv = ctx.socket(zmq.ROUTER)            # a board that loses the first request (no reply)
+    srv.linger = 0
+    ep = bind_socket(srv, "tcp://127.0.0.1:*")
     regs = RegisterFile()
     got = []
 
-    def flaky():   # swallow the first request (no reply), answer the second
-        got.append(rep.recv())
-        rep.close()
-        r2 = ctx.socket(zmq.REP)
-        r2.bind(ep)
-        got.append(r2.recv())
-        r2.send(json.dumps(handle_request(regs, got[-1])).encode())
-        r2.close()
+    def flaky():
+        got.append(srv.recv_multipart())          # swallowed
+        ident, empty, body = srv.recv_multipart()  # the retry, from a fresh REQ socket
+        got.append(body)
+        srv.send_multipart([ident, empty, json.dumps(handle_request(regs, body)).encode()])
     th = threading.Thread(target=flaky)
     th.start()
     c = ControlClient(ep, timeout_ms=300, retries=3)
     assert c.status()["running"] == 0
     th.join()
-    assert c.attempts == 2 and len(got) == 2
+    assert c.attempts == 2 and len(got) == 2 and got[0][-1] == got[1]
     c.close()
+    srv.close()
     # nobody there at all: BoardTimeout after retries + 1 attempts
     c = ControlClient(ep, timeout_ms=100, retries=2)
     with pytest.raises(BoardTimeout, match="after 3 attempts"):
