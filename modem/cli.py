@@ -10,6 +10,9 @@ Subcommands:
 * ``modem link-budget ...``: an optical downlink budget (IOAG OLSG report, Table 1), study or
   measured required photons per pulse.
 * ``modem curve scppm|dpsk ...``: FER/BER vs signal level with the capacity limit, PNG + CSV.
+* ``modem decode CAPTURE ...``: decode recorded passes (PTU, HDF5, SigMF, .ttbin) -> frames,
+  packets, JSON report (``modem.offline``).
+* ``modem capture generate FILE ...``: write a simulated pass (``modem.io.generate``).
 * ``modem info``: which backend would run, and why.
 
 Every report names the backend that ran. Errors print one line (``modem: error: ...``) and exit 2.
@@ -64,6 +67,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     _add_link_budget_parser(sub)
     _add_curve_parser(sub)
+    for mod in ("modem.offline", "modem.io.generate"):      # subcommands registered by their modules
+        importlib.import_module(mod).register(sub)
 
     sub.add_parser("info", help="backend, device and versions that would run here",
                    description="Show the backend that MODEM_BACKEND selects here, the device, and versions.")
@@ -212,6 +217,10 @@ def main(argv=None) -> int:
             _run_link_budget(args)
         elif args.command == "curve":
             _run_curve(args)
+        elif getattr(args, "_run", None) is not None:    # decode, capture generate (their modules)
+            rc = args._run(args)
+            if rc:
+                return rc
         elif args.command == "info":
             from .backend import backend_info, resolve_backend, unavailable_reason  # noqa: PLC0415
             info = backend_info(resolve_backend())

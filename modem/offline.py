@@ -42,7 +42,6 @@ import numpy as np
 
 from .errors import CaptureFormatError, ConfigError, ModemError
 from .io import open_capture
-from .receiver import SCPPMTimeTagReceiver
 
 __all__ = ["receiver_for", "decode_capture", "decode_many", "register", "run_cli", "DEFAULT_CHUNK"]
 
@@ -50,21 +49,42 @@ __all__ = ["receiver_for", "decode_capture", "decode_many", "register", "run_cli
 DEFAULT_CHUNK = 1 << 18
 
 
-class _TimeTagReceiver(SCPPMTimeTagReceiver):
+_TT_RECEIVER = None
+
+
+def _time_tag_receiver_class():
     """SCPPMTimeTagReceiver that also keeps the slot histogram (counts per slot position of the
-    recovered symbol, summed over all symbols: data slots 0..M-1 then the guard slots)."""
+    recovered symbol, summed over all symbols: data slots 0..M-1 then the guard slots). Built on
+    first use so that ``import modem.offline`` (the CLI) stays light."""
+    global _TT_RECEIVER
+    if _TT_RECEIVER is None:
+        from .receiver import SCPPMTimeTagReceiver  # noqa: PLC0415
 
-    def reset(self):
-        super().reset()
-        self.slot_histogram = np.zeros(self.clock.cfg.P if hasattr(self.clock, "cfg") else 0, np.int64)
+        class TimeTagReceiverWithHistogram(SCPPMTimeTagReceiver):
+            def reset(self):
+                super().reset()
+                self.slot_histogram = np.zeros(0, np.int64)
 
-    def _after_clock(self, slots):
-        if len(slots):
-            h = slots.counts.sum(axis=0, dtype=np.int64)
-            if self.slot_histogram.size != h.size:
-                self.slot_histogram = np.zeros(h.size, np.int64)
-            self.slot_histogram += h
-        return super()._after_clock(slots)
+            def _after_clock(self, slots):
+                if len(slots):
+                    h = slots.counts.sum(axis=0, dtype=np.int64)
+                    if self.slot_histogram.size != h.size:
+                        self.slot_histogram = np.zeros(h.size, np.int64)
+                    self.slot_histogram += h
+                return super()._after_clock(slots)
+
+            def _remember_times(self, slots):
+                # the base class keeps the last 8 codewords' symbol times only, which loses the times
+                # of frames decoded from earlier in a large chunk: keep the whole batch too
+                if not len(slots):
+                    return
+                keep = 8 * self.code.symbols_per_codeword + len(slots)
+                for name, new in (("_t_seg", slots.segment), ("_t_idx", slots.sym_index),
+                                  ("_t_ps", slots.t_sym_ps)):
+                    setattr(self, name, np.concatenate([getattr(self, name), np.asarray(new)])[-keep:])
+
+        _TT_RECEIVER = TimeTagReceiverWithHistogram
+    return _TT_RECEIVER
 
 
 def _tm_spec(meta: dict):
@@ -78,7 +98,8 @@ def receiver_for(meta: dict):
 
     ``meta["chain"] == "scppm"`` with ``slot_width_ps`` -> :class:`~modem.receiver.SCPPMTimeTagReceiver`
     (keys M, rate, [interleaver_rows, interleaver_shift, repetition], slot_width_ps, ns, nb,
-    frame_len, scid, [vcid, ocf, fecf, max_iter]); sample chains (``meta["kind"] == "samples"`` or
+    frame_len, scid, [vcid, ocf, fecf, max_iter], and ``clock_<name>`` / ``cwsync_<name>`` keys passed to
+    SlotClockConfig / CodewordSyncConfig, e.g. ``clock_acq_max_guard_ratio``); sample chains (``meta["kind"] == "samples"`` or
     ``sample_rate`` present) -> the factory of ``modem.sample_receiver``. Raises ConfigError on bad
     parameters.
     """
@@ -87,8 +108,11 @@ def receiver_for(meta: dict):
         from .fec.scppm import SCPPMCode  # noqa: PLC0415
         code = SCPPMCode(**{k: meta[k] for k in ("M", "rate", "interleaver_rows", "interleaver_shift",
                                                  "repetition") if k in meta})
-        return _TimeTagReceiver(code, _tm_spec(meta), float(meta["slot_width_ps"]), float(meta["ns"]),
-                                float(meta["nb"]), max_iter=int(meta.get("max_iter", 16)))
+        clock = {k[len("clock_"):]: v for k, v in meta.items() if k.startswith("clock_")}
+        sync = {k[len("cwsync_"):]: v for k, v in meta.items() if k.startswith("cwsync_")}
+        return _time_tag_receiver_class()(code, _tm_spec(meta), float(meta["slot_width_ps"]), float(meta["ns"]),
+                                float(meta["nb"]), max_iter=int(meta.get("max_iter", 16)),
+                                clock_options=clock or None, sync_options=sync or None)
     if chain in ("scppm", "dpsk"):
         try:
             from . import sample_receiver as sr  # noqa: PLC0415

@@ -60,6 +60,7 @@ class SCPPMPassSpec:
     efficiency, dark_count_rate_hz (per pixel), dead_time_ps, n_channels, jitter_rms_ps,
     clock_offset_ppm, drift_ppm_per_s, t0_ps : detector and clock (see ``TimeTagConfig``).
     max_iter : decoder iteration cap stored in the link parameters.   seed : everything random.
+    extra : more link parameters for the receiver (e.g. ``clock_acq_max_guard_ratio``).
     """
 
     M: int = 16
@@ -112,7 +113,7 @@ class SCPPMPassSpec:
         return {"chain": "scppm", "M": self.M, "rate": self.rate, "slot_width_ps": float(self.slot_width_ps),
                 "ns": float(self.efficiency * self.ns), "nb": float(self.nb_detected),
                 "frame_len": self.frame_len, "scid": self.scid, "vcid": self.vcid, "fecf": True, "ocf": False,
-                "max_iter": self.max_iter, "n_channels": self.n_channels}
+                "max_iter": self.max_iter, "n_channels": self.n_channels, **self.extra}
 
     def generator_meta(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k not in ("extra", "description")}
@@ -215,3 +216,101 @@ def generate_scppm_pass(spec: SCPPMPassSpec) -> GeneratedPass:
     return GeneratedPass(t_ps=tags.t_ps, channel=tags.channel, meta=meta, packets=packets,
                          payload_sha256=payload_sha256(packets), n_frames=len(frames), n_data_frames=data_frames,
                          n_codewords=int(u.shape[0]), cloud_ps=cloud, generator=spec.generator_meta())
+
+
+# --------------------------------------------------------------------------------------------------
+#: generator presets of the shipped captures (captures/manifest.json lists their files and hashes)
+PRESETS = {
+    # 16-PPM SNSPD pass: 4-pixel array, 80 % efficiency, 10 kHz darks/pixel, 20 ns dead time, 50 ps
+    # jitter, +120 ppm clock offset drifting 40 ppm/s, a 1 ms cloud halfway through
+    "snspd16": SCPPMPassSpec(M=16, rate="1/2", slot_width_ps=1000.0, ns=3.0, nb=0.02, frame_len=1115,
+                             n_packets=40, packet_len=(60, 600), lead_in=5, tail=3, cloud_ms=1.0, cloud_at=0.5,
+                             seed=16, description="16-PPM SCPPM r1/2 SNSPD pass, 1 ms cloud"),
+    # 128-PPM deep-space pass: high background (detected nb 0.10 per slot: ~4x more background than
+    # signal photons), 16-pixel array at 50 % efficiency, 2.5 detected photons per pulse
+    "deepspace128": SCPPMPassSpec(M=128, rate="1/2", slot_width_ps=1000.0, ns=5.0, nb=0.2, frame_len=223,
+                                  n_packets=24, packet_len=(40, 200), lead_in=8, tail=3, efficiency=0.5,
+                                  dark_count_rate_hz=1e5, dead_time_ps=10000.0, n_channels=16,
+                                  clock_offset_ppm=-35.0, drift_ppm_per_s=5.0, seed=128,
+                                  extra={"clock_acq_max_guard_ratio": 0.9},
+                                  description="128-PPM SCPPM r1/2 deep-space pass, high background"),
+}
+
+
+def write_pass(g: GeneratedPass, path, fmt: str | None = None, description: str = "") -> str:
+    """Write a generated time-tag pass as HDF5 (``.h5``) or PTU T2 (``.ptu``); returns the format."""
+    from . import write_ptu_t2, write_timetags_hdf5  # noqa: PLC0415
+    p = str(path)
+    fmt = fmt or ("ptu" if p.endswith(".ptu") else "hdf5")
+    if fmt == "ptu":
+        write_ptu_t2(p, g.t_ps, g.channel, g.meta, comment=description)
+    elif fmt == "hdf5":
+        write_timetags_hdf5(p, g.t_ps, g.channel, g.meta, description=description)
+    else:
+        raise ConfigError(f"write_pass: format must be 'ptu' or 'hdf5', got {fmt!r}")
+    return fmt
+
+
+def manifest_entry(g: GeneratedPass, files: list, spec: SCPPMPassSpec) -> dict:
+    """The manifest record of a generated pass (what a decode must reproduce)."""
+    return {"files": files, "kind": "timetags", "link": g.meta, "generator": g.generator,
+            "description": spec.description, "tags": int(g.t_ps.size), "frames_sent": g.n_frames,
+            "data_frames_sent": g.n_data_frames, "codewords_sent": g.n_codewords, "packets": len(g.packets),
+            "payload_octets": int(sum(len(p) for p in g.packets)), "payload_sha256": g.payload_sha256,
+            "cloud_ps": list(g.cloud_ps) if g.cloud_ps else None}
+
+
+def register(subparsers) -> None:
+    """Add ``modem capture generate`` to the CLI."""
+    cap = subparsers.add_parser("capture", help="capture tools: generate realistic recordings",
+                                description="Capture tools.")
+    sub = cap.add_subparsers(dest="capture_command", metavar="ACTION")
+    sub.required = True
+    g = sub.add_parser("generate", help="write a simulated pass (SCPPM time tags as HDF5/PTU T2)",
+                       description="Payload (CCSDS space packets -> TM frames) through the SCPPM transmitter "
+                                   "and the SNSPD time-tag model (efficiency, darks, dead time, jitter, clock "
+                                   "offset/drift, background, a cloud) into a capture file. Prints the "
+                                   "manifest entry (payload SHA-256) as JSON.")
+    g.add_argument("out", nargs="+", metavar="FILE", help="output file(s): .h5 (HDF5) and/or .ptu (PTU T2)")
+    g.add_argument("--preset", choices=sorted(PRESETS), default="snspd16", help="start from a preset")
+    g.add_argument("--order", "-M", type=int, help="PPM order")
+    g.add_argument("--rate", help="SCPPM rate")
+    g.add_argument("--ns", type=float, help="incident signal photons per pulse")
+    g.add_argument("--nb", type=float, help="incident background photons per slot")
+    g.add_argument("--slot-ps", type=float, help="slot width (ps)")
+    g.add_argument("--packets", type=int, help="space packets in the payload")
+    g.add_argument("--scale", type=int, default=1, help="multiply the preset's packets by this (default 1)")
+    g.add_argument("--cloud-ms", type=float, help="cloud duration in ms (0 = none)")
+    g.add_argument("--efficiency", type=float)
+    g.add_argument("--dark-hz", type=float, help="dark counts per second per pixel")
+    g.add_argument("--dead-ps", type=float, help="dead time per pixel (ps)")
+    g.add_argument("--pixels", type=int, help="SNSPD pixels (channels)")
+    g.add_argument("--jitter-ps", type=float)
+    g.add_argument("--offset-ppm", type=float)
+    g.add_argument("--drift-ppm-s", type=float)
+    g.add_argument("--seed", type=int)
+    g.set_defaults(_run=_run_generate)
+
+
+def _run_generate(args) -> int:
+    import json  # noqa: PLC0415
+    import os  # noqa: PLC0415
+    from dataclasses import replace  # noqa: PLC0415
+    spec = PRESETS[args.preset]
+    names = {"order": "M", "rate": "rate", "ns": "ns", "nb": "nb", "slot_ps": "slot_width_ps",
+             "packets": "n_packets", "cloud_ms": "cloud_ms", "efficiency": "efficiency",
+             "dark_hz": "dark_count_rate_hz", "dead_ps": "dead_time_ps", "pixels": "n_channels",
+             "jitter_ps": "jitter_rms_ps", "offset_ppm": "clock_offset_ppm", "drift_ppm_s": "drift_ppm_per_s",
+             "seed": "seed"}
+    kw = {f: getattr(args, a) for a, f in names.items() if getattr(args, a) is not None}
+    if args.scale != 1:
+        kw.setdefault("n_packets", spec.n_packets * args.scale)
+    spec = replace(spec, **kw)
+    gp = generate_scppm_pass(spec)
+    for p in args.out:
+        if not p.endswith((".h5", ".hdf5", ".ptu")):
+            raise ConfigError(f"capture generate: output must end in .h5, .hdf5 or .ptu, got {p!r}")
+        write_pass(gp, p, description=spec.description)
+    entry = manifest_entry(gp, [os.path.basename(p) for p in args.out], spec)
+    print(json.dumps(entry, indent=2))
+    return 0
