@@ -25,6 +25,7 @@ KERNEL_SIGNATURES = {
     "scppm_siso": {**{f"{k}<{m}>": sig for m in range(2, 9) for k, sig in _SCPPM_T.items()},
                    "scppm_inner_recursions": "ppppLL", "scppm_outer_siso": "ppppppLLLui"},
     "ldpc_minsum": {"ldpc_minsum_decode_f32": "ppppppiLLLiffpppppp"},
+    "bch_syndrome": {"bch_remainder_nonzero": "pLLLppip"},
     "sync_correlate": {"massey_metric_f64": "ppiLLipp", "csm_symbol_lse_f64": "pLLidp",
                        "csm_llr_f64": "pLLpidpp"},
     "dpsk_llr": {"dpsk_llr_gaussian_f32": "pppidipiLp", "dpsk_llr_exact_f32": "pppidipiLp"},

@@ -18,6 +18,7 @@ from importlib import resources
 
 import numpy as np
 
+from ...backend import get_array_module, to_numpy
 from ...errors import ConfigError, ShapeError
 from ...framing.bits import check_bits
 from .bch import BCHCode
@@ -197,6 +198,10 @@ class DVBS2Code:
             scale = self.minsum_scale
         if not (0.0 < scale <= 1.0) or not (offset >= 0.0):
             raise ConfigError(f"{who}: need 0 < scale <= 1 and offset >= 0, got scale={scale}, offset={offset}")
+        if get_array_module(llr) is not np:     # a CuPy array selects the GPU backend
+            from ...gpu.launch import default_launcher  # noqa: PLC0415
+            return self._decode_device(llr, int(max_iter), algorithm, float(scale), float(offset),
+                                       default_launcher())
         a = np.asarray(llr)
         if a.ndim == 0 or a.shape[-1] != self.n:
             raise ShapeError(f"{who}: llr must have last axis {self.n}, got shape {a.shape}")
@@ -212,6 +217,42 @@ class DVBS2Code:
         info = np.ascontiguousarray(hard[:, :self.k_ldpc])
         corrected = self.bch.decode_inplace(info)
         u_hat = info[:, :self.k]
+        valid = ok & (corrected >= 0)
+        return DecodeResult(u_hat=u_hat.reshape(lead + (self.k,)), parity_ok=ok.reshape(lead),
+                            bch_corrected=corrected.reshape(lead), valid=valid.reshape(lead),
+                            iterations=iters.reshape(lead))
+
+
+    def _decode_device(self, llr, max_iter: int, algorithm: str, scale: float, offset: float, launcher):
+        """:meth:`decode` on ``launcher``'s arrays (CuPy on a GPU; NumPy under the tests' host
+        emulation): LDPC min-sum and the BCH codeword check run as kernels; words whose BCH
+        remainder is non-zero (rare after LDPC convergence) are corrected by the CPU algebraic
+        decoder -- only those rows go to the host and back. Outputs are arrays of the same module."""
+        who = f"DVBS2Code({self.frame} {self.rate}).decode"
+        xp = launcher.xp
+        a = llr
+        if a.ndim == 0 or a.shape[-1] != self.n:
+            raise ShapeError(f"{who}: llr must have last axis {self.n}, got shape {a.shape}")
+        if a.dtype.kind not in "fiu":
+            raise ShapeError(f"{who}: llr must be a real float array, got dtype {a.dtype}")
+        lead = a.shape[:-1]
+        flat = xp.ascontiguousarray(a.reshape(-1, self.n), dtype=np.float32)
+        if flat.size and not bool(xp.isfinite(flat).all()):
+            bad = flat[~xp.isfinite(flat)].ravel()[0]
+            raise ShapeError(f"{who}: llr must be finite, found value {bad}")
+        flat = xp.clip(flat, -LLR_CLIP, LLR_CLIP)
+        hard, ok, iters = self.ldpc.decode_device(flat, max_iter, algorithm, scale, offset, launcher)
+        info = xp.ascontiguousarray(hard[:, :self.k_ldpc])
+        from . import _gpu  # noqa: PLC0415
+        nz = _gpu.bch_nonzero_gpu(info, self.k_ldpc, self.ldpc, self.bch, launcher)
+        corrected = xp.zeros(info.shape[0], dtype=np.int32)
+        idx = xp.flatnonzero(nz)
+        if idx.size:
+            rows = np.ascontiguousarray(to_numpy(info[idx]))
+            corr = self.bch.decode_inplace(rows)
+            info[idx] = xp.asarray(rows)
+            corrected[idx] = xp.asarray(corr.astype(np.int32))
+        u_hat = xp.ascontiguousarray(info[:, :self.k])
         valid = ok & (corrected >= 0)
         return DecodeResult(u_hat=u_hat.reshape(lead + (self.k,)), parity_ok=ok.reshape(lead),
                             bch_corrected=corrected.reshape(lead), valid=valid.reshape(lead),

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ...errors import ConfigError
+from ...backend import get_array_module
+from ...errors import BackendUnavailable, ConfigError
 from . import _cpu
 
 
@@ -84,7 +85,12 @@ class LDPCGraph:
         return _cpu.ldpc_syndrome_ok(c, self.chk_ptr, self.chk_var)
 
     def decode(self, llr: np.ndarray, max_iter: int, algorithm: str, scale: float, offset: float):
-        """Decode the C-contiguous (B, n) float32 LLRs; returns (hard (B, n), ok (B,), iterations (B,))."""
+        """Decode the C-contiguous (B, n) float32 LLRs; returns (hard (B, n), ok (B,), iterations (B,)).
+
+        A CuPy ``llr`` runs the min-sum GPU kernel (same outputs, as CuPy arrays)."""
+        if get_array_module(llr) is not np:
+            from ...gpu.launch import default_launcher  # noqa: PLC0415
+            return self.decode_device(llr, max_iter, algorithm, scale, offset, default_launcher())
         if algorithm == "minsum":
             return _cpu.ldpc_decode_minsum_f32(llr, self.dec_ptr, self.dec_var, self.dec_old, max_iter,
                                                np.float32(scale), np.float32(offset), self.dc_max,
@@ -93,3 +99,12 @@ class LDPCGraph:
             return _cpu.ldpc_decode_sp_f64(llr.astype(np.float64), self.dec_ptr, self.dec_var,
                                            self.dec_old, max_iter, self.dc_max)
         raise ConfigError(f"DVB-S2 LDPC decode: algorithm must be 'minsum' or 'sum-product', got {algorithm!r}")
+
+    def decode_device(self, llr, max_iter: int, algorithm: str, scale: float, offset: float, launcher):
+        """The kernel path (``kernels/ldpc_minsum.cu``) on ``launcher``'s arrays (CuPy on a GPU, or
+        NumPy under the tests' host emulation); min-sum only."""
+        if algorithm != "minsum":
+            raise BackendUnavailable(f"DVB-S2 LDPC decode: the GPU kernel implements 'minsum' only, got "
+                                     f"algorithm={algorithm!r}; pass a NumPy array for {algorithm!r}")
+        from . import _gpu  # noqa: PLC0415
+        return _gpu.ldpc_decode_minsum_gpu(llr, self, max_iter, scale, offset, launcher)

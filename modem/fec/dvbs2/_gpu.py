@@ -1,0 +1,125 @@
+# SPDX-License-Identifier: Apache-2.0
+"""GPU launch wrappers of the DVB-S2 decoders (``kernels/ldpc_minsum.cu``, ``kernels/bch_syndrome.cu``).
+
+The LDPC kernel mirrors :func:`modem.fec.dvbs2._cpu.ldpc_decode_minsum_f32` bit for bit (same
+hard decisions, parity flags and iteration counts): one thread block per frame runs the layered
+schedule as *waves* of checks that share no variable (:func:`wave_schedule`), which reproduces the
+serial check order exactly. Arrays stay on the device; the graph tables are uploaded once per
+device and code.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from ...errors import ConfigError
+
+LDPC_BLOCK = 256
+BCH_BLOCK = 128
+
+
+def wave_schedule(dec_ptr: np.ndarray, dec_var: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Group the checks (processing positions 0..m-1) into waves that run in parallel.
+
+    wave(c) = 1 + max wave of the earlier checks sharing a variable with c (0-based here), so
+    checks of one wave are variable-disjoint and every earlier check on a variable runs in an
+    earlier wave: executing waves in order, each in parallel, equals the serial order.
+    Returns (wave_ptr (n_waves+1,) int32, wave_chk (m,) int32): the checks of wave w are
+    ``wave_chk[wave_ptr[w]:wave_ptr[w+1]]``, in increasing position.
+    """
+    m = dec_ptr.size - 1
+    last = np.full(n, -1, dtype=np.int64)
+    wave = np.empty(m, dtype=np.int64)
+    for c in range(m):
+        vs = dec_var[dec_ptr[c]:dec_ptr[c + 1]]
+        w = int(last[vs].max()) + 1
+        wave[c] = w
+        last[vs] = w
+    order = np.argsort(wave, kind="stable").astype(np.int32)
+    counts = np.bincount(wave)
+    wave_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    return wave_ptr, order
+
+
+@functools.lru_cache(maxsize=None)
+def _waves(graph):
+    return wave_schedule(graph.dec_ptr, graph.dec_var, graph.n)
+
+
+class _DeviceTables:
+    """Device copies of an LDPCGraph's decoder tables and wave schedule (+ the BCH tables)."""
+
+    def __init__(self, xp, graph, bch=None):
+        wave_ptr, wave_chk = _waves(graph)
+        self.ptr = xp.asarray(graph.dec_ptr.astype(np.int32))
+        self.var = xp.asarray(graph.dec_var.astype(np.int32))
+        self.old = xp.asarray(graph.dec_old.astype(np.int32))
+        self.wave_ptr = xp.asarray(wave_ptr)
+        self.wave_chk = xp.asarray(wave_chk)
+        self.n_waves = int(wave_ptr.size - 1)
+        self.n, self.m, self.E = graph.n, graph.m, int(graph.dec_var.size)
+        if bch is not None:
+            table, gen = bch._tables
+            self.bch_table = xp.asarray(np.ascontiguousarray(table))
+            self.bch_gen = xp.asarray(np.ascontiguousarray(gen))
+            self.bch_nw = int(table.shape[1])
+
+
+@functools.lru_cache(maxsize=64)
+def _device_tables_gpu(device_id: int, graph, bch):
+    import cupy  # noqa: PLC0415 - only reached with a usable GPU
+    with cupy.cuda.Device(device_id):
+        return _DeviceTables(cupy, graph, bch)
+
+
+_EMU_TABLES: dict = {}
+
+
+def tables_for(graph, bch, launcher):
+    """Tables on the launcher's array module (cached per device; per graph under emulation)."""
+    xp = launcher.xp
+    if xp is np:
+        key = (id(graph), id(bch))
+        if key not in _EMU_TABLES:
+            _EMU_TABLES[key] = _DeviceTables(np, graph, bch)
+        return _EMU_TABLES[key]
+    return _device_tables_gpu(xp.cuda.Device().id, graph, bch)
+
+
+def ldpc_decode_minsum_gpu(llr, graph, max_iter: int, scale: float, offset: float, launcher):
+    """Layered min-sum on ``llr`` (B, n) float32 C-contiguous device array (positive = bit 0).
+
+    Returns (hard (B, n) uint8 codeword order, parity_ok (B,) bool, iterations (B,) int32),
+    device arrays of ``launcher.xp``; the same values as the CPU kernel.
+    """
+    xp = launcher.xp
+    tab = tables_for(graph, None, launcher)
+    B, n = (int(x) for x in llr.shape)
+    if n != tab.n:
+        raise ConfigError(f"ldpc_decode_minsum_gpu: llr has {n} columns, code needs {tab.n}")
+    hard = xp.zeros((B, n), dtype=np.uint8)
+    ok = xp.zeros(B, dtype=np.uint8)
+    iters = xp.zeros(B, dtype=np.int32)
+    if B == 0:
+        return hard, ok.astype(bool), iters
+    L = xp.empty(B * n, dtype=np.float32)
+    mins = xp.empty(B * 2 * tab.m, dtype=np.float32)
+    ef = xp.empty(B * tab.E, dtype=np.uint8)
+    launcher("ldpc_minsum", "ldpc_minsum_decode_f32", B, LDPC_BLOCK, llr, tab.ptr, tab.var, tab.old,
+             tab.wave_ptr, tab.wave_chk, tab.n_waves, n, tab.m, tab.E, int(max_iter), float(scale), float(offset),
+             L, mins, ef, hard, ok, iters)
+    return hard, ok.astype(bool), iters
+
+
+def bch_nonzero_gpu(bits, n: int, graph, bch, launcher):
+    """(B,) uint8: 1 where the first ``n`` bits of a row of ``bits`` (B, stride) uint8 are no BCH codeword."""
+    xp = launcher.xp
+    tab = tables_for(graph, bch, launcher)
+    B, stride = (int(x) for x in bits.shape)
+    out = xp.zeros(B, dtype=np.uint8)
+    if B:
+        grid = max(1, min(65535, -(-B // BCH_BLOCK)))
+        launcher("bch_syndrome", "bch_remainder_nonzero", grid, BCH_BLOCK, bits, B, stride, n,
+                 tab.bch_table, tab.bch_gen, tab.bch_nw, out)
+    return out
