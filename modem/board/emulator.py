@@ -139,7 +139,8 @@ class SimulatedLink:
 
     @property
     def meta(self) -> dict:
-        return {"chain": "scppm", "kind": "timetags", "order": self.order, "rate": self.rate,
+        """Link parameters in the capture-metadata schema of ``modem.offline.receiver_for``."""
+        return {"chain": "scppm", "kind": "timetags", "M": self.order, "rate": self.rate,
                 "frame_len": self.frame_len, "scid": self.scid, "vcid": self.vcid, "slot_width_ps": self.slot_ps,
                 "ns": self.ns, "nb": self.nb_detected}
 

@@ -100,7 +100,7 @@ class RealtimeStats:
     lost_messages: int = 0           # sequence numbers never received
     duplicates: int = 0              # messages discarded as already delivered
     late: int = 0                    # messages arriving after their seq was declared lost (discarded)
-    reordered: int = 0               # messages that arrived out of order and were put back in order
+    reordered: int = 0               # messages that arrived after a later one and were put back in order
     overflows: int = 0               # OVERFLOW flags from the board
     restarts: int = 0                # RESTART flags
     backpressure_chunks: int = 0     # chunks dropped here because the ring was full
@@ -136,6 +136,7 @@ class SequenceTracker:
         self.recent = collections.deque(maxlen=4096)
         self.recent_set = set()
         self.last_end = None            # stream position after the last delivered message
+        self.max_seen = None            # highest seq accepted since the last (re)start
 
     def _remember(self, seq):
         if len(self.recent) == self.recent.maxlen:
@@ -172,13 +173,10 @@ class SequenceTracker:
         self._deliver(h, items, out)
         self._drain_consecutive(out)
 
-    def _drain_consecutive(self, out) -> int:
-        n = 0
+    def _drain_consecutive(self, out):
         while self.expected in self.held:
             _, h, items = self.held.pop(self.expected)
             self._deliver(h, items, out)
-            n += 1
-        return n
 
     def push(self, h: Header, items, now: float) -> list:
         out = []
@@ -187,6 +185,7 @@ class SequenceTracker:
             self.stats.restarts += 1
             out.append(("restart", {"kind": "restart", "seq": h.seq, "before": self.last_end, "after": h.first}))
             self.expected = h.seq
+            self.max_seen = None
             self.recent.clear()
             self.recent_set.clear()
         if self.expected is None:
@@ -198,9 +197,12 @@ class SequenceTracker:
             else:
                 self.stats.late += 1
             return out
+        if self.max_seen is not None and s < self.max_seen:
+            self.stats.reordered += 1        # arrived after a later message: put back in order
+        self.max_seen = s if self.max_seen is None else max(self.max_seen, s)
         if s == self.expected:
             self._deliver(h, items, out)
-            self.stats.reordered += self._drain_consecutive(out)   # held ones that arrived ahead of s
+            self._drain_consecutive(out)
         else:
             self.held[s] = (now, h, items)
             if len(self.held) > self.window or h.flags & Flags.END_OF_STREAM:
