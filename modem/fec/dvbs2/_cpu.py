@@ -259,6 +259,231 @@ def ldpc_decode_minsum_f32(llr, chk_ptr, chk_var, old, max_iter, alpha, beta, dc
 
 
 # --------------------------------------------------------------------------------------------
+# Layered min-sum, 16-bit fixed point, SIMD over the 360 checks of a DVB-S2 layer (the default)
+# --------------------------------------------------------------------------------------------
+# DVB-S2 structure: the checks r = i + q*j (j = 0..359) form layer i. An information group g
+# (bits 360g .. 360g+359) with table address x = i + q*b meets layer i in a cyclic shift: bit
+# 360g + jv is in check row (jv + b) mod 360; the parity bits of a layer are one contiguous run
+# (and the run of the previous layer). So every edge of a layer is 360 consecutive variables
+# meeting the 360 rows rotated by a shift ``rho``, and each step of the check-node update is one
+# loop over 360 consecutive int16 values (32 per AVX-512 instruction).
+# Rotation without a split loop: the per-row state (min1, min2, sign) lives in a buffer of 720
+# rows; edge e updates rows rho_e + jv (jv = 0..cnt-1), so row j is spread over buffer rows j
+# and j + 360, folded together (min, min-of-max, xor: all associative) before the messages go
+# out, and mirrored back to both halves for the second pass.
+# Repeats: in every DVB-S2 code some groups meet a layer twice (two table addresses with equal
+# x mod q). Both edges then read the same posteriors; the second write adds its message change
+# (L += r_new - r_old) instead of overwriting (``lay_delta``), so no update is lost.
+# Indices are uint64 on purpose: Numba's negative-index wraparound test on signed indices keeps
+# LLVM from vectorizing the loops; with unsigned indices each loop becomes plain AVX-512 code.
+Z = 360                   # checks per layer (rows) / information bits per group
+Z2 = 720                  # row buffer (two copies of the rows, see above)
+SAT = 32767               # int16 saturation: messages and posteriors lie in [-SAT, SAT]
+FIXED_POINT_MEAN = 1024.0  # channel LLRs are scaled so that their frame mean |llr| maps here
+
+
+@nb.njit(fastmath=True, inline="always")
+def _sat16(x):
+    """int32 -> int16 saturated to [-SAT, SAT] (the first clamp lets LLVM use vpaddsw/vpsubsw)."""
+    x = min(max(x, -32768), 32767)
+    return max(np.int16(x), np.int16(-SAT))
+
+
+@nb.njit(fastmath=True, inline="always")
+def _i16_pass1(L, R, T, v0, rb, tb, rho, cnt, M1, M2, S):
+    """Variable-to-check messages t = L - R of one edge; min1/min2/sign-parity into the row buffer."""
+    uv = np.uint64(v0)
+    ur = np.uint64(rb)
+    ut = np.uint64(tb)
+    uk = np.uint64(rho)
+    for jj in range(np.uint64(cnt)):
+        t = _sat16(np.int32(L[uv + jj]) - np.int32(R[ur + jj]))
+        T[ut + jj] = t
+        a = abs(t)
+        k = uk + jj
+        m1 = M1[k]
+        M2[k] = min(M2[k], max(a, m1))
+        M1[k] = min(m1, a)
+        S[k] ^= t                       # sign bit of S: parity of the negative inputs
+
+
+@nb.njit(fastmath=True, inline="always")
+def _i16_pass2(L, R, T, v0, rb, tb, rho, cnt, M1, M1s, M2s, S):
+    """Check-to-variable messages of one edge and the new posteriors L = t + r."""
+    uv = np.uint64(v0)
+    ur = np.uint64(rb)
+    ut = np.uint64(tb)
+    uk = np.uint64(rho)
+    for jj in range(np.uint64(cnt)):
+        t = T[ut + jj]
+        k = uk + jj
+        x1 = M1s[k]
+        x2 = M2s[k]
+        mag = x2 if abs(t) == M1[k] else x1     # the edge holding the minimum gets min2
+        r = -mag if (S[k] ^ t) < 0 else mag     # sign: parity of the other inputs
+        R[ur + jj] = r
+        L[uv + jj] = _sat16(np.int32(t) + np.int32(r))
+
+
+@nb.njit(fastmath=True, inline="always")
+def _i16_pass2_delta(L, R, T, v0, rb, tb, rho, cnt, M1, M1s, M2s, S):
+    """As _i16_pass2 for a repeated edge: L += r_new - r_old (L already holds an update of this layer)."""
+    uv = np.uint64(v0)
+    ur = np.uint64(rb)
+    ut = np.uint64(tb)
+    uk = np.uint64(rho)
+    for jj in range(np.uint64(cnt)):
+        t = T[ut + jj]
+        k = uk + jj
+        x1 = M1s[k]
+        x2 = M2s[k]
+        mag = x2 if abs(t) == M1[k] else x1
+        r = -mag if (S[k] ^ t) < 0 else mag
+        x = np.int32(L[uv + jj]) + np.int32(r) - np.int32(R[ur + jj])
+        R[ur + jj] = r
+        L[uv + jj] = np.int16(min(max(x, -SAT), SAT))
+
+
+@nb.njit(fastmath=True, inline="always")
+def _i16_rows_init(M1, M2, S):
+    for j in range(np.uint64(Z2)):
+        M1[j] = SAT
+        M2[j] = SAT
+        S[j] = 0
+
+
+@nb.njit(fastmath=True, inline="always")
+def _i16_rows_fold(M1, M2, S, M1s, M2s, A, bq):
+    """Fold buffer rows j and j+360, scale the magnitudes (A/2^15 * max(m - bq, 0)), mirror back."""
+    uz = np.uint64(Z)
+    for j in range(np.uint64(Z)):
+        a1 = M1[j]
+        b1 = M1[j + uz]
+        m1 = min(a1, b1)
+        m2 = min(min(M2[j], M2[j + uz]), max(a1, b1))
+        s = S[j] ^ S[j + uz]
+        s1 = np.int16((max(np.int32(m1) - bq, 0) * A + 16384) >> 15)
+        s2 = np.int16((max(np.int32(m2) - bq, 0) * A + 16384) >> 15)
+        M1[j] = m1
+        M1[j + uz] = m1
+        S[j] = s
+        S[j + uz] = s
+        M1s[j] = s1
+        M1s[j + uz] = s1
+        M2s[j] = s2
+        M2s[j + uz] = s2
+
+
+@nb.njit(fastmath=True, inline="always")
+def _i16_parity(L, v0, rho, cnt, P):
+    uv = np.uint64(v0)
+    uk = np.uint64(rho)
+    for jj in range(np.uint64(cnt)):
+        P[uk + jj] ^= L[uv + jj]
+
+
+@nb.njit(fastmath=True)
+def _i16_syndrome_ok(L, lay_ptr, lay_v0, lay_rho, lay_cnt, P):
+    """True when the signs of L satisfy every check (stops at the first layer with a failure)."""
+    q = lay_ptr.shape[0] - 1
+    uz = np.uint64(Z)
+    for i in range(q):
+        for j in range(np.uint64(Z2)):
+            P[j] = 0
+        for e in range(lay_ptr[i], lay_ptr[i + 1]):
+            _i16_parity(L, lay_v0[e], lay_rho[e], lay_cnt[e], P)
+        acc = np.int16(0)
+        for j in range(np.uint64(Z)):
+            acc |= P[j] ^ P[j + uz]
+        if acc < 0:
+            return False
+    return True
+
+
+@nb.njit(fastmath=True)
+def _i16_iteration(L, R, T, lay_ptr, lay_v0, lay_rho, lay_cnt, lay_delta, M1, M2, S, M1s, M2s, A, bq):
+    """One layered min-sum iteration over the q layers, in place on L (n,) and R (edges * 360,)."""
+    q = lay_ptr.shape[0] - 1
+    for i in range(q):
+        e0 = lay_ptr[i]
+        e1 = lay_ptr[i + 1]
+        _i16_rows_init(M1, M2, S)
+        for e in range(e0, e1):
+            _i16_pass1(L, R, T, lay_v0[e], e * Z, (e - e0) * Z, lay_rho[e], lay_cnt[e], M1, M2, S)
+        _i16_rows_fold(M1, M2, S, M1s, M2s, A, bq)
+        for e in range(e0, e1):
+            if lay_delta[e]:
+                _i16_pass2_delta(L, R, T, lay_v0[e], e * Z, (e - e0) * Z, lay_rho[e], lay_cnt[e],
+                                 M1, M1s, M2s, S)
+            else:
+                _i16_pass2(L, R, T, lay_v0[e], e * Z, (e - e0) * Z, lay_rho[e], lay_cnt[e], M1, M1s, M2s, S)
+
+
+@nb.njit(cache=True, parallel=True)
+def ldpc_decode_minsum_i16(llr, lay_ptr, lay_v0, lay_rho, lay_cnt, lay_delta, old, max_iter, alpha, beta,
+                           deg_max, nthr):
+    """Layered min-sum of a batch ``llr`` (B, n) float32 (positive = bit 0), 16-bit fixed point.
+
+    Layers as built by ``LDPCGraph`` (``lay_*``: edge e of layer i, ``lay_ptr[i] <= e <
+    lay_ptr[i+1]``, is the variables ``lay_v0[e] + jv`` (decoder numbering) meeting rows
+    ``(jv + lay_rho[e]) mod 360``, jv < ``lay_cnt[e]``; ``lay_delta[e]``: a repeat in its layer);
+    ``old[v]``: codeword index of stored variable v; deg_max: largest layer degree.
+
+    Fixed point: each frame's LLRs are scaled so that their mean magnitude is FIXED_POINT_MEAN
+    (min-sum is scale invariant; the offset beta is scaled alike) and rounded (a negative LLR
+    never rounds to 0, so the channel hard decisions are kept); posteriors and messages
+    saturate at +-32767. Check-to-variable magnitude: ``round(alpha * 2^15) / 2^15 *
+    max(min - beta, 0)``, rounded to the nearest integer.
+
+    One frame per worker at a time (``nthr`` workers take frames w, w + nthr, ...); a frame stops
+    at the first iteration after which all checks hold. Returns (hard bits (B, n) uint8, parity_ok
+    (B,) bool, iterations (B,) int32), as ``ldpc_decode_minsum_f32``.
+    """
+    nfr, n = llr.shape
+    ne = lay_v0.shape[0]
+    hard = np.zeros((nfr, n), dtype=np.uint8)
+    ok = np.zeros(nfr, dtype=np.bool_)
+    iters = np.full(nfr, max_iter, dtype=np.int32)
+    if nfr == 0:
+        return hard, ok, iters
+    A = np.int32(round(alpha * 32768.0))
+    nw = min(nthr, nfr)
+    for w in nb.prange(nw):
+        L = np.empty(n, dtype=np.int16)
+        R = np.empty(ne * Z, dtype=np.int16)
+        T = np.empty(deg_max * Z, dtype=np.int16)
+        M1 = np.empty(Z2, dtype=np.int16)
+        M2 = np.empty(Z2, dtype=np.int16)
+        S = np.empty(Z2, dtype=np.int16)
+        M1s = np.empty(Z2, dtype=np.int16)
+        M2s = np.empty(Z2, dtype=np.int16)
+        for f in range(w, nfr, nw):
+            tot = 0.0
+            for v in range(n):
+                tot += abs(llr[f, v])
+            sc = FIXED_POINT_MEAN * n / tot if tot > 0.0 else 1.0
+            for v in range(n):
+                x = min(max(llr[f, old[v]] * sc, -float(SAT)), float(SAT))
+                qx = round(x)
+                if x < 0.0 and qx == 0.0:
+                    qx = -1.0
+                L[v] = np.int16(qx)
+            bq = np.int32(round(min(beta * sc, float(SAT))))
+            R[:] = 0
+            it = 0
+            good = _i16_syndrome_ok(L, lay_ptr, lay_v0, lay_rho, lay_cnt, M1)
+            while (not good) and it < max_iter:
+                it += 1
+                _i16_iteration(L, R, T, lay_ptr, lay_v0, lay_rho, lay_cnt, lay_delta, M1, M2, S, M1s, M2s, A, bq)
+                good = _i16_syndrome_ok(L, lay_ptr, lay_v0, lay_rho, lay_cnt, M1)
+            ok[f] = good
+            iters[f] = it if good else max_iter
+            for v in range(n):
+                hard[f, old[v]] = np.uint8(L[v] < 0)
+    return hard, ok, iters
+
+
+# --------------------------------------------------------------------------------------------
 # Layered sum-product (float64, tanh rule in the phi domain): the accuracy reference
 # --------------------------------------------------------------------------------------------
 @nb.njit(cache=True, fastmath=False, inline="always")

@@ -64,10 +64,43 @@ class LDPCGraph:
         new_of_old = np.concatenate([np.arange(k), k + pos])
         order = np.argsort(pos)                             # check processed at each position
         dvar = new_of_old[self.chk_var]
-        rows = [np.sort(dvar[self.chk_ptr[c]:self.chk_ptr[c + 1]]) for c in order]
+        dec_rows = [np.sort(dvar[self.chk_ptr[c]:self.chk_ptr[c + 1]]) for c in order]
         self.dec_ptr = np.concatenate([[0], np.cumsum(counts[order])]).astype(np.int32)
-        self.dec_var = np.concatenate(rows).astype(np.int32)
+        self.dec_var = np.concatenate(dec_rows).astype(np.int32)
         self.dec_old = np.argsort(new_of_old).astype(np.int32)   # old index of each stored variable
+        self._build_layers(rows, q)
+
+    def _build_layers(self, table, q):
+        """Layered description for ``_cpu.ldpc_decode_minsum_i16`` (decoder variable numbering).
+
+        Layer i holds the 360 checks at positions i*360 + j. Edge e of layer i (``lay_ptr[i] <= e
+        < lay_ptr[i+1]``): variables ``lay_v0[e] + jv`` meet rows ``(jv + lay_rho[e]) mod 360`` for
+        ``jv < lay_cnt[e]``. Information group g with address x = i + q*b gives (360g, b, 360);
+        the parity runs of layer i and i-1 give (k + 360i, 0, 360) and (k + 360(i-1), 0, 360); in
+        layer 0 the second run is that of layer q-1 shifted by one row, without its last bit
+        (check 0 has a single parity neighbour): (k + 360(q-1), 1, 359). ``lay_delta[e]``: an
+        earlier edge of the same layer has the same variables (``layer_repeats`` counts them);
+        the kernel then adds its message change instead of overwriting the posterior.
+        """
+        k, Z = self.k, 360
+        layers = [[] for _ in range(q)]
+        for g, xs in enumerate(table):
+            seen = set()
+            for x in xs:
+                i, b = x % q, x // q
+                layers[i].append((360 * g, b, Z, i in seen))
+                seen.add(i)
+        for i in range(q):
+            layers[i].append((k + Z * i, 0, Z, False))
+            layers[i].append((k + Z * (i - 1), 0, Z, False) if i else (k + Z * (q - 1), 1, Z - 1, False))
+        edges = [e for lay in layers for e in lay]
+        self.lay_ptr = np.concatenate([[0], np.cumsum([len(lay) for lay in layers])]).astype(np.int64)
+        self.lay_v0 = np.array([e[0] for e in edges], dtype=np.int64)
+        self.lay_rho = np.array([e[1] for e in edges], dtype=np.int64)
+        self.lay_cnt = np.array([e[2] for e in edges], dtype=np.int64)
+        self.lay_delta = np.array([e[3] for e in edges], dtype=np.bool_)
+        self.layer_deg_max = max(len(lay) for lay in layers)
+        self.layer_repeats = int(self.lay_delta.sum())
 
     def parity_check_matrix(self):
         """H as a scipy.sparse CSR matrix (m, n) of uint8 (for tests and analysis)."""
@@ -92,6 +125,10 @@ class LDPCGraph:
             from ...gpu.launch import default_launcher  # noqa: PLC0415
             return self.decode_device(llr, max_iter, algorithm, scale, offset, default_launcher())
         if algorithm == "minsum":
+            return _cpu.ldpc_decode_minsum_i16(llr, self.lay_ptr, self.lay_v0, self.lay_rho, self.lay_cnt,
+                                               self.lay_delta, self.dec_old, max_iter, float(scale), float(offset),
+                                               self.layer_deg_max, numba.get_num_threads())
+        if algorithm == "minsum-serial":
             return _cpu.ldpc_decode_minsum_f32(llr, self.dec_ptr, self.dec_var, self.dec_old, max_iter,
                                                np.float32(scale), np.float32(offset), self.dc_max,
                                                numba.get_num_threads())
