@@ -420,6 +420,7 @@ class BoardEmulator:
                            payload_kind=int(self.source.kind), sample_dtype=int(self.source.sample_dtype))
         self.data.send_multipart(end)
         self.sent_seq.append(seq)
+        self.regs.add("messages_sent")
         self.regs.set("next_seq", seq + 1)
         self.regs.set("running", 0)
         return {"messages": n_msg, "sent": len(self.sent_seq), "faults": list(self.log),

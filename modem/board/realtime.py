@@ -562,6 +562,7 @@ class RealtimeReceiver:
             else:
                 self.decoder = self.decoder_factory()
             self._lock_state = "search"
+            self._valid_since_resync = False
         if info is not None:
             self.stats.resyncs += 1
             self._event(info)
@@ -570,15 +571,17 @@ class RealtimeReceiver:
                         info.get("n", ""), info.get("before"), info.get("after"))
 
     def _update_lock(self):
+        """"frame": a valid frame came out since the last resync; "clock": the slot clock tracks
+        (time-tag decoders); "search" otherwise."""
         cs = getattr(self.decoder, "_clock_state", None)
-        if self.stats.frames and self._last_frame_valid:
+        if self._valid_since_resync:
             self._lock_state = "frame"
         elif cs is not None and int(getattr(cs, "mode", 0)) == 1:
             self._lock_state = "clock"
         else:
             self._lock_state = "search"
 
-    _last_frame_valid = False
+    _valid_since_resync = False
 
     def _frames_out(self, frames):
         for fr in frames:
@@ -586,7 +589,7 @@ class RealtimeReceiver:
             self.stats.frames += 1
             self.stats.frames_valid += int(valid)
             self.stats.frames_bad += int(not valid)
-            self._last_frame_valid = valid
+            self._valid_since_resync |= valid
             meta = {"n": self.stats.frames - 1, "valid": valid, "len": len(fr.data)}
             for k in ("t_ps", "crc_ok", "fecf_ok", "iterations", "sync_metric", "codewords"):
                 if hasattr(fr, k):
