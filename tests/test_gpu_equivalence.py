@@ -1,0 +1,282 @@
+# SPDX-License-Identifier: Apache-2.0
+"""CPU/GPU equivalence: one test body per algorithm, run on every backend.
+
+Backends: ``cpu`` (the project's NumPy/Numba reference), ``emulated`` (the CUDA kernels of
+``kernels/`` compiled as host C++ and run thread by thread -- the kernels' own code and the
+wrappers' index arithmetic, checked on machines without a GPU) and ``gpu`` (CuPy arrays, marked
+``gpu``, skipped cleanly without CuPy or a device). Each body computes the CPU reference and
+asserts the backend's output equals it: decoded bits, flags, iteration counts and counts exactly;
+float metrics to the tolerance stated in the kernel's header.
+"""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from modem import backend
+from modem.channel.poisson import simulate_counts
+from modem.errors import BackendUnavailable, ShapeError
+from modem.fec.dvbs2.code import code as dvbs2_code
+from modem.fec.scppm import SCPPMCode, SCPPMDecoder, SCPPMReceiver, SCPPMTransmitter
+from modem.gpu import ops
+
+
+class Backend:
+    """How a test body runs on one backend: where inputs go and which launcher runs kernels."""
+
+    def __init__(self, name):
+        self.name = name
+        self.launcher = None
+        if name == "gpu":
+            if not backend.gpu_available():
+                pytest.skip(f"GPU backend unavailable: {backend.unavailable_reason()}")
+            self.xp = backend.xp_for("gpu")
+        else:
+            self.xp = np
+            if name == "emulated":
+                import shutil  # noqa: PLC0415
+                if shutil.which("g++") is None:
+                    pytest.skip("host emulation of the kernels needs g++")
+                from modem.gpu.launch import HostEmulationLauncher  # noqa: PLC0415
+                self.launcher = HostEmulationLauncher()
+
+    def put(self, x):
+        return self.xp.asarray(x)
+
+    def scppm_decode(self, dec, metric):
+        if self.launcher is not None:
+            return dec._decode_device(metric, self.launcher)
+        return dec.decode(self.put(metric))
+
+    def dvbs2_decode(self, c, llr, max_iter):
+        if self.name == "cpu":
+            return SimpleNamespace(**_cpu_reference(c, llr, max_iter))
+        if self.launcher is not None:
+            return c._decode_device(llr, max_iter, "minsum", c.minsum_scale, 0.0, self.launcher)
+        return c.decode(self.put(llr), max_iter=max_iter)
+
+
+@pytest.fixture(params=["cpu", "emulated", pytest.param("gpu", marks=pytest.mark.gpu)])
+def be(request):
+    return Backend(request.param)
+
+
+def host(x):
+    return backend.to_numpy(x)
+
+
+# --------------------------------------------------------------------------------------------
+# SCPPM decoder (kernels/scppm_siso.cu): decoded bits, CRC flags and iterations equal the CPU's
+# --------------------------------------------------------------------------------------------
+def _scppm_metric(code, F, ns, nb, rng):
+    u = rng.integers(0, 2, (F, code.k), dtype=np.uint8)
+    y = simulate_counts(SCPPMTransmitter(code).modulate(u), ns, nb, rng)
+    rx = SCPPMReceiver(code, ns=ns, nb=nb)
+    return u, rx._symbol_metric(y, rx.weight)
+
+
+@pytest.mark.parametrize("M,ns,max_iter", [(16, 2.0, 12), (4, 1.6, 8), (64, 2.6, 10), (128, 2.4, 6)])
+def test_scppm_decode_equals_cpu(be, M, ns, max_iter, rng):
+    code = SCPPMCode(M, "1/2")
+    u, metric = _scppm_metric(code, 3, ns, 0.1, rng)
+    dec = SCPPMDecoder(code, max_iter=max_iter)
+    ref = dec.decode(metric)
+    out = be.scppm_decode(dec, metric)
+    np.testing.assert_array_equal(host(out.u_hat), ref.u_hat)
+    np.testing.assert_array_equal(host(out.crc_ok), ref.crc_ok)
+    np.testing.assert_array_equal(host(out.iterations), ref.iterations)
+    assert ref.iterations.max() > 1          # the turbo loop really iterated
+
+
+def test_scppm_failures_and_batch_shapes_equal_cpu(be, rng):
+    code = SCPPMCode(16, "2/3")
+    u, metric = _scppm_metric(code, 4, 1.2, 0.2, rng)         # well below threshold: CRC failures
+    metric = metric.reshape(2, 2, code.S, 16)
+    dec = SCPPMDecoder(code, max_iter=4)
+    ref = dec.decode(metric)
+    out = be.scppm_decode(dec, metric)
+    assert host(out.u_hat).shape == (2, 2, code.k)
+    np.testing.assert_array_equal(host(out.u_hat), ref.u_hat)
+    np.testing.assert_array_equal(host(out.crc_ok), ref.crc_ok)
+    np.testing.assert_array_equal(host(out.iterations), ref.iterations)
+    assert not ref.crc_ok.all()
+
+
+def test_scppm_all_erasure_and_empty_batch(be):
+    code = SCPPMCode(16, "1/2")
+    dec = SCPPMDecoder(code, max_iter=2)
+    out = be.scppm_decode(dec, np.zeros((1, code.S, 16)))
+    assert not host(out.crc_ok).any() and (host(out.iterations) == 2).all()
+    out = be.scppm_decode(dec, np.zeros((0, code.S, 16)))
+    assert host(out.u_hat).shape == (0, code.k)
+
+
+def test_scppm_bad_input_raises_the_same_error(be):
+    code = SCPPMCode(16, "1/2")
+    dec = SCPPMDecoder(code)
+    with pytest.raises(ShapeError, match="shape"):
+        be.scppm_decode(dec, np.zeros((1, code.S, 8)))
+    bad = np.zeros((1, code.S, 16))
+    bad[0, 3, 2] = np.nan
+    with pytest.raises(ShapeError, match="non-finite"):
+        be.scppm_decode(dec, bad)
+
+
+def test_scppm_max_log_has_no_kernel(be):
+    if be.name == "cpu":
+        pytest.skip("the CPU runs max-log")
+    code = SCPPMCode(16, "1/2")
+    with pytest.raises(BackendUnavailable, match="log-MAP"):
+        be.scppm_decode(SCPPMDecoder(code, max_log=True), np.zeros((1, code.S, 16)))
+
+
+# --------------------------------------------------------------------------------------------
+# DVB-S2 LDPC min-sum + BCH (kernels/ldpc_minsum.cu, bch_syndrome.cu): bit-exact
+# --------------------------------------------------------------------------------------------
+def _serial_minsum_name(c) -> str:
+    """The CPU algorithm the GPU kernel mirrors: the float32 serial-order layered min-sum
+    ('minsum-serial' where the CPU default 'minsum' is another implementation)."""
+    try:
+        c.ldpc.decode(np.zeros((0, c.n), dtype=np.float32), 1, "minsum-serial", 0.8, 0.0)
+        return "minsum-serial"
+    except ValueError:
+        return "minsum"
+
+
+def _cpu_reference(c, llr, max_iter, scale=None, offset=0.0):
+    """DVBS2Code.decode with the CPU's serial float32 min-sum: LDPC, then the BCH decoder."""
+    from modem.fec.dvbs2.code import LLR_CLIP  # noqa: PLC0415
+    scale = c.minsum_scale if scale is None else scale
+    flat = np.clip(np.ascontiguousarray(llr, dtype=np.float32), -LLR_CLIP, LLR_CLIP)
+    hard, ok, iters = c.ldpc.decode(flat, max_iter, _serial_minsum_name(c), scale, offset)
+    info = np.ascontiguousarray(hard[:, :c.k_ldpc])
+    corrected = c.bch.decode_inplace(info)
+    return dict(u_hat=info[:, :c.k], parity_ok=ok, bch_corrected=corrected, valid=ok & (corrected >= 0),
+                iterations=iters)
+
+
+def _awgn_llr(c, ebn0_db, rng):
+    ebn0 = np.atleast_1d(np.asarray(ebn0_db, dtype=float))
+    u = rng.integers(0, 2, (ebn0.size, c.k), dtype=np.uint8)
+    x = 1.0 - 2.0 * c.encode(u)
+    sigma = np.sqrt(1.0 / (2.0 * c.k / c.n * 10 ** (ebn0 / 10)))[:, None]
+    y = x + sigma * rng.standard_normal(x.shape)
+    return u, (2.0 * y / sigma ** 2).astype(np.float32)
+
+
+@pytest.mark.parametrize("frame,rate,ebn0", [
+    ("short", "1/2", [0.4, 1.2, 1.6, 4.0]),       # a failure, slow and fast convergence
+    ("normal", "1/2", [1.1, 1.4]),
+    ("short", "8/9", [3.4, 4.2]),
+    ("short", "1/4", [0.2, 3.0]),
+])
+def test_ldpc_decode_equals_cpu(be, frame, rate, ebn0, rng):
+    c = dvbs2_code(frame, rate)
+    u, llr = _awgn_llr(c, ebn0, rng)
+    ref = _cpu_reference(c, llr, 25)
+    out = be.dvbs2_decode(c, llr, 25)
+    for f in ("u_hat", "parity_ok", "bch_corrected", "valid", "iterations"):
+        np.testing.assert_array_equal(host(getattr(out, f)), ref[f], err_msg=f)
+    assert ref["iterations"].max() > 1 and ref["parity_ok"].any()
+
+
+def test_ldpc_noiseless_frames_take_zero_iterations(be, rng):
+    c = dvbs2_code("short", "3/5")
+    u = rng.integers(0, 2, (2, c.k), dtype=np.uint8)
+    llr = (4.0 * (1.0 - 2.0 * c.encode(u))).astype(np.float32)
+    ref = _cpu_reference(c, llr, 50)
+    out = be.dvbs2_decode(c, llr, 50)
+    np.testing.assert_array_equal(host(out.u_hat), u)
+    np.testing.assert_array_equal(host(out.iterations), ref["iterations"])
+    assert (ref["iterations"] == 0).all()
+
+
+def test_ldpc_hard_decisions_equal_cpu_with_offset_min_sum(be, rng):
+    c = dvbs2_code("short", "2/3")
+    _, llr = _awgn_llr(c, [1.8, 2.2, 2.6], rng)
+    ref = c.ldpc.decode(llr, 20, _serial_minsum_name(c), 0.75, 0.25)
+    if be.launcher is not None:
+        out = c.ldpc.decode_device(llr, 20, "minsum", 0.75, 0.25, be.launcher)
+    else:
+        out = c.ldpc.decode(be.put(llr), 20, _serial_minsum_name(c) if be.name == "cpu" else "minsum", 0.75, 0.25)
+    for a, b in zip(out, ref):
+        np.testing.assert_array_equal(host(a), b)
+
+
+def test_ldpc_bch_residual_errors_are_corrected_like_the_cpu(be, rng):
+    """Words that satisfy the LDPC checks but not the BCH code (a few flipped information bits
+    with strong LLRs on an LDPC codeword is impossible, so build the BCH case directly)."""
+    c = dvbs2_code("short", "1/2")
+    u = rng.integers(0, 2, (2, c.k), dtype=np.uint8)
+    cw = c.encode(u)
+    llr = (3.0 * (1.0 - 2.0 * cw)).astype(np.float32)
+    llr[0, [5, 77]] *= -0.2         # two weak wrong bits the LDPC decoder repairs
+    ref = _cpu_reference(c, llr, 30)
+    out = be.dvbs2_decode(c, llr, 30)
+    for f in ("u_hat", "parity_ok", "bch_corrected", "valid", "iterations"):
+        np.testing.assert_array_equal(host(getattr(out, f)), ref[f], err_msg=f)
+
+
+# --------------------------------------------------------------------------------------------
+# slot binning and Poisson slot LLRs (kernels/slot_binning.cu): bit-exact
+# --------------------------------------------------------------------------------------------
+def test_slot_binning_equals_cpu(be, rng):
+    tags = np.sort(rng.integers(5 * 10**11, 5 * 10**11 + 2 * 10**7, 20000)).astype(np.int64)
+    start, period, n = 5e11 - 0.37, 250.0123, 70000   # tags past the end clip into the last slot
+    ref = ops.bin_slots(tags, start, period, n)
+    out = ops.bin_slots(be.put(tags), start, period, n, launcher=be.launcher)
+    np.testing.assert_array_equal(host(out), ref)
+    assert ref.sum() == tags.size and ref[-1] > 10 * ref[:-1].max()
+
+
+def test_slot_llr_equals_cpu(be, rng):
+    counts = rng.poisson(0.4, (5, 37)).astype(np.int32)
+    ref = ops.slot_llr(counts, 2.5, 0.07)
+    out = ops.slot_llr(be.put(counts), 2.5, 0.07, launcher=be.launcher)
+    assert host(out).dtype == np.float32
+    np.testing.assert_array_equal(host(out), ref)
+    with pytest.raises(ShapeError, match=">= 0"):
+        ops.slot_llr(be.put(-counts - 1), 2.5, 0.07, launcher=be.launcher)
+
+
+# --------------------------------------------------------------------------------------------
+# sync correlation (kernels/sync_correlate.cu): float64 to rtol 1e-12, flags exact
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("polarity_free", [False, True])
+def test_massey_metric_equals_cpu(be, polarity_free, rng):
+    llr = rng.normal(0.0, 4.0, (3, 301))
+    ref_m, ref_i = ops.massey_metric(llr, polarity_free=polarity_free)
+    m, i = ops.massey_metric(be.put(llr), polarity_free=polarity_free, launcher=be.launcher)
+    np.testing.assert_allclose(host(m), ref_m, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(host(i), ref_i)
+
+
+def test_csm_llr_equals_cpu(be, rng):
+    code = SCPPMCode(16, "1/2")
+    counts = rng.poisson(0.2, (500, 20)).astype(np.int64)
+    counts[123 + np.arange(code.L_csm), code.csm_symbols] += 3       # a marker at 123
+    w = float(np.log1p(2.0 / 0.2))
+    ref = ops.csm_llr(counts, code.csm_symbols, 16, w)
+    out = ops.csm_llr(be.put(counts), code.csm_symbols, 16, w, launcher=be.launcher)
+    np.testing.assert_allclose(host(out), ref, rtol=1e-12, atol=1e-10)
+    assert int(np.argmax(ref)) == 123
+
+
+# --------------------------------------------------------------------------------------------
+# DPSK LLRs (kernels/dpsk_llr.cu): Gaussian bit-exact, exact (Bessel) to float32 rtol 1e-6
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("modes", [1, 2])
+def test_dpsk_llrs_equal_cpu(be, modes, rng):
+    xa = rng.exponential(2.0, 2000)
+    xb = rng.exponential(1.0, 2000)
+    xa[:3] = 0.0                       # zero port energy: the small-argument branches
+    xa[3:6] *= 1e5                     # large Bessel arguments: the asymptotic branch
+    es = rng.uniform(0.5, 4.0, 2000)
+    erase = rng.random(2000) < 0.05
+    g_ref = ops.dpsk_llr_gaussian(xa, xb, es, 0.5, modes, erase)
+    g = ops.dpsk_llr_gaussian(be.put(xa), be.put(xb), be.put(es), 0.5, modes, be.put(erase), launcher=be.launcher)
+    np.testing.assert_array_equal(host(g), g_ref)
+    e_ref = ops.dpsk_llr_exact(xa, xb, 2.0, 0.5, modes)
+    e = ops.dpsk_llr_exact(be.put(xa), be.put(xb), 2.0, 0.5, modes, launcher=be.launcher)
+    np.testing.assert_allclose(host(e), e_ref, rtol=1e-6, atol=1e-6)
+    assert np.all(host(g)[erase] == 0) and np.any(g_ref != 0)
