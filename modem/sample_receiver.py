@@ -8,7 +8,8 @@ dataclass whose fields are the **dict-key schema** used by the offline (SigMF) a
 
 SCPPM over an APD (:class:`SCPPMSampleReceiver`)::
 
-    ADC samples -> SampleFrontEnd (Gaussian matched filter, PI timing loop)
+    ADC samples -> SampleFrontEnd (Gaussian matched filter, PI timing loop, frozen while the mean
+                   MF output says "no signal": gaps of zeros or noise do not drag the clock)
                 -> Gaussian slot LLRs  lambda(z) = ln N(z; m1, v1) - ln N(z; m0, v0), clipped to +-30
                 -> SlotCSMSync: codeword sync on the CSM at *slot* resolution (the front end's slot
                    numbering has no symbol phase), Massey/Poisson-style score on slot LLRs,
@@ -361,12 +362,13 @@ class CodewordSlots:
 @dataclass
 class SlotCSMSyncState:
     """Memory of :class:`SlotCSMSync`: buffered slot LLRs ``llr`` / positions ``t`` from slot
-    number ``base``; ``mode`` 0 SEARCH / 1 LOCK; ``misses``; ``segment`` (locks so far), ``seq``.
+    number ``base``; ``pos`` the buffer index of the next expected codeword (LOCK) or search start; ``mode`` 0 SEARCH / 1 LOCK; ``misses``; ``segment`` (locks so far), ``seq``.
     Counters: codewords, flywheeled, locks, lock_losses, slips (+-1 slot re-timings in LOCK)."""
 
     llr: np.ndarray = field(default_factory=lambda: np.zeros(0))
     t: np.ndarray = field(default_factory=lambda: np.zeros(0))
     base: int = 0
+    pos: int = 0
     mode: int = 0
     misses: int = 0
     fresh: bool = False
@@ -447,7 +449,7 @@ class SlotCSMSync:
         tb = np.concatenate([st.t, t])
         spc = self.spc
         out = {k: [] for k in ("llr", "t", "slot", "csm", "locked", "segment", "seq")}
-        pos = 0
+        pos = st.pos
         while True:
             avail = buf.size - pos
             if st.mode == 0:
@@ -500,9 +502,10 @@ class SlotCSMSync:
             st.seq += 1
             st.codewords += 1
             pos = p + spc
-        keep = max(pos - 1, 0) if st.mode == 1 else pos
+        keep = min(max(pos - 1, 0) if st.mode == 1 else pos, buf.size)
         st.llr, st.t = buf[keep:].copy(), tb[keep:].copy()
         st.base += keep
+        st.pos = pos - keep
         F = len(out["slot"])
         blocks = CodewordSlots(
             llr=np.stack(out["llr"]) if F else np.zeros((0, spc)), t=np.array(out["t"], np.float64),
@@ -544,7 +547,10 @@ class SCPPMSampleReceiver:
             raise ConfigError("SCPPMSampleReceiver: the channel interleaver is not supported by the sample "
                               f"receiver yet, need interleaver_rows=1, got interleaver_rows={link.interleaver_rows}")
         self.link, self.code, self.spec = link, link.code, link.spec
-        self.frontend = SampleFrontEnd(link._frontend_config(**(frontend_options or {})))
+        # signal gate: halfway between the mean MF output of background only and with the signal
+        P = self.code.slots_per_symbol
+        gate = link.apd_gain * (link.nb + 0.5 * link.ns / P)
+        self.frontend = SampleFrontEnd(link._frontend_config(**{"signal_threshold": gate, **(frontend_options or {})}))
         noise_var = (link.thermal_sigma ** 2 + link.adc_noise_var) * self.frontend.noise_gain
         self.moments = apd_slot_moments(link.apd, link.ns, link.nb, noise_var=noise_var)
         if not (self.moments["var0"] > 0):
@@ -709,7 +715,8 @@ def dpsk_transmit_frames(frames, link: DPSKLink, rng, lead_slots: int = 0, tail_
 
     Returns float64 samples ``(n_samples,)`` (:func:`dpsk_balanced_samples` with ``link.clock``), and
     the wire bits ``(n_fec_frames, 32 + n)`` too when ``return_bits``. With an interleaver of depth D
-    the number of FEC frames is padded with zero blocks to a multiple of D.
+    the number of FEC frames is padded with zero blocks to a multiple of D; in burst mode the last
+    burst is filled with zero bits.
     """
     code = link.code
     u = tm_blocks(frames, link.spec, code.k)
@@ -722,7 +729,10 @@ def dpsk_transmit_frames(frames, link: DPSKLink, rng, lead_slots: int = 0, tail_
         c = il.interleave(c.reshape(-1, D * code.n)).reshape(-1, code.n)
     wire = _dpsk.attach_asm(c)
     fmt = link.burst_format
-    x, _ = _dpsk.differential_encode(wire.reshape(-1))
+    bits = wire.reshape(-1)
+    if not fmt.continuous and bits.size % fmt.burst_bits:      # the last burst is filled with zeros
+        bits = np.concatenate([bits, np.zeros(fmt.burst_bits - bits.size % fmt.burst_bits, np.uint8)])
+    x, _ = _dpsk.differential_encode(bits)
     slots = fmt.slot_index(np.arange(x.size)) + int(lead_slots)
     field_ = np.zeros(int(slots[-1]) + 1 + int(tail_slots) if x.size else int(lead_slots) + int(tail_slots),
                       np.complex128)
@@ -754,7 +764,9 @@ class BurstGrid:
     ``Pb = divider * burst_bits`` slots. Every whole window ``[w Pb, (w+1) Pb)`` of slot numbers is
     folded into ``acc = decay * acc + z^2``; from ``acquire`` windows on, the phase ``phi`` that
     maximises the circular sum of ``acc`` over ``burst_bits - 1`` slots (the referenced bits), minus
-    one, gives the next burst start
+    one, gives the next burst start, provided the run's mean energy is ``contrast`` times the
+    mean outside it (otherwise no signal: the grid freewheels at the previous start + Pb, and does
+    not acquire)
     (the candidate ``w Pb + phi + m Pb`` nearest to the previous start + Pb; at acquisition the
     buffered windows' bursts too). Each burst's ``burst_bits`` slots are emitted in order, the first
     flagged ``erase`` (no phase reference). Chunk-size invariant (decisions at whole windows).
@@ -762,22 +774,28 @@ class BurstGrid:
     ``push(z, t, state) -> (z_bits, t_bits, erase, state)``.
     """
 
-    def __init__(self, fmt: _dpsk.BurstFormat, acquire: int = 2, decay: float = 0.5):
+    def __init__(self, fmt: _dpsk.BurstFormat, acquire: int = 2, decay: float = 0.5, contrast: float = 4.0):
         self.L = int(fmt.burst_bits)
         self.Pb = int(fmt.burst_bits) * int(fmt.divider)
-        self.acquire, self.decay = int(acquire), float(decay)
+        self.acquire, self.decay, self.contrast = int(acquire), float(decay), float(contrast)
 
     def initial_state(self) -> BurstGridState:
         return BurstGridState(acc=np.zeros(self.Pb))
 
-    def _phase(self, acc) -> int:
+    def _phase(self, acc) -> int | None:
         """Burst start: the energetic run is slots 1 .. L-1 of a burst (slot 0 has a dark
-        reference, so its balanced output carries no signal energy; neither does the slot after)."""
+        reference, so its balanced output carries no signal energy; neither does the slot after).
+        None when the best run's mean energy is not ``contrast`` times the mean outside it (no signal)."""
         n = self.L - 1
         ext = np.concatenate([acc, acc[:n]])
         c = np.concatenate([[0.0], np.cumsum(ext)])
         win = c[n:n + self.Pb] - c[:self.Pb]
-        return (int(np.argmax(win)) - 1) % self.Pb
+        j = int(np.argmax(win))
+        inside = win[j] / n
+        outside = (c[self.Pb] - win[j]) / (self.Pb - n)
+        if not inside > self.contrast * outside:
+            return None
+        return (j - 1) % self.Pb
 
     def push(self, z, t, state: BurstGridState):
         st = dataclasses.replace(state, acc=state.acc.copy())
@@ -798,7 +816,10 @@ class BurstGrid:
                 if st.windows >= self.acquire:
                     phi = self._phase(st.acc)
                     if st.last is None:
-                        queue += [q * Pb + phi for q in range(w + 1) if q * Pb + phi >= st.base]
+                        if phi is not None:
+                            queue += [q * Pb + phi for q in range(w + 1) if q * Pb + phi >= st.base]
+                    elif phi is None:                   # no signal: the grid freewheels
+                        queue.append(st.last + Pb)
                     else:
                         b = w * Pb + phi
                         b += Pb * round((st.last + Pb - b) / Pb)
@@ -817,9 +838,8 @@ class BurstGrid:
                 progressed = True
             if not progressed:
                 break
-        if st.last is None:
-            keep = 0 if st.windows < self.acquire else st.windows * Pb
-            keep = max(keep, st.base) if st.windows >= self.acquire else st.base
+        if st.last is None:                             # keep the last `acquire` windows
+            keep = max(st.windows - self.acquire, 0) * Pb
         else:
             keep = min([st.windows * Pb, st.last + Pb // 2] + queue)
         keep = min(max(keep, st.base), end)
@@ -831,18 +851,19 @@ class BurstGrid:
 
     def flush(self, state: BurstGridState):
         """End of record: the burst expected after the last decided one (its window is incomplete)
-        is emitted when all its slots are buffered. Returns ``(z, t, erase, state)``."""
+        is emitted, as far as its slots arrived. Returns ``(z, t, erase, state)``."""
         st = dataclasses.replace(state, acc=state.acc.copy())
         if st.last is None:
             return np.zeros(0), np.zeros(0), np.zeros(0, bool), st
         b = st.last + self.Pb if not st.queue else st.queue[0]
         a = b - st.base
-        if a < 0 or a + self.L > st.z.size:
+        n = min(self.L, st.z.size - a)
+        if a < 0 or n <= 0:
             return np.zeros(0), np.zeros(0), np.zeros(0, bool), st
-        e = np.zeros(self.L, bool)
+        e = np.zeros(n, bool)
         e[0] = True
         st.last, st.queue = b, ()
-        return st.z[a:a + self.L].copy(), st.t[a:a + self.L].copy(), e, st
+        return st.z[a:a + n].copy(), st.t[a:a + n].copy(), e, st
 
 
 class DPSKSampleReceiver:

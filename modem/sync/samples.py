@@ -45,6 +45,11 @@ Conventions (pinned here)
   reported start is the first referenced bit. The per-slot ``in_burst`` flag rises when the burst is
   confirmed (``burst_confirm - 1`` slots after the reported start). With ``gate_timing`` the loop and the running
   ``dc``/``pwr`` update only inside bursts (between bursts the clock freewheels at its learnt rate).
+* **Signal gate** (``signal_threshold`` set; PPM loss of signal): a running mean of ``z`` with time
+  constant ``signal_slots`` is updated on every slot; the loop and ``dc``/``pwr`` update only while it
+  exceeds ``signal_threshold`` (for APD PPM e.g. halfway between the empty-slot mean ``G nb`` and the
+  signal mean ``G (nb + ns / (M + G))``). In a gap (clouds, dropped samples: zeros or noise) the
+  clock then freewheels at its learnt rate instead of random-walking on noise, and re-locks at once.
 """
 from __future__ import annotations
 
@@ -82,6 +87,8 @@ class FrontEndConfig:
     burst_hangover : consecutive cold slots that close a burst, >= 1.
     gate_timing : update timing loop only inside bursts (default: True when bursts are detected).
     avg_slots : time constant (slots) of the running dc / power estimates, >= 1.
+    signal_threshold : running mean of z above which the loop updates (None = always).
+    signal_slots : time constant (slots) of that running mean, >= 1.
     """
 
     sps: float = 4.0
@@ -92,6 +99,8 @@ class FrontEndConfig:
     burst_hangover: int = 16
     gate_timing: bool | None = None
     avg_slots: float = 64.0
+    signal_threshold: float | None = None
+    signal_slots: float = 1024.0
 
     def __post_init__(self):
         def num(name, lo, hi, lo_open=False):
@@ -108,6 +117,9 @@ class FrontEndConfig:
         num("pulse_sigma", 0.0, 1.0, True)
         num("loop_bw", 0.0, 0.1, True)
         num("avg_slots", 1.0, 1e6)
+        num("signal_slots", 1.0, 1e6)
+        if self.signal_threshold is not None:
+            num("signal_threshold", -1e300, 1e300)
         if self.burst_threshold is not None:
             num("burst_threshold", 0.0, 1e300, True)
         for name in ("burst_confirm", "burst_hangover"):
@@ -135,7 +147,7 @@ class FrontEndConfig:
 
 
 # scalar state layout (float64 / int64 vectors handed to the compiled loop)
-_F_TAU, _F_NU, _F_DC, _F_PWR = range(4)
+_F_TAU, _F_NU, _F_DC, _F_PWR, _F_SIG = range(5)
 _I_SLOT, _I_INIT, _I_ON, _I_RUN, _I_START, _I_LASTHOT, _I_CAND = range(7)
 
 
@@ -155,7 +167,7 @@ class FrontEndState:
     mf: np.ndarray
     mf_base: int = 0
     n_in: int = 0
-    fvars: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    fvars: np.ndarray = field(default_factory=lambda: np.zeros(5))
     ivars: np.ndarray = field(default_factory=lambda: np.zeros(7, dtype=np.int64))
 
     @property
@@ -224,7 +236,7 @@ def _interp(buf, p):  # pragma: no cover - compiled
 
 @numba.njit(cache=True)
 def _track(buf, base, fv, iv, P, half, kp, ki, kd, alpha, thr, use_burst, confirm, hangover, gate,
-           z_out, t_out, k_out, b_out, bursts_out):  # pragma: no cover - compiled
+           use_sig, sig_thr, sig_alpha, z_out, t_out, k_out, b_out, bursts_out):  # pragma: no cover - compiled
     """Process every slot whose interpolation window lies inside buf. Returns (n_slots, n_bursts)."""
     n = 0
     nb = 0
@@ -265,6 +277,9 @@ def _track(buf, base, fv, iv, P, half, kp, ki, kd, alpha, thr, use_burst, confir
                         iv[2] = 0
                         iv[3] = 0
         update = (not gate) or iv[2] == 1
+        if use_sig:
+            fv[4] += sig_alpha * (z - fv[4])
+            update = update and fv[4] > sig_thr
         step = 0.0
         if update:
             if iv[1] == 0:
@@ -318,7 +333,7 @@ class SampleFrontEnd:
         return float(np.sum(self.taps ** 2))
 
     def initial_state(self) -> FrontEndState:
-        fv = np.zeros(4)
+        fv = np.zeros(5)
         fv[_F_TAU] = self.delay + self.config.sps / 2.0
         return FrontEndState(hist=np.zeros(2 * self.delay), mf=np.zeros(0), fvars=fv)
 
@@ -352,7 +367,9 @@ class SampleFrontEnd:
         thr = c.burst_threshold if c.burst_threshold is not None else 0.0
         n, nb = _track(buf, st.mf_base, fv, iv, c.sps, c.sps / 2.0, self.kp, self.ki, self.kd,
                        1.0 / c.avg_slots, thr, c.burst_threshold is not None, c.burst_confirm,
-                       c.burst_hangover, bool(c.gate_timing), z, t, k, b, bursts)
+                       c.burst_hangover, bool(c.gate_timing), c.signal_threshold is not None,
+                       0.0 if c.signal_threshold is None else c.signal_threshold, 1.0 / c.signal_slots,
+                       z, t, k, b, bursts)
         keep_from = max(int(math.floor(fv[_F_TAU] - c.sps)) - 4 - st.mf_base, 0)
         keep_from = min(keep_from, buf.shape[0])
         new = FrontEndState(hist=ext[ext.shape[0] - 2 * self.delay:].copy(), mf=buf[keep_from:].copy(),

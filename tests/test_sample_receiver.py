@@ -1,0 +1,225 @@
+"""Sample-domain receivers end to end: TM frames -> SCPPM/APD or DVB-S2/DPSK samples (clock offset,
+thermal and shot noise, ADC, burst mode) -> SCPPMSampleReceiver / DPSKSampleReceiver -> checked
+frames; chunking invariance, bad input, all-noise input, a signal gap, dict construction."""
+import json
+
+import numpy as np
+import pytest
+
+from modem.errors import ConfigError, ShapeError
+from modem.framing.packets import TMDepacketizer
+from modem.sample_receiver import (DPSKLink, DPSKSampleReceiver, SCPPMAPDLink, SCPPMSampleReceiver,
+                                   dpsk_transmit_frames, link_from_dict, random_tm_frames, receiver_from_dict,
+                                   scppm_apd_transmit)
+
+SCPPM_LINK = SCPPMAPDLink(M=16, rate="1/2", frame_len=1115, scid=0x42, vcid=1, ns=8.0, nb=0.1,
+                          thermal_sigma=20.0, adc_bits=12, full_scale=4000.0, ppm=150.0, phase=0.37)
+DPSK_BURST = DPSKLink(frame="short", rate="1/2", frame_len=256, scid=0x42, vcid=1, divider=4, burst_bits=256,
+                      ppb=20.0, thermal_sigma=0.5, ppm=-150.0, phase=0.3)
+DPSK_CONT = DPSKLink(frame="short", rate="1/2", frame_len=256, scid=0x42, vcid=1, ppb=6.0, ppm=120.0, phase=0.6,
+                     adc_bits=10, full_scale=40.0)
+
+
+def _key(f):
+    return (f.data, f.t_sample, f.codewords, f.crc_ok, f.fecf_ok, f.iterations, f.sync_metric, f.fec)
+
+
+def _run(rx, y, n_chunks=0, seed=0):
+    cuts = np.sort(np.random.default_rng(seed).integers(0, y.size + 1, n_chunks))
+    out = []
+    for part in np.split(y, cuts):
+        out += rx.push(part)
+    return out + rx.flush()
+
+
+def _indices(frames, got):
+    sent = {f: i for i, f in enumerate(frames)}
+    assert all(f.data in sent for f in got if f.valid)       # nothing corrupted passes as valid
+    return [sent[f.data] for f in got if f.valid]
+
+
+# ---------------------------------------------------------------------------------------------
+# SCPPM over an APD
+
+@pytest.fixture(scope="module")
+def scppm():
+    frames = random_tm_frames(SCPPM_LINK.spec, 8, seed=1)
+    y = scppm_apd_transmit(frames, SCPPM_LINK, np.random.default_rng(1), lead_slots=3000)
+    return frames, y
+
+
+def test_scppm_samples_to_checked_frames(scppm):
+    frames, y = scppm
+    rx = SCPPMSampleReceiver(SCPPM_LINK)
+    got = _run(rx, y)
+    assert all(f.valid for f in got)
+    assert _indices(frames, got) == list(range(len(frames)))    # every frame, in order, bit-exact
+    assert rx.stats.codewords == 10 and rx.stats.codewords_crc_failed == 0
+    assert rx.sync_state.locks == 1 and rx.stats.samples == y.size
+    # time: frame 0's ASM is in codeword 0, which starts after the 3000 lead slots
+    spc = SCPPM_LINK.code.slots_per_codeword
+    assert got[0].codewords == (0, 1) and got[0].fec[0][0] is True
+    slot_of = SCPPM_LINK.clock.slot_of_sample
+    assert abs(slot_of(got[0].t_sample) - 3000.5) < 0.25      # loop still converging there
+    assert abs(slot_of(got[-1].t_sample) - (3000.5 + got[-1].codewords[0] * spc)) < 0.05
+    assert got[1].t_ps == pytest.approx(got[1].t_sample / SCPPM_LINK.sample_rate_hz * 1e12)
+    dp = TMDepacketizer(SCPPM_LINK.spec)
+    res, _ = dp.push([f.data for f in got], dp.initial_state())
+    assert len(res.packets) > 10
+
+
+def test_scppm_chunked_equals_one_shot_and_bad_chunks_change_nothing(scppm):
+    frames, y = scppm
+    one = [_key(f) for f in _run(SCPPMSampleReceiver(SCPPM_LINK), y)]
+    rx = SCPPMSampleReceiver(SCPPM_LINK)
+    cuts = np.sort(np.random.default_rng(7).integers(0, y.size + 1, 40))
+    parts = np.split(y, cuts)
+    got = []
+    for i, part in enumerate(parts):
+        if i == 5:
+            bad = part.copy()
+            if bad.size:
+                bad[bad.size // 2] = np.nan
+                with pytest.raises(ShapeError, match="finite"):
+                    rx.push(bad)
+            with pytest.raises(ShapeError, match="dtype complex128"):
+                rx.push(part.astype(np.complex128))
+            with pytest.raises(ShapeError, match="1-D"):
+                rx.push(part.reshape(1, -1))
+            got += rx.push(np.zeros(0))
+        got += rx.push(part)
+    got += rx.flush()
+    assert [_key(f) for f in got] == one
+    assert len(one) == len(frames)
+
+
+@pytest.mark.parametrize("gap", ["zeros", "noise"])
+def test_scppm_gap_loses_only_frames_around_it(gap):
+    link = SCPPM_LINK
+    frames = random_tm_frames(link.spec, 14, seed=4)
+    y = scppm_apd_transmit(frames, link, np.random.default_rng(5), lead_slots=3000)
+    spc, k = link.code.slots_per_codeword, link.code.k
+    sps = link.clock.samples_per_slot
+    # cut 1.5 codewords of signal out of codewords 5..7
+    a, b = int((3000 + 5.3 * spc) * sps), int((3000 + 6.8 * spc) * sps)
+    y = y.copy()
+    y[a:b] = 0.0 if gap == "zeros" else link.thermal_sigma * np.random.default_rng(6).standard_normal(b - a)
+    rx = SCPPMSampleReceiver(link)
+    got = _run(rx, y, 30, 2)
+    idx = _indices(frames, got)
+    assert idx == sorted(idx)
+    fb = 32 + link.spec.n_bits
+    hit = {c for c in range(5, 8)}            # codewords touched by the gap (6 wholly, 5 and 7 partly)
+    touched = [i for i in range(len(frames)) if {i * fb // k, ((i + 1) * fb - 1) // k} & hit
+               or any(i * fb // k <= c <= ((i + 1) * fb - 1) // k for c in hit)]
+    lost = [i for i in range(len(frames)) if i not in idx]
+    assert lost and set(lost) <= set(touched)                 # loss only around the gap
+    assert idx[-1] == len(frames) - 1                         # re-acquired: frames until the end
+    assert rx.sync_state.locks == 2 and rx.sync_state.lock_losses == 1
+    assert rx.stats.frame_sync_restarts == 1
+
+
+def test_scppm_all_noise_yields_no_valid_frame():
+    link = SCPPM_LINK
+    rng = np.random.default_rng(8)
+    y = link.thermal_sigma * rng.standard_normal(800_000)
+    y += link.apd_gain * link.nb * 0.5                        # background offset, no pulses
+    rx = SCPPMSampleReceiver(link)
+    got = _run(rx, y, 10, 3)
+    assert not [f for f in got if f.valid]
+    assert rx.stats.codewords == rx.stats.codewords_crc_failed
+
+
+# ---------------------------------------------------------------------------------------------
+# DPSK + DVB-S2
+
+@pytest.fixture(scope="module")
+def dpsk_burst():
+    frames = random_tm_frames(DPSK_BURST.spec, 20, seed=1)
+    y = dpsk_transmit_frames(frames, DPSK_BURST, np.random.default_rng(1), lead_slots=1000)
+    return frames, y
+
+
+def test_dpsk_burst_mode_to_checked_frames_chunked(dpsk_burst):
+    frames, y = dpsk_burst
+    rx = DPSKSampleReceiver(DPSK_BURST)
+    got = _run(rx, y, 30, 1)
+    assert all(f.valid for f in got)
+    idx = _indices(frames, got)
+    # the timing loop learns the clock offset over the first bursts: FEC frame 0 (TM frames 0..3) is
+    # lost at most; every later frame arrives, the last one thanks to flush()
+    assert idx == list(range(idx[0], len(frames))) and idx[0] <= 4
+    assert rx.stats.codewords >= 5 and rx.stats.codewords_crc_failed <= 1
+    assert all(f.fec[0][0] and f.fec[0][1] >= 0 for f in got)          # LDPC checks hold, BCH ok
+    one = _run(DPSKSampleReceiver(DPSK_BURST), y)
+    assert [_key(f) for f in one] == [_key(f) for f in got]
+
+
+def test_dpsk_continuous_with_adc_and_inverted_polarity():
+    frames = random_tm_frames(DPSK_CONT.spec, 10, seed=2)
+    y = dpsk_transmit_frames(frames, DPSK_CONT, np.random.default_rng(3), lead_slots=500)
+    for sign in (1.0, -1.0):                 # a swapped balanced pair inverts every bit
+        rx = DPSKSampleReceiver.from_dict(DPSK_CONT.to_dict())
+        got = _run(rx, sign * y, 12, 4)
+        assert _indices(frames, got) == list(range(len(frames)))
+        assert rx.fec_sync_state.inversions == (sign < 0)
+
+
+def test_dpsk_gap_loses_only_frames_around_it(dpsk_burst):
+    frames, y = dpsk_burst
+    link = DPSK_BURST
+    n_wire = link.code.n + 32
+    sps = link.clock.samples_per_slot
+    # silence FEC frame 2's slots (wire bits 2 n_wire .. 3 n_wire, 4 slots per bit at duty 1/4)
+    a, b = int((1000 + 2 * n_wire * 4) * sps), int((1000 + 3 * n_wire * 4) * sps)
+    y = y.copy()
+    y[a:b] = 0.5 * np.random.default_rng(9).standard_normal(b - a)
+    rx = DPSKSampleReceiver(link)
+    got = _run(rx, y, 20, 5)
+    idx = _indices(frames, got)
+    fb, k = 32 + link.spec.n_bits, link.code.k
+    lost = [i for i in range(len(frames)) if i not in idx]
+    near = [i for i in range(len(frames)) if (i + 1) * fb > 1 * k and i * fb < 4 * k]   # blocks 1..3
+    assert set(lost) - set(range(4)) <= set(near)                 # apart from acquisition, only the gap
+    assert idx[-1] == len(frames) - 1 and len([i for i in idx if i * fb >= 4 * k]) >= 6   # re-acquired
+    assert rx.stats.codewords_crc_failed >= 1
+
+
+def test_dpsk_all_noise_yields_no_valid_frame():
+    rng = np.random.default_rng(10)
+    for link in (DPSK_BURST, DPSK_CONT):
+        rx = DPSKSampleReceiver(link)
+        got = _run(rx, 2.0 * rng.standard_normal(400_000), 8, 6)
+        assert not [f for f in got if f.valid]
+        assert rx.stats.codewords == rx.stats.codewords_crc_failed
+
+
+# ---------------------------------------------------------------------------------------------
+# construction from plain dicts (SigMF "modem:" metadata, ZeroMQ session parameters)
+
+def test_link_dict_round_trip_and_factories():
+    for link in (SCPPM_LINK, DPSK_BURST):
+        d = json.loads(json.dumps(link.to_dict()))
+        assert link_from_dict(d) == link
+        assert link_from_dict({f"modem:{k}": v for k, v in d.items()}) == link
+        rx = receiver_from_dict(d)
+        assert type(rx) is (SCPPMSampleReceiver if link is SCPPM_LINK else DPSKSampleReceiver)
+    rx = SCPPMSampleReceiver.from_dict({"M": 32, "rate": "2/3", "ns": 5.0})
+    assert rx.code.M == 32 and rx.link.nb == 0.1
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['colour'\]"):
+        DPSKSampleReceiver.from_dict({"colour": "red"})
+    assert DPSKSampleReceiver.from_dict({"colour": "red"}, strict=False).link == DPSKLink()
+    with pytest.raises(ConfigError, match="chain must be"):
+        link_from_dict({"chain": "ook"})
+    with pytest.raises(ConfigError, match="chain must be 'dpsk'"):
+        DPSKLink.from_dict({"chain": "scppm-apd"})
+    with pytest.raises(ConfigError, match="M must be one of"):
+        SCPPMAPDLink(M=12)
+    with pytest.raises(ConfigError, match="divider"):
+        DPSKLink(divider=41)
+    with pytest.raises(ConfigError, match="ppb"):
+        DPSKLink(ppb=-1.0)
+    with pytest.raises(ConfigError, match="depth 1 only"):
+        DPSKSampleReceiver(DPSKLink(interleaver_ms=1.0))
+    with pytest.raises(ConfigError, match="interleaver_rows=1"):
+        SCPPMSampleReceiver(SCPPMAPDLink(interleaver_rows=2, interleaver_shift=1890))
