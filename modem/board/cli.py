@@ -125,7 +125,7 @@ def register(subparsers) -> None:
     r.add_argument("--metrics-addr", default="127.0.0.1")
     r.add_argument("--until-eos", action="store_true", help="stop after the board's END_OF_STREAM message")
     r.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    r.add_argument("--batch-items", type=int, default=None, help="items per decoder batch (default: ~4 codewords)")
+    r.add_argument("--batch-items", type=int, default=None, help="items per decoder batch (default: ~8 codewords)")
     r.add_argument("--ring-messages", type=int, default=1024)
     r.add_argument("--reorder-window", type=int, default=8)
     r.add_argument("--status-interval", type=float, default=1.0)
@@ -208,12 +208,12 @@ def _load_meta(path: str) -> dict:
 
 
 def batch_items_for(meta: dict) -> int:
-    """Items per decoder batch: about 4 codewords of time tags (from M, ns, nb), else 2**17."""
+    """Items per decoder batch: about 8 codewords of time tags (from M, ns, nb), else 2**17."""
     try:
         from ..fec.scppm import SCPPMCode  # noqa: PLC0415
         code = SCPPMCode(M=int(meta["M"]), rate=meta.get("rate", "1/2"))
         per_cw = code.symbols_per_codeword * (float(meta["ns"]) + code.slots_per_symbol * float(meta["nb"]))
-        return int(min(max(4 * per_cw, 4096), 1 << 20))
+        return int(min(max(8 * per_cw, 4096), 1 << 20))
     except (KeyError, TypeError, ValueError):
         return 1 << 17
 
