@@ -333,3 +333,26 @@ def test_receiver_arguments_checked():
         RealtimeReceiver(board="tcp://127.0.0.1:5", publish="tcp://0.0.0.0:7")
     with pytest.raises(ConfigError, match="restart must be at message >= 1"):
         FaultPlan(restart={0})
+
+
+def test_gnuradio_apd_samples_decoded_to_frames():
+    """Raw float32 APD samples (as a GNU Radio flowgraph's ZMQ PUSH sink would send them) feed the
+    sample receiver built from the link parameters: every frame is decoded, equal to offline."""
+    sr = pytest.importorskip("modem.sample_receiver")
+    link = sr.SCPPMAPDLink(ns=8.0)
+    frames = sr.random_tm_frames(link.spec, 6, seed=1)
+    y = sr.scppm_apd_transmit(frames, link, np.random.default_rng(2), lead_slots=200).astype(np.float32)
+    meta = link.to_dict()
+    push = zmq.Context.instance().socket(zmq.PUSH)
+    port = push.bind_to_random_port("tcp://127.0.0.1")
+    rx = RealtimeReceiver(gnuradio=f"tcp://127.0.0.1:{port}", decoder_factory=lambda: receiver_for(meta),
+                          gnuradio_rate=link.sample_rate_hz, config=RealtimeConfig(batch_items=1 << 16)).start()
+    for i in range(0, y.size, 8192):
+        push.send(y[i:i + 8192].tobytes())
+    t_end = time.monotonic() + 60
+    while rx.stats.decoded_items < y.size and time.monotonic() < t_end:
+        time.sleep(0.01)
+    rx.stop()                                          # flushes the decoder
+    push.close()
+    assert [f.data for f in rx.frames] == frames and all(f.valid for f in rx.frames)
+    assert rx.stats.frames_valid == 6 and rx.stats.frames_bad == 0 and rx.status()["kind"] == "samples"
