@@ -39,11 +39,17 @@ codeword: SCPPM ``(crc_ok, iterations, csm_llr, csm_locked)``, DPSK ``(parity_ok
 iterations, asm_metric)`` (``bch_corrected = -1``: BCH failure). Codewords that fail enter the TM
 frame synchroniser as erasures, so no unchecked data ever comes out as valid.
 
-Limits: the DVB-S2 channel interleaver (:mod:`modem.framing.interleaver`) is a block interleaver
-whose block boundaries are not marked on the wire (every FEC frame carries the same ASM), so the
-sample receiver supports depth 1 only (``interleaver_ms`` giving D > 1 raises ConfigError). The
-SCPPM convolutional channel interleaver is not supported by the sample receiver yet
-(``interleaver_rows`` must be 1).
+DVB-S2 channel interleaver (:mod:`modem.framing.interleaver`, ``interleaver_ms``): a block
+interleaver over D FEC frames whose boundaries are not marked on the wire (every FEC frame carries
+the same ASM). The receiver finds them from the code itself: once 2D-1 contiguous FEC frames are
+in, each of the D block phases is de-interleaved and the unsatisfied LDPC parity checks of the hard
+decisions are counted; the right phase leaves only the channel errors (e.g. 257 of 36000 checks at
+6 photons/bit), a wrong one about half (~18000). The phase is kept while the FEC-frame stream stays
+contiguous and found again after a discontinuity (the block in progress is then lost). Decoded
+codewords of a block carry the time of the block's first wire frame.
+
+Limit: the SCPPM convolutional channel interleaver is not supported by the sample receiver yet
+(``interleaver_rows`` must be 1; the time-tag receiver supports it).
 """
 from __future__ import annotations
 
@@ -631,7 +637,8 @@ class DPSKLink(_LinkBase):
     thermal_sigma : rms thermal noise per sample (photon units of the balanced output).
     sps, pulse_sigma, adc_bits, full_scale : sampling, as for SCPPM.
     ppm, phase : simulation only.
-    interleaver_ms : channel interleaver depth in ms; the sample receiver supports depth 1 only.
+    interleaver_ms : channel interleaver depth in ms (block interleaver of
+        D = ceil(ms * data_rate / (n + 32)) FEC frames; 0 = none).
     loop_bw : timing loop bandwidth.  burst_threshold : |z| threshold of the burst detector that
         gates the timing loop in burst mode (None: ppb/2; unused at duty 1).
     max_iter : LDPC iteration cap.  llr_scale : factor on the Gaussian-moment LLR.
@@ -885,10 +892,8 @@ class DPSKSampleReceiver:
                  decode_options: dict | None = None, deframer_options: dict | None = None):
         if not isinstance(link, DPSKLink):
             raise ConfigError(f"DPSKSampleReceiver: link must be a DPSKLink, got {type(link).__name__}")
-        if link.interleaver.depth != 1:
-            raise ConfigError("DPSKSampleReceiver: the block channel interleaver's boundaries are not marked on "
-                              "the wire; the sample receiver supports depth 1 only, got interleaver_ms="
-                              f"{link.interleaver_ms} (depth {link.interleaver.depth})")
+        self.interleaver = link.interleaver
+        self._H = None
         self.link, self.code, self.spec = link, link.code, link.spec
         self.fmt = link.burst_format
         self.frontend = SampleFrontEnd(link._frontend_config(**{**link._burst_options(), **(frontend_options or {})}))
@@ -920,6 +925,10 @@ class DPSKSampleReceiver:
         self._t_base = 0
         self._last_off = None
         self._n_cw = 0
+        self._run = []                          # wire frames of the current interleaver run
+        self._block_phase = None
+        #: syndrome weights of the D block-phase hypotheses, per (re)acquisition
+        self.block_phase_weights = []
 
     @property
     def fec_sync_state(self):
@@ -958,26 +967,33 @@ class DPSKSampleReceiver:
 
     def _after_bits(self, llr, t) -> list[ReceivedFrame]:
         P = self.fec_sync.cfg.period
+        slip = self.fec_sync.cfg.slip
         self._t_hist = np.concatenate([self._t_hist, t])
         self._bits += llr.size
         out, self._fs_state = self.fec_sync.push(llr.astype(np.float64), self._fs_state)
+        ready = []                                  # (codeword LLRs (n,) de-randomized, t, asm metric)
+        for i in range(len(out)):
+            off = int(out.offset[i])
+            if self._last_off is not None and not (P - slip <= off - self._last_off <= P + slip):
+                self._discontinuity()
+            self._last_off = off
+            j = off - self._t_base
+            t0 = float(self._t_hist[j]) if 0 <= j < self._t_hist.size else float("nan")
+            if self.interleaver.depth == 1:
+                ready.append((out.llr[i] * self._sign, t0, float(out.metric[i])))
+            else:
+                self._run.append((out.llr[i], t0, float(out.metric[i])))
+                ready += self._deinterleave_ready()
         frames = []
-        if len(out):
-            cw_llr = out.llr * self._sign
-            res = self.code.decode(cw_llr, max_iter=self.link.max_iter, **self.decode_options)
-            for i in range(len(out)):
-                off = int(out.offset[i])
-                slip = self.fec_sync.cfg.slip
-                if self._last_off is not None and not (P - slip <= off - self._last_off <= P + slip):
-                    self._deframer.restart()
-                self._last_off = off
+        if ready:
+            res = self.code.decode(np.stack([r[0] for r in ready]), max_iter=self.link.max_iter,
+                                   **self.decode_options)
+            for i, (_, t0, metric) in enumerate(ready):
                 ok = bool(res.valid[i])
                 self.stats.codewords += 1
                 self.stats.codewords_crc_failed += int(not ok)
-                j = off - self._t_base
-                t0 = float(self._t_hist[j]) if 0 <= j < self._t_hist.size else float("nan")
                 it = int(res.iterations[i])
-                fec = (bool(res.parity_ok[i]), int(res.bch_corrected[i]), it, float(out.metric[i]))
+                fec = (bool(res.parity_ok[i]), int(res.bch_corrected[i]), it, metric)
                 frames += self._deframer.push(self._n_cw, res.u_hat[i], ok, t0, it, fec)
                 self._n_cw += 1
         # keep the positions of the bits the synchroniser may still emit frames from
@@ -986,6 +1002,42 @@ class DPSKSampleReceiver:
         self._t_hist = self._t_hist[keep - self._t_base:]
         self._t_base = keep
         return frames
+
+    def _discontinuity(self):
+        """The FEC-frame stream is not contiguous: the TM frame in progress and (interleaver) the
+        block in progress are lost; the block phase is found again."""
+        self._deframer.restart()
+        self._run = []
+        self._block_phase = None
+
+    def _syndrome_weight(self, rows) -> int:
+        """Unsatisfied parity checks of the hard decisions of D wire frames taken as one block."""
+        D, n = self.interleaver.depth, self.code.n
+        c = self.interleaver.deinterleave(np.concatenate(rows)).reshape(D, n) * self._sign
+        hard = (c < 0).astype(np.int64)
+        return int(((self._H @ hard.T) % 2).sum())
+
+    def _deinterleave_ready(self) -> list:
+        """Block interleaver of depth D: find the block phase (which wire frame is row 0 of a
+        block) once 2D-1 contiguous frames are in, by the fewest unsatisfied LDPC parity checks
+        over the D hypotheses (the right one leaves only the channel errors; a wrong one about
+        half the checks); then release the D codewords of every complete block."""
+        D = self.interleaver.depth
+        if self._block_phase is None:
+            if len(self._run) < 2 * D - 1:
+                return []
+            if self._H is None:
+                self._H = self.code.ldpc.parity_check_matrix().astype(np.int32)
+            w = [self._syndrome_weight([r[0] for r in self._run[h:h + D]]) for h in range(D)]
+            self._block_phase = int(np.argmin(w))
+            self.block_phase_weights.append(tuple(w))
+            self._run = self._run[self._block_phase:]
+        ready = []
+        while len(self._run) >= D:
+            block, self._run = self._run[:D], self._run[D:]
+            c = self.interleaver.deinterleave(np.concatenate([r[0] for r in block])).reshape(D, -1) * self._sign
+            ready += [(c[i], block[0][1], block[0][2]) for i in range(D)]
+        return ready
 
 
 # =================================================================================================

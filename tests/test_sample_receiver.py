@@ -185,6 +185,33 @@ def test_dpsk_gap_loses_only_frames_around_it(dpsk_burst):
     assert rx.stats.codewords_crc_failed >= 1
 
 
+def test_dpsk_channel_interleaver_block_phase_found_from_the_code():
+    """Block interleaver of D = 4 FEC frames; the record starts in the middle of a block, so the
+    receiver must find which wire frame opens a block (fewest unsatisfied parity checks)."""
+    link = DPSKLink(frame_len=256, scid=0x42, vcid=1, slot_rate_hz=1e8, interleaver_ms=0.5, ppb=6.0,
+                    ppm=120.0, phase=0.6)
+    D, n_wire = link.interleaver.depth, link.code.n + 32
+    assert D == 4
+    frames = random_tm_frames(link.spec, 60, seed=2)
+    y = dpsk_transmit_frames(frames, link, np.random.default_rng(3), lead_slots=500)
+    y = y[int((500 + 1.5 * n_wire) * link.clock.samples_per_slot):]     # start inside wire frame 1
+    one = None
+    for n_chunks in (0, 17):
+        rx = DPSKSampleReceiver(link)
+        got = _run(rx, y, n_chunks, 8)
+        # wire frames 2, 3 end block 0 and are dropped; blocks 1..4 (FEC frames 4..19) decode
+        assert rx.block_phase_weights and len(rx.block_phase_weights) == 1
+        w = rx.block_phase_weights[0]
+        assert int(np.argmin(w)) == 2 and min(w) < 0.05 * max(w)
+        assert rx.stats.codewords == 16 and rx.stats.codewords_crc_failed == 0
+        fb, k = 32 + link.spec.n_bits, link.code.k
+        first = -(-4 * k // fb)                                  # first TM frame whose ASM is in block 1
+        assert _indices(frames, got) == list(range(first, len(frames)))
+        if one is None:
+            one = [_key(f) for f in got]
+        assert [_key(f) for f in got] == one
+
+
 def test_dpsk_all_noise_yields_no_valid_frame():
     rng = np.random.default_rng(10)
     for link in (DPSK_BURST, DPSK_CONT):
@@ -219,7 +246,5 @@ def test_link_dict_round_trip_and_factories():
         DPSKLink(divider=41)
     with pytest.raises(ConfigError, match="ppb"):
         DPSKLink(ppb=-1.0)
-    with pytest.raises(ConfigError, match="depth 1 only"):
-        DPSKSampleReceiver(DPSKLink(interleaver_ms=1.0))
     with pytest.raises(ConfigError, match="interleaver_rows=1"):
         SCPPMSampleReceiver(SCPPMAPDLink(interleaver_rows=2, interleaver_shift=1890))
