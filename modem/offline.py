@@ -93,15 +93,19 @@ def _tm_spec(meta: dict):
                        ocf=bool(meta.get("ocf", False)), fecf=bool(meta.get("fecf", True)))
 
 
+#: metadata keys that describe the file, not the link (not passed to the sample receivers)
+_READER_KEYS = ("kind", "n_samples", "adc_lsb")
+
+
 def receiver_for(meta: dict):
     """The receiver for a capture's link parameters: ``push(chunk) -> frames``, ``flush()``, ``stats``.
 
-    ``meta["chain"] == "scppm"`` with ``slot_width_ps`` -> :class:`~modem.receiver.SCPPMTimeTagReceiver`
+    ``meta["chain"] == "scppm"`` (time tags) -> :class:`~modem.receiver.SCPPMTimeTagReceiver`
     (keys M, rate, [interleaver_rows, interleaver_shift, repetition], slot_width_ps, ns, nb,
     frame_len, scid, [vcid, ocf, fecf, max_iter], and ``clock_<name>`` / ``cwsync_<name>`` keys passed to
     SlotClockConfig / CodewordSyncConfig, e.g. ``clock_acq_max_guard_ratio``); sample chains (``meta["kind"] == "samples"`` or
-    ``sample_rate`` present) -> the factory of ``modem.sample_receiver``. Raises ConfigError on bad
-    parameters.
+    chain ``"scppm-apd"`` / ``"dpsk"``) -> ``modem.sample_receiver.receiver_from_dict`` (its
+    SCPPMAPDLink / DPSKLink keys). Raises ConfigError on bad parameters.
     """
     chain = meta.get("chain")
     if chain == "scppm" and "slot_width_ps" in meta and meta.get("kind", "timetags") == "timetags":
@@ -113,17 +117,15 @@ def receiver_for(meta: dict):
         return _time_tag_receiver_class()(code, _tm_spec(meta), float(meta["slot_width_ps"]), float(meta["ns"]),
                                 float(meta["nb"]), max_iter=int(meta.get("max_iter", 16)),
                                 clock_options=clock or None, sync_options=sync or None)
-    if chain in ("scppm", "dpsk"):
+    if chain in ("scppm-apd", "dpsk", "scppm"):
         try:
-            from . import sample_receiver as sr  # noqa: PLC0415
+            from .sample_receiver import receiver_from_dict  # noqa: PLC0415
         except ImportError as exc:
             raise ConfigError(f"receiver_for: sample receivers are not available in this build ({exc})") from exc
-        params = {k: v for k, v in meta.items() if k != "kind"}
-        for name in ("receiver_from_params", "receiver_from_dict", "make_receiver", "from_params"):
-            f = getattr(sr, name, None)
-            if callable(f):
-                return f(params)
-        raise ConfigError("receiver_for: modem.sample_receiver has no receiver factory")
+        params = {k: v for k, v in meta.items() if k not in _READER_KEYS}
+        if params.get("chain") == "scppm":
+            params["chain"] = "scppm-apd"
+        return receiver_from_dict(params)
     raise ConfigError(f"receiver_for: chain must be 'scppm' or 'dpsk', got {chain!r}")
 
 

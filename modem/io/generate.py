@@ -20,8 +20,10 @@ for the duration of the outage plus re-acquisition (as a spacecraft that knows t
 station's weather forecast would schedule), and ``tail`` frames at the end (the last codeword is
 zero-padded and may not close). The decoder must therefore return every packet.
 
-DPSK / APD sample recordings: :func:`generate_sample_pass` uses task B's transmit helpers in
-``modem.sample_receiver`` (present when that module is).
+DPSK sample recordings (:func:`generate_dpsk_pass`): the same payload framing through task B's
+DVB-S2 + DPSK transmitter (``modem.sample_receiver``), burst mode, log-normal scintillation
+(``modem.channel.fading``) on the optical field, a pre-amplified balanced receiver with thermal
+noise, clock offset and an ADC; written as SigMF (ADC codes, ``ri16_le``).
 """
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["SCPPMPassSpec", "GeneratedPass", "make_packets", "frames_with_idle", "generate_scppm_pass",
+__all__ = ["SCPPMPassSpec", "GeneratedPass", "DPSKPassSpec", "GeneratedSamples", "generate_dpsk_pass",
+           "write_samples", "PRESETS", "DPSK_PRESETS", "make_packets", "frames_with_idle", "generate_scppm_pass",
            "payload_sha256"]
 
 
@@ -218,6 +221,105 @@ def generate_scppm_pass(spec: SCPPMPassSpec) -> GeneratedPass:
                          n_codewords=int(u.shape[0]), cloud_ps=cloud, generator=spec.generator_meta())
 
 
+@dataclass(frozen=True)
+class DPSKPassSpec:
+    """A generated DPSK sample pass: ``link`` (a dict of :class:`modem.sample_receiver.DPSKLink`
+    fields, simulation-only ``ppm``/``phase`` included), the payload, and the channel.
+
+    n_packets, packet_len, lead_in, tail : payload and idle frames as for :class:`SCPPMPassSpec`.
+    scint_index, coherence_s : log-normal scintillation of the received intensity (0 = none),
+        applied to the optical field before the pre-amplified balanced receiver.
+    lead_slots : slots of silence before the first burst.   seed : everything random.
+    """
+
+    link: dict = field(default_factory=dict)
+    n_packets: int = 12
+    packet_len: tuple = (40, 200)
+    lead_in: int = 5
+    tail: int = 2
+    scint_index: float = 0.0
+    coherence_s: float = 1e-3
+    lead_slots: int = 1000
+    seed: int = 1
+    description: str = ""
+
+
+@dataclass
+class GeneratedSamples:
+    samples: np.ndarray
+    meta: dict
+    sample_rate: float
+    packets: list
+    payload_sha256: str
+    n_frames: int
+    n_fec_frames: int
+    adc_lsb: float | None
+    bursts: list
+    generator: dict
+
+
+def generate_dpsk_pass(spec: DPSKPassSpec) -> GeneratedSamples:
+    """DPSK + DVB-S2 burst-mode samples with scintillation (task B's transmitter, fading added).
+
+    The chain is ``modem.sample_receiver.dpsk_transmit_frames`` with the optical field multiplied
+    by ``sqrt(I(t))``, ``I`` a unit-mean log-normal scintillation sampled at every slot time.
+    """
+    from ..channel.apd import dpsk_balanced_samples  # noqa: PLC0415
+    from ..channel.fading import LognormalScintillation  # noqa: PLC0415
+    from ..framing.randomizer import pn8  # noqa: PLC0415
+    from ..modulation import dpsk as _dpsk  # noqa: PLC0415
+    from ..sample_receiver import DPSKLink, tm_blocks  # noqa: PLC0415
+
+    link = DPSKLink.from_dict(dict(spec.link))
+    rng = np.random.default_rng(spec.seed)
+    packets = make_packets(spec.n_packets, spec.packet_len, rng)
+    frames, _ = frames_with_idle(link.spec, packets, spec.lead_in, spec.tail)
+    code = link.code
+    u = tm_blocks(frames, link.spec, code.k)
+    if link.interleaver.depth != 1:
+        raise ConfigError("generate_dpsk_pass: the sample receiver supports channel interleaver depth 1 only")
+    c = code.encode(u) ^ pn8(code.n)
+    wire = _dpsk.attach_asm(c)
+    fmt = link.burst_format
+    x, _ = _dpsk.differential_encode(wire.reshape(-1))
+    slots = fmt.slot_index(np.arange(x.size)) + int(spec.lead_slots)
+    fld = np.zeros(int(slots[-1]) + 1 + 64, np.complex128)
+    fld[slots] = _dpsk.dpsk_field(x)
+    if spec.scint_index > 0:
+        fade, _ = LognormalScintillation(spec.scint_index, spec.coherence_s).sample(
+            slots / float(link.slot_rate_hz), rng)
+        fld[slots] *= np.sqrt(fade)
+    y = dpsk_balanced_samples(fld, link.receiver_model, link.clock, rng, thermal_sigma=link.thermal_sigma)
+    lsb = link.clock.lsb if link.adc_bits is not None else None
+    # bursts as (first sample, samples) annotations
+    period = fmt.divider * fmt.burst_bits if fmt.divider > 1 else None
+    bursts = []
+    if period:
+        n_b = -(-x.size // fmt.burst_bits)
+        for b in range(n_b):
+            s0 = round((int(spec.lead_slots) + b * period) * link.sps)
+            nbits = min(fmt.burst_bits, x.size - b * fmt.burst_bits)
+            bursts.append((int(s0), int(round(nbits * link.sps))))
+    # nominal positions (sample clock without its offset), clipped to the recording
+    bursts = [(s0, min(n, y.size - s0)) for s0, n in bursts if s0 < y.size]
+    meta = link.to_dict()
+    return GeneratedSamples(samples=y, meta=meta, sample_rate=float(link.sample_rate_hz), packets=packets,
+                            payload_sha256=payload_sha256(packets), n_frames=len(frames),
+                            n_fec_frames=int(u.shape[0]), adc_lsb=lsb, bursts=bursts,
+                            generator={"n_packets": spec.n_packets, "packet_len": list(spec.packet_len),
+                                       "lead_in": spec.lead_in, "tail": spec.tail,
+                                       "scint_index": spec.scint_index, "coherence_s": spec.coherence_s,
+                                       "lead_slots": spec.lead_slots, "seed": spec.seed})
+
+
+def write_samples(g: GeneratedSamples, path, description: str = "") -> str:
+    """Write a generated sample pass as SigMF (ADC codes as ri16_le when the link has an ADC)."""
+    from .sigmf_io import write_sigmf  # noqa: PLC0415
+    ann = [(s0, n, {"core:label": "burst"}) for s0, n in g.bursts]
+    return write_sigmf(path, g.samples, g.meta, g.sample_rate, description=description, annotations=ann,
+                       adc_lsb=g.adc_lsb)
+
+
 # --------------------------------------------------------------------------------------------------
 #: generator presets of the shipped captures (captures/manifest.json lists their files and hashes)
 PRESETS = {
@@ -234,6 +336,18 @@ PRESETS = {
                                   clock_offset_ppm=-35.0, drift_ppm_per_s=5.0, seed=128,
                                   extra={"clock_acq_max_guard_ratio": 0.9},
                                   description="128-PPM SCPPM r1/2 deep-space pass, high background"),
+}
+
+#: the DPSK sample preset: DVB-S2 short 1/2, burst mode (duty 1/4, 256-slot bursts), 20 photons per
+#: bit, thermal noise, -150 ppm sample clock, 8-bit ADC, log-normal scintillation SI 0.1 with a
+#: 20 us coherence time (time-compressed so that the 0.3 ms recording sees several fades)
+DPSK_PRESETS = {
+    "dpsk_burst": DPSKPassSpec(link=dict(frame="short", rate="1/2", frame_len=256, scid=0x42, vcid=1, divider=4,
+                                         burst_bits=256, ppb=20.0, thermal_sigma=0.5, ppm=-150.0, phase=0.3,
+                                         adc_bits=8, full_scale=64.0),
+                               n_packets=12, packet_len=(40, 200), lead_in=8, tail=5, scint_index=0.1,
+                               coherence_s=2e-5, seed=2,
+                               description="DPSK + DVB-S2 short 1/2, burst mode 1/4, scintillation SI 0.1"),
 }
 
 
@@ -271,8 +385,10 @@ def register(subparsers) -> None:
                                    "and the SNSPD time-tag model (efficiency, darks, dead time, jitter, clock "
                                    "offset/drift, background, a cloud) into a capture file. Prints the "
                                    "manifest entry (payload SHA-256) as JSON.")
-    g.add_argument("out", nargs="+", metavar="FILE", help="output file(s): .h5 (HDF5) and/or .ptu (PTU T2)")
-    g.add_argument("--preset", choices=sorted(PRESETS), default="snspd16", help="start from a preset")
+    g.add_argument("out", nargs="+", metavar="FILE", help="output file(s): .h5 (HDF5) and/or .ptu (PTU T2); "
+                                                          "for the DPSK preset a SigMF stem or .sigmf-meta")
+    g.add_argument("--preset", choices=sorted(PRESETS) + sorted(DPSK_PRESETS), default="snspd16",
+                   help="start from a preset (default snspd16)")
     g.add_argument("--order", "-M", type=int, help="PPM order")
     g.add_argument("--rate", help="SCPPM rate")
     g.add_argument("--ns", type=float, help="incident signal photons per pulse")
@@ -296,6 +412,24 @@ def _run_generate(args) -> int:
     import json  # noqa: PLC0415
     import os  # noqa: PLC0415
     from dataclasses import replace  # noqa: PLC0415
+    if args.preset in DPSK_PRESETS:
+        from dataclasses import replace as _replace  # noqa: PLC0415
+        ds = DPSK_PRESETS[args.preset]
+        kw = {"seed": args.seed} if args.seed is not None else {}
+        if args.packets is not None or args.scale != 1:
+            kw["n_packets"] = args.packets if args.packets is not None else ds.n_packets * args.scale
+        ds = _replace(ds, **kw)
+        gs = generate_dpsk_pass(ds)
+        if len(args.out) != 1:
+            raise ConfigError("capture generate: the DPSK preset writes one SigMF recording (give one stem)")
+        meta_path = write_samples(gs, args.out[0], description=ds.description)
+        entry = {"files": [os.path.basename(meta_path), os.path.basename(meta_path)[:-5] + "data"],
+                 "kind": "samples", "link": gs.meta, "generator": gs.generator, "description": ds.description,
+                 "samples": int(gs.samples.size), "sample_rate": gs.sample_rate, "frames_sent": gs.n_frames,
+                 "fec_frames_sent": gs.n_fec_frames, "packets": len(gs.packets),
+                 "payload_octets": int(sum(len(p) for p in gs.packets)), "payload_sha256": gs.payload_sha256}
+        print(json.dumps(entry, indent=2))
+        return 0
     spec = PRESETS[args.preset]
     names = {"order": "M", "rate": "rate", "ns": "ns", "nb": "nb", "slot_ps": "slot_width_ps",
              "packets": "n_packets", "cloud_ms": "cloud_ms", "efficiency": "efficiency",

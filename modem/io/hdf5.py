@@ -11,7 +11,7 @@ Layout (``h5py``)::
     /modem_link                        group; its attributes are the link parameters (chain, M, rate,
                                        slot_width_ps, ns, nb, frame_len, scid, vcid, ...)
 
-Datasets are chunked (65536 elements) with shuffle + gzip and the Fletcher-32 checksum filter, so
+Datasets are chunked (16384 elements) with shuffle + gzip and the Fletcher-32 checksum filter, so
 a corrupt region of the file is detected per chunk: the reader skips that chunk, records it in
 ``stats['corrupt_regions']`` and goes on (every tag outside it is still delivered).
 """
@@ -25,7 +25,7 @@ __all__ = ["HDF5Capture", "write_timetags_hdf5", "HDF5_MAGIC", "FORMAT_NAME"]
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 FORMAT_NAME = "modem-photon-hdf5"
-H5_CHUNK = 65536
+H5_CHUNK = 16384
 
 
 def _attr_value(v):

@@ -31,8 +31,9 @@ HH V2 / TH260 / Gen. 0x01010304 ...     1024        special, channel 63: c = nsy
 
 Writing (:func:`write_ptu_t2`): record type GenericT2 (MultiHarp / PicoHarp 330), 1 ps global
 resolution, photon record ``channel << 25 | (t mod 2**25)`` for detector ``channel`` 0..62,
-overflow records ``1 << 31 | 63 << 25 | c`` (``c`` <= 2**25 - 1 wraps each) before a photon whose
-time base is ahead. The modem's link parameters go in the AnsiString tag ``Modem_LinkParams``
+overflow records ``1 << 31 | 63 << 25 | c`` before a photon whose time base is ahead, with
+``c <= 127`` per record: PicoQuant's format allows 2**25 - 1, but ptufile 2026.2.6 reads the
+count modulo 128, and records of at most 127 read the same in both. The modem's link parameters go in the AnsiString tag ``Modem_LinkParams``
 (JSON object).
 """
 from __future__ import annotations
@@ -52,6 +53,9 @@ PTU_MAGIC = b"PQTTTR\x00\x00"
 RECTYPE_GENERIC_T2 = 0x00010207
 META_TAG = "Modem_LinkParams"
 T2_WRAP = 1 << 25
+#: a silence longer than this between two tags is reported as a suspected corrupt region (1 s)
+JUMP_PS = 10 ** 12
+OVF_MAX = 127                    # overflow count per written record (see the module docstring)
 
 # tag type codes (PicoQuant unified format)
 _TY_EMPTY8, _TY_BOOL8, _TY_INT8, _TY_FLOAT8 = 0xFFFF0008, 0x00000008, 0x10000008, 0x20000008
@@ -161,6 +165,7 @@ class PTUCapture(Capture):
         from ptufile import PtuFile  # noqa: F401,PLC0415  (decoder lives on the instance)
         wrap = _RECTYPES[self.rectype][1]
         ofl = 0                                          # overflow count carried into the chunk
+        prev = None
         mono = MonotonicFilter()
         per_ch = self.stats["per_channel"]
         with open(self.path, "rb") as fh:
@@ -175,14 +180,18 @@ class PTUCapture(Capture):
                 rec = raw.astype(np.uint32, copy=False)
                 dec = self._pf.decode_records(rec)
                 ov = _overflows(rec, self.rectype)
+                base = ofl + np.cumsum(ov)                 # overflows up to and including each record
                 photon = dec["channel"] >= 0
-                # ptufile's decoded time includes the chunk's own overflows; add the carried ones
-                tt = dec["time"][photon].astype(np.int64) + ofl * wrap
+                # ptufile decodes each record (channel, dtime, markers, time field); the time base
+                # is carried here across chunks (and ptufile 2026.2.6 takes V2 overflow counts
+                # modulo 128, so the full count is applied from the raw records)
+                field = dec["time"][photon].astype(np.int64) % wrap
+                tt = base[photon] * wrap + field
                 if self.is_t3:
                     t = np.floor(tt * self.global_res_ps + dec["dtime"][photon] * self.res_ps).astype(np.int64)
                 else:
                     t = tt * int(round(self.global_res_ps))
-                ofl += int(ov.sum())
+                ofl = int(base[-1]) if base.size else ofl
                 ch = dec["channel"][photon]
                 self.stats["records"] += int(m)
                 self.stats["overflows"] += int((ov > 0).sum())
@@ -193,6 +202,13 @@ class PTUCapture(Capture):
                         per_ch[a] = per_ch.get(a, 0) + b
                 t = mono(t)
                 self.stats["dropped_non_monotonic"] = mono.dropped
+                if t.size:                                 # a corrupt overflow record: time leaps
+                    d = np.diff(np.concatenate([[prev], t])) if prev is not None else np.diff(t)
+                    for i in np.flatnonzero(d > JUMP_PS)[:8]:
+                        self.stats["corrupt_regions"].append(
+                            {"kind": "time_jump", "record_chunk_start": self.stats["records"] - int(m),
+                             "jump_s": float(d[i]) * 1e-12})
+                    prev = int(t[-1])
                 self.stats["photons"] += int(t.size)
                 yield t
 
@@ -225,16 +241,16 @@ def encode_t2_generic(t_ps: np.ndarray, channel: np.ndarray) -> np.ndarray:
         raise ValueError(f"write_ptu_t2: channels must be in 0..62, got {int(ch.min())}..{int(ch.max())}")
     base = t // T2_WRAP
     need = np.diff(np.concatenate([[0], base]))            # overflows to insert before each photon
-    n_ov = -(-need // (T2_WRAP - 1))                        # records needed (each counts <= 2**25-1)
+    n_ov = -(-need // OVF_MAX)                              # records needed (each counts <= OVF_MAX)
     out = np.empty(int(t.size + n_ov.sum()), dtype=np.uint32)
     pos = np.arange(t.size) + np.cumsum(n_ov)               # index of each photon record
     out[pos] = ((ch << 25) | (t - base * T2_WRAP)).astype(np.uint32)
     ov_idx = np.flatnonzero(n_ov)
-    for i in ov_idx:                                        # rare: one per 33.5 us of silence or less
+    for i in ov_idx:                                        # one per 33.5 us ... 4.3 ms of silence
         k = int(need[i])
         p = int(pos[i] - n_ov[i])
         while k > 0:
-            c = min(k, T2_WRAP - 1)
+            c = min(k, OVF_MAX)
             out[p] = (1 << 31) | (63 << 25) | c
             p += 1
             k -= c

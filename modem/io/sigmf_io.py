@@ -5,8 +5,9 @@ The samples are real (one ADC channel): ``core:datatype`` ``rf32_le`` (float32, 
 writes), ``rf64_le``, ``ri16_le`` or ``ri8`` (ADC codes; multiplied by ``modem:adc_lsb`` when
 given). The modem's link parameters live in the global object as ``modem:<key>`` fields, declared
 by the extension entry ``{"name": "modem", "version": "1.0.0", "optional": false}`` in
-``core:extensions`` (``modem:chain`` is ``"scppm"`` or ``"dpsk"``; the other keys are those of the
-sample receiver's parameter dict, see ``modem.sample_receiver``). Bursts may be marked with
+``core:extensions`` (``modem:chain`` is ``"scppm-apd"`` or ``"dpsk"``; the other keys are those of
+the sample receiver's parameter dict, see ``modem.sample_receiver``; plus ``modem:n_samples``, the
+sample count, and ``modem:adc_lsb`` for integer ADC codes). Bursts may be marked with
 annotations labelled ``burst``. Files written here pass ``sigmf``'s schema validation.
 
 Reading streams the data file through ``numpy.memmap``: ``chunks(n)`` yields float32 arrays of at
@@ -38,7 +39,7 @@ def sigmf_pair(path) -> tuple[str, str]:
 
 
 def write_sigmf(path, samples, meta: dict, sample_rate: float, description: str = "",
-                annotations: list | None = None) -> str:
+                annotations: list | None = None, adc_lsb: float | None = None) -> str:
     """Write float32 samples and link parameters as a validated SigMF recording.
 
     Parameters
@@ -46,16 +47,31 @@ def write_sigmf(path, samples, meta: dict, sample_rate: float, description: str 
     path : stem or either file name of the pair.   samples : (n,) real samples (stored rf32_le).
     meta : link parameters (``chain`` required), stored as ``modem:<key>`` global fields.
     sample_rate : samples per second.   annotations : ``[(start, count, {"core:label": ...}), ...]``.
+    adc_lsb : when given, the samples are ADC codes times ``adc_lsb``; they are stored as ``ri16_le``
+        codes (``round(x / adc_lsb)``, must fit int16) with ``modem:adc_lsb``.
     Returns the meta file path. Raises ``jsonschema``'s ValidationError if the result is not valid.
     """
     import sigmf  # noqa: PLC0415
     from sigmf import SigMFFile  # noqa: PLC0415
-    x = np.asarray(samples, dtype="<f4")
+    x = np.asarray(samples)
     if x.ndim != 1:
         raise ValueError(f"write_sigmf: samples must be 1-D, got shape {x.shape}")
+    meta = dict(meta)
+    if adc_lsb is not None:
+        codes = np.round(x / adc_lsb)
+        if codes.size and (codes.min() < -32768 or codes.max() > 32767):
+            raise ValueError("write_sigmf: ADC codes do not fit int16")
+        if codes.size and codes.min() >= -128 and codes.max() <= 127:
+            x, dt = codes.astype("i1"), "ri8"
+        else:
+            x, dt = codes.astype("<i2"), "ri16_le"
+        meta["adc_lsb"] = float(adc_lsb)
+    else:
+        x, dt = x.astype("<f4"), "rf32_le"
+    meta["n_samples"] = int(x.size)
     meta_path, data_path = sigmf_pair(path)
     x.tofile(data_path)
-    info = {sigmf.DATATYPE_KEY: "rf32_le", sigmf.SAMPLE_RATE_KEY: float(sample_rate),
+    info = {sigmf.DATATYPE_KEY: dt, sigmf.SAMPLE_RATE_KEY: float(sample_rate),
             sigmf.DESCRIPTION_KEY: description or "modem capture", sigmf.EXTENSIONS_KEY: [dict(MODEM_EXTENSION)],
             "core:recorder": "modem capture generate"}
     for k, v in meta.items():
@@ -126,8 +142,9 @@ class SigMFCapture(Capture):
             raise fail(meta_path, "modem: fields present but the 'modem' extension is not declared in "
                                   "core:extensions")
         meta.update(meta_overrides or {})
-        if meta.get("chain") not in ("scppm", "dpsk"):
-            raise fail(meta_path, f"link parameter modem:chain must be 'scppm' or 'dpsk', got {meta.get('chain')!r}")
+        if meta.get("chain") not in ("scppm-apd", "dpsk"):
+            raise fail(meta_path, f"link parameter modem:chain must be 'scppm-apd' or 'dpsk', got "
+                                  f"{meta.get('chain')!r}")
         self.meta = meta
         self.sample_rate = float(g.get("core:sample_rate", 0.0) or 0.0)
         self.annotations = doc.get("annotations", [])
