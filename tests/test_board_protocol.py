@@ -245,3 +245,15 @@ def test_curve_control_channel(tmp_path):
         from modem.board.control import close_auth
         close_auth(ctx)
         ctx.term()
+
+
+def test_readme_tables_match_the_definition():
+    """fpga/README.md's header and register tables say what protocol.toml says."""
+    text = (FPGA / "README.md").read_text()
+    rows = [[c.strip().strip("`") for c in ln.strip().strip("|").split("|")] for ln in text.splitlines()
+            if ln.startswith("| `")]
+    header = {r[0]: (r[1], int(r[2])) for r in rows if len(r) == 4}
+    assert header == {n: (t, o) for n, t, o in P.HEADER_FIELDS}
+    regs = {r[0]: (int(r[1], 16), r[2], r[3]) for r in rows if len(r) == 6}
+    assert regs == {r.name: (r.address, r.access, r.type) for r in P.REGISTERS.values()}
+    assert f"0x{P.MAGIC:08X}" in text
