@@ -48,8 +48,10 @@ decisions are counted; the right phase leaves only the channel errors (e.g. 257 
 contiguous and found again after a discontinuity (the block in progress is then lost). Decoded
 codewords of a block carry the time of the block's first wire frame.
 
-Limit: the SCPPM convolutional channel interleaver is not supported by the sample receiver yet
-(``interleaver_rows`` must be 1; the time-tag receiver supports it).
+SCPPM convolutional channel interleaver (``interleaver_rows`` N > 1, ``interleaver_shift`` B): the
+CSM is attached after it, so codeword sync is unchanged; the symbol metrics of every codeword go
+through the streaming de-interleaver, whose first ``B N (N-1)`` output symbols (fill) are skipped.
+A decoded codeword carries the time and CSM status of the received codeword that completed it.
 """
 from __future__ import annotations
 
@@ -64,6 +66,7 @@ from .channel.apd import APDDetector, SampleClock, apd_samples, apd_slot_moments
 from .channel.optical import NF_IDEAL_DB, PreampDLIReceiver
 from .errors import ConfigError, ShapeError
 from .fec.scppm import SCPPMCode, SCPPMDecoder, SCPPMTransmitter
+from .fec.scppm.encoder import ChannelInterleaver as _SCPPMChannelInterleaver
 from .fec.scppm.encoder import attach_asm as _attach_tm_asm
 from .fec.scppm.encoder import slice_blocks
 from .framing.bits import unpack_bytes
@@ -267,8 +270,8 @@ class SCPPMAPDLink(_LinkBase):
 
     Keys (``to_dict()`` adds ``"chain": "scppm-apd"``; SigMF metadata may prefix them ``modem:``)
     ------------------------------------------------------------------------------------------
-    M, rate, interleaver_rows, interleaver_shift : SCPPM code (:class:`SCPPMCode`; the sample
-        receiver needs interleaver_rows = 1).
+    M, rate, interleaver_rows, interleaver_shift : SCPPM code (:class:`SCPPMCode`; channel
+        interleaver rows N and shift B in symbols, N = 1: none).
     frame_len, scid, vcid, ocf, fecf : TM transfer frames (:class:`TMFrameSpec`; frame_len in octets).
     ns, nb : mean signal primary photoelectrons per pulse, background photoelectrons per slot.
     apd_gain, apd_k_eff, thermal_sigma : :class:`APDDetector` (thermal_sigma: rms noise per sample, in
@@ -549,9 +552,6 @@ class SCPPMSampleReceiver:
                  deframer_options: dict | None = None):
         if not isinstance(link, SCPPMAPDLink):
             raise ConfigError(f"SCPPMSampleReceiver: link must be an SCPPMAPDLink, got {type(link).__name__}")
-        if link.interleaver_rows != 1:
-            raise ConfigError("SCPPMSampleReceiver: the channel interleaver is not supported by the sample "
-                              f"receiver yet, need interleaver_rows=1, got interleaver_rows={link.interleaver_rows}")
         self.link, self.code, self.spec = link, link.code, link.spec
         # signal gate: halfway between the mean MF output of background only and with the signal
         P = self.code.slots_per_symbol
@@ -580,6 +580,12 @@ class SCPPMSampleReceiver:
                                      self.deframer_options)
         self._key = None
         self._n_cw = 0
+        self._restart_interleaver()
+
+    def _restart_interleaver(self):
+        self._deint = _SCPPMChannelInterleaver(self.code, inverse=True, fill=0.0)
+        self._skip = self._deint.delay          # de-interleaver output symbols that are its fill
+        self._pending = np.zeros((0, self.code.M))
 
     @property
     def sync_state(self) -> SlotCSMSyncState:
@@ -601,21 +607,48 @@ class SCPPMSampleReceiver:
         return []
 
     def _decode(self, cw: CodewordSlots) -> list[ReceivedFrame]:
+        """Symbol metrics -> [convolutional de-interleaver] -> decoder -> TM deframer. A hole in the
+        codeword stream (new lock) restarts the TM frame sync and the de-interleaver (which then
+        refills: its first ``delay`` symbols are fill, and the codewords spread over the hole are lost)."""
         if not len(cw):
             return []
-        res = self.decoder.decode(ppm_symbol_metric(cw.llr, self.code), check=False)
-        frames = []
+        c = self.code
+        metric = ppm_symbol_metric(cw.llr, c)
+        items = []            # "restart" or (metric (S, M), t, csm_llr, locked)
         for i in range(len(cw)):
             key = (int(cw.segment[i]), int(cw.seq[i]))
             if self._key is not None and key != (self._key[0], self._key[1] + 1):
-                self._deframer.restart()
+                items.append("restart")
+                self._restart_interleaver()
             self._key = key
-            ok = bool(res.crc_ok[i])
+            stream = self._deint.process(metric[i])
+            if self._skip:
+                drop = min(self._skip, stream.shape[0])
+                stream, self._skip = stream[drop:], self._skip - drop
+            stream = np.concatenate([self._pending, stream])
+            n_whole = stream.shape[0] // c.S * c.S
+            self._pending = stream[n_whole:]
+            for j in range(0, n_whole, c.S):
+                items.append((stream[j:j + c.S], float(cw.t[i]), float(cw.csm_llr[i]), bool(cw.locked[i])))
+        todo = [it for it in items if it != "restart"]
+        if not todo:
+            for it in items:
+                self._deframer.restart()
+            return []
+        res = self.decoder.decode(np.stack([it[0] for it in todo]), check=False)
+        frames = []
+        r = 0
+        for it in items:
+            if it == "restart":
+                self._deframer.restart()
+                continue
+            ok = bool(res.crc_ok[r])
+            n_it = int(res.iterations[r])
             self.stats.codewords += 1
             self.stats.codewords_crc_failed += int(not ok)
-            fec = (ok, int(res.iterations[i]), float(cw.csm_llr[i]), bool(cw.locked[i]))
-            frames += self._deframer.push(self._n_cw, res.u_hat[i], ok, float(cw.t[i]), int(res.iterations[i]), fec)
+            frames += self._deframer.push(self._n_cw, res.u_hat[r], ok, it[1], n_it, (ok, n_it, it[2], it[3]))
             self._n_cw += 1
+            r += 1
         return frames
 
 

@@ -119,6 +119,16 @@ def test_scppm_gap_loses_only_frames_around_it(gap):
     assert rx.stats.frame_sync_restarts == 1
 
 
+def test_scppm_with_convolutional_channel_interleaver():
+    link = SCPPMAPDLink(frame_len=1115, scid=0x42, vcid=1, ppm=-130.0, phase=0.8, interleaver_rows=2,
+                        interleaver_shift=1890)                  # delay B N (N-1) = 3780 symbols = S
+    frames = random_tm_frames(link.spec, 8, seed=3)
+    y = scppm_apd_transmit(frames, link, np.random.default_rng(4), lead_slots=2000)
+    got = _run(SCPPMSampleReceiver.from_dict(link.to_dict()), y, 25, 9)
+    assert _indices(frames, got) == list(range(len(frames)))
+    assert all(f.valid for f in got)
+
+
 def test_scppm_all_noise_yields_no_valid_frame():
     link = SCPPM_LINK
     rng = np.random.default_rng(8)
@@ -246,5 +256,5 @@ def test_link_dict_round_trip_and_factories():
         DPSKLink(divider=41)
     with pytest.raises(ConfigError, match="ppb"):
         DPSKLink(ppb=-1.0)
-    with pytest.raises(ConfigError, match="interleaver_rows=1"):
-        SCPPMSampleReceiver(SCPPMAPDLink(interleaver_rows=2, interleaver_shift=1890))
+    with pytest.raises(ConfigError, match="B\\*N must be a multiple"):
+        SCPPMAPDLink(interleaver_rows=2, interleaver_shift=100)
