@@ -383,12 +383,12 @@ def decode_many(paths, scheduler=None, out_dir=None, chunk: int = DEFAULT_CHUNK,
     scheduler : None -> a LocalCluster (``processes=False``, ``n_workers`` threads workers) created
         and closed here; a string -> the address of an existing scheduler (``tcp://host:8786``);
         a ``distributed.Client`` -> used as is.
-    out_dir : when given, pass ``i`` writes to ``out_dir/<file stem>``.
+    out_dir : when given, each pass writes to ``out_dir/<file name, dots as underscores>``.
     A pass that fails comes back as ``{"file": ..., "error": "<one line>"}``.
     """
     from dask.distributed import Client, LocalCluster  # noqa: PLC0415
     paths = [os.fspath(p) for p in paths]
-    outs = [None if out_dir is None else os.path.join(out_dir, _stem(p)) for p in paths]
+    outs = [None if out_dir is None else os.path.join(out_dir, n) for n in _out_names(paths)]
     cluster = None
     if isinstance(scheduler, Client):
         client, own = scheduler, False
@@ -410,12 +410,18 @@ def decode_many(paths, scheduler=None, out_dir=None, chunk: int = DEFAULT_CHUNK,
             cluster.close()
 
 
-def _stem(p: str) -> str:
-    b = os.path.basename(p)
-    for ext in (".sigmf-meta", ".sigmf-data", ".ptu", ".h5", ".hdf5", ".ttbin"):
-        if b.endswith(ext):
-            return b[: -len(ext)]
-    return b
+def _out_names(paths) -> list[str]:
+    """Distinct output folder names: the file name with its dots as underscores
+    (``snspd16_pass.h5`` -> ``snspd16_pass_h5``), ``_2``, ``_3`` ... for repeats."""
+    out, seen = [], {}
+    for p in paths:
+        b = os.path.basename(p)
+        if b.endswith((".sigmf-meta", ".sigmf-data")):
+            b = b[: -len(".sigmf-meta")] + ".sigmf"
+        b = b.replace(".", "_")
+        seen[b] = seen.get(b, 0) + 1
+        out.append(b if seen[b] == 1 else f"{b}_{seen[b]}")
+    return out
 
 
 # --------------------------------------------------------------------------------------------------

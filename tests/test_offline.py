@@ -1,0 +1,123 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Offline replay (modem.offline): chunk-size invariance, the report and output files, Dask batch
+decoding equal to one-by-one decoding, the capture generator round trip, receiver_for."""
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+
+from modem.cli import main
+from modem.errors import ConfigError
+from modem.framing.packets import parse_space_packet
+from modem.offline import decode_capture, decode_many, receiver_for
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CAPTURES = os.path.join(os.path.dirname(HERE), "captures")
+DEFAULT = os.path.join(CAPTURES, "snspd16_pass.h5")
+VOLATILE = ("throughput", "backend", "file", "plots")
+
+
+def _stable(rep: dict) -> dict:
+    return {k: v for k, v in rep.items() if k not in VOLATILE}
+
+
+@pytest.fixture(scope="module")
+def default_report():
+    return decode_capture(DEFAULT)
+
+
+@pytest.mark.parametrize("chunk", [3000, 77777, 10 ** 7])
+def test_decode_is_chunk_size_invariant(default_report, chunk):
+    rep = decode_capture(DEFAULT, chunk=chunk)
+    assert _stable(rep) == _stable(default_report)
+
+
+def test_report_contents(default_report):
+    r = default_report
+    assert r["format"] == "hdf5" and r["kind"] == "timetags" and r["chain"] == "scppm"
+    assert r["frames"]["good"] >= 20 and r["frames"]["bad"] == 0
+    assert r["quality"]["codewords"] > 0 and r["quality"]["codewords_crc_failed"] == 0
+    assert 1 <= r["quality"]["iterations_mean"] <= r["quality"]["iterations_max"] <= 16
+    assert [e["kind"] for e in r["sync_events"]] == ["acquired", "loss_of_signal", "acquired"]   # the cloud
+    los = r["gaps"]["loss_of_signal"][0]
+    assert 0.9e9 < los["t_end_ps"] - los["t_start_ps"] < 1.4e9                                  # ~1 ms
+    ph = r["photons"]
+    assert ph["tags"] == sum(ph["per_channel"].values()) and len(ph["per_channel"]) == 4
+    hist = np.array(ph["slot_histogram"])
+    assert hist.size == 20 and hist[16:].max() < 0.2 * hist[:16].min()     # guard slots: background only
+    assert r["throughput"]["wall_s"] > 0 and r["throughput"]["decoded_info_bits"] == r["frames"]["good"] * 8920
+    assert r["backend"]["backend"] == "cpu"
+    json.dumps(r)                                                             # JSON-able as is
+
+
+def test_output_files_and_plots(tmp_path, default_report):
+    rep = decode_capture(DEFAULT, out_dir=tmp_path, plots=True)
+    names = sorted(os.listdir(tmp_path))
+    assert names == ["frame_errors.png", "frames.bin", "frames.csv", "packets.bin", "report.json",
+                     "slot_histogram.png"]
+    for png in ("frame_errors.png", "slot_histogram.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = (tmp_path / "frames.csv").read_text().splitlines()
+    assert len(rows) == 1 + rep["frames"]["total"]
+    assert (tmp_path / "frames.bin").stat().st_size == 1115 * rep["frames"]["good"]
+    assert hashlib.sha256((tmp_path / "frames.bin").read_bytes()).hexdigest() == rep["frames"]["frames_sha256"]
+    blob, pos, n = (tmp_path / "packets.bin").read_bytes(), 0, 0
+    while pos < len(blob):                                                  # self-delimiting packets
+        L = 7 + int.from_bytes(blob[pos + 4:pos + 6], "big")
+        assert parse_space_packet(blob[pos:pos + L]).header.apid in range(0x100, 0x105)
+        pos, n = pos + L, n + 1
+    assert n == rep["packets"]["count"]
+    assert hashlib.sha256(blob).hexdigest() == rep["packets"]["payload_sha256"]
+    assert json.loads((tmp_path / "report.json").read_text())["frames"] == rep["frames"]
+
+
+def test_dask_batch_equals_one_by_one(tmp_path):
+    paths = [os.path.join(CAPTURES, f) for f in ("snspd16_pass.ptu", "deepspace128_pass.h5",
+                                                  "dpsk_burst_fading.sigmf-meta")]
+    paths.append(str(tmp_path / "missing.h5"))                 # an error is a result of its own task
+    batch = decode_many(paths)
+    one = [decode_capture(p) for p in paths[:3]]
+    assert [_stable(b) for b in batch[:3]] == [_stable(o) for o in one]
+    assert [b["file"] for b in batch] == paths
+    assert batch[3] == {"file": paths[3], "error": f"{paths[3]}: no such file"}
+
+
+def test_cli_batch_with_output_folders(tmp_path, capsys):
+    a = os.path.join(CAPTURES, "snspd16_pass.h5")
+    b = os.path.join(CAPTURES, "snspd16_pass.ptu")
+    assert main(["decode", a, b, "--out", str(tmp_path), "--json"]) == 0
+    reps = json.loads(capsys.readouterr().out)
+    assert [r["format"] for r in reps] == ["hdf5", "ptu-t2"]
+    assert reps[0]["packets"]["payload_sha256"] == reps[1]["packets"]["payload_sha256"]   # same tags
+    assert sorted(os.listdir(tmp_path)) == ["snspd16_pass_h5", "snspd16_pass_ptu"]
+    assert (tmp_path / "snspd16_pass_ptu" / "frames.bin").read_bytes() == \
+        (tmp_path / "snspd16_pass_h5" / "frames.bin").read_bytes()
+    assert main(["decode", a, str(tmp_path / "nope.ptu"), "--no-progress"]) == 2          # one bad pass
+    out = capsys.readouterr().out
+    assert "nope.ptu: error: " in out and "payload sha256" in out
+
+
+def test_capture_generate_round_trip(tmp_path, capsys):
+    h5, ptu = str(tmp_path / "g.h5"), str(tmp_path / "g.ptu")
+    assert main(["capture", "generate", h5, ptu, "--packets", "12", "--cloud-ms", "0", "--seed", "9"]) == 0
+    entry = json.loads(capsys.readouterr().out)
+    assert entry["files"] == ["g.h5", "g.ptu"] and entry["packets"] == 12 and entry["cloud_ps"] is None
+    for p in (h5, ptu):
+        rep = decode_capture(p)
+        assert rep["packets"]["count"] == 12
+        assert rep["packets"]["payload_sha256"] == entry["payload_sha256"]
+
+
+def test_receiver_for():
+    rx = receiver_for({"chain": "scppm", "M": 16, "rate": "1/2", "slot_width_ps": 1000.0, "ns": 2.0, "nb": 0.01,
+                       "frame_len": 1115, "scid": 1, "clock_acq_max_guard_ratio": 0.7})
+    assert rx.clock.cfg.acq_max_guard_ratio == 0.7 and rx.code.M == 16
+    rx.push(np.zeros(0, np.int64))
+    assert rx.flush() == []
+    with pytest.raises(ConfigError, match="chain must be"):
+        receiver_for({"chain": "ook"})
+    from modem.sample_receiver import DPSKSampleReceiver
+    assert isinstance(receiver_for({"chain": "dpsk", "frame_len": 256, "scid": 1, "n_samples": 5}),
+                      DPSKSampleReceiver)
