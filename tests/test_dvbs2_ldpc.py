@@ -285,3 +285,162 @@ def test_awgn_fer_slow(frame, rate, esn0, bound):
     r = c.decode(llr, max_iter=50)
     fe = int(np.count_nonzero(np.any(r.u_hat != u, axis=1)))
     assert binomtest(fe, nfr, bound, alternative="less").pvalue < 1e-3, f"FER {fe}/{nfr}"
+
+
+# ------------------------------------------------------------------------------- layered 16-bit kernel
+def _layer_edges(g):
+    """(check position, decoder variable) pairs of the layered description of LDPCGraph g."""
+    pairs = []
+    for i in range(g.q):
+        for e in range(g.lay_ptr[i], g.lay_ptr[i + 1]):
+            jv = np.arange(g.lay_cnt[e])
+            pairs.append(np.stack([i * 360 + (jv + g.lay_rho[e]) % 360, g.lay_v0[e] + jv], axis=1))
+    return np.concatenate(pairs)
+
+
+@pytest.mark.parametrize("frame,rate", ALL)
+def test_layers_reproduce_the_graph(frame, rate):
+    """The layered description (what ldpc_decode_minsum_i16 runs) is exactly H: every edge once,
+    layer i = the 360 checks at positions 360 i .. 360 i + 359; the repeats (a group meeting a
+    layer twice, which every DVB-S2 code has) are flagged, and only those."""
+    g = dvbs2.code(frame, rate).ldpc
+    pairs = _layer_edges(g)
+    assert len(pairs) == g.n_edges
+    ref = np.stack([np.repeat(np.arange(g.m), np.diff(g.dec_ptr)), g.dec_var], axis=1)
+    got = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+    ref = ref[np.lexsort((ref[:, 1], ref[:, 0]))]
+    np.testing.assert_array_equal(got, ref)
+    assert np.all((g.lay_rho >= 0) & (g.lay_rho < 360) & (g.lay_cnt <= 360))
+    # repeats: same variable run as an earlier edge of the layer <=> lay_delta
+    n_rep = 0
+    for i in range(g.q):
+        seen = set()
+        for e in range(g.lay_ptr[i], g.lay_ptr[i + 1]):
+            assert bool(g.lay_delta[e]) == (int(g.lay_v0[e]) in seen)
+            n_rep += int(g.lay_v0[e]) in seen
+            seen.add(int(g.lay_v0[e]))
+    assert n_rep == g.layer_repeats > 0
+    # without the repeats, no variable appears twice in a layer
+    for i in range(g.q):
+        es = [e for e in range(g.lay_ptr[i], g.lay_ptr[i + 1]) if not g.lay_delta[e]]
+        vs = np.concatenate([g.lay_v0[e] + np.arange(g.lay_cnt[e]) for e in es])
+        assert np.unique(vs).size == vs.size
+    assert g.layer_deg_max == max(np.diff(g.lay_ptr))
+
+
+def _one_layered_iteration_reference(g, L, alpha):
+    """One iteration of the layer-parallel min-sum in float64 (NumPy), repeats as in the kernel:
+    all edges of a layer read the same posteriors, every edge adds its message change."""
+    L = L.astype(np.float64).copy()
+    for i in range(g.q):
+        es = range(g.lay_ptr[i], g.lay_ptr[i + 1])
+        rows, vars_ = [], []
+        for e in es:
+            jv = np.arange(g.lay_cnt[e])
+            rows.append((jv + g.lay_rho[e]) % 360)
+            vars_.append(g.lay_v0[e] + jv)
+        rows, vars_ = np.concatenate(rows), np.concatenate(vars_)
+        t = L[vars_]                                   # R = 0 in the first iteration
+        m1 = np.full(360, np.inf)
+        m2 = np.full(360, np.inf)
+        neg = np.zeros(360, dtype=np.int64)
+        for r_, a in zip(rows, np.abs(t)):
+            m2[r_] = min(m2[r_], max(m1[r_], a))
+            m1[r_] = min(m1[r_], a)
+        np.add.at(neg, rows, (t < 0).astype(np.int64))
+        mag = np.where(np.abs(t) == m1[rows], m2[rows], m1[rows]) * alpha
+        sign = np.where((neg[rows] - (t < 0)) % 2 == 1, -1.0, 1.0)
+        np.add.at(L, vars_, sign * mag)                # L += r_new - r_old, r_old = 0
+    return L
+
+
+def test_i16_iteration_matches_a_float_reference():
+    """One iteration of the 16-bit kernel equals the float64 layer-parallel rule up to the
+    rounding of the scaled messages (<= 0.5 per message; within one iteration the rounding of
+    earlier layers feeds the later ones, so a few units at most, on values of about 1000)."""
+    from modem.fec.dvbs2 import _cpu
+    c = dvbs2.code("short", "1/2")
+    g = c.ldpc
+    rng = np.random.default_rng(SEED + 7)
+    llr = _awgn_llr(c.encode(rng.integers(0, 2, (1, c.k), dtype=np.uint8)), rng, 1.0)[0]
+    L0 = np.round(llr[g.dec_old] * (1024.0 / np.abs(llr).mean())).astype(np.int16)
+    L = L0.copy()
+    R = np.zeros(g.lay_v0.size * 360, np.int16)
+    T = np.zeros(g.layer_deg_max * 360, np.int16)
+    bufs = [np.zeros(720, np.int16) for _ in range(5)]
+    _cpu._i16_iteration(L, R, T, g.lay_ptr, g.lay_v0, g.lay_rho, g.lay_cnt, g.lay_delta, *bufs,
+                        np.int32(round(0.8 * 32768)), np.int32(0))
+    ref = _one_layered_iteration_reference(g, L0, 26214 / 32768)
+    assert np.abs(ref).max() < 32767                  # no saturation in this check
+    err = np.abs(L - ref)
+    print(f"max |L - ref| {err.max():.2f}, mean {err.mean():.3f}")
+    assert err.max() <= 16.0
+    assert err.mean() < 1.0
+    assert np.abs(L.astype(np.int64) - L0).max() > 1000   # the messages really moved L
+
+
+def test_i16_scale_invariance_and_small_llrs():
+    """The fixed-point decoder normalises each frame: LLRs times a power of two decode identically;
+    a tiny negative LLR keeps its hard decision (never rounds to bit 0)."""
+    c = dvbs2.code("short", "1/2")
+    rng = np.random.default_rng(SEED + 8)
+    u = rng.integers(0, 2, (4, c.k), dtype=np.uint8)
+    cw = c.encode(u)
+    llr = _awgn_llr(cw, rng, 1.5)
+    r1 = c.decode(llr)
+    for f in (0.25, 64.0):
+        r2 = c.decode(llr * np.float32(f))
+        np.testing.assert_array_equal(r1.u_hat, r2.u_hat)
+        np.testing.assert_array_equal(r1.iterations, r2.iterations)
+    clean = np.where(cw == 1, -5.0, 5.0).astype(np.float32)
+    clean[:, 10] = np.where(cw[:, 10] == 1, -1e-6, 1e-6)
+    rc = c.decode(clean)
+    np.testing.assert_array_equal(rc.u_hat, u)
+    assert np.all(rc.iterations == 0)
+
+
+def test_i16_saturation_and_offset_minsum():
+    """Huge LLRs (clipped at 1e6, saturating the 16-bit posteriors) with flipped bits still decode;
+    the offset (beta) variant decodes too."""
+    c = dvbs2.code("normal", "1/2")
+    rng = np.random.default_rng(SEED + 9)
+    u = rng.integers(0, 2, (2, c.k), dtype=np.uint8)
+    llr = 1e7 * (1.0 - 2.0 * c.encode(u).astype(np.float32))
+    llr[0, rng.choice(c.n, 30, replace=False)] *= -1e-6           # 30 weak wrong bits
+    llr[1, rng.choice(c.n, 200, replace=False)] = 0.0              # 200 erasures
+    r = c.decode(llr)
+    np.testing.assert_array_equal(r.u_hat, u)
+    assert r.valid.all() and np.all(r.iterations >= 1)
+    noisy = _awgn_llr(c.encode(u), rng, 2.0)
+    ro = c.decode(noisy, offset=0.1, scale=1.0)
+    np.testing.assert_array_equal(ro.u_hat, u)
+
+
+def test_i16_frames_independent_of_batch():
+    """Each frame decodes the same alone or in any batch (one frame per worker, no shared state)."""
+    c = dvbs2.code("short", "1/2")
+    rng = np.random.default_rng(SEED + 10)
+    llr = _awgn_llr(c.encode(rng.integers(0, 2, (7, c.k), dtype=np.uint8)), rng, 0.9)
+    r = c.decode(llr)
+    for b in (0, 3, 6):
+        rb = c.decode(llr[b])
+        np.testing.assert_array_equal(rb.u_hat, r.u_hat[b])
+        assert rb.iterations == r.iterations[b] and rb.valid == r.valid[b]
+    r3 = c.decode(llr[2:5])
+    np.testing.assert_array_equal(r3.u_hat, r.u_hat[2:5])
+
+
+def test_fast_minsum_agrees_with_serial_minsum():
+    """'minsum' (layer-parallel, 16-bit) and 'minsum-serial' (float32, check by check) decode the
+    same frames on a noisy channel, with nearly the same number of iterations."""
+    c = dvbs2.code("normal", "1/2")
+    rng = np.random.default_rng(SEED + 11)
+    u = rng.integers(0, 2, (16, c.k), dtype=np.uint8)
+    llr = _awgn_llr(c.encode(u), rng, 1.3)
+    assert np.count_nonzero((llr < 0) != c.encode(u)) > 0.1 * llr.size
+    fast = c.decode(llr)
+    ser = c.decode(llr, algorithm="minsum-serial")
+    assert fast.valid.sum() >= ser.valid.sum() - 1 and fast.valid.sum() >= 14
+    both = fast.valid & ser.valid
+    np.testing.assert_array_equal(fast.u_hat[both], ser.u_hat[both])
+    assert abs(fast.iterations.mean() - ser.iterations.mean()) < 1.0
