@@ -139,8 +139,12 @@ class LDPCGraph:
 
     def decode_device(self, llr, max_iter: int, algorithm: str, scale: float, offset: float, launcher):
         """The kernel path (``kernels/ldpc_minsum.cu``) on ``launcher``'s arrays (CuPy on a GPU, or
-        NumPy under the tests' host emulation); min-sum only."""
-        if algorithm != "minsum":
+        NumPy under the tests' host emulation); min-sum only.
+
+        The kernel is the float32 layered min-sum in the serial check order (the CPU's
+        ``_cpu.ldpc_decode_minsum_f32``), bit for bit; ``algorithm`` 'minsum' and 'minsum-serial'
+        both select it."""
+        if algorithm not in ("minsum", "minsum-serial"):
             raise BackendUnavailable(f"DVB-S2 LDPC decode: the GPU kernel implements 'minsum' only, got "
                                      f"algorithm={algorithm!r}; pass a NumPy array for {algorithm!r}")
         from . import _gpu  # noqa: PLC0415
