@@ -13,6 +13,9 @@ Subcommands:
 * ``modem decode CAPTURE ...``: decode recorded passes (PTU, HDF5, SigMF, .ttbin) -> frames,
   packets, JSON report (``modem.offline``).
 * ``modem capture generate FILE ...``: write a simulated pass (``modem.io.generate``).
+* ``modem board emulate|keys|ctl ...``: capture-board emulator (ZeroMQ wire protocol of fpga/),
+  CURVE keys, control requests; ``modem receive --board|--gnuradio ENDPOINT ...``: the real-time
+  receiver (``modem.board.cli``).
 * ``modem info``: which backend would run, and why.
 
 Every report names the backend that ran. Errors print one line (``modem: error: ...``) and exit 2.

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import zmq
 
-from modem.board.emulator import ArraySource, BoardEmulator, FaultPlan, SimulatedLink
+from modem.board.emulator import ArraySource, BoardEmulator, FaultPlan, SimulatedLink, capture_source
 from modem.board.protocol import Flags, pack_message
 from modem.board.realtime import RealtimeConfig, RealtimeReceiver, RealtimeStats, RingBuffer, SequenceTracker
 from modem.errors import ConfigError
@@ -47,8 +47,8 @@ def _reference(msgs, lost=(), split_before=()):
     return [(f.data, f.valid) for f in out]
 
 
-def _stream(msgs_or_tags, faults=None, cfg=None, publish=None, **kw):
-    src = ArraySource(msgs_or_tags)
+def _stream(tags_or_source, faults=None, cfg=None, publish=None, **kw):
+    src = ArraySource(tags_or_source) if isinstance(tags_or_source, np.ndarray) else tags_or_source
     emu = BoardEmulator(src, "tcp://127.0.0.1:*", items_per_message=PER_MSG, faults=faults)
     rx = RealtimeReceiver(board=emu.data_endpoint, decoder_factory=factory, config=cfg or RealtimeConfig(batch_items=20000),
                           publish=publish, **kw)
@@ -64,9 +64,15 @@ def _run(emu, rx, timeout=60):
     return res
 
 
-def test_emulator_to_receiver_every_frame_exact(link, tmp_path):
+def test_emulator_streams_capture_to_receiver_every_frame_exact(link, tmp_path):
+    """The emulator streams a capture file (HDF5 time tags + link parameters) over loopback TCP."""
+    from modem.io import write_timetags_hdf5
     frames, tags, msgs = link
-    emu, rx = _stream(tags, out_dir=tmp_path, publish="tcp://127.0.0.1:*",
+    write_timetags_hdf5(tmp_path / "pass.h5", tags, np.zeros(tags.size, np.int16), LINK.meta)
+    src = capture_source(tmp_path / "pass.h5")
+    assert src.meta["M"] == LINK.order and src.kind == 1
+    out = tmp_path / "rx"
+    emu, rx = _stream(src, out_dir=out, publish="tcp://127.0.0.1:*",
                       cfg=RealtimeConfig(batch_items=20000, status_interval_s=0.05))
     sub = zmq.Context.instance().socket(zmq.SUB)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
@@ -89,11 +95,11 @@ def test_emulator_to_receiver_every_frame_exact(link, tmp_path):
     st = rx.status()
     assert st["lost_messages"] == st["gaps"] == st["duplicates"] == st["resyncs"] == st["rejected_total"] == 0
     assert st["messages"] == len(msgs) + 1 and st["frames_valid"] == len(got) and st["fer"] == 0.0
-    assert st["decoded_items"] == tags.size and st["packets"] > 10
+    assert st["decoded_items"] == tags.size and st["packets"] > 10 and st["backend"] in ("cpu", "gpu")
     # files: good frames back to back; packets; every frame in the JSON lines
-    assert (tmp_path / "frames.bin").read_bytes() == b"".join(d for d, _ in got)
-    assert len((tmp_path / "frames.jsonl").read_text().splitlines()) == len(got)
-    assert (tmp_path / "packets.bin").read_bytes() == b"".join(rx.packets)
+    assert (out / "frames.bin").read_bytes() == b"".join(d for d, _ in got)
+    assert len((out / "frames.jsonl").read_text().splitlines()) == len(got)
+    assert (out / "packets.bin").read_bytes() == b"".join(rx.packets)
     # the PUB stream carried every good frame and packet, in order
     pub_frames, pub_packets = [], []
     while sub.poll(200):

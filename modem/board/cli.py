@@ -272,7 +272,7 @@ def _run_receive(args) -> int:
                       f"bp-drop {s['backpressure_chunks']} rejected {s['rejected_total']}", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         pass
-    rx.stop()
+    rx.stop(drain=args.until_eos)                             # an interrupted run does not wait for the backlog
     st = rx.status()
     if args.json:
         print(json.dumps(st, default=str))

@@ -232,9 +232,11 @@ def capture_source(path, chunk_items: int = 1 << 16):
             with open_capture(path) as cap:
                 self.meta = dict(cap.meta)
                 self.kind = PayloadKind.TIME_TAGS if cap.kind == "timetags" else PayloadKind.SAMPLES
+                rate = getattr(cap, "sample_rate", 0.0) or self.meta.get("sample_rate_hz") or \
+                    self.meta.get("sample_rate") or \
+                    float(self.meta.get("slot_rate_hz", 0.0)) * float(self.meta.get("sps", 0.0)) or 1.0
             self.sample_dtype = SampleDtype.INT64_TAG if self.kind == PayloadKind.TIME_TAGS else SampleDtype.FLOAT32
-            self.sample_rate = 1e12 if self.kind == PayloadKind.TIME_TAGS else \
-                float(self.meta.get("sample_rate_hz", self.meta.get("sample_rate", 1.0)))
+            self.sample_rate = 1e12 if self.kind == PayloadKind.TIME_TAGS else float(rate)
 
         def items(self):
             with open_capture(path) as cap:
@@ -304,20 +306,29 @@ class BoardEmulator:
         self._stop = True
 
     def _messages(self):
-        """(items, first) per message of items_per_message items from the source."""
+        """(items, index of the first item) per message of items_per_message items from the source
+        (views where a message lies inside one source array; no re-copying of the source)."""
         n = int(self.regs.snapshot()["items_per_message"])
-        buf, have, index = [], 0, 0
+        pending, have, index = [], 0, 0
         for a in self.source.items():
-            buf.append(a)
-            have += a.size
-            while have >= n:
-                cat = np.concatenate(buf) if len(buf) > 1 else buf[0]
-                yield cat[:n], index
+            pos = 0
+            if have:
+                if have + a.size < n:
+                    pending.append(a)
+                    have += a.size
+                    continue
+                pos = n - have
+                yield np.concatenate(pending + [a[:pos]]), index
                 index += n
-                buf, have = [cat[n:]], have - n
+                pending, have = [], 0
+            while a.size - pos >= n:
+                yield a[pos:pos + n], index
+                index += n
+                pos += n
+            if pos < a.size:
+                pending, have = [a[pos:]], a.size - pos
         if have:
-            cat = np.concatenate(buf)
-            yield cat, index
+            yield np.concatenate(pending), index
 
     def run(self, autostart: bool | None = None, max_messages: int | None = None) -> dict:
         """Stream the source (blocking) until it ends, :meth:`stop`, or ``max_messages``; return the stats.

@@ -116,6 +116,7 @@ class RealtimeStats:
     frames_bad: int = 0
     packets: int = 0
     eos: int = 0
+    discarded_at_stop: int = 0       # items left in the ring at stop(drain=False)
     stream_time_s: float = 0.0       # stream time decoded (tags: span of tags; samples: n / rate)
 
 
@@ -328,6 +329,8 @@ class RealtimeReceiver:
                 is_loopback(ep)          # validates the endpoint syntax
         self.cfg = config or RealtimeConfig()
         self.stats = RealtimeStats()
+        from ..backend import resolve_backend  # noqa: PLC0415
+        self.backend = resolve_backend()         # what the decoders run on (MODEM_BACKEND), reported in status
         self.decoder_factory = decoder_factory
         self.decoder = decoder_factory() if decoder_factory is not None else None
         self.spec = spec if spec is not None else getattr(self.decoder, "spec", None)
@@ -366,6 +369,7 @@ class RealtimeReceiver:
         self._stream_kind = None         # (payload_kind, sample_dtype, stream_id) fixed by the first message
         self._gr_index = 0
         self._stop = threading.Event()
+        self._discard = threading.Event()
         self.eos_event = threading.Event()
         self._decoder_totals = collections.Counter()
         self._lock_state = "search"
@@ -393,8 +397,12 @@ class RealtimeReceiver:
         """Block until an END_OF_STREAM message has been decoded and flushed (True) or timeout."""
         return self.eos_event.wait(timeout)
 
-    def stop(self) -> RealtimeStats:
-        """Stop both threads (the decoder is flushed), close files and sockets; return the stats."""
+    def stop(self, drain: bool = True) -> RealtimeStats:
+        """Stop both threads, close files and sockets; return the stats. ``drain``: decode what is
+        still in the ring first; otherwise it is discarded and counted (``discarded_at_stop``).
+        The decoder is flushed either way."""
+        if not drain:
+            self._discard.set()
         self._stop.set()
         for t in self._threads:
             t.join()
@@ -509,6 +517,9 @@ class RealtimeReceiver:
             if e is None:
                 if self._stop.is_set():
                     break
+            elif self._discard.is_set():
+                if e[0] == "batch":
+                    self.stats.discarded_at_stop += sum(h.n_items for h, _ in e[1])
             elif e[0] == "batch":
                 self._decode_batch(e[1])
             elif e[0] == "eos":
@@ -647,7 +658,7 @@ class RealtimeReceiver:
             r["value"] = (s.decoded_items - r["items"]) / (now - r["t"])
             r.update(t=now, items=s.decoded_items)
         d = asdict(s)
-        d.update(lock=self._lock_state, item_rate_stream=self._stream_rate, ingest_items_per_s=r["value"],
+        d.update(backend=self.backend, lock=self._lock_state, item_rate_stream=self._stream_rate, ingest_items_per_s=r["value"],
                  fer=(s.frames_bad / s.frames) if s.frames else None,
                  dropped_messages=s.lost_messages + s.backpressure_chunks,
                  rejected_total=sum(s.rejected.values()), decoder=dict(self._decoder_totals),
