@@ -15,9 +15,12 @@ checks before it), which converges in about half the iterations of flooding.
 """
 from __future__ import annotations
 
+import sys
+
 import numba as nb
 import numpy as np
 
+_LITTLE_ENDIAN = sys.byteorder == "little"
 LANES = 32  # frames per SIMD block of the min-sum decoder (batches smaller than this use one block)
 
 
@@ -586,15 +589,44 @@ def _reg_step_bit(reg, gen, bit):
 
 @nb.njit(cache=True)
 def _remainder(bits, b, nbits, table, gen, reg):
-    """reg <- (bits[b, :nbits] as a polynomial, first bit = highest degree) * x^P mod g."""
-    for w in range(reg.shape[0]):
-        reg[w] = np.uint64(0)
+    """reg <- (bits[b, :nbits] as a polynomial, first bit = highest degree) * x^P mod g.
+
+    Fast path (every DVB-S2 BCH code: P <= 192, nw <= 3 words, on a little-endian host): the
+    register lives in three scalars and each group of 8 bits (uint8 0/1, first bit = MSB) is
+    packed by one multiply: for the 8 bytes read as a little-endian uint64 x,
+    (x * 0x8040201008040201) >> 56 puts bit i of the group at position 7 - i (no carries).
+    """
+    nw = reg.shape[0]
     nbytes = nbits // 8
-    for i in range(nbytes):
-        byte = 0
-        for j in range(8):
-            byte = (byte << 1) | bits[b, 8 * i + j]
-        _reg_step_byte(reg, table, byte)
+    if nw <= 3 and _LITTLE_ENDIAN and bits.shape[1] % 8 == 0:
+        s8 = np.uint64(8)
+        s56 = np.uint64(56)
+        ff = np.uint64(0xFF)
+        magic = np.uint64(0x8040201008040201)
+        words = bits[b].view(np.uint64)
+        r0 = np.uint64(0)
+        r1 = np.uint64(0)
+        r2 = np.uint64(0)
+        for i in range(nbytes):
+            idx = ((r0 >> s56) ^ ((words[i] * magic) >> s56)) & ff
+            r0 = ((r0 << s8) | (r1 >> s56)) ^ table[idx, 0]
+            if nw > 1:
+                r1 = ((r1 << s8) | (r2 >> s56)) ^ table[idx, 1]
+            if nw > 2:
+                r2 = (r2 << s8) ^ table[idx, 2]
+        reg[0] = r0
+        if nw > 1:
+            reg[1] = r1
+        if nw > 2:
+            reg[2] = r2
+    else:
+        for w in range(nw):
+            reg[w] = np.uint64(0)
+        for i in range(nbytes):
+            byte = 0
+            for j in range(8):
+                byte = (byte << 1) | bits[b, 8 * i + j]
+            _reg_step_byte(reg, table, byte)
     for i in range(8 * nbytes, nbits):
         _reg_step_bit(reg, gen, bits[b, i])
 
