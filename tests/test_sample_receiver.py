@@ -8,7 +8,7 @@ import pytest
 
 from modem.errors import ConfigError, ShapeError
 from modem.framing.packets import TMDepacketizer
-from modem.sample_receiver import (DPSKLink, DPSKSampleReceiver, SCPPMAPDLink, SCPPMSampleReceiver,
+from modem.sample_receiver import (APDSlotLLR, DPSKLink, DPSKSampleReceiver, SCPPMAPDLink, SCPPMSampleReceiver,
                                    dpsk_transmit_frames, link_from_dict, random_tm_frames, receiver_from_dict,
                                    scppm_apd_transmit)
 
@@ -127,6 +127,25 @@ def test_scppm_with_convolutional_channel_interleaver():
     got = _run(SCPPMSampleReceiver.from_dict(link.to_dict()), y, 25, 9)
     assert _indices(frames, got) == list(range(len(frames)))
     assert all(f.valid for f in got)
+
+
+def test_scppm_near_threshold_mixture_slot_llr():
+    """ns = 3.5 photoelectrons per pulse through the APD (F = 2.94, thermal 20 e- per sample): the
+    Poisson-mixture slot LLR decodes every codeword; the single-Gaussian LLR decodes none there."""
+    link = SCPPMAPDLink(ns=3.5, ppm=150.0, phase=0.37)
+    frames = random_tm_frames(link.spec, 3, seed=1)
+    y = scppm_apd_transmit(frames, link, np.random.default_rng(1), lead_slots=3000)
+    rx = SCPPMSampleReceiver(link)
+    got = _run(rx, y, 5, 1)
+    assert _indices(frames, got) == list(range(len(frames))) and rx.stats.codewords_crc_failed == 0
+    rx_g = SCPPMSampleReceiver(link, slot_llr="gaussian")
+    assert not [f for f in _run(rx_g, y) if f.valid]
+    assert rx_g.stats.codewords == rx_g.stats.codewords_crc_failed >= 3
+    lam = APDSlotLLR(link.apd, link.ns, link.nb, 400.0 * rx.frontend.noise_gain)
+    z = np.linspace(-100.0, 2000.0, 500)
+    assert np.all(np.diff(lam(z)) >= 0) and np.all(np.diff(lam(z[z > 50])) > 0)   # brighter: likelier a pulse
+    assert lam(0.0) < 0 < lam(link.apd_gain * link.ns)
+    assert 5.0 < lam(1500.0) - lam(1000.0) < 25.0              # ~linear growth, not quadratic
 
 
 def test_scppm_all_noise_yields_no_valid_frame():
