@@ -424,7 +424,7 @@ def _i16_iteration(L, R, T, lay_ptr, lay_v0, lay_rho, lay_cnt, lay_delta, M1, M2
 
 @nb.njit(cache=True, parallel=True)
 def ldpc_decode_minsum_i16(llr, lay_ptr, lay_v0, lay_rho, lay_cnt, lay_delta, old, max_iter, alpha, beta,
-                           deg_max, nthr):
+                           deg_max, nthr, clip):
     """Layered min-sum of a batch ``llr`` (B, n) float32 (positive = bit 0), 16-bit fixed point.
 
     Layers as built by ``LDPCGraph`` (``lay_*``: edge e of layer i, ``lay_ptr[i] <= e <
@@ -432,7 +432,8 @@ def ldpc_decode_minsum_i16(llr, lay_ptr, lay_v0, lay_rho, lay_cnt, lay_delta, ol
     ``(jv + lay_rho[e]) mod 360``, jv < ``lay_cnt[e]``; ``lay_delta[e]``: a repeat in its layer);
     ``old[v]``: codeword index of stored variable v; deg_max: largest layer degree.
 
-    Fixed point: each frame's LLRs are scaled so that their mean magnitude is FIXED_POINT_MEAN
+    Fixed point: LLR magnitudes are first clipped at ``clip``; each frame's LLRs are then scaled so
+    that their mean magnitude is FIXED_POINT_MEAN
     (min-sum is scale invariant; the offset beta is scaled alike) and rounded (a negative LLR
     never rounds to 0, so the channel hard decisions are kept); posteriors and messages
     saturate at +-32767. Check-to-variable magnitude: ``round(alpha * 2^15) / 2^15 *
@@ -463,10 +464,11 @@ def ldpc_decode_minsum_i16(llr, lay_ptr, lay_v0, lay_rho, lay_cnt, lay_delta, ol
         for f in range(w, nfr, nw):
             tot = 0.0
             for v in range(n):
-                tot += abs(llr[f, v])
+                tot += min(abs(llr[f, v]), clip)
             sc = FIXED_POINT_MEAN * n / tot if tot > 0.0 else 1.0
             for v in range(n):
-                x = min(max(llr[f, old[v]] * sc, -float(SAT)), float(SAT))
+                x = min(max(llr[f, old[v]], -clip), clip)
+                x = min(max(x * sc, -float(SAT)), float(SAT))
                 qx = round(x)
                 if x < 0.0 and qx == 0.0:
                     qx = -1.0

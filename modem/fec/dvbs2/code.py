@@ -22,7 +22,7 @@ from ...backend import get_array_module, to_numpy
 from ...errors import ConfigError, ShapeError
 from ...framing.bits import check_bits
 from .bch import BCHCode
-from .ldpc import LDPCGraph
+from .ldpc import LLR_CLIP, LDPCGraph
 
 FRAMES = ("normal", "short")
 NORMAL_RATES = ("1/4", "1/3", "2/5", "1/2", "3/5", "2/3", "3/4", "4/5", "5/6", "8/9", "9/10")
@@ -65,7 +65,7 @@ ALGORITHMS = ("minsum", "sum-product", "minsum-serial")
 SCALE_LOW_DEGREE = 0.875     # check-node degree <= 6 (normal 1/4, 1/3, 2/5 and their short twins)
 SCALE_HIGH_DEGREE = 0.8      # check-node degree >= 7
 DEFAULT_SCALE = None         # decode(scale=None) uses DVBS2Code.minsum_scale
-LLR_CLIP = 1.0e6  # channel LLR magnitudes are clipped here (float32 head-room for the sums)
+# LLR_CLIP (defined in ldpc.py): channel LLR magnitudes are clipped there (float32 head-room for the sums)
 
 
 def load_table(frame: str, rate: str) -> tuple[tuple[int, ...], ...]:
@@ -219,7 +219,8 @@ class DVBS2Code:
         if flat.size and not np.isfinite(flat).all():
             bad = flat[~np.isfinite(flat)].flat[0]
             raise ShapeError(f"{who}: llr must be finite, found value {bad}")
-        flat = np.clip(flat, -LLR_CLIP, LLR_CLIP)
+        if algorithm != "minsum":          # the fixed-point min-sum kernel clips as it reads (no copy)
+            flat = np.clip(flat, -LLR_CLIP, LLR_CLIP)
         hard, ok, iters = self.ldpc.decode(flat, int(max_iter), algorithm, float(scale), float(offset))
         info = np.ascontiguousarray(hard[:, :self.k_ldpc])
         corrected = self.bch.decode_inplace(info)
@@ -247,7 +248,8 @@ class DVBS2Code:
         if flat.size and not bool(xp.isfinite(flat).all()):
             bad = flat[~xp.isfinite(flat)].ravel()[0]
             raise ShapeError(f"{who}: llr must be finite, found value {bad}")
-        flat = xp.clip(flat, -LLR_CLIP, LLR_CLIP)
+        if algorithm != "minsum":          # as decode(): the fixed-point kernel clips as it reads
+            flat = xp.clip(flat, -LLR_CLIP, LLR_CLIP)
         hard, ok, iters = self.ldpc.decode_device(flat, max_iter, algorithm, scale, offset, launcher)
         info = xp.ascontiguousarray(hard[:, :self.k_ldpc])
         from . import _gpu  # noqa: PLC0415

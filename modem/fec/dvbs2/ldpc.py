@@ -18,6 +18,9 @@ from ...errors import BackendUnavailable, ConfigError
 from . import _cpu
 
 
+LLR_CLIP = 1.0e6  # channel LLR magnitudes are clipped here (float32 head-room; the 16-bit kernel clips as it reads)
+
+
 class LDPCGraph:
     """Tanner graph of one DVB-S2 LDPC code in the layouts the kernels use.
 
@@ -127,7 +130,7 @@ class LDPCGraph:
         if algorithm == "minsum":
             return _cpu.ldpc_decode_minsum_i16(llr, self.lay_ptr, self.lay_v0, self.lay_rho, self.lay_cnt,
                                                self.lay_delta, self.dec_old, max_iter, float(scale), float(offset),
-                                               self.layer_deg_max, numba.get_num_threads())
+                                               self.layer_deg_max, numba.get_num_threads(), LLR_CLIP)
         if algorithm == "minsum-serial":
             return _cpu.ldpc_decode_minsum_f32(llr, self.dec_ptr, self.dec_var, self.dec_old, max_iter,
                                                np.float32(scale), np.float32(offset), self.dc_max,
@@ -141,11 +144,13 @@ class LDPCGraph:
         """The kernel path (``kernels/ldpc_minsum.cu``) on ``launcher``'s arrays (CuPy on a GPU, or
         NumPy under the tests' host emulation); min-sum only.
 
-        The kernel is the float32 layered min-sum in the serial check order (the CPU's
-        ``_cpu.ldpc_decode_minsum_f32``), bit for bit; ``algorithm`` 'minsum' and 'minsum-serial'
-        both select it."""
-        if algorithm not in ("minsum", "minsum-serial"):
-            raise BackendUnavailable(f"DVB-S2 LDPC decode: the GPU kernel implements 'minsum' only, got "
-                                     f"algorithm={algorithm!r}; pass a NumPy array for {algorithm!r}")
+        Each algorithm runs the bit-exact twin of its CPU kernel: 'minsum' the 16-bit
+        layer-parallel kernel (``kernels/ldpc_layered_i16.cu``), 'minsum-serial' the float32
+        serial-order kernel (``kernels/ldpc_minsum.cu``); 'sum-product' has no GPU kernel."""
         from . import _gpu  # noqa: PLC0415
-        return _gpu.ldpc_decode_minsum_gpu(llr, self, max_iter, scale, offset, launcher)
+        if algorithm == "minsum":
+            return _gpu.ldpc_decode_layered_i16_gpu(llr, self, max_iter, scale, offset, launcher)
+        if algorithm == "minsum-serial":
+            return _gpu.ldpc_decode_minsum_gpu(llr, self, max_iter, scale, offset, launcher)
+        raise BackendUnavailable(f"DVB-S2 LDPC decode: the GPU kernels implement 'minsum' and 'minsum-serial', "
+                                 f"got algorithm={algorithm!r}; pass a NumPy array for {algorithm!r}")
