@@ -15,6 +15,7 @@ inline thread_local modem_dim3 blockIdx, threadIdx, blockDim, gridDim;
 #define __device__
 #define __forceinline__ inline
 #define __restrict__
+#define __shared__ static  // blocks run one after the other, one thread each
 #define MODEM_DEV inline
 #define MODEM_HOST_INLINE inline
 
@@ -28,7 +29,7 @@ inline double __dadd_rn(double a, double b) { volatile double r = a + b; return 
 inline double __dsub_rn(double a, double b) { volatile double r = a - b; return r; }
 inline double __ddiv_rn(double a, double b) { volatile double r = a / b; return r; }
 using std::exp; using std::log; using std::log1p; using std::fabs; using std::sqrt; using std::floor;
-using std::fmin; using std::fmax;
+using std::fmin; using std::fmax; using std::rint;
 inline double cyl_bessel_i0(double x) { return std::cyl_bessel_i(0.0, x); }
 inline double cyl_bessel_i1(double x) { return std::cyl_bessel_i(1.0, x); }
 

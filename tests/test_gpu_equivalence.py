@@ -48,12 +48,12 @@ class Backend:
             return dec._decode_device(metric, self.launcher)
         return dec.decode(self.put(metric))
 
-    def dvbs2_decode(self, c, llr, max_iter):
+    def dvbs2_decode(self, c, llr, max_iter, algorithm="minsum"):
         if self.name == "cpu":
-            return SimpleNamespace(**_cpu_reference(c, llr, max_iter))
+            return SimpleNamespace(**_cpu_reference(c, llr, max_iter, algorithm))
         if self.launcher is not None:
-            return c._decode_device(llr, max_iter, "minsum", c.minsum_scale, 0.0, self.launcher)
-        return c.decode(self.put(llr), max_iter=max_iter)
+            return c._decode_device(llr, max_iter, algorithm, c.minsum_scale, 0.0, self.launcher)
+        return c.decode(self.put(llr), max_iter=max_iter, algorithm=algorithm)
 
 
 @pytest.fixture(params=["cpu", "emulated", pytest.param("gpu", marks=pytest.mark.gpu)])
@@ -133,26 +133,10 @@ def test_scppm_max_log_has_no_kernel(be):
 # --------------------------------------------------------------------------------------------
 # DVB-S2 LDPC min-sum + BCH (kernels/ldpc_minsum.cu, bch_syndrome.cu): bit-exact
 # --------------------------------------------------------------------------------------------
-def _serial_minsum_name(c) -> str:
-    """The CPU algorithm the GPU kernel mirrors: the float32 serial-order layered min-sum
-    ('minsum-serial' where the CPU default 'minsum' is another implementation)."""
-    try:
-        c.ldpc.decode(np.zeros((0, c.n), dtype=np.float32), 1, "minsum-serial", 0.8, 0.0)
-        return "minsum-serial"
-    except ValueError:
-        return "minsum"
-
-
-def _cpu_reference(c, llr, max_iter, scale=None, offset=0.0):
-    """DVBS2Code.decode with the CPU's serial float32 min-sum: LDPC, then the BCH decoder."""
-    from modem.fec.dvbs2.code import LLR_CLIP  # noqa: PLC0415
-    scale = c.minsum_scale if scale is None else scale
-    flat = np.clip(np.ascontiguousarray(llr, dtype=np.float32), -LLR_CLIP, LLR_CLIP)
-    hard, ok, iters = c.ldpc.decode(flat, max_iter, _serial_minsum_name(c), scale, offset)
-    info = np.ascontiguousarray(hard[:, :c.k_ldpc])
-    corrected = c.bch.decode_inplace(info)
-    return dict(u_hat=info[:, :c.k], parity_ok=ok, bch_corrected=corrected, valid=ok & (corrected >= 0),
-                iterations=iters)
+def _cpu_reference(c, llr, max_iter, algorithm="minsum"):
+    """DVBS2Code.decode on the CPU (LDPC kernel of ``algorithm``, then the BCH decoder), as a dict."""
+    r = c.decode(llr, max_iter=max_iter, algorithm=algorithm)
+    return {f: getattr(r, f) for f in ("u_hat", "parity_ok", "bch_corrected", "valid", "iterations")}
 
 
 def _awgn_llr(c, ebn0_db, rng):
@@ -164,55 +148,63 @@ def _awgn_llr(c, ebn0_db, rng):
     return u, (2.0 * y / sigma ** 2).astype(np.float32)
 
 
+ALGS = ["minsum", "minsum-serial"]     # 16-bit layer-parallel (default) and float32 serial-order
+
+
+@pytest.mark.parametrize("algorithm", ALGS)
 @pytest.mark.parametrize("frame,rate,ebn0", [
     ("short", "1/2", [0.4, 1.2, 1.6, 4.0]),       # a failure, slow and fast convergence
     ("normal", "1/2", [1.1, 1.4]),
     ("short", "8/9", [3.4, 4.2]),
     ("short", "1/4", [0.2, 3.0]),
 ])
-def test_ldpc_decode_equals_cpu(be, frame, rate, ebn0, rng):
+def test_ldpc_decode_equals_cpu(be, frame, rate, ebn0, algorithm, rng):
     c = dvbs2_code(frame, rate)
     u, llr = _awgn_llr(c, ebn0, rng)
-    ref = _cpu_reference(c, llr, 25)
-    out = be.dvbs2_decode(c, llr, 25)
+    ref = _cpu_reference(c, llr, 25, algorithm)
+    out = be.dvbs2_decode(c, llr, 25, algorithm)
     for f in ("u_hat", "parity_ok", "bch_corrected", "valid", "iterations"):
         np.testing.assert_array_equal(host(getattr(out, f)), ref[f], err_msg=f)
     assert ref["iterations"].max() > 1 and ref["parity_ok"].any()
 
 
-def test_ldpc_noiseless_frames_take_zero_iterations(be, rng):
+@pytest.mark.parametrize("algorithm", ALGS)
+def test_ldpc_noiseless_frames_take_zero_iterations(be, algorithm, rng):
     c = dvbs2_code("short", "3/5")
     u = rng.integers(0, 2, (2, c.k), dtype=np.uint8)
     llr = (4.0 * (1.0 - 2.0 * c.encode(u))).astype(np.float32)
-    ref = _cpu_reference(c, llr, 50)
-    out = be.dvbs2_decode(c, llr, 50)
+    ref = _cpu_reference(c, llr, 50, algorithm)
+    out = be.dvbs2_decode(c, llr, 50, algorithm)
     np.testing.assert_array_equal(host(out.u_hat), u)
     np.testing.assert_array_equal(host(out.iterations), ref["iterations"])
     assert (ref["iterations"] == 0).all()
 
 
-def test_ldpc_hard_decisions_equal_cpu_with_offset_min_sum(be, rng):
+@pytest.mark.parametrize("algorithm", ALGS)
+def test_ldpc_hard_decisions_equal_cpu_with_offset_min_sum(be, algorithm, rng):
     c = dvbs2_code("short", "2/3")
     _, llr = _awgn_llr(c, [1.8, 2.2, 2.6], rng)
-    ref = c.ldpc.decode(llr, 20, _serial_minsum_name(c), 0.75, 0.25)
+    ref = c.ldpc.decode(llr, 20, algorithm, 0.75, 0.25)
     if be.launcher is not None:
-        out = c.ldpc.decode_device(llr, 20, "minsum", 0.75, 0.25, be.launcher)
+        out = c.ldpc.decode_device(llr, 20, algorithm, 0.75, 0.25, be.launcher)
     else:
-        out = c.ldpc.decode(be.put(llr), 20, _serial_minsum_name(c) if be.name == "cpu" else "minsum", 0.75, 0.25)
+        out = c.ldpc.decode(be.put(llr), 20, algorithm, 0.75, 0.25)
     for a, b in zip(out, ref):
         np.testing.assert_array_equal(host(a), b)
 
 
 def test_ldpc_bch_residual_errors_are_corrected_like_the_cpu(be, rng):
-    """Words that satisfy the LDPC checks but not the BCH code (a few flipped information bits
-    with strong LLRs on an LDPC codeword is impossible, so build the BCH case directly)."""
+    """LDPC codewords whose BCH part carries 2 (frame 0) or no (frame 1) bit errors: the LDPC
+    checks hold at once, the BCH check kernel flags frame 0 and the algebraic decoder fixes it."""
     c = dvbs2_code("short", "1/2")
     u = rng.integers(0, 2, (2, c.k), dtype=np.uint8)
-    cw = c.encode(u)
+    bch_cw = np.ascontiguousarray(c.bch.encode(u))
+    bch_cw[0, [5, 777]] ^= 1
+    cw = c.ldpc.encode(bch_cw)
     llr = (3.0 * (1.0 - 2.0 * cw)).astype(np.float32)
-    llr[0, [5, 77]] *= -0.2         # two weak wrong bits the LDPC decoder repairs
     ref = _cpu_reference(c, llr, 30)
     out = be.dvbs2_decode(c, llr, 30)
+    assert list(ref["bch_corrected"]) == [2, 0] and (ref["u_hat"] == u).all()
     for f in ("u_hat", "parity_ok", "bch_corrected", "valid", "iterations"):
         np.testing.assert_array_equal(host(getattr(out, f)), ref[f], err_msg=f)
 

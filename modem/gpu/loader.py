@@ -25,6 +25,7 @@ KERNEL_SIGNATURES = {
     "scppm_siso": {**{f"{k}<{m}>": sig for m in range(2, 9) for k, sig in _SCPPM_T.items()},
                    "scppm_inner_recursions": "ppppLL", "scppm_outer_siso": "ppppppLLLui"},
     "ldpc_minsum": {"ldpc_minsum_decode_f32": "ppppppiLLLiffpppppp"},
+    "ldpc_layered_i16": {"ldpc_layered_i16": "pppppppiLLiiddppppp"},
     "bch_syndrome": {"bch_remainder_nonzero": "pLLLppip"},
     "sync_correlate": {"massey_metric_f64": "ppiLLipp", "csm_symbol_lse_f64": "pLLidp",
                        "csm_llr_f64": "pLLpidpp"},

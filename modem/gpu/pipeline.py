@@ -198,7 +198,6 @@ class DPSKGPUPipeline:
     def _launch(self, dev):
         """LLR kernel, LDPC kernel, BCH check kernel; no synchronisation (see :func:`_run`)."""
         from ..fec.dvbs2 import _gpu  # noqa: PLC0415
-        from ..fec.dvbs2.code import LLR_CLIP  # noqa: PLC0415
         from .ops import BLOCK, _grid  # noqa: PLC0415
         xp, c, la = self.launcher.xp, self.code, self.launcher
         xa, xb = dev["xa"], dev["xb"]
@@ -208,7 +207,6 @@ class DPSKGPUPipeline:
         if xa.size:
             la("dpsk_llr", f"dpsk_llr_{self.llr}_f32", _grid(xa.size), BLOCK, xa, xb, es, 0, self.sigma2,
                self.modes, no_erase, 0, xa.size, llr)
-        llr = xp.clip(llr, -LLR_CLIP, LLR_CLIP)
         hard, ok, iters = c.ldpc.decode_device(llr, self.max_iter, "minsum", c.minsum_scale, 0.0, la)
         info = xp.ascontiguousarray(hard[:, :c.k_ldpc])
         nz = _gpu.bch_nonzero_gpu(info, c.k_ldpc, c.ldpc, c.bch, la)

@@ -1,11 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
-"""GPU launch wrappers of the DVB-S2 decoders (``kernels/ldpc_minsum.cu``, ``kernels/bch_syndrome.cu``).
+"""GPU launch wrappers of the DVB-S2 decoders (``kernels/ldpc_layered_i16.cu``,
+``kernels/ldpc_minsum.cu``, ``kernels/bch_syndrome.cu``).
 
-The LDPC kernel mirrors :func:`modem.fec.dvbs2._cpu.ldpc_decode_minsum_f32` bit for bit (same
-hard decisions, parity flags and iteration counts): one thread block per frame runs the layered
-schedule as *waves* of checks that share no variable (:func:`wave_schedule`), which reproduces the
-serial check order exactly. Arrays stay on the device; the graph tables are uploaded once per
-device and code.
+Two min-sum kernels, each the bit-exact twin (same hard decisions, parity flags and iteration
+counts) of one CPU kernel:
+
+* 'minsum' (the default on both backends): 16-bit layer-parallel min-sum, one block per frame,
+  one thread per row of a 360-check layer = :func:`modem.fec.dvbs2._cpu.ldpc_decode_minsum_i16`;
+* 'minsum-serial': float32 min-sum in the serial check order = ``_cpu.ldpc_decode_minsum_f32``,
+  one block per frame running *waves* of checks that share no variable (:func:`wave_schedule`).
+
+Arrays stay on the device; the graph tables are uploaded once per device and code.
 """
 from __future__ import annotations
 
@@ -59,6 +64,15 @@ class _DeviceTables:
         self.wave_chk = xp.asarray(wave_chk)
         self.n_waves = int(wave_ptr.size - 1)
         self.n, self.m, self.E = graph.n, graph.m, int(graph.dec_var.size)
+        # layered (quasi-cyclic) description for the 16-bit layer-parallel kernel
+        self.lay_ptr = xp.asarray(graph.lay_ptr.astype(np.int32))
+        self.lay_v0 = xp.asarray(graph.lay_v0.astype(np.int32))
+        self.lay_rho = xp.asarray(graph.lay_rho.astype(np.int32))
+        self.lay_cnt = xp.asarray(graph.lay_cnt.astype(np.int32))
+        self.lay_delta = xp.asarray(graph.lay_delta.astype(np.uint8))
+        self.q = int(graph.lay_ptr.size - 1)
+        self.ne = int(graph.lay_v0.size)
+        self.layer_deg_max = int(graph.layer_deg_max)
         if bch is not None:
             table, gen = bch._tables
             self.bch_table = xp.asarray(np.ascontiguousarray(table))
@@ -109,6 +123,36 @@ def ldpc_decode_minsum_gpu(llr, graph, max_iter: int, scale: float, offset: floa
     launcher("ldpc_minsum", "ldpc_minsum_decode_f32", B, LDPC_BLOCK, llr, tab.ptr, tab.var, tab.old,
              tab.wave_ptr, tab.wave_chk, tab.n_waves, n, tab.m, tab.E, int(max_iter), float(scale), float(offset),
              L, mins, ef, hard, ok, iters)
+    return hard, ok.astype(bool), iters
+
+
+I16_BLOCK = 384        # one thread per row of a 360-check layer
+I16_MAXDEG = 32        # LDPC_I16_MAXDEG of kernels/ldpc_layered_i16.cu
+
+
+def ldpc_decode_layered_i16_gpu(llr, graph, max_iter: int, scale: float, offset: float, launcher):
+    """16-bit layer-parallel min-sum (``kernels/ldpc_layered_i16.cu``) on ``llr`` (B, n) float32,
+    the twin of the CPU default ``_cpu.ldpc_decode_minsum_i16``: same hard decisions, flags and
+    iteration counts. Returns (hard (B, n) uint8, parity_ok (B,) bool, iterations (B,) int32)."""
+    xp = launcher.xp
+    tab = tables_for(graph, None, launcher)
+    B, n = (int(x) for x in llr.shape)
+    if n != tab.n:
+        raise ConfigError(f"ldpc_decode_layered_i16_gpu: llr has {n} columns, code needs {tab.n}")
+    if tab.layer_deg_max > I16_MAXDEG:
+        raise ConfigError(f"ldpc_decode_layered_i16_gpu: layer degree {tab.layer_deg_max} > {I16_MAXDEG}")
+    hard = xp.zeros((B, n), dtype=np.uint8)
+    ok = xp.zeros(B, dtype=np.uint8)
+    iters = xp.zeros(B, dtype=np.int32)
+    if B == 0:
+        return hard, ok.astype(bool), iters
+    L = xp.empty(B * n, dtype=np.int16)
+    R = xp.empty(B * tab.ne * 360, dtype=np.int16)
+    from .code import LLR_CLIP  # noqa: PLC0415
+    A = int(np.rint(float(scale) * 32768.0))
+    launcher("ldpc_layered_i16", "ldpc_layered_i16", B, I16_BLOCK, llr, tab.old, tab.lay_ptr, tab.lay_v0,
+             tab.lay_rho, tab.lay_cnt, tab.lay_delta, tab.q, n, tab.ne, int(max_iter), A, float(offset),
+             float(LLR_CLIP), L, R, hard, ok, iters)
     return hard, ok.astype(bool), iters
 
 
