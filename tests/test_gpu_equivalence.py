@@ -193,6 +193,19 @@ def test_ldpc_hard_decisions_equal_cpu_with_offset_min_sum(be, algorithm, rng):
         np.testing.assert_array_equal(host(a), b)
 
 
+@pytest.mark.parametrize("algorithm", ALGS)
+def test_ldpc_huge_and_zero_llrs_equal_cpu(be, algorithm, rng):
+    """LLR magnitudes beyond the 1e6 clip and exact zeros (erasures) take the same path."""
+    c = dvbs2_code("short", "1/2")
+    _, llr = _awgn_llr(c, [1.4, 1.6], rng)
+    llr[0, ::97] *= 3.0e6
+    llr[1, ::13] = 0.0
+    ref = _cpu_reference(c, llr, 25, algorithm)
+    out = be.dvbs2_decode(c, llr, 25, algorithm)
+    for f in ("u_hat", "parity_ok", "bch_corrected", "valid", "iterations"):
+        np.testing.assert_array_equal(host(getattr(out, f)), ref[f], err_msg=f)
+
+
 def test_ldpc_bch_residual_errors_are_corrected_like_the_cpu(be, rng):
     """LDPC codewords whose BCH part carries 2 (frame 0) or no (frame 1) bit errors: the LDPC
     checks hold at once, the BCH check kernel flags frame 0 and the algebraic decoder fixes it."""
