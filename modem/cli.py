@@ -70,7 +70,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     _add_link_budget_parser(sub)
     _add_curve_parser(sub)
-    for mod in ("modem.offline", "modem.io.generate", "modem.board.cli", "modem.gpu.bench"):   # registered by their modules
+    for mod in ("modem.offline", "modem.io.generate", "modem.board.cli", "modem.gpu.bench",
+                "modem.sample_loopback"):   # registered by their modules
         importlib.import_module(mod).register(sub)
 
     sub.add_parser("info", help="backend, device and versions that would run here",

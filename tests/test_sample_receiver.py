@@ -277,3 +277,14 @@ def test_link_dict_round_trip_and_factories():
         DPSKLink(ppb=-1.0)
     with pytest.raises(ConfigError, match="B\\*N must be a multiple"):
         SCPPMAPDLink(interleaver_rows=2, interleaver_shift=100)
+
+
+def test_cli_samples_loopback(capsys):
+    from modem.cli import main
+    assert main(["samples", "dpsk", "--param", "frame_len=256", "--param", "ppm=200", "--frames", "8",
+                 "--chunk", "5000", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["frames_sent"] == 8 and rep["frames_valid"] == 8 and rep["undetected_errors"] == 0
+    assert rep["link"]["ppm"] == 200 and rep["codewords"] == 3 and rep["codewords_failed"] == 0
+    with pytest.raises(SystemExit):
+        main(["samples", "ook"])
