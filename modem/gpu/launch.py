@@ -56,12 +56,17 @@ class CupyLauncher:
         conv = []
         for c, a in zip(sig, args):
             if c == "p":
-                conv.append(a if a is not None else 0)
+                if a is None:
+                    raise ConfigError(f"{entry}: a device array is required for every pointer argument")
+                conv.append(a)
             else:
                 conv.append(_NP_SCALAR[c](a))
         fn = get_function(file, entry)
-        kw = {"stream": self.stream} if self.stream is not None else {}
-        fn((max(int(grid), 1),), (int(block),), tuple(conv), **kw)
+        if self.stream is None:             # RawKernel launches on the current stream
+            fn((max(int(grid), 1),), (int(block),), tuple(conv))
+        else:
+            with self.stream:
+                fn((max(int(grid), 1),), (int(block),), tuple(conv))
 
 
 def _cxx_name(entry: str) -> str:
