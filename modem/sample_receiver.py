@@ -33,6 +33,11 @@ first; LLR positive = bit 0; time of a frame = the input sample position (``t_sa
 first sample pushed since ``reset``) of the first slot of the codeword (FEC frame) that carried the
 frame's ASM, and ``t_ps = t_sample / sample_rate_hz * 1e12`` on the receiver's own sample clock.
 
+Sync events (``stats.events``, :class:`modem.sync.slot_clock.SyncEvent`, receiver ps):
+``acquired`` when codeword sync (SCPPM) / FEC-frame sync (DPSK) locks, ``loss_of_signal`` when it
+gives the lock up (``t_end_ps`` = the next ``acquired``), ``slip`` when SCPPM codeword sync
+re-times by one slot (``info["slots"]``).
+
 Per-frame status (:class:`modem.receiver.ReceivedFrame`): ``crc_ok`` = every codeword that carried
 the frame decoded as valid (SCPPM: CRC-32; DPSK: LDPC parity checks hold and BCH did not fail),
 ``fecf_ok`` = the TM frame's own CRC-16, ``valid`` = both; ``fec`` = one tuple per carrying
@@ -78,7 +83,8 @@ from .framing.tm import TMFrameSpec, decode_tm_frame
 from .modulation import dpsk as _dpsk
 from .receiver import LLR_DECODED, ReceivedFrame, ReceiverStats
 from .sync.codeword_sync import csm_llr
-from .sync.frame_sync import ASMFrameSync, FrameSyncConfig
+from .sync.frame_sync import ASMFrameSync, FrameSyncConfig, SyncMode
+from .sync.slot_clock import SyncEvent
 from .sync.samples import FrontEndConfig, SampleFrontEnd, dpsk_bit_llr, gaussian_slot_llr, ppm_symbol_metric
 
 #: slot LLRs are clipped to +-this: the probability-domain SCPPM decoder needs symbol metrics
@@ -199,6 +205,15 @@ class _LinkBase:
     def adc_noise_var(self) -> float:
         """Quantisation noise variance per sample, ``lsb^2 / 12`` (0 without ADC)."""
         return 0.0 if self.adc_bits is None else self.clock.lsb ** 2 / 12.0
+
+
+def _record_event(stats: ReceiverStats, kind: str, t_ps: float, info: dict):
+    """Append a :class:`SyncEvent` to ``stats.events``; an ``acquired`` closes an open
+    ``loss_of_signal`` (its ``t_end_ps``)."""
+    ev = stats.events
+    if kind == "acquired" and ev and ev[-1].kind == "loss_of_signal" and ev[-1].t_end_ps is None:
+        ev[-1] = dataclasses.replace(ev[-1], t_end_ps=t_ps)
+    ev.append(SyncEvent(kind, t_ps, None, dict(info)))
 
 
 class _TMDeframer:
@@ -403,7 +418,10 @@ class CodewordSlots:
     """Codewords found by :class:`SlotCSMSync`: ``llr`` (F, slots_per_codeword) float64 slot LLRs,
     ``t`` (F,) sample position of each first slot, ``slot`` (F,) its front-end slot number,
     ``csm_llr`` (F,), ``locked`` (F,) bool (False: emitted by the flywheel), ``segment`` (F,) lock
-    number, ``seq`` (F,) codeword number within the lock (contiguous within a segment)."""
+    number, ``seq`` (F,) codeword number within the lock (contiguous within a segment);
+    ``events``: ``(kind, t, info)`` in order, kind ``"acquired"`` (t: first slot of the codeword the
+    lock starts on), ``"lost"`` (t: expected first slot of the first of the missed CSMs that ended
+    the lock), ``"slip"`` (t: the re-timed codeword, info ``{"slots": +-1}``); t in input samples."""
 
     llr: np.ndarray
     t: np.ndarray
@@ -412,6 +430,7 @@ class CodewordSlots:
     locked: np.ndarray
     segment: np.ndarray
     seq: np.ndarray
+    events: list = field(default_factory=list)
 
     def __len__(self):
         return int(self.slot.shape[0])
@@ -429,6 +448,7 @@ class SlotCSMSyncState:
     pos: int = 0
     mode: int = 0
     misses: int = 0
+    miss_t: float = float("nan")
     fresh: bool = False
     segment: int = -1
     seq: int = 0
@@ -507,6 +527,7 @@ class SlotCSMSync:
         tb = np.concatenate([st.t, t])
         spc = self.spc
         out = {k: [] for k in ("llr", "t", "slot", "csm", "locked", "segment", "seq")}
+        events = []
         pos = st.pos
         while True:
             avail = buf.size - pos
@@ -522,6 +543,7 @@ class SlotCSMSync:
                     j = int(np.argmax(lam))
                 if lam[j] >= self.search_min:
                     pos += j
+                    events.append(("acquired", float(tb[pos]), {"csm_llr": float(lam[j])}))
                     st.mode, st.misses, st.fresh = 1, 0, True
                     st.locks += 1
                     st.segment += 1
@@ -539,8 +561,11 @@ class SlotCSMSync:
             st.fresh = False
             hit = lam0 > self.lock_min
             if not hit:
+                if st.misses == 0:
+                    st.miss_t = float(tb[pos])
                 st.misses += 1
                 if st.misses > self.flywheel:
+                    events.append(("lost", st.miss_t, {"missed_csm": st.misses}))
                     st.mode, st.misses = 0, 0
                     st.lock_losses += 1
                     continue
@@ -548,7 +573,9 @@ class SlotCSMSync:
                 d, lam0 = 0, sc[0]
             else:
                 st.misses = 0
-                st.slips += int(d != 0)
+                if d != 0:
+                    st.slips += 1
+                    events.append(("slip", float(tb[pos + d]), {"slots": int(d)}))
             p = pos + d
             out["llr"].append(buf[p:p + spc])
             out["t"].append(tb[p])
@@ -569,7 +596,7 @@ class SlotCSMSync:
             llr=np.stack(out["llr"]) if F else np.zeros((0, spc)), t=np.array(out["t"], np.float64),
             slot=np.array(out["slot"], np.int64), csm_llr=np.array(out["csm"], np.float64),
             locked=np.array(out["locked"], bool), segment=np.array(out["segment"], np.int64),
-            seq=np.array(out["seq"], np.int64))
+            seq=np.array(out["seq"], np.int64), events=events)
         return blocks, st
 
 
@@ -647,6 +674,9 @@ class SCPPMSampleReceiver:
     def sync_state(self) -> SlotCSMSyncState:
         return self._sync_state
 
+    def _event(self, kind: str, t_sample: float, info: dict):
+        _record_event(self.stats, kind, t_sample / self.link.sample_rate_hz * 1e12, info)
+
     def push(self, samples) -> list[ReceivedFrame]:
         y = _check_samples(samples, "SCPPMSampleReceiver.push")
         s, fe_state = self.frontend.push(y, self._fe_state)     # validates (finite) before any change
@@ -654,6 +684,8 @@ class SCPPMSampleReceiver:
         self.stats.samples += int(y.size)
         lam = np.clip(self.slot_llr(s.z), -SLOT_LLR_CLIP, SLOT_LLR_CLIP)
         cw, self._sync_state = self.sync.push(lam, s.t, self._sync_state)
+        for kind, t, info in cw.events:
+            self._event({"lost": "loss_of_signal"}.get(kind, kind), t, info)
         return self._decode(cw)
 
     def flush(self) -> list[ReceivedFrame]:
@@ -1066,7 +1098,9 @@ class DPSKSampleReceiver:
         slip = self.fec_sync.cfg.slip
         self._t_hist = np.concatenate([self._t_hist, t])
         self._bits += llr.size
+        prev = self._fs_state
         out, self._fs_state = self.fec_sync.push(llr.astype(np.float64), self._fs_state)
+        self._fec_sync_events(prev, self._fs_state, out)
         ready = []                                  # (codeword LLRs (n,) de-randomized, t, asm metric)
         for i in range(len(out)):
             off = int(out.offset[i])
@@ -1098,6 +1132,24 @@ class DPSKSampleReceiver:
         self._t_hist = self._t_hist[keep - self._t_base:]
         self._t_base = keep
         return frames
+
+    def _bit_time_ps(self, bit: int) -> float:
+        j = bit - self._t_base
+        t = float(self._t_hist[j]) if 0 <= j < self._t_hist.size else float("nan")
+        return t / self.link.sample_rate_hz * 1e12
+
+    def _fec_sync_events(self, prev, new, out):
+        """Lock gains / losses of the FEC-frame synchroniser as ``acquired`` / ``loss_of_signal``
+        (times: the first frame emitted in lock / the marker position where the lock was given up,
+        as far as the bit times are still held; NaN otherwise)."""
+        if new.lock_losses > prev.lock_losses:
+            pos = new.search_pos if new.mode == SyncMode.SEARCH else new.buf_start
+            _record_event(self.stats, "loss_of_signal", self._bit_time_ps(int(pos)),
+                          {"lock_losses": new.lock_losses - prev.lock_losses})
+        if new.locks > prev.locks:
+            first = int(out.offset[0]) if len(out) else new.next_pos
+            _record_event(self.stats, "acquired", self._bit_time_ps(first),
+                          {"inverted": bool(new.inverted), "locks": new.locks - prev.locks})
 
     def _discontinuity(self):
         """The FEC-frame stream is not contiguous: the TM frame in progress and (interleaver) the

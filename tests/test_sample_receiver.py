@@ -56,6 +56,7 @@ def test_scppm_samples_to_checked_frames(scppm):
     assert _indices(frames, got) == list(range(len(frames)))    # every frame, in order, bit-exact
     assert rx.stats.codewords == 10 and rx.stats.codewords_crc_failed == 0
     assert rx.sync_state.locks == 1 and rx.stats.samples == y.size
+    assert [e.kind for e in rx.stats.events] == ["acquired"]
     # time: frame 0's ASM is in codeword 0, which starts after the 3000 lead slots
     spc = SCPPM_LINK.code.slots_per_codeword
     assert got[0].codewords == (0, 1) and got[0].fec[0][0] is True
@@ -117,6 +118,12 @@ def test_scppm_gap_loses_only_frames_around_it(gap):
     assert idx[-1] == len(frames) - 1                         # re-acquired: frames until the end
     assert rx.sync_state.locks == 2 and rx.sync_state.lock_losses == 1
     assert rx.stats.frame_sync_restarts == 1
+    # reported as SyncEvents (receiver ps): lock, loss inside the gap, re-acquisition after it
+    ev = rx.stats.events
+    assert [e.kind for e in ev] == ["acquired", "loss_of_signal", "acquired"]
+    to_ps = 1e12 / link.sample_rate_hz
+    assert a * to_ps <= ev[1].t_start_ps <= b * to_ps
+    assert ev[1].t_end_ps == ev[2].t_start_ps and b * to_ps < ev[2].t_start_ps < (b + 2 * spc * sps) * to_ps
 
 
 def test_scppm_with_convolutional_channel_interleaver():
@@ -179,6 +186,7 @@ def test_dpsk_burst_mode_to_checked_frames_chunked(dpsk_burst):
     # lost at most; every later frame arrives, the last one thanks to flush()
     assert idx == list(range(idx[0], len(frames))) and idx[0] <= 4
     assert rx.stats.codewords >= 5 and rx.stats.codewords_crc_failed <= 1
+    assert [e.kind for e in rx.stats.events] == ["acquired"] and rx.stats.events[0].t_start_ps > 0
     assert all(f.fec[0][0] and f.fec[0][1] >= 0 for f in got)          # LDPC checks hold, BCH ok
     one = _run(DPSKSampleReceiver(DPSK_BURST), y)
     assert [_key(f) for f in one] == [_key(f) for f in got]
