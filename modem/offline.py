@@ -465,7 +465,11 @@ def _summary(rep: dict) -> str:
         return f"{rep['file']}: error: {rep['error']}"
     fr, pk, q, th = rep["frames"], rep["packets"], rep["quality"], rep["throughput"]
     m = rep["meta"]
-    link = (f"{m.get('M')}-PPM SCPPM r{m.get('rate')}" if rep["chain"] == "scppm" else str(rep["chain"]).upper())
+    if rep["chain"] in ("scppm", "scppm-apd"):
+        link = f"{m.get('M')}-PPM SCPPM r{m.get('rate')}" + (" over an APD" if rep["chain"] == "scppm-apd" else "")
+    else:
+        link = f"DPSK, DVB-S2 {m.get('frame')} r{m.get('rate')}" + (f", burst 1/{m['divider']}"
+                                                                     if m.get("divider", 1) > 1 else "")
     lines = [f"{rep['file']}: {rep['format']} {rep['kind']}, {link}",
              f"  frames   {fr['good']} good, {fr['bad']} bad  (codewords {q['codewords']}, CRC failed "
              f"{q['codewords_crc_failed']}, mean iterations {q['iterations_mean']:.2f})",

@@ -110,6 +110,17 @@ def test_capture_generate_round_trip(tmp_path, capsys):
         assert rep["packets"]["payload_sha256"] == entry["payload_sha256"]
 
 
+@pytest.mark.parametrize("preset,packets", [("apd16", 2), ("dpsk_burst", 4)])
+def test_sample_capture_generate_round_trip(tmp_path, capsys, preset, packets):
+    stem = str(tmp_path / preset)
+    assert main(["capture", "generate", stem, "--preset", preset, "--packets", str(packets)]) == 0
+    entry = json.loads(capsys.readouterr().out)
+    assert entry["kind"] == "samples" and entry["packets"] == packets
+    rep = decode_capture(stem + ".sigmf-meta")
+    assert rep["kind"] == "samples" and rep["samples"]["count"] == entry["samples"]
+    assert rep["packets"]["payload_sha256"] == entry["payload_sha256"]
+
+
 def test_receiver_for():
     rx = receiver_for({"chain": "scppm", "M": 16, "rate": "1/2", "slot_width_ps": 1000.0, "ns": 2.0, "nb": 0.01,
                        "frame_len": 1115, "scid": 1, "clock_acq_max_guard_ratio": 0.7})

@@ -259,7 +259,8 @@ class GeneratedSamples:
 
 
 def generate_dpsk_pass(spec: DPSKPassSpec) -> GeneratedSamples:
-    """DPSK + DVB-S2 burst-mode samples with scintillation (task B's transmitter, fading added).
+    """DPSK + DVB-S2 burst-mode samples with scintillation (task B's transmitter, fading added);
+    a link dict with ``"chain": "scppm-apd"`` generates SCPPM-over-APD samples instead.
 
     The chain is ``modem.sample_receiver.dpsk_transmit_frames`` with the optical field multiplied
     by ``sqrt(I(t))``, ``I`` a unit-mean log-normal scintillation sampled at every slot time.
@@ -270,6 +271,8 @@ def generate_dpsk_pass(spec: DPSKPassSpec) -> GeneratedSamples:
     from ..modulation import dpsk as _dpsk  # noqa: PLC0415
     from ..sample_receiver import DPSKLink, tm_blocks  # noqa: PLC0415
 
+    if spec.link.get("chain") == "scppm-apd":
+        return _generate_apd_pass(spec)
     link = DPSKLink.from_dict(dict(spec.link))
     rng = np.random.default_rng(spec.seed)
     packets = make_packets(spec.n_packets, spec.packet_len, rng)
@@ -312,6 +315,41 @@ def generate_dpsk_pass(spec: DPSKPassSpec) -> GeneratedSamples:
                                        "lead_slots": spec.lead_slots, "seed": spec.seed})
 
 
+def _generate_apd_pass(spec: DPSKPassSpec) -> GeneratedSamples:
+    """SCPPM over an APD: task B's ``scppm_apd_transmit`` chain with the signal photoelectrons of
+    every pulse scaled by the scintillation ``I(t)`` (background unaffected)."""
+    from ..channel.apd import shape_and_sample  # noqa: PLC0415
+    from ..channel.fading import LognormalScintillation  # noqa: PLC0415
+    from ..fec.scppm import SCPPMTransmitter  # noqa: PLC0415
+    from ..sample_receiver import SCPPMAPDLink, tm_blocks  # noqa: PLC0415
+
+    link = SCPPMAPDLink.from_dict(dict(spec.link))
+    rng = np.random.default_rng(spec.seed)
+    packets = make_packets(spec.n_packets, spec.packet_len, rng)
+    frames, _ = frames_with_idle(link.spec, packets, spec.lead_in, spec.tail)
+    code = link.code
+    u = tm_blocks(frames, link.spec, code.k)
+    tx = SCPPMTransmitter(code)
+    pulses = tx.modulate(u).reshape(-1)
+    if code.interleaver_rows > 1:
+        pulses = np.concatenate([pulses, tx.flush().reshape(-1)])
+    pulses = np.concatenate([np.zeros(int(spec.lead_slots), np.uint8), pulses, np.zeros(64, np.uint8)])
+    mean = link.ns * pulses.astype(np.float64)
+    if spec.scint_index > 0:
+        on = np.flatnonzero(pulses)
+        fade, _ = LognormalScintillation(spec.scint_index, spec.coherence_s).sample(on / float(link.slot_rate_hz), rng)
+        mean[on] *= fade
+    N = rng.poisson(mean + link.nb)
+    y = shape_and_sample(link.apd.multiply(N, rng), link.clock, rng, link.apd.thermal_sigma)
+    return GeneratedSamples(samples=y, meta=link.to_dict(), sample_rate=float(link.sample_rate_hz), packets=packets,
+                            payload_sha256=payload_sha256(packets), n_frames=len(frames), n_fec_frames=int(u.shape[0]),
+                            adc_lsb=link.clock.lsb if link.adc_bits is not None else None, bursts=[],
+                            generator={"n_packets": spec.n_packets, "packet_len": list(spec.packet_len),
+                                       "lead_in": spec.lead_in, "tail": spec.tail,
+                                       "scint_index": spec.scint_index, "coherence_s": spec.coherence_s,
+                                       "lead_slots": spec.lead_slots, "seed": spec.seed})
+
+
 def write_samples(g: GeneratedSamples, path, description: str = "") -> str:
     """Write a generated sample pass as SigMF (ADC codes as ri16_le when the link has an ADC)."""
     from .sigmf_io import write_sigmf  # noqa: PLC0415
@@ -338,10 +376,16 @@ PRESETS = {
                                   description="128-PPM SCPPM r1/2 deep-space pass, high background"),
 }
 
-#: the DPSK sample preset: DVB-S2 short 1/2, burst mode (duty 1/4, 256-slot bursts), 20 photons per
+#: sample presets. dpsk_burst (shipped): DVB-S2 short 1/2, burst mode (duty 1/4, 256-slot bursts), 20 photons per
 #: bit, thermal noise, -150 ppm sample clock, 8-bit ADC, log-normal scintillation SI 0.1 with a
 #: 20 us coherence time (time-compressed so that the 0.3 ms recording sees several fades)
 DPSK_PRESETS = {
+    # SCPPM 16-PPM over an APD (gain 50, k 0.02, 20 e- thermal noise, 12-bit ADC), scintillation
+    "apd16": DPSKPassSpec(link=dict(chain="scppm-apd", M=16, rate="1/2", frame_len=1115, scid=0x42, vcid=1,
+                                    ns=8.0, nb=0.1, thermal_sigma=20.0, adc_bits=12, full_scale=4000.0,
+                                    ppm=150.0, phase=0.37),
+                          n_packets=6, packet_len=(60, 600), lead_in=3, tail=2, scint_index=0.05,
+                          coherence_s=5e-5, seed=3, description="16-PPM SCPPM r1/2 over an APD, scintillation"),
     "dpsk_burst": DPSKPassSpec(link=dict(frame="short", rate="1/2", frame_len=256, scid=0x42, vcid=1, divider=4,
                                          burst_bits=256, ppb=20.0, thermal_sigma=0.5, ppm=-150.0, phase=0.3,
                                          adc_bits=8, full_scale=64.0),
