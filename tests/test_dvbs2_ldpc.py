@@ -367,8 +367,8 @@ def test_i16_iteration_matches_a_float_reference():
     L = L0.copy()
     R = np.zeros(g.lay_v0.size * 360, np.int16)
     T = np.zeros(g.layer_deg_max * 360, np.int16)
-    bufs = [np.zeros(720, np.int16) for _ in range(5)]
-    _cpu._i16_iteration(L, R, T, g.lay_ptr, g.lay_v0, g.lay_rho, g.lay_cnt, g.lay_delta, *bufs,
+    W = np.zeros(5 * 720, np.int16)
+    _cpu._i16_iteration(L, R, T, g.lay_ptr, g.lay_v0, g.lay_rho, g.lay_cnt, g.lay_delta, W,
                         np.int32(round(0.8 * 32768)), np.int32(0))
     ref = _one_layered_iteration_reference(g, L0, 26214 / 32768)
     assert np.abs(ref).max() < 32767                  # no saturation in this check

@@ -283,6 +283,16 @@ Z = 360                   # checks per layer (rows) / information bits per group
 Z2 = 720                  # row buffer (two copies of the rows, see above)
 SAT = 32767               # int16 saturation: messages and posteriors lie in [-SAT, SAT]
 FIXED_POINT_MEAN = 1024.0  # channel LLRs are scaled so that their frame mean |llr| maps here
+# The row state of a layer lives in ONE int16 array W of 5 * Z2 values at these offsets: with a
+# single base and constant distances LLVM proves the accesses independent and drops most of
+# the run-time overlap checks it puts in front of every vectorized loop (12 % faster than five
+# arrays). M1/M2: running min1/min2 of |t|; S: xor of the t (sign bit = parity of the negative
+# inputs); M1S/M2S: the scaled magnitudes sent back.
+_W_M1 = np.uint64(0)
+_W_M2 = np.uint64(Z2)
+_W_S = np.uint64(2 * Z2)
+_W_M1S = np.uint64(3 * Z2)
+_W_M2S = np.uint64(4 * Z2)
 
 
 @nb.njit(fastmath=True, inline="always")
@@ -293,7 +303,7 @@ def _sat16(x):
 
 
 @nb.njit(fastmath=True, inline="always")
-def _i16_pass1(L, R, T, v0, rb, tb, rho, cnt, M1, M2, S):
+def _i16_pass1(L, R, T, v0, rb, tb, rho, cnt, W):
     """Variable-to-check messages t = L - R of one edge; min1/min2/sign-parity into the row buffer."""
     uv = np.uint64(v0)
     ur = np.uint64(rb)
@@ -304,14 +314,14 @@ def _i16_pass1(L, R, T, v0, rb, tb, rho, cnt, M1, M2, S):
         T[ut + jj] = t
         a = abs(t)
         k = uk + jj
-        m1 = M1[k]
-        M2[k] = min(M2[k], max(a, m1))
-        M1[k] = min(m1, a)
-        S[k] ^= t                       # sign bit of S: parity of the negative inputs
+        m1 = W[k + _W_M1]
+        W[k + _W_M2] = min(W[k + _W_M2], max(a, m1))
+        W[k + _W_M1] = min(m1, a)
+        W[k + _W_S] ^= t                    # sign bit of S: parity of the negative inputs
 
 
 @nb.njit(fastmath=True, inline="always")
-def _i16_pass2(L, R, T, v0, rb, tb, rho, cnt, M1, M1s, M2s, S):
+def _i16_pass2(L, R, T, v0, rb, tb, rho, cnt, W):
     """Check-to-variable messages of one edge and the new posteriors L = t + r."""
     uv = np.uint64(v0)
     ur = np.uint64(rb)
@@ -320,16 +330,16 @@ def _i16_pass2(L, R, T, v0, rb, tb, rho, cnt, M1, M1s, M2s, S):
     for jj in range(np.uint64(cnt)):
         t = T[ut + jj]
         k = uk + jj
-        x1 = M1s[k]
-        x2 = M2s[k]
-        mag = x2 if abs(t) == M1[k] else x1     # the edge holding the minimum gets min2
-        r = -mag if (S[k] ^ t) < 0 else mag     # sign: parity of the other inputs
+        x1 = W[k + _W_M1S]
+        x2 = W[k + _W_M2S]
+        mag = x2 if abs(t) == W[k + _W_M1] else x1     # the edge holding the minimum gets min2
+        r = -mag if (W[k + _W_S] ^ t) < 0 else mag     # sign: parity of the other inputs
         R[ur + jj] = r
         L[uv + jj] = _sat16(np.int32(t) + np.int32(r))
 
 
 @nb.njit(fastmath=True, inline="always")
-def _i16_pass2_delta(L, R, T, v0, rb, tb, rho, cnt, M1, M1s, M2s, S):
+def _i16_pass2_delta(L, R, T, v0, rb, tb, rho, cnt, W):
     """As _i16_pass2 for a repeated edge: L += r_new - r_old (L already holds an update of this layer)."""
     uv = np.uint64(v0)
     ur = np.uint64(rb)
@@ -338,43 +348,43 @@ def _i16_pass2_delta(L, R, T, v0, rb, tb, rho, cnt, M1, M1s, M2s, S):
     for jj in range(np.uint64(cnt)):
         t = T[ut + jj]
         k = uk + jj
-        x1 = M1s[k]
-        x2 = M2s[k]
-        mag = x2 if abs(t) == M1[k] else x1
-        r = -mag if (S[k] ^ t) < 0 else mag
+        x1 = W[k + _W_M1S]
+        x2 = W[k + _W_M2S]
+        mag = x2 if abs(t) == W[k + _W_M1] else x1
+        r = -mag if (W[k + _W_S] ^ t) < 0 else mag
         x = np.int32(L[uv + jj]) + np.int32(r) - np.int32(R[ur + jj])
         R[ur + jj] = r
         L[uv + jj] = np.int16(min(max(x, -SAT), SAT))
 
 
 @nb.njit(fastmath=True, inline="always")
-def _i16_rows_init(M1, M2, S):
+def _i16_rows_init(W):
     for j in range(np.uint64(Z2)):
-        M1[j] = SAT
-        M2[j] = SAT
-        S[j] = 0
+        W[j + _W_M1] = SAT
+        W[j + _W_M2] = SAT
+        W[j + _W_S] = 0
 
 
 @nb.njit(fastmath=True, inline="always")
-def _i16_rows_fold(M1, M2, S, M1s, M2s, A, bq):
+def _i16_rows_fold(W, A, bq):
     """Fold buffer rows j and j+360, scale the magnitudes (A/2^15 * max(m - bq, 0)), mirror back."""
     uz = np.uint64(Z)
     for j in range(np.uint64(Z)):
-        a1 = M1[j]
-        b1 = M1[j + uz]
+        a1 = W[j + _W_M1]
+        b1 = W[j + uz + _W_M1]
         m1 = min(a1, b1)
-        m2 = min(min(M2[j], M2[j + uz]), max(a1, b1))
-        s = S[j] ^ S[j + uz]
+        m2 = min(min(W[j + _W_M2], W[j + uz + _W_M2]), max(a1, b1))
+        s = W[j + _W_S] ^ W[j + uz + _W_S]
         s1 = np.int16((max(np.int32(m1) - bq, 0) * A + 16384) >> 15)
         s2 = np.int16((max(np.int32(m2) - bq, 0) * A + 16384) >> 15)
-        M1[j] = m1
-        M1[j + uz] = m1
-        S[j] = s
-        S[j + uz] = s
-        M1s[j] = s1
-        M1s[j + uz] = s1
-        M2s[j] = s2
-        M2s[j + uz] = s2
+        W[j + _W_M1] = m1
+        W[j + uz + _W_M1] = m1
+        W[j + _W_S] = s
+        W[j + uz + _W_S] = s
+        W[j + _W_M1S] = s1
+        W[j + uz + _W_M1S] = s1
+        W[j + _W_M2S] = s2
+        W[j + uz + _W_M2S] = s2
 
 
 @nb.njit(fastmath=True, inline="always")
@@ -404,22 +414,22 @@ def _i16_syndrome_ok(L, lay_ptr, lay_v0, lay_rho, lay_cnt, P):
 
 
 @nb.njit(fastmath=True)
-def _i16_iteration(L, R, T, lay_ptr, lay_v0, lay_rho, lay_cnt, lay_delta, M1, M2, S, M1s, M2s, A, bq):
+def _i16_iteration(L, R, T, lay_ptr, lay_v0, lay_rho, lay_cnt, lay_delta, W, A, bq):
     """One layered min-sum iteration over the q layers, in place on L (n,) and R (edges * 360,)."""
     q = lay_ptr.shape[0] - 1
     for i in range(q):
         e0 = lay_ptr[i]
         e1 = lay_ptr[i + 1]
-        _i16_rows_init(M1, M2, S)
+        _i16_rows_init(W)
         for e in range(e0, e1):
-            _i16_pass1(L, R, T, lay_v0[e], e * Z, (e - e0) * Z, lay_rho[e], lay_cnt[e], M1, M2, S)
-        _i16_rows_fold(M1, M2, S, M1s, M2s, A, bq)
+            _i16_pass1(L, R, T, lay_v0[e], e * Z, (e - e0) * Z, lay_rho[e], lay_cnt[e], W)
+        _i16_rows_fold(W, A, bq)
         for e in range(e0, e1):
             if lay_delta[e]:
                 _i16_pass2_delta(L, R, T, lay_v0[e], e * Z, (e - e0) * Z, lay_rho[e], lay_cnt[e],
-                                 M1, M1s, M2s, S)
+                                 W)
             else:
-                _i16_pass2(L, R, T, lay_v0[e], e * Z, (e - e0) * Z, lay_rho[e], lay_cnt[e], M1, M1s, M2s, S)
+                _i16_pass2(L, R, T, lay_v0[e], e * Z, (e - e0) * Z, lay_rho[e], lay_cnt[e], W)
 
 
 @nb.njit(cache=True, parallel=True)
@@ -456,11 +466,8 @@ def ldpc_decode_minsum_i16(llr, lay_ptr, lay_v0, lay_rho, lay_cnt, lay_delta, ol
         L = np.empty(n, dtype=np.int16)
         R = np.empty(ne * Z, dtype=np.int16)
         T = np.empty(deg_max * Z, dtype=np.int16)
-        M1 = np.empty(Z2, dtype=np.int16)
-        M2 = np.empty(Z2, dtype=np.int16)
-        S = np.empty(Z2, dtype=np.int16)
-        M1s = np.empty(Z2, dtype=np.int16)
-        M2s = np.empty(Z2, dtype=np.int16)
+        W = np.empty(5 * Z2, dtype=np.int16)
+        P = np.empty(Z2, dtype=np.int16)
         for f in range(w, nfr, nw):
             tot = 0.0
             for v in range(n):
@@ -476,11 +483,11 @@ def ldpc_decode_minsum_i16(llr, lay_ptr, lay_v0, lay_rho, lay_cnt, lay_delta, ol
             bq = np.int32(round(min(beta * sc, float(SAT))))
             R[:] = 0
             it = 0
-            good = _i16_syndrome_ok(L, lay_ptr, lay_v0, lay_rho, lay_cnt, M1)
+            good = _i16_syndrome_ok(L, lay_ptr, lay_v0, lay_rho, lay_cnt, P)
             while (not good) and it < max_iter:
                 it += 1
-                _i16_iteration(L, R, T, lay_ptr, lay_v0, lay_rho, lay_cnt, lay_delta, M1, M2, S, M1s, M2s, A, bq)
-                good = _i16_syndrome_ok(L, lay_ptr, lay_v0, lay_rho, lay_cnt, M1)
+                _i16_iteration(L, R, T, lay_ptr, lay_v0, lay_rho, lay_cnt, lay_delta, W, A, bq)
+                good = _i16_syndrome_ok(L, lay_ptr, lay_v0, lay_rho, lay_cnt, P)
             ok[f] = good
             iters[f] = it if good else max_iter
             for v in range(n):
