@@ -1,6 +1,7 @@
 """Sample-domain receivers end to end: TM frames -> SCPPM/APD or DVB-S2/DPSK samples (clock offset,
 thermal and shot noise, ADC, burst mode) -> SCPPMSampleReceiver / DPSKSampleReceiver -> checked
 frames; chunking invariance, bad input, all-noise input, a signal gap, dict construction."""
+import dataclasses
 import json
 
 import numpy as np
@@ -92,6 +93,18 @@ def test_scppm_chunked_equals_one_shot_and_bad_chunks_change_nothing(scppm):
     got += rx.flush()
     assert [_key(f) for f in got] == one
     assert len(one) == len(frames)
+
+
+def test_scppm_int16_adc_codes_equal_float_samples():
+    """ADC codes as int16 (an lsb of 1 sample unit) give exactly the frames of the float samples."""
+    link = dataclasses.replace(SCPPM_LINK, full_scale=2048.0)                 # 12 bits: lsb = 1
+    frames = random_tm_frames(link.spec, 3, seed=6)
+    y = scppm_apd_transmit(frames, link, np.random.default_rng(6), lead_slots=1000)
+    codes = y.astype(np.int16)
+    assert np.array_equal(codes, y)
+    one = _run(SCPPMSampleReceiver(link), y)
+    assert _indices(frames, one) == [0, 1, 2]
+    assert [_key(f) for f in _run(SCPPMSampleReceiver(link), codes, 7, 2)] == [_key(f) for f in one]
 
 
 @pytest.mark.parametrize("gap", ["zeros", "noise"])
