@@ -5,13 +5,18 @@ Conventions: bits are uint8 0/1; LLRs are float32 with **positive = bit 0**. Eve
 2-D C-contiguous batch ``(frames, length)``; the Python wrappers in ``ldpc.py``/``bch.py`` do the
 reshaping and validation.
 
-LDPC decoding layout (``ldpc_decode_minsum_f32``): each worker thread (one ``prange`` task per
-contiguous chunk of the batch) decodes up to ``LANES`` frames at once, frame-interleaved
-(``L[v, lane]``, ``R[e, lane]``), so that every arithmetic step of the check-node update is one
-loop over the lanes, which LLVM turns into SIMD code; a lane whose frame has converged is
-refilled with the next frame at once. The schedule is layered (serial over the check nodes, in
-the quasi-cyclic order of ``LDPCGraph``: each check sees the posteriors already updated by the
-checks before it), which converges in about half the iterations of flooding.
+LDPC min-sum decoders (both layered: each check sees the posteriors already updated by the checks
+processed before it, about half the iterations of flooding):
+
+* ``ldpc_decode_minsum_i16`` (the default, ``algorithm="minsum"``): one frame per worker thread;
+  the 360 checks of a DVB-S2 layer (q-structure) are updated at once, as loops over 360 int16
+  values (32 per AVX-512 instruction); 16-bit fixed point with per-frame LLR scaling; in each
+  layer the few variables met twice (every DVB-S2 code has some) add their message changes.
+* ``ldpc_decode_minsum_f32`` (``algorithm="minsum-serial"``): float32, check after check in the
+  quasi-cyclic order of ``LDPCGraph``; each worker thread (one ``prange`` task per contiguous chunk
+  of the batch) decodes up to ``LANES`` frames at once, frame-interleaved (``L[v, lane]``,
+  ``R[e, lane]``); a lane whose frame has converged is refilled with the next frame at once. The
+  GPU kernel (kernels/ldpc_minsum.cu) reproduces this one bit for bit.
 """
 from __future__ import annotations
 

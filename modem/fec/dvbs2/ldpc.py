@@ -27,7 +27,10 @@ class LDPCGraph:
     Attributes: n, k (= K_ldpc), m (= N-K), q; ``chk_ptr``/``chk_var`` (CSR over the m checks:
     the variable indices of check r, sorted); ``var_ptr``/``var_chk`` (CSR over the k
     information bits: their parity accumulator addresses, in table order); ``n_edges``;
-    ``dc_max`` (largest check degree).
+    ``dc_max`` (largest check degree); ``dec_ptr``/``dec_var``/``dec_old`` (the checks in processing
+    order over the decoder's variable numbering, for the check-by-check kernels); ``lay_ptr``,
+    ``lay_v0``, ``lay_rho``, ``lay_cnt``, ``lay_delta``, ``layer_deg_max``, ``layer_repeats`` (the
+    same graph as q layers of 360 checks, for the layer-parallel kernel; see ``_build_layers``).
     """
 
     def __init__(self, rows: tuple[tuple[int, ...], ...], n: int):
@@ -123,6 +126,9 @@ class LDPCGraph:
     def decode(self, llr: np.ndarray, max_iter: int, algorithm: str, scale: float, offset: float):
         """Decode the C-contiguous (B, n) float32 LLRs; returns (hard (B, n), ok (B,), iterations (B,)).
 
+        algorithm: 'minsum' (``_cpu.ldpc_decode_minsum_i16``, layer-parallel 16-bit), 'minsum-serial'
+        (``_cpu.ldpc_decode_minsum_f32``, float32 check by check) or 'sum-product' (float64).
+
         A CuPy ``llr`` runs the min-sum GPU kernel (same outputs, as CuPy arrays)."""
         if get_array_module(llr) is not np:
             from ...gpu.launch import default_launcher  # noqa: PLC0415
@@ -138,7 +144,8 @@ class LDPCGraph:
         if algorithm == "sum-product":
             return _cpu.ldpc_decode_sp_f64(llr.astype(np.float64), self.dec_ptr, self.dec_var,
                                            self.dec_old, max_iter, self.dc_max)
-        raise ConfigError(f"DVB-S2 LDPC decode: algorithm must be 'minsum' or 'sum-product', got {algorithm!r}")
+        raise ConfigError(f"DVB-S2 LDPC decode: algorithm must be 'minsum', 'minsum-serial' or 'sum-product', "
+                          f"got {algorithm!r}")
 
     def decode_device(self, llr, max_iter: int, algorithm: str, scale: float, offset: float, launcher):
         """The kernel path (``kernels/ldpc_minsum.cu``) on ``launcher``'s arrays (CuPy on a GPU, or
