@@ -14,6 +14,9 @@ size, not the file size), and returns a JSON-able report::
                 pins for the shipped captures
     quality     codewords, codewords_crc_failed, codeword_error_rate, iterations mean / max over
                 frames, ASM sync metric mean / min of good frames, frame_error_rate
+    reencode    (SCPPM time tags) the CRC-valid codewords re-encoded: hard-decision PPM symbol
+                error rate of the channel, empty-symbol rate, and the detected signal photons per
+                pulse / background counts per slot measured on them (ns, nb estimates)
     sync_events slot-clock events (acquired, loss_of_signal, slip, clock_jump) with times in ps
     gaps        loss-of-signal intervals, corrupt regions found by the reader, tags dropped
                 because a corrupt region made them go backwards
@@ -61,9 +64,54 @@ def _time_tag_receiver_class():
         from .receiver import SCPPMTimeTagReceiver  # noqa: PLC0415
 
         class TimeTagReceiverWithHistogram(SCPPMTimeTagReceiver):
+            def __init__(self, *a, **kw):
+                super().__init__(*a, **kw)
+                from .fec.scppm import SCPPMTransmitter  # noqa: PLC0415
+                self._tx = SCPPMTransmitter(self.code)
+                receive = self.decoder.receive
+
+                def receive_and_measure(counts):
+                    res = receive(counts)
+                    self._measure(counts, res)
+                    return res
+
+                self.decoder.receive = receive_and_measure
+
             def reset(self):
                 super().reset()
                 self.slot_histogram = np.zeros(0, np.int64)
+                self.reencode = {"codewords": 0, "symbols": 0, "symbol_errors": 0, "empty_symbols": 0,
+                                 "signal_counts": 0, "pulses": 0, "background_counts": 0, "empty_slots": 0}
+
+            def _measure(self, counts, res):
+                """Re-encode the CRC-valid codewords: true pulse positions -> hard-decision PPM
+                symbol errors, detected signal photons per pulse and background per slot."""
+                c = self.code
+                if c.interleaver_rows > 1 or not len(counts):
+                    return                                  # the interleaver spreads codewords
+                ok = np.flatnonzero(np.asarray(res.crc_ok))
+                if not ok.size:
+                    return
+                x = self._tx.modulate(np.asarray(res.u_hat)[ok]).astype(bool)
+                y = np.asarray(counts)[ok].astype(np.int64)
+                if x.shape != y.shape:
+                    return
+                P = c.M + c.guard
+                xs = x.reshape(ok.size, -1, P)[..., :c.M]
+                ys = y.reshape(ok.size, -1, P)[..., :c.M]
+                pulsed = xs.any(axis=-1)                    # every PPM symbol has one pulse
+                truth = xs.argmax(axis=-1)
+                empty = ys.max(axis=-1) == 0
+                wrong = (ys.argmax(axis=-1) != truth) | empty
+                r = self.reencode
+                r["codewords"] += int(ok.size)
+                r["symbols"] += int(pulsed.sum())
+                r["symbol_errors"] += int((wrong & pulsed).sum())
+                r["empty_symbols"] += int((empty & pulsed).sum())
+                r["signal_counts"] += int(y[x].sum())
+                r["pulses"] += int(x.sum())
+                r["background_counts"] += int(y[~x].sum())
+                r["empty_slots"] += int((~x).sum())
 
             def _after_clock(self, slots):
                 if len(slots):
@@ -301,6 +349,7 @@ def _report(cap, rx, h: _FrameHandler, wall: float, t_first, t_last) -> dict:
                     "sync_metric_min": float(np.min(h.metrics)) if h.metrics else None,
                     "frame_sync_restarts": int(st_d.get("frame_sync_restarts", 0))},
         "sync_events": events,
+        "reencode": _reencode_summary(getattr(rx, "reencode", None)),
         "gaps": {"loss_of_signal": [e for e in events if e["kind"] == "loss_of_signal"],
                  "corrupt_regions": cap.stats.get("corrupt_regions", []),
                  "dropped_non_monotonic": cap.stats.get("dropped_non_monotonic", 0)},
@@ -326,6 +375,17 @@ def _report(cap, rx, h: _FrameHandler, wall: float, t_first, t_last) -> dict:
                          "decoded_bits_per_s": info_bits / wall if wall > 0 else None,
                          "capture_duration_s": dur, "realtime_factor": dur / wall if wall > 0 else None}
     return rep
+
+
+def _reencode_summary(r):
+    """Channel estimates from the CRC-valid codewords re-encoded (time-tag SCPPM only)."""
+    if not r or not r["codewords"]:
+        return None
+    return {"codewords": r["codewords"], "symbols": r["symbols"],
+            "hard_symbol_error_rate": r["symbol_errors"] / r["symbols"],
+            "empty_symbol_rate": r["empty_symbols"] / r["symbols"],
+            "ns_estimate": r["signal_counts"] / r["pulses"],
+            "nb_estimate": r["background_counts"] / r["empty_slots"]}
 
 
 def _plots(rep: dict, h: _FrameHandler, rx, out_dir) -> list[str]:
@@ -475,6 +535,11 @@ def _summary(rep: dict) -> str:
              f"{q['codewords_crc_failed']}, mean iterations {q['iterations_mean']:.2f})",
              f"  packets  {pk['count']}  payload sha256 {pk['payload_sha256']}",
              f"  sync     " + (", ".join(e["kind"] for e in rep["sync_events"]) or "none")]
+    re = rep.get("reencode")
+    if re:
+        lines.append(f"  channel  ns {re['ns_estimate']:.3f} detected photons/pulse, nb {re['nb_estimate']:.4f}/slot, "
+                     f"hard PPM symbol error rate {re['hard_symbol_error_rate']:.3f} (re-encoded "
+                     f"{re['codewords']} codewords)")
     if "photons" in rep:
         ph = rep["photons"]
         lines.append(f"  photons  {ph['tags']} tags over {ph['duration_s'] * 1e3:.3f} ms, channels "
