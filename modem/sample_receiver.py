@@ -246,6 +246,13 @@ class _TMDeframer:
         self.bits += self.k
         return self._frames_from(out)
 
+    def flush(self) -> list:
+        """End of the block stream: ``slip`` erased bits let the synchroniser close a last frame
+        that ends exactly at the end of the last block (its marker window reaches past it)."""
+        out, self.state = self.fs.push(np.zeros(self.fs.cfg.slip, np.float32), self.state)
+        self.bits += self.fs.cfg.slip
+        return self._frames_from(out)
+
     def _frames_from(self, out) -> list[ReceivedFrame]:
         frames = []
         n_bits = self.fs.cfg.marker_len + self.spec.n_bits
@@ -690,9 +697,10 @@ class SCPPMSampleReceiver:
 
     def flush(self) -> list[ReceivedFrame]:
         """End of record: the slots still in the front end's interpolation window cannot form a
-        codeword; nothing more comes out (the partial codeword and frame are dropped)."""
+        codeword (a partial codeword is dropped); the TM synchroniser closes a frame that ends
+        exactly at the end of the last codeword. ``reset()`` before pushing another record."""
         _, self._fe_state = self.frontend.flush(self._fe_state)
-        return []
+        return self._deframer.flush()
 
     def _decode(self, cw: CodewordSlots) -> list[ReceivedFrame]:
         """Symbol metrics -> [convolutional de-interleaver] -> decoder -> TM deframer. A hole in the
@@ -1091,7 +1099,7 @@ class DPSKSampleReceiver:
                 frames += self._after_bits(llr, t)
         pad = self.fec_sync.cfg.slip
         frames += self._after_bits(np.zeros(pad), np.full(pad, np.nan))
-        return frames
+        return frames + self._deframer.flush()
 
     def _after_bits(self, llr, t) -> list[ReceivedFrame]:
         P = self.fec_sync.cfg.period

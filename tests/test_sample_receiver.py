@@ -309,3 +309,17 @@ def test_cli_samples_loopback(capsys):
     assert rep["link"]["ppm"] == 200 and rep["codewords"] == 3 and rep["codewords_failed"] == 0
     with pytest.raises(SystemExit):
         main(["samples", "ook"])
+
+
+def test_flush_closes_a_frame_that_ends_with_the_last_codeword():
+    """3 frames of 289 octets (2344 bits with their ASMs) exactly fill one
+    DVB-S2 short 1/2 block (k = 7032): the last frame's marker window reaches past the record."""
+    link = DPSKLink(frame_len=289, ppb=8.0, ppm=100.0)
+    assert 3 * (32 + 8 * 289) % link.code.k == 0
+    frames = random_tm_frames(link.spec, 3, seed=1)
+    y = dpsk_transmit_frames(frames, link, np.random.default_rng(1), lead_slots=300)
+    rx = DPSKSampleReceiver(link)
+    got = rx.push(y)
+    assert _indices(frames, got) == [0, 1]
+    got += rx.flush()
+    assert _indices(frames, got) == [0, 1, 2] and all(f.valid for f in got)
