@@ -341,8 +341,9 @@ class SCPPMAPDLink(_LinkBase):
 
     Keys (``to_dict()`` adds ``"chain": "scppm-apd"``; SigMF metadata may prefix them ``modem:``)
     ------------------------------------------------------------------------------------------
-    M, rate, interleaver_rows, interleaver_shift : SCPPM code (:class:`SCPPMCode`; channel
-        interleaver rows N and shift B in symbols, N = 1: none).
+    M, rate, interleaver_rows, interleaver_shift, repetition : SCPPM code (:class:`SCPPMCode`;
+        channel interleaver rows N and shift B in symbols, N = 1: none; repeat factor q_d, each
+        symbol repeated, ``repeat_unit="symbol"``).
     frame_len, scid, vcid, ocf, fecf : TM transfer frames (:class:`TMFrameSpec`; frame_len in octets).
     ns, nb : mean signal primary photoelectrons per pulse, background photoelectrons per slot.
     apd_gain, apd_k_eff, thermal_sigma : :class:`APDDetector` (thermal_sigma: rms noise per sample, in
@@ -360,6 +361,7 @@ class SCPPMAPDLink(_LinkBase):
     rate: str = "1/2"
     interleaver_rows: int = 1
     interleaver_shift: int = 0
+    repetition: int = 1
     frame_len: int = 1115
     scid: int = 0
     vcid: int = 0
@@ -396,7 +398,7 @@ class SCPPMAPDLink(_LinkBase):
     @property
     def code(self) -> SCPPMCode:
         return SCPPMCode(M=self.M, rate=self.rate, interleaver_rows=self.interleaver_rows,
-                         interleaver_shift=self.interleaver_shift)
+                         interleaver_shift=self.interleaver_shift, repetition=self.repetition)
 
     @property
     def apd(self) -> APDDetector:

@@ -149,6 +149,15 @@ def test_scppm_with_convolutional_channel_interleaver():
     assert all(f.valid for f in got)
 
 
+def test_scppm_symbol_repetition():
+    link = SCPPMAPDLink(frame_len=600, ns=3.0, repetition=2, ppm=110.0, phase=0.1)   # q_d = 2 at 3 e-/pulse
+    frames = random_tm_frames(link.spec, 2, seed=5)
+    y = scppm_apd_transmit(frames, link, np.random.default_rng(5), lead_slots=6000)
+    rx = SCPPMSampleReceiver(link)
+    got = _run(rx, y, 6, 5)
+    assert _indices(frames, got) == [0, 1] and rx.stats.codewords_crc_failed == 0
+
+
 def test_scppm_near_threshold_mixture_slot_llr():
     """ns = 3.5 photoelectrons per pulse through the APD (F = 2.94, thermal 20 e- per sample): the
     Poisson-mixture slot LLR decodes every codeword; the single-Gaussian LLR decodes none there."""
