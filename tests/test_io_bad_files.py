@@ -117,6 +117,11 @@ def test_metadata_contradicting_data(tmp_path, capsys):
     with open(m, "w") as fh:
         json.dump(doc, fh)
     assert "metadata contradicts data: modem:n_samples=200, the data file holds 100" in _cli_error(capsys, m)
+    doc["global"]["modem:n_samples"] = 100
+    doc["global"]["core:sample_rate"] = -5.0                          # fails the SigMF schema
+    with open(m, "w") as fh:
+        json.dump(doc, fh)
+    assert "SigMF metadata fails validation: -5.0 is less than or equal to the minimum of 0" in _cli_error(capsys, m)
 
 
 def test_unknown_datatype(tmp_path, capsys):

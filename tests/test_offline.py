@@ -89,6 +89,14 @@ def test_dask_batch_equals_one_by_one(tmp_path):
     assert batch[3] == {"file": paths[3], "error": f"{paths[3]}: no such file"}
 
 
+def test_dask_batch_on_an_existing_scheduler():
+    from dask.distributed import LocalCluster
+    path = os.path.join(CAPTURES, "deepspace128_pass.h5")
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        rep, = decode_many([path], scheduler=cluster.scheduler_address)
+    assert _stable(rep) == _stable(decode_capture(path))
+
+
 def test_cli_batch_with_output_folders(tmp_path, capsys):
     a = os.path.join(CAPTURES, "snspd16_pass.h5")
     b = os.path.join(CAPTURES, "snspd16_pass.ptu")

@@ -162,7 +162,6 @@ class PTUCapture(Capture):
 
     def chunks(self, n: int = 1 << 20):
         n = self._check_n(n)
-        from ptufile import PtuFile  # noqa: F401,PLC0415  (decoder lives on the instance)
         wrap = _RECTYPES[self.rectype][1]
         ofl = 0                                          # overflow count carried into the chunk
         prev = None
