@@ -274,7 +274,11 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
     Raises CaptureFormatError (one line naming the file) for unreadable or inconsistent files and
     bad link parameters; channel failures are counted in the report, never raised.
     """
-    from .backend import backend_info  # noqa: PLC0415
+    from .backend import backend_info, requested_backend  # noqa: PLC0415
+    from .errors import BackendUnavailable  # noqa: PLC0415
+    if requested_backend() == "gpu":     # never a silent CPU run when the GPU was asked for
+        raise BackendUnavailable("modem decode: the replay receivers run on the CPU in this build (no GPU "
+                                 "path); set MODEM_BACKEND=cpu or auto")
     path = os.fspath(path)
     t_wall = time.perf_counter()
     with open_capture(path, meta_overrides) as cap:
@@ -306,7 +310,7 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
             sink.close()
         wall = time.perf_counter() - t_wall
         rep = _report(cap, rx, handler, wall, t_first, t_last)
-        rep["backend"] = backend_info("cpu")
+        rep["backend"] = backend_info("cpu")            # every replay stage runs on the CPU
     if out_dir:
         if plots:
             rep["plots"] = _plots(rep, handler, rx, out_dir)

@@ -134,6 +134,12 @@ def test_sample_capture_generate_round_trip(tmp_path, capsys, preset, packets):
     assert rep["packets"]["payload_sha256"] == entry["payload_sha256"]
 
 
+def test_gpu_request_is_refused_not_run_on_cpu(monkeypatch, capsys):
+    monkeypatch.setenv("MODEM_BACKEND", "gpu")
+    assert main(["decode", DEFAULT]) == 2
+    assert "replay receivers run on the CPU" in capsys.readouterr().err
+
+
 def test_receiver_for():
     rx = receiver_for({"chain": "scppm", "M": 16, "rate": "1/2", "slot_width_ps": 1000.0, "ns": 2.0, "nb": 0.01,
                        "frame_len": 1115, "scid": 1, "clock_acq_max_guard_ratio": 0.7})
