@@ -212,7 +212,7 @@ class _Sink:
 class _FrameHandler:
     """Bookkeeping of the frames out of a receiver: counts, hashes, depacketizing, log rows."""
 
-    def __init__(self, meta: dict, sink: _Sink):
+    def __init__(self, meta: dict, sink: _Sink, keep_timeline: bool = False):
         from .framing.packets import TMDepacketizer  # noqa: PLC0415
         self.spec = _tm_spec(meta)
         self.dp = TMDepacketizer(self.spec)
@@ -222,9 +222,12 @@ class _FrameHandler:
         self.payload_hash = hashlib.sha256()
         self.n = self.good = self.crc_failed = self.fecf_failed = 0
         self.packets = 0
-        self.iters = []
-        self.metrics = []
-        self.timeline = []           # (t_ps, valid) per frame, for the frame-error plot
+        # running statistics only (memory independent of the pass length) ...
+        self.iter_sum = self.iter_max = 0
+        self.metric_sum, self.metric_min = 0.0, float("inf")
+        # ... except the (t_ps, valid) list of the frame-error plot, kept only when plotting
+        self.keep_timeline = keep_timeline
+        self.timeline = []
 
     def __call__(self, frames):
         from .framing.tm import TMPrimaryHeader  # noqa: PLC0415
@@ -242,13 +245,17 @@ class _FrameHandler:
             self.n += 1
             self.crc_failed += int(crc_ok is False)
             self.fecf_failed += int(fecf_ok is False)
-            self.iters.append(it)
-            self.timeline.append((float(t), valid))
+            self.iter_sum += it
+            self.iter_max = max(self.iter_max, it)
+            if self.keep_timeline:
+                self.timeline.append((float(t), valid))
             self.sink.frame(row, f.data if valid else None)
             if not valid:
                 continue
             self.good += 1
-            self.metrics.append(float(getattr(f, "sync_metric", np.nan)))
+            m = float(getattr(f, "sync_metric", np.nan))
+            self.metric_sum += m
+            self.metric_min = min(self.metric_min, m)
             self.frames_hash.update(f.data)
             out, self.dp_state = self.dp.push([f.data], self.dp_state)
             for p in out.packets:
@@ -287,7 +294,7 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
         except (ConfigError, TypeError, KeyError) as exc:
             raise CaptureFormatError(f"{path}: bad link parameters for the receiver ({exc})") from exc
         sink = _Sink(out_dir)
-        handler = _FrameHandler(cap.meta, sink)
+        handler = _FrameHandler(cap.meta, sink, keep_timeline=bool(plots and out_dir))
         bar = None
         if progress:
             from tqdm import tqdm  # noqa: PLC0415
@@ -336,7 +343,6 @@ def _report(cap, rx, h: _FrameHandler, wall: float, t_first, t_last) -> dict:
     cw = int(st_d.get("codewords", 0))
     cw_bad = int(st_d.get("codewords_crc_failed", 0))
     dps = h.dp_state
-    it = np.asarray(h.iters) if h.iters else np.zeros(1)
     rep = {
         "file": cap.path, "format": cap.format, "kind": cap.kind, "chain": cap.meta.get("chain"),
         "meta": cap.meta,
@@ -348,9 +354,9 @@ def _report(cap, rx, h: _FrameHandler, wall: float, t_first, t_last) -> dict:
         "quality": {"codewords": cw, "codewords_crc_failed": cw_bad,
                     "codeword_error_rate": cw_bad / cw if cw else None,
                     "frame_error_rate": (h.n - h.good) / h.n if h.n else None,
-                    "iterations_mean": float(it.mean()), "iterations_max": int(it.max()),
-                    "sync_metric_mean": float(np.mean(h.metrics)) if h.metrics else None,
-                    "sync_metric_min": float(np.min(h.metrics)) if h.metrics else None,
+                    "iterations_mean": h.iter_sum / h.n if h.n else 0.0, "iterations_max": h.iter_max,
+                    "sync_metric_mean": h.metric_sum / h.good if h.good else None,
+                    "sync_metric_min": h.metric_min if h.good else None,
                     "frame_sync_restarts": int(st_d.get("frame_sync_restarts", 0))},
         "sync_events": events,
         "reencode": _reencode_summary(getattr(rx, "reencode", None)),
