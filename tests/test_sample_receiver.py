@@ -1,6 +1,8 @@
 """Sample-domain receivers end to end: TM frames -> SCPPM/APD or DVB-S2/DPSK samples (clock offset,
-thermal and shot noise, ADC, burst mode) -> SCPPMSampleReceiver / DPSKSampleReceiver -> checked
-frames; chunking invariance, bad input, all-noise input, a signal gap, dict construction."""
+thermal and shot noise, ADC, burst mode, channel interleavers, symbol repetition) ->
+SCPPMSampleReceiver / DPSKSampleReceiver -> checked frames with times and sync events; chunking
+invariance, bad input, all-noise input, gaps of zeros / noise, near-threshold APD LLRs, dict
+construction and the ``modem samples`` loopback command."""
 import dataclasses
 import json
 
