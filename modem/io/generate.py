@@ -424,11 +424,15 @@ def register(subparsers) -> None:
                                 description="Capture tools.")
     sub = cap.add_subparsers(dest="capture_command", metavar="ACTION")
     sub.required = True
-    g = sub.add_parser("generate", help="write a simulated pass (SCPPM time tags as HDF5/PTU T2)",
+    g = sub.add_parser("generate", help="write a simulated pass (SCPPM time tags as HDF5/PTU T2, or APD/DPSK "
+                                        "samples as SigMF)",
                        description="Payload (CCSDS space packets -> TM frames) through the SCPPM transmitter "
                                    "and the SNSPD time-tag model (efficiency, darks, dead time, jitter, clock "
-                                   "offset/drift, background, a cloud) into a capture file. Prints the "
-                                   "manifest entry (payload SHA-256) as JSON.")
+                                   "offset/drift, background, a cloud) into HDF5 / PTU T2 files; or, with the "
+                                   "presets apd16 / dpsk_burst, through the SCPPM-APD or DVB-S2 DPSK transmitter "
+                                   "(burst mode, scintillation, ADC) into a SigMF recording. Prints the "
+                                   "manifest entry (payload SHA-256) as JSON. The SNSPD options apply to the "
+                                   "time-tag presets; --packets, --scale and --seed to all.")
     g.add_argument("out", nargs="+", metavar="FILE", help="output file(s): .h5 (HDF5) and/or .ptu (PTU T2); "
                                                           "for the DPSK preset a SigMF stem or .sigmf-meta")
     g.add_argument("--preset", choices=sorted(PRESETS) + sorted(DPSK_PRESETS), default="snspd16",
