@@ -3,6 +3,7 @@
 ptufile's one-shot decoding, the HDF5 layout round trip, SigMF recordings that pass the sigmf
 package's validation, the optional .ttbin reader, and format detection."""
 import json
+import struct
 
 import numpy as np
 import pytest
@@ -170,3 +171,22 @@ def test_detect_format(tmp_path):
         detect_format(tmp_path / "c.sigmf-meta")
     with open_capture(tmp_path / "a.dat") as cap:
         assert isinstance(cap, PTUCapture)
+
+
+def test_ptu_large_overflow_counts_from_hardware(tmp_path):
+    """A HydraHarp-V2/Generic overflow record may carry any count up to 2**25-1 (PicoQuant's format);
+    the reader applies the full count (ptufile 2026.2.6 alone would take it modulo 128)."""
+    p = tmp_path / "hw.ptu"
+    write_ptu_t2(p, np.array([5], np.int64), np.array([0], np.int16), META)
+    with PTUCapture(p) as cap:
+        off = cap._offset
+    head = bytearray(p.read_bytes()[:off])
+    recs = np.array([7, (1 << 31) | (63 << 25) | 1000, (2 << 25) | 11, (1 << 31) | (63 << 25) | 0, (1 << 25) | 3],
+                    dtype="<u4")                     # photon, +1000 wraps, photon, +1 wrap (count 0), photon
+    i = head.find(b"TTResult_NumberOfRecords") + 40
+    head[i:i + 8] = struct.pack("<q", recs.size)
+    p.write_bytes(bytes(head) + recs.tobytes())
+    with open_capture(p) as cap:
+        got = _all(cap, 2)
+        assert cap.stats["overflows"] == 2 and cap.stats["per_channel"] == {0: 1, 2: 1, 1: 1}
+    np.testing.assert_array_equal(got, [7, 1000 * T2_WRAP + 11, 1001 * T2_WRAP + 3])
