@@ -98,12 +98,12 @@ def main(argv=None) -> int:
         # the shipped pass is mostly idle frames around the cloud: grow the payload until the
         # generated pass holds at least `scale` times the shipped one's time tags
         n_packets = spec.n_packets * args.scale
-        for _ in range(3):
+        while True:
             g = generate_scppm_pass(replace(spec, n_packets=n_packets))
             ratio = g.t_ps.size / small_tags
             if ratio >= args.scale:
                 break
-            n_packets = int(n_packets * args.scale / ratio * 1.03) + 1
+            n_packets = max(n_packets + 1, int(n_packets * args.scale / ratio * 1.03) + 1)
             del g
         paths = {"hdf5": os.path.join(tmp, f"snspd16_x{args.scale}.h5"),
                  "ptu-t2": os.path.join(tmp, f"snspd16_x{args.scale}.ptu")}

@@ -151,3 +151,17 @@ def test_receiver_for():
     from modem.sample_receiver import DPSKSampleReceiver
     assert isinstance(receiver_for({"chain": "dpsk", "frame_len": 256, "scid": 1, "n_samples": 5}),
                       DPSKSampleReceiver)
+
+
+@pytest.mark.slow
+def test_replay_memory_benchmark_smoke(tmp_path):
+    """bench/bench_replay_memory.py runs end to end on a small scale (it measures, never asserts)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "bench_replay_memory", os.path.join(os.path.dirname(HERE), "bench", "bench_replay_memory.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--scale", "2", "--chunk", "65536", "--out", str(tmp_path)]) == 0
+    doc = json.loads(next(tmp_path.iterdir()).read_text())
+    big = [r for r in doc["results"] if r["capture"] == "x2"]
+    assert len(big) == 2 and all(r["payload_ok"] for r in big)
