@@ -100,7 +100,7 @@ def test_hdf5_round_trip_and_layout(tmp_path):
         with open_capture(p) as cap:
             assert isinstance(cap, HDF5Capture) and cap.meta == META
             sizes = [c.size for c in cap.chunks(n)]
-            assert max(sizes) <= max(n, 16384)
+            assert max(sizes) <= n and sum(sizes) == t.size
         with open_capture(p) as cap:
             np.testing.assert_array_equal(_all(cap, n), t)
             assert sum(cap.stats["per_channel"].values()) == t.size

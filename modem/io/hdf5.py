@@ -143,7 +143,7 @@ class HDF5Capture(Capture):
         mono = MonotonicFilter()
         per_ch = self.stats["per_channel"]
         c = ts.chunks[0] if ts.chunks else n
-        step = max(c, (n // c) * c)                       # whole HDF5 chunks per read
+        step = n if n < c else (n // c) * c               # whole HDF5 chunks per read when n allows
         for a in range(0, self.n_records, step):
             b = min(self.n_records, a + step)
             t, d = self._read(ts, a, b), self._read(det, a, b)
