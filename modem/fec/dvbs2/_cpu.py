@@ -400,7 +400,7 @@ def _i16_parity(L, v0, rho, cnt, P):
         P[uk + jj] ^= L[uv + jj]
 
 
-@nb.njit(fastmath=True)
+@nb.njit(cache=True, fastmath=True)
 def _i16_syndrome_ok(L, lay_ptr, lay_v0, lay_rho, lay_cnt, P):
     """True when the signs of L satisfy every check (stops at the first layer with a failure)."""
     q = lay_ptr.shape[0] - 1
@@ -418,7 +418,7 @@ def _i16_syndrome_ok(L, lay_ptr, lay_v0, lay_rho, lay_cnt, P):
     return True
 
 
-@nb.njit(fastmath=True)
+@nb.njit(cache=True, fastmath=True)
 def _i16_iteration(L, R, T, lay_ptr, lay_v0, lay_rho, lay_cnt, lay_delta, W, A, bq):
     """One layered min-sum iteration over the q layers, in place on L (n,) and R (edges * 360,)."""
     q = lay_ptr.shape[0] - 1
