@@ -331,6 +331,10 @@ def test_dpsk_pipeline_equals_cpu_chain_in_any_batching(kernel_be, rng):
     ref = _cpu_reference(c, llr, 30)
     pipe = DPSKGPUPipeline(c, es, sigma2, max_iter=30, launcher=_launcher(kernel_be))
     parts = list(pipe.run([(xa[:1], xb[:1]), (xa[1:], xb[1:])]))
+    f32 = list(pipe.run([(xa.astype(np.float32), xb.astype(np.float32))]))[0]     # float32 transfer
+    ref32 = _cpu_reference(c, dpsk.llr_gaussian(xa.astype(np.float32), xb.astype(np.float32), es, sigma2), 30)
+    for f in ("u_hat", "iterations"):
+        np.testing.assert_array_equal(getattr(f32, f), ref32[f], err_msg=f)
     for f in ("u_hat", "parity_ok", "bch_corrected", "valid", "iterations"):
         np.testing.assert_array_equal(np.concatenate([np.atleast_1d(getattr(p, f)) for p in parts]), ref[f], err_msg=f)
     assert ref["iterations"].max() > 1

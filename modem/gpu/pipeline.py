@@ -4,7 +4,8 @@
 * :class:`SCPPMGPUPipeline`: codeword-aligned slot counts ``(F, slots_per_codeword)`` -> symbol
   metrics (guard slots and CSM dropped, repeats summed, times ln(1 + ns/nb)) -> SCPPM log-MAP
   decoding -> CRC-checked blocks (:class:`modem.fec.scppm.decoder.DecodeResult`, NumPy).
-* :class:`DPSKGPUPipeline`: balanced-detector port energies ``xa, xb (F, n)`` -> DPSK LLRs
+* :class:`DPSKGPUPipeline`: balanced-detector port energies ``xa, xb (F, n)`` (float32 or
+  float64; float32 is sent as is and widened on the device) -> DPSK LLRs
   (Gaussian or exact) -> DVB-S2 LDPC min-sum + BCH -> checked frames
   (:class:`modem.fec.dvbs2.code.DecodeResult`, NumPy).
 
@@ -187,7 +188,9 @@ class DPSKGPUPipeline:
         self.overlap = _Overlap(launcher)
 
     def _split(self, batch):
-        xa, xb = (np.asarray(a, dtype=np.float64) for a in batch)
+        xa, xb = (np.asarray(a) for a in batch)
+        if xa.dtype != xb.dtype or xa.dtype not in (np.float32, np.float64):   # float32 travels as is
+            xa, xb = xa.astype(np.float64), xb.astype(np.float64)
         if xa.shape != xb.shape or xa.ndim != 2 or xa.shape[1] != self.code.n:
             raise ShapeError(f"DPSKGPUPipeline: xa, xb must both have shape (F, {self.code.n}), got "
                              f"{xa.shape} and {xb.shape}")
@@ -201,6 +204,8 @@ class DPSKGPUPipeline:
         from .ops import BLOCK, _grid  # noqa: PLC0415
         xp, c, la = self.launcher.xp, self.code, self.launcher
         xa, xb = dev["xa"], dev["xb"]
+        if xa.dtype != np.float64:                      # exact widening on the device
+            xa, xb = xa.astype(np.float64), xb.astype(np.float64)
         llr = xp.empty(xa.shape, dtype=np.float32)
         es = xp.full(1, self.es, dtype=np.float64)
         no_erase = xp.zeros(1, dtype=np.uint8)
