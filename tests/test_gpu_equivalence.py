@@ -75,9 +75,14 @@ def _scppm_metric(code, F, ns, nb, rng):
     return u, rx._symbol_metric(y, rx.weight)
 
 
-@pytest.mark.parametrize("M,ns,max_iter", [(16, 2.0, 12), (4, 1.6, 8), (64, 2.6, 10), (128, 2.4, 6)])
-def test_scppm_decode_equals_cpu(be, M, ns, max_iter, rng):
-    code = SCPPMCode(M, "1/2")
+@pytest.mark.parametrize("M,rate,ns,max_iter", [(16, "1/2", 2.0, 12), (4, "1/2", 1.6, 8), (64, "1/2", 2.6, 10),
+                                                (128, "1/2", 2.4, 6), (8, "1/3", None, 16), (32, "2/3", None, 16),
+                                                (256, "1/2", None, 16)])
+def test_scppm_decode_equals_cpu(be, M, rate, ns, max_iter, rng):
+    code = SCPPMCode(M, rate)
+    if ns is None:                               # 1.2 dB above the Poisson capacity limit
+        from modem.analysis.capacity import ns_capacity_limit  # noqa: PLC0415
+        ns = ns_capacity_limit(M, rate, 0.1) * 10 ** (1.2 / 10)
     u, metric = _scppm_metric(code, 3, ns, 0.1, rng)
     dec = SCPPMDecoder(code, max_iter=max_iter)
     ref = dec.decode(metric)
