@@ -53,9 +53,10 @@ _PARAMS = {
     ("short", "8/9"): (14400, 14232, 12),
 }
 
-#: "minsum": the fast CPU kernel (layer-parallel, 16-bit fixed point); "minsum-serial": the float32
-#: check-by-check layered min-sum (same schedule without repeats in a layer, the one the GPU kernel
-#: mirrors bit for bit); "sum-product": the float64 accuracy reference.
+#: "minsum": layered min-sum, the 360 checks of a layer at once in 16-bit fixed point (the fast CPU
+#: kernel); "minsum-serial": layered min-sum in float32, one check after the other (in a layer where a
+#: variable meets two checks, the second sees the first one's update); "sum-product": the float64
+#: accuracy reference.
 ALGORITHMS = ("minsum", "sum-product", "minsum-serial")
 #: Normalized min-sum check-node scale, by check-node degree: min-sum overestimates check messages
 #: more the more inputs a check has, so low-degree checks want a scale nearer 1. Measured on normal
@@ -186,8 +187,8 @@ class DVBS2Code:
         algorithm : 'minsum' (layered normalized/offset min-sum on the CPU: one frame per worker
             thread, the 360 checks of a DVB-S2 layer in SIMD lanes, 16-bit fixed point with each
             frame's LLRs scaled to a mean magnitude of 1024), 'minsum-serial' (the same layered
-            min-sum in float32, check after check, 32 frames per worker in SIMD lanes; about 3x
-            slower, the schedule the GPU kernel reproduces bit for bit) or 'sum-product' (layered
+            min-sum in float32, check after check, 32 frames per worker in SIMD lanes; about 3-4x
+            slower on the CPU) or 'sum-product' (layered
             exact tanh rule, float64, one frame per thread; the accuracy reference, about 20-40x
             slower than 'minsum-serial').
         scale, offset : min-sum check-node magnitude ``scale * max(min - offset, 0)``; scale None
