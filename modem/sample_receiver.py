@@ -840,10 +840,23 @@ class DPSKLink(_LinkBase):
                                           frame_bits=n + _dpsk.ASM_LEN)
 
     def _burst_options(self) -> dict:
-        if self.divider == 1:
-            return {}
-        thr = 0.5 * self.ppb if self.burst_threshold is None else self.burst_threshold
-        return {"burst_threshold": thr}
+        """Front-end gating: the z^2 signal gate (both modes) and the burst detector (duty < 1).
+
+        Mean z^2 per slot: with signal ``E_b^2 + v1``, without ``v0`` (``v1 = 2 M s^4 + 2 E_b s^2 +
+        x``, ``v0 = 2 M s^4 + x``, s^2 = N0/2, x thermal/ADC after the matched filter; the matched
+        filter gain of white noise is taken as 1/4 here, a bound for sps >= 2); the gate sits
+        halfway between the duty-weighted signal level and the no-signal level, averaged over 64
+        slots (it must open within the first slots of a burst or of the record)."""
+        rx = self.receiver_model
+        x = (self.thermal_sigma ** 2 + self.adc_noise_var) * 0.25
+        v0 = 2.0 * rx.modes * rx.sigma2 ** 2 + x
+        v1 = v0 + 2.0 * rx.es * rx.sigma2
+        duty = 1.0 / self.divider
+        with_signal = duty * (rx.es ** 2 + v1) + (1.0 - duty) * v0
+        out = {"signal_threshold": 0.5 * (with_signal + v0), "signal_square": True, "signal_slots": 64.0}
+        if self.divider > 1:
+            out["burst_threshold"] = 0.5 * self.ppb if self.burst_threshold is None else self.burst_threshold
+        return out
 
 
 def dpsk_transmit_frames(frames, link: DPSKLink, rng, lead_slots: int = 0, tail_slots: int = 64,
@@ -1149,15 +1162,31 @@ class DPSKSampleReceiver:
         return t / self.link.sample_rate_hz * 1e12
 
     def _fec_sync_events(self, prev, new, out):
-        """Lock gains / losses of the FEC-frame synchroniser as ``acquired`` / ``loss_of_signal``
-        (times: the first frame emitted in lock / the marker position where the lock was given up,
-        as far as the bit times are still held; NaN otherwise)."""
+        """Lock gains / losses of the FEC-frame synchroniser as ``acquired`` / ``loss_of_signal``.
+
+        Times: the first frame of a new lock (a frame whose offset does not follow the previous
+        one) / the expected marker after the last frame of the lost lock, as far as the bit times
+        are still held (NaN otherwise). One loss and one gain per push at most are resolved this
+        way (the synchroniser needs several frame periods for either)."""
+        P, slip = self.fec_sync.cfg.period, self.fec_sync.cfg.slip
+        offs = ([] if self._last_off is None else [self._last_off]) + [int(o) for o in out.offset]
+        jump = next((i for i in range(1, len(offs)) if not P - slip <= offs[i] - offs[i - 1] <= P + slip), None)
         if new.lock_losses > prev.lock_losses:
-            pos = new.search_pos if new.mode == SyncMode.SEARCH else new.buf_start
+            if jump is not None:
+                pos = offs[jump - 1] + P
+            elif offs:
+                pos = offs[-1] + P
+            else:
+                pos = new.search_pos
             _record_event(self.stats, "loss_of_signal", self._bit_time_ps(int(pos)),
                           {"lock_losses": new.lock_losses - prev.lock_losses})
         if new.locks > prev.locks:
-            first = int(out.offset[0]) if len(out) else new.next_pos
+            if jump is not None:
+                first = offs[jump]
+            elif len(out):
+                first = int(out.offset[0])
+            else:
+                first = new.next_pos
             _record_event(self.stats, "acquired", self._bit_time_ps(first),
                           {"inverted": bool(new.inverted), "locks": new.locks - prev.locks})
 

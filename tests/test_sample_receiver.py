@@ -222,7 +222,10 @@ def test_dpsk_continuous_with_adc_and_inverted_polarity():
     for sign in (1.0, -1.0):                 # a swapped balanced pair inverts every bit
         rx = DPSKSampleReceiver.from_dict(DPSK_CONT.to_dict())
         got = _run(rx, sign * y, 12, 4)
-        assert _indices(frames, got) == list(range(len(frames)))
+        idx = _indices(frames, got)
+        # timing acquisition may cost FEC frame 0 (TM frames 0..3): a start phase past half a slot
+        # is pulled through the hang-up point with a one-slot slip; every later frame arrives
+        assert idx == list(range(idx[0], len(frames))) and idx[0] <= 4
         assert rx.fec_sync_state.inversions == (sign < 0)
 
 
@@ -271,6 +274,31 @@ def test_dpsk_channel_interleaver_block_phase_found_from_the_code():
         if one is None:
             one = [_key(f) for f in got]
         assert [_key(f) for f in got] == one
+
+
+@pytest.mark.parametrize("gap", ["zeros", "noise"])
+def test_dpsk_continuous_long_gap_lock_lost_and_reacquired(gap):
+    """4.3 FEC frames of silence or noise: the FEC-frame sync flywheels, gives up (loss_of_signal
+    inside the gap) and re-locks right after it; the front end's signal gate keeps the clock from
+    wandering in the noise, so frames resume with the first FEC frame after the gap."""
+    link = DPSKLink(frame_len=256, scid=0x42, vcid=1, ppb=4.0, ppm=-150.0, phase=0.3, thermal_sigma=0.5)
+    frames = random_tm_frames(link.spec, 60, seed=3)
+    y = dpsk_transmit_frames(frames, link, np.random.default_rng(3), lead_slots=1000)
+    n_wire, sps = link.code.n + 32, link.clock.samples_per_slot
+    a, b = int((1000 + 3.3 * n_wire) * sps), int((1000 + 7.6 * n_wire) * sps)
+    y[a:b] = 0.0 if gap == "zeros" else 0.5 * np.random.default_rng(1).standard_normal(b - a)
+    rx = DPSKSampleReceiver(link)
+    got = _run(rx, y, 20, 2)
+    idx = _indices(frames, got)
+    fb, k = 32 + link.spec.n_bits, link.code.k
+    gap_frames = [i for i in range(len(frames)) if (i + 1) * fb > 3 * k and i * fb < 8 * k]   # blocks 3..7
+    lost = [i for i in range(len(frames)) if i not in idx]
+    assert set(lost) - set(range(4)) == set(gap_frames)           # the gap's frames, nothing after it
+    ev = rx.stats.events
+    assert [e.kind for e in ev] == ["acquired", "loss_of_signal", "acquired"]
+    to_ps = 1e12 / link.sample_rate_hz
+    assert a * to_ps < ev[1].t_start_ps < b * to_ps
+    assert ev[1].t_end_ps == ev[2].t_start_ps and b * to_ps < ev[2].t_start_ps < (b + n_wire * sps) * to_ps
 
 
 def test_dpsk_all_noise_yields_no_valid_frame():

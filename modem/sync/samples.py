@@ -45,11 +45,14 @@ Conventions (pinned here)
   reported start is the first referenced bit. The per-slot ``in_burst`` flag rises when the burst is
   confirmed (``burst_confirm - 1`` slots after the reported start). With ``gate_timing`` the loop and the running
   ``dc``/``pwr`` update only inside bursts (between bursts the clock freewheels at its learnt rate).
-* **Signal gate** (``signal_threshold`` set; PPM loss of signal): a running mean of ``z`` with time
-  constant ``signal_slots`` is updated on every slot; the loop and ``dc``/``pwr`` update only while it
-  exceeds ``signal_threshold`` (for APD PPM e.g. halfway between the empty-slot mean ``G nb`` and the
-  signal mean ``G (nb + ns / (M + G))``). In a gap (clouds, dropped samples: zeros or noise) the
-  clock then freewheels at its learnt rate instead of random-walking on noise, and re-locks at once.
+* **Signal gate** (``signal_threshold`` set; loss of signal): a running mean of ``z`` (``z^2`` with
+  ``signal_square``, for bipolar DPSK outputs) with time constant ``signal_slots`` is updated on
+  every slot; the loop and ``dc``/``pwr`` update only while it exceeds ``signal_threshold`` (for APD
+  PPM e.g. halfway between the empty-slot mean ``G nb`` and the signal mean ``G (nb + ns / (M + G))``).
+  In a gap (clouds, dropped samples: zeros or noise) the clock then freewheels at its learnt rate
+  instead of random-walking on noise, and re-locks at once. With the gate, the loop also waits for
+  ``avg_slots`` updates of ``dc``/``pwr`` before its first step (a power estimate still near 0 would
+  saturate the first errors and throw the frequency integrator off).
 """
 from __future__ import annotations
 
@@ -87,8 +90,10 @@ class FrontEndConfig:
     burst_hangover : consecutive cold slots that close a burst, >= 1.
     gate_timing : update timing loop only inside bursts (default: True when bursts are detected).
     avg_slots : time constant (slots) of the running dc / power estimates, >= 1.
-    signal_threshold : running mean of z above which the loop updates (None = always).
+    signal_threshold : running mean of z (z^2 with signal_square) above which the loop updates
+        (None = always).
     signal_slots : time constant (slots) of that running mean, >= 1.
+    signal_square : the gate averages z^2 instead of z.
     """
 
     sps: float = 4.0
@@ -101,6 +106,7 @@ class FrontEndConfig:
     avg_slots: float = 64.0
     signal_threshold: float | None = None
     signal_slots: float = 1024.0
+    signal_square: bool = False
 
     def __post_init__(self):
         def num(name, lo, hi, lo_open=False):
@@ -236,7 +242,7 @@ def _interp(buf, p):  # pragma: no cover - compiled
 
 @numba.njit(cache=True)
 def _track(buf, base, fv, iv, P, half, kp, ki, kd, alpha, thr, use_burst, confirm, hangover, gate,
-           use_sig, sig_thr, sig_alpha, z_out, t_out, k_out, b_out, bursts_out):  # pragma: no cover - compiled
+           use_sig, sig_thr, sig_alpha, sig_sq, warm, z_out, t_out, k_out, b_out, bursts_out):  # pragma: no cover - compiled
     """Process every slot whose interpolation window lies inside buf. Returns (n_slots, n_bursts)."""
     n = 0
     nb = 0
@@ -278,7 +284,7 @@ def _track(buf, base, fv, iv, P, half, kp, ki, kd, alpha, thr, use_burst, confir
                         iv[3] = 0
         update = (not gate) or iv[2] == 1
         if use_sig:
-            fv[4] += sig_alpha * (z - fv[4])
+            fv[4] += sig_alpha * ((z * z if sig_sq else z) - fv[4])
             update = update and fv[4] > sig_thr
         step = 0.0
         if update:
@@ -289,7 +295,9 @@ def _track(buf, base, fv, iv, P, half, kp, ki, kd, alpha, thr, use_burst, confir
             zt = z - fv[2]
             fv[2] += alpha * (z - fv[2])
             fv[3] += alpha * (zt * zt - fv[3])
-            if fv[3] > 0.0:
+            if iv[1] < warm:                 # dc / pwr still converging: no loop update yet
+                iv[1] += 1
+            elif fv[3] > 0.0:
                 e = zt * (zl - ze) / fv[3]
                 d = -e / kd
                 if d > 0.5:
@@ -369,6 +377,7 @@ class SampleFrontEnd:
                        1.0 / c.avg_slots, thr, c.burst_threshold is not None, c.burst_confirm,
                        c.burst_hangover, bool(c.gate_timing), c.signal_threshold is not None,
                        0.0 if c.signal_threshold is None else c.signal_threshold, 1.0 / c.signal_slots,
+                       bool(c.signal_square), int(c.avg_slots) if c.signal_threshold is not None else 1,
                        z, t, k, b, bursts)
         keep_from = max(int(math.floor(fv[_F_TAU] - c.sps)) - 4 - st.mf_base, 0)
         keep_from = min(keep_from, buf.shape[0])
