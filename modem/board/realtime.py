@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import BackendUnavailable, ConfigError
 from .control import bind_socket, connect_socket, is_loopback
 from .protocol import (MAX_PAYLOAD_LEN, REJECT_REASONS, Flags, Header, MessageError, PayloadKind, SampleDtype,
                        parse_message)
@@ -329,8 +329,13 @@ class RealtimeReceiver:
                 is_loopback(ep)          # validates the endpoint syntax
         self.cfg = config or RealtimeConfig()
         self.stats = RealtimeStats()
-        from ..backend import resolve_backend  # noqa: PLC0415
-        self.backend = resolve_backend()         # what the decoders run on (MODEM_BACKEND), reported in status
+        # the backend the decoders run on, reported in status: the receivers of modem.offline.receiver_for
+        # run on the CPU, so MODEM_BACKEND=gpu is refused rather than silently run on the CPU
+        from ..backend import requested_backend  # noqa: PLC0415
+        self.backend = "cpu"
+        if requested_backend() == "gpu":
+            raise BackendUnavailable("RealtimeReceiver: MODEM_BACKEND=gpu requested, but the stream decoders "
+                                     "(modem.offline.receiver_for) run on the CPU; unset it or use cpu/auto")
         self.decoder_factory = decoder_factory
         self.decoder = decoder_factory() if decoder_factory is not None else None
         self.spec = spec if spec is not None else getattr(self.decoder, "spec", None)
