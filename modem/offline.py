@@ -121,16 +121,6 @@ def _time_tag_receiver_class():
                     self.slot_histogram += h
                 return super()._after_clock(slots)
 
-            def _remember_times(self, slots):
-                # the base class keeps the last 8 codewords' symbol times only, which loses the times
-                # of frames decoded from earlier in a large chunk: keep the whole batch too
-                if not len(slots):
-                    return
-                keep = 8 * self.code.symbols_per_codeword + len(slots)
-                for name, new in (("_t_seg", slots.segment), ("_t_idx", slots.sym_index),
-                                  ("_t_ps", slots.t_sym_ps)):
-                    setattr(self, name, np.concatenate([getattr(self, name), np.asarray(new)])[-keep:])
-
         _TT_RECEIVER = TimeTagReceiverWithHistogram
     return _TT_RECEIVER
 

@@ -161,10 +161,11 @@ class SCPPMTimeTagReceiver:
         return frames
 
     def _remember_times(self, slots):
-        """Keep (segment, sym_index) -> receive time of the recent symbols, bounded."""
+        """Keep (segment, sym_index) -> receive time of this batch's symbols and of the 8 codewords
+        before it (codeword sync may still be holding those), bounded by the batch size."""
         if not len(slots):
             return
-        keep = 8 * self.code.symbols_per_codeword
+        keep = 8 * self.code.symbols_per_codeword + len(slots)
         for name, new in (("_t_seg", slots.segment), ("_t_idx", slots.sym_index), ("_t_ps", slots.t_sym_ps)):
             setattr(self, name, np.concatenate([getattr(self, name), np.asarray(new)])[-keep:])
 

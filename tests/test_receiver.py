@@ -71,9 +71,12 @@ def test_time_tags_to_checked_frames_chunked(link):
     assert idx == list(range(idx[0], idx[0] + len(idx)))
     assert idx[0] == 3 and idx[-1] >= len(frames) - 2
     assert rx.stats.codewords_crc_failed == 0 and [e.kind for e in rx.stats.events] == ["acquired"]
-    # one-shot gives the same frames
+    # one-shot gives the same frames, with the same receive times (a whole record in one chunk
+    # holds many codewords: each frame still gets the time of its own codeword)
     rx2 = SCPPMTimeTagReceiver(CODE, SPEC, SLOT_PS, NS, NB_DET)
-    assert [f.data for f in _run(rx2, tags, 0, 2)] == [f.data for f in got]
+    one = _run(rx2, tags, 0, 2)
+    assert [(f.data, f.t_ps, f.codewords) for f in one] == [(f.data, f.t_ps, f.codewords) for f in got]
+    assert all(math.isfinite(f.t_ps) for f in got) and all(np.diff([f.t_ps for f in got]) > 0)
     # packets come out of the depacketizer (the first frames are lost, so resync on the FHP)
     dp = TMDepacketizer(SPEC)
     res, _ = dp.push([f.data for f in got], dp.initial_state())

@@ -87,6 +87,15 @@ class ClockMode(enum.IntEnum):
     TRACK = 1
 
 
+
+def _first_at_or_after(buf: np.ndarray, x) -> int:
+    """``np.searchsorted(buf, x, "left")`` for int64 tags ``buf`` and a real time ``x`` (ps).
+
+    An integer tag is ``>= x`` exactly when it is ``>= ceil(x)``, so the search runs on an int64 key:
+    a float key would make NumPy convert the whole buffer to float64 on every call (O(n) per block,
+    which dominated the receiver's run time)."""
+    return int(np.searchsorted(buf, np.int64(math.ceil(x)), "left"))
+
 @dataclass(frozen=True)
 class SyncEvent:
     """A synchronisation event. ``kind``: ``"acquired"`` (t_start = first symbol start),
@@ -506,10 +515,10 @@ class SlotClockRecovery:
                 end = a + cfg.acq_window_ps
                 if buf[-1] < end:
                     st.acq_anchor = a
-                    buf = buf[np.searchsorted(buf, a, "left"):]
+                    buf = buf[_first_at_or_after(buf, a):]
                     break
-                i0 = int(np.searchsorted(buf, a, "left"))
-                i1 = int(np.searchsorted(buf, end, "left"))
+                i0 = _first_at_or_after(buf, a)
+                i1 = _first_at_or_after(buf, end)
                 res = self.acquire(buf[i0:i1], a)
                 if res is None:
                     st.failed_windows += 1
@@ -548,8 +557,8 @@ class SlotClockRecovery:
             e = s + B * P * T
             if buf[-1] < e and not final:
                 break
-            i0 = int(np.searchsorted(buf, s, "left"))
-            i1 = int(np.searchsorted(buf, e, "left"))
+            i0 = _first_at_or_after(buf, s)
+            i1 = _first_at_or_after(buf, e)
             x = buf[i0:i1].astype(np.float64) - s
             u = x / T
             j = np.minimum(np.floor(u).astype(np.int64), B * P - 1)
@@ -595,7 +604,7 @@ class SlotClockRecovery:
                 st.jump_since = t_j
                 st.jump_info = {"reason": reason, "_ref": float(s), "_Tsym": float(P * T)}
                 # blk_start / sym_index stay at this block: the symbol count continues from here
-                buf = buf[int(np.searchsorted(buf, t_j, "left")):]
+                buf = buf[_first_at_or_after(buf, t_j):]
                 st.mode = ClockMode.ACQUIRE
                 st.acq_anchor = None
                 st.weak_run = 0
