@@ -643,8 +643,10 @@ class SCPPMSampleReceiver:
         self.link, self.code, self.spec = link, link.code, link.spec
         # signal gate: halfway between the mean MF output of background only and with the signal
         P = self.code.slots_per_symbol
-        gate = link.apd_gain * (link.nb + 0.5 * link.ns / P)
-        self.frontend = SampleFrontEnd(link._frontend_config(**{"signal_threshold": gate, **(frontend_options or {})}))
+        gate = link._frontend_config().gate_gain() * link.apd_gain * (link.nb + 0.5 * link.ns / P)
+        acquire = 100 * P * self.code.repetition          # feed-forward phase over ~100 pulses
+        self.frontend = SampleFrontEnd(link._frontend_config(**{"signal_threshold": gate, "acquire_slots": acquire,
+                                                                **(frontend_options or {})}))
         noise_var = (link.thermal_sigma ** 2 + link.adc_noise_var) * self.frontend.noise_gain
         if slot_llr not in ("mixture", "gaussian"):
             raise ConfigError(f"SCPPMSampleReceiver: slot_llr must be 'mixture' or 'gaussian', got {slot_llr!r}")
@@ -846,14 +848,17 @@ class DPSKLink(_LinkBase):
         x``, ``v0 = 2 M s^4 + x``, s^2 = N0/2, x thermal/ADC after the matched filter; the matched
         filter gain of white noise is taken as 1/4 here, a bound for sps >= 2); the gate sits
         halfway between the duty-weighted signal level and the no-signal level, averaged over 64
-        slots (it must open within the first slots of a burst or of the record)."""
+        slots (it must open within the first slots of a burst or of the record). Feed-forward phase
+        acquisition over 256 slots (or the burst) when the loop first runs."""
         rx = self.receiver_model
         x = (self.thermal_sigma ** 2 + self.adc_noise_var) * 0.25
         v0 = 2.0 * rx.modes * rx.sigma2 ** 2 + x
         v1 = v0 + 2.0 * rx.es * rx.sigma2
         duty = 1.0 / self.divider
         with_signal = duty * (rx.es ** 2 + v1) + (1.0 - duty) * v0
-        out = {"signal_threshold": 0.5 * (with_signal + v0), "signal_square": True, "signal_slots": 64.0}
+        gain = self._frontend_config().gate_gain(square=True)
+        out = {"signal_threshold": gain * 0.5 * (with_signal + v0), "signal_square": True, "signal_slots": 64.0,
+               "acquire_slots": 256 if self.divider == 1 else min(256, self.burst_bits - 8)}
         if self.divider > 1:
             out["burst_threshold"] = 0.5 * self.ppb if self.burst_threshold is None else self.burst_threshold
         return out
@@ -913,7 +918,8 @@ class BurstGrid:
 
     Front-end slots are numbered from the first recovered slot; the burst period is
     ``Pb = divider * burst_bits`` slots. Every whole window ``[w Pb, (w+1) Pb)`` of slot numbers is
-    folded into ``acc = decay * acc + z^2``; from ``acquire`` windows on, the phase ``phi`` that
+    folded into ``acc = decay * acc + z^2``; from ``acquire`` windows on (their bursts are emitted
+    then, so waiting costs latency, not data), the phase ``phi`` that
     maximises the circular sum of ``acc`` over ``burst_bits - 1`` slots (the referenced bits), minus
     one, gives the next burst start (the current phase is kept unless the best beats it by
     ``hysteresis`` slots' worth of energy), provided the run's mean energy is ``contrast`` times the
@@ -926,7 +932,7 @@ class BurstGrid:
     ``push(z, t, state) -> (z_bits, t_bits, erase, state)``.
     """
 
-    def __init__(self, fmt: _dpsk.BurstFormat, acquire: int = 2, decay: float = 0.9, contrast: float = 4.0,
+    def __init__(self, fmt: _dpsk.BurstFormat, acquire: int = 6, decay: float = 0.9, contrast: float = 4.0,
                  hysteresis: float = 0.5):
         self.L = int(fmt.burst_bits)
         self.Pb = int(fmt.burst_bits) * int(fmt.divider)

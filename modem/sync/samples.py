@@ -45,14 +45,24 @@ Conventions (pinned here)
   reported start is the first referenced bit. The per-slot ``in_burst`` flag rises when the burst is
   confirmed (``burst_confirm - 1`` slots after the reported start). With ``gate_timing`` the loop and the running
   ``dc``/``pwr`` update only inside bursts (between bursts the clock freewheels at its learnt rate).
-* **Signal gate** (``signal_threshold`` set; loss of signal): a running mean of ``z`` (``z^2`` with
-  ``signal_square``, for bipolar DPSK outputs) with time constant ``signal_slots`` is updated on
-  every slot; the loop and ``dc``/``pwr`` update only while it exceeds ``signal_threshold`` (for APD
-  PPM e.g. halfway between the empty-slot mean ``G nb`` and the signal mean ``G (nb + ns / (M + G))``).
+* **Signal gate** (``signal_threshold`` set; loss of signal): a running mean of
+  ``(z(tau) + z(tau + T/2)) / 2`` (of ``(z^2 + z(tau + T/2)^2) / 2`` with ``signal_square``, for
+  bipolar DPSK outputs) with time constant ``signal_slots`` is updated on every slot: two points per
+  slot make it nearly independent of the timing phase (a gate on ``z`` at a wrong phase would never
+  open), its expectation is the slot amplitude mean times :meth:`FrontEndConfig.gate_gain` (mean of
+  the squares times ``gate_gain(square=True)``). The loop and ``dc``/``pwr`` update only while it
+  exceeds ``signal_threshold`` (for APD PPM e.g. ``gate_gain()`` times halfway between the
+  empty-slot mean ``G nb`` and the signal mean ``G (nb + ns / (M + G))``).
   In a gap (clouds, dropped samples: zeros or noise) the clock then freewheels at its learnt rate
   instead of random-walking on noise, and re-locks at once. With the gate, the loop also waits for
   ``avg_slots`` updates of ``dc``/``pwr`` before its first step (a power estimate still near 0 would
   saturate the first errors and throw the frequency integrator off).
+* **Feed-forward phase acquisition** (``acquire_slots`` A > 0): when the loop would run for the
+  first time (signal gate open, inside a burst when gated), the MF output energy
+  ``sum_j z(tau + phi + j T)^2`` over the next A slots is evaluated for 16 phases
+  ``phi in [-T/2, T/2)`` and the clock starts at the best one; the loop then only tracks. This
+  avoids the slow pull-in (and the one-slot slip) from a start phase near the half-slot hang-up
+  point. The look-ahead waits for A slots of input (deterministic: chunking does not matter).
 """
 from __future__ import annotations
 
@@ -94,6 +104,7 @@ class FrontEndConfig:
         (None = always).
     signal_slots : time constant (slots) of that running mean, >= 1.
     signal_square : the gate averages z^2 instead of z.
+    acquire_slots : feed-forward phase acquisition over this many slots (0 = off), see the module doc.
     """
 
     sps: float = 4.0
@@ -107,6 +118,7 @@ class FrontEndConfig:
     signal_threshold: float | None = None
     signal_slots: float = 1024.0
     signal_square: bool = False
+    acquire_slots: int = 0
 
     def __post_init__(self):
         def num(name, lo, hi, lo_open=False):
@@ -128,6 +140,9 @@ class FrontEndConfig:
             num("signal_threshold", -1e300, 1e300)
         if self.burst_threshold is not None:
             num("burst_threshold", 0.0, 1e300, True)
+        v = self.acquire_slots
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v <= 1_000_000:
+            raise ConfigError(f"FrontEndConfig: acquire_slots must be an integer in 0..1000000, got acquire_slots={v!r}")
         for name in ("burst_confirm", "burst_hangover"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v <= 1_000_000:
@@ -144,6 +159,13 @@ class FrontEndConfig:
         th = self.loop_bw / (zeta + 0.25 / zeta)
         d = 1.0 + 2.0 * zeta * th + th * th
         return 4.0 * zeta * th / d, 4.0 * th * th / d
+
+    def gate_gain(self, square: bool = False) -> float:
+        """Expected signal-gate statistic per unit slot amplitude: the integral of the matched-filter
+        output pulse ``exp(-t^2 / (4 sigma^2))`` (slots), ``2 sigma sqrt(pi)``, or of its square,
+        ``sigma sqrt(2 pi)`` (for random slot amplitudes, with ``square``)."""
+        s = self.pulse_sigma
+        return s * math.sqrt(2.0 * math.pi) if square else 2.0 * s * math.sqrt(math.pi)
 
     @property
     def detector_gain(self) -> float:
@@ -242,7 +264,7 @@ def _interp(buf, p):  # pragma: no cover - compiled
 
 @numba.njit(cache=True)
 def _track(buf, base, fv, iv, P, half, kp, ki, kd, alpha, thr, use_burst, confirm, hangover, gate,
-           use_sig, sig_thr, sig_alpha, sig_sq, warm, z_out, t_out, k_out, b_out, bursts_out):  # pragma: no cover - compiled
+           use_sig, sig_thr, sig_alpha, sig_sq, warm, acq, z_out, t_out, k_out, b_out, bursts_out):  # pragma: no cover - compiled
     """Process every slot whose interpolation window lies inside buf. Returns (n_slots, n_bursts)."""
     n = 0
     nb = 0
@@ -251,6 +273,24 @@ def _track(buf, base, fv, iv, P, half, kp, ki, kd, alpha, thr, use_burst, confir
         tau = fv[0]
         if math.floor(tau + half) + 3 > end - 1 or n >= z_out.shape[0]:
             break
+        # feed-forward phase acquisition, once, when the loop would first run (signal present)
+        if acq > 0 and iv[1] == 0 and ((not use_sig) or fv[4] > sig_thr) and ((not gate) or iv[2] == 1):
+            if math.floor(tau + (acq + 1) * P) + 3 > end - 1:
+                break                                   # wait for the look-ahead window
+            best_e = -1.0
+            best_phi = 0.0
+            for c in range(16):
+                phi = (c / 16.0 - 0.5) * P
+                e_sum = 0.0
+                for j in range(acq):
+                    v = _interp(buf, tau + phi + j * P - base)
+                    e_sum += v * v
+                if e_sum > best_e:
+                    best_e = e_sum
+                    best_phi = phi
+            tau = tau + best_phi
+            fv[0] = tau
+            iv[1] = -1                                  # acquired; dc / pwr not primed yet
         z = _interp(buf, tau - base)
         ze = _interp(buf, tau - half - base)
         zl = _interp(buf, tau + half - base)
@@ -283,12 +323,15 @@ def _track(buf, base, fv, iv, P, half, kp, ki, kd, alpha, thr, use_burst, confir
                         iv[2] = 0
                         iv[3] = 0
         update = (not gate) or iv[2] == 1
-        if use_sig:
-            fv[4] += sig_alpha * ((z * z if sig_sq else z) - fv[4])
+        if use_sig:                 # two points per slot: nearly independent of the timing phase
+            sv = 0.5 * (z * z + zl * zl) if sig_sq else 0.5 * (z + zl)
+            fv[4] += sig_alpha * (sv - fv[4])
             update = update and fv[4] > sig_thr
+        if update and acq > 0 and iv[1] == 0:
+            update = False          # first time the loop would run: acquire the phase at the next slot
         step = 0.0
         if update:
-            if iv[1] == 0:
+            if iv[1] <= 0:
                 fv[2] = z
                 fv[3] = 0.0
                 iv[1] = 1
@@ -378,7 +421,7 @@ class SampleFrontEnd:
                        c.burst_hangover, bool(c.gate_timing), c.signal_threshold is not None,
                        0.0 if c.signal_threshold is None else c.signal_threshold, 1.0 / c.signal_slots,
                        bool(c.signal_square), int(c.avg_slots) if c.signal_threshold is not None else 1,
-                       z, t, k, b, bursts)
+                       int(c.acquire_slots), z, t, k, b, bursts)
         keep_from = max(int(math.floor(fv[_F_TAU] - c.sps)) - 4 - st.mf_base, 0)
         keep_from = min(keep_from, buf.shape[0])
         new = FrontEndState(hist=ext[ext.shape[0] - 2 * self.delay:].copy(), mf=buf[keep_from:].copy(),
