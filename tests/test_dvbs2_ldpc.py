@@ -475,3 +475,24 @@ def test_bch_remainder_fast_path_equals_bitwise_division():
                     r ^= g << (d - bch.nparity)
             got = int("".join(f"{int(w):064b}" for w in fast), 2) >> (64 * nw - bch.nparity)
             assert got == r
+
+
+def test_bench_ldpc_smoke(tmp_path, monkeypatch):
+    """bench/bench_ldpc.py on a tiny configuration writes a self-describing JSON (A/B of both min-sums)."""
+    import importlib.util
+    import json
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "bench" / "bench_ldpc.py"
+    spec = importlib.util.spec_from_file_location("bench_ldpc_smoke", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(mod, "CONFIGS", [("short", "1/2", 1.2, 50, 4)])
+    out = tmp_path / "ldpc.json"
+    mod.main(["--repeats", "1", "--algorithms", "minsum", "minsum-serial", "--out", str(out)])
+    rep = json.loads(out.read_text())
+    assert set(rep["decoders"]) == {"minsum", "minsum-serial"}
+    assert [r["algorithm"] for r in rep["results"]] == ["minsum", "minsum-serial"]
+    for r in rep["results"]:
+        assert r["k"] == 7032 and r["frames_per_call"] == 4 and r["info_bits_per_s_best"] > 0
+        assert r["frame_errors"] == 0 and 0 < r["iterations_mean"] < 50
+    assert rep["backend_info"]["backend"] == "cpu" and "bench_ldpc.py" in rep["command"]
