@@ -644,8 +644,9 @@ class SCPPMSampleReceiver:
         # signal gate: halfway between the mean MF output of background only and with the signal
         P = self.code.slots_per_symbol
         gate = link._frontend_config().gate_gain() * link.apd_gain * (link.nb + 0.5 * link.ns / P)
-        acquire = 100 * P * self.code.repetition          # feed-forward phase over ~100 pulses
-        self.frontend = SampleFrontEnd(link._frontend_config(**{"signal_threshold": gate, "acquire_slots": acquire,
+        # no feed-forward phase acquisition here: it would trigger when the slow PPM signal gate
+        # opens (~1000 slots in), i.e. usually inside the first CSM, which then fails to lock
+        self.frontend = SampleFrontEnd(link._frontend_config(**{"signal_threshold": gate,
                                                                 **(frontend_options or {})}))
         noise_var = (link.thermal_sigma ** 2 + link.adc_noise_var) * self.frontend.noise_gain
         if slot_llr not in ("mixture", "gaussian"):
