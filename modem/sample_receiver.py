@@ -20,7 +20,8 @@ SCPPM over an APD (:class:`SCPPMSampleReceiver`)::
 
 DPSK over a pre-amplified balanced receiver (:class:`DPSKSampleReceiver`)::
 
-    ADC samples -> SampleFrontEnd (burst detection gates the timing loop in burst mode)
+    ADC samples -> SampleFrontEnd (timing loop gated by a z^2 signal detector and, in burst mode,
+                   by burst detection; feed-forward phase acquisition when the signal first appears)
                 -> BurstGrid: burst positions from the energy folded over the burst period
                    (duty < 1 only; the first bit of every burst is erased)
                 -> Gaussian-moment bit LLRs (dpsk_bit_llr)
