@@ -35,6 +35,7 @@
 // per-codeword kernels one thread per codeword; any block size (256 suggested).
 #include "common.cuh"
 
+#define SCPPM_LLR_CLIP 60.0
 #define SCPPM_RATIO_MAX 1.1420073898156842e26   // exp(60)
 #define SCPPM_RATIO_MIN 8.7565107626965203e-27  // exp(-60)
 
@@ -75,7 +76,7 @@ MODEM_DEV void stage_apriori(const double* __restrict__ le, const int* __restric
   }
 }
 
-// pg[i, v, f] = exp(metric[f, i, ginv(v)] - max_s metric[f, i, s]); one thread per (i, f).
+// pg[i, v, f] = exp(max(metric[f, i, ginv(v)] - max_s metric[f, i, s], -60)); one thread per (i, f).
 template <int LOGM>
 __global__ void scppm_channel_prob(const double* __restrict__ metric, double* __restrict__ pg, i64 F, i64 S) {
   const int M = 1 << LOGM;
@@ -84,10 +85,11 @@ __global__ void scppm_channel_prob(const double* __restrict__ metric, double* __
     const double* x = metric + (f * S + i) * M;
     double mx = x[0];
     for (int s = 1; s < M; ++s) mx = x[s] > mx ? x[s] : mx;
-    double e_zero = exp(-mx);   // photon counts are mostly 0 (metric 0)
+    // photon counts are mostly 0 (metric 0); the spread is capped at 60 as on the CPU
+    double e_zero = exp(fmax(-mx, -SCPPM_LLR_CLIP));
     for (int v = 0; v < M; ++v) {
       double xv = x[inverse_gray<LOGM>(v)];
-      pg[(i * M + v) * F + f] = xv == 0.0 ? e_zero : exp(xv - mx);
+      pg[(i * M + v) * F + f] = xv == 0.0 ? e_zero : exp(fmax(xv - mx, -SCPPM_LLR_CLIP));
     }
   }
 }

@@ -195,3 +195,30 @@ def test_outer_siso_probability_domain_equals_log_domain(rng):
     _cpu.outer_siso_prob(np.exp(-lc), T, ratio, sign, np.empty((T + 1, 4)), np.empty((T, 4)))
     np.testing.assert_allclose(-np.log(ratio), le_log, rtol=1e-9, atol=1e-9)
     np.testing.assert_array_equal(sign, np.where(app_log >= 0, 1.0, -1.0))
+
+
+
+def test_overconfident_metrics_decode_or_fail_never_garbage():
+    """Symbol metrics with a spread of ~1900 (unclipped Gaussian slot LLRs of an APD front end):
+    ``exp`` of the spread underflows, an extrinsic ratio once divided by zero inside a parallel
+    worker, and the batch came back with uninitialised codewords, some flagged good. The spread is
+    now capped at LLR_CLIP: each codeword decodes correctly or is a counted CRC failure."""
+    from modem.sample_receiver import (SCPPMAPDLink, SCPPMSampleReceiver, random_tm_frames,
+                                       scppm_apd_transmit, tm_blocks)
+    from modem.sync.samples import gaussian_slot_llr, ppm_symbol_metric
+    link = SCPPMAPDLink(ppm=150.0, phase=0.37, frame_len=1115, scid=0x42, vcid=1)
+    frames = random_tm_frames(link.spec, 8, seed=1)
+    y = scppm_apd_transmit(frames, link, np.random.default_rng(1), lead_slots=3000)
+    rx = SCPPMSampleReceiver(link, slot_llr="gaussian")
+    s, _ = rx.frontend.push(y)
+    lam = gaussian_slot_llr(s.z, rx.moments)                     # deliberately NOT clipped
+    cw, _ = rx.sync.push(np.clip(lam, -30, 30), s.t, rx.sync.initial_state())
+    n = link.code.slots_per_codeword
+    metric = ppm_symbol_metric(np.stack([lam[int(i):int(i) + n] for i in cw.slot]), link.code)
+    assert np.ptp(metric, axis=-1).max() > 1000                  # exp(-spread) underflows to 0
+    u = tm_blocks(frames, link.spec, link.code.k)
+    res = SCPPMDecoder(link.code, max_iter=20).decode(metric)
+    assert len(res.crc_ok) >= 8 and ((res.iterations >= 1) & (res.iterations <= 20)).all()
+    for i in range(len(res.crc_ok)):
+        assert not res.crc_ok[i] or np.array_equal(res.u_hat[i], u[i])
+    assert res.crc_ok.all()

@@ -253,7 +253,7 @@ def outer_siso(lc, T, max_log, le_out, app_u, alpha):
 def channel_probabilities(metric, ginv, pg):
     """Channel term of the inner edges in the probability domain, in input-pattern order.
 
-    ``pg[i, v] = exp(metric[i, ginv[v]] - max_s metric[i, s])``: the probability of the PPM symbol
+    ``pg[i, v] = exp(max(metric[i, ginv[v]] - max_s metric[i, s], -LLR_CLIP))``: the probability of the PPM symbol
     whose edge leaving state 0 carries the input pattern v (``ginv`` = inverse Gray map, since from
     state 0 the input bits are gray(s) = s ^ (s >> 1)). From state 1 the pattern of the same symbol
     has its MSB flipped, so the state-1 edges read ``pg[i, v ^ M/2]``. Computed once per codeword:
@@ -265,11 +265,13 @@ def channel_probabilities(metric, ginv, pg):
         for s in range(1, M):
             if metric[i, s] > mx:
                 mx = metric[i, s]
-        # photon counts are mostly 0 (metric 0): one exponential serves every empty slot
-        e_zero = np.exp(-mx)
+        # photon counts are mostly 0 (metric 0): one exponential serves every empty slot.
+        # A symbol's metric spread is capped at LLR_CLIP (the same bound as the exchanged ratios):
+        # past it the trellis could meet a stage whose every reachable edge has probability 0.
+        e_zero = np.exp(max(-mx, -LLR_CLIP))
         for v in range(M):
             x = metric[i, ginv[v]]
-            pg[i, v] = e_zero if x == 0.0 else np.exp(x - mx)
+            pg[i, v] = e_zero if x == 0.0 else np.exp(max(x - mx, -LLR_CLIP))
 
 
 @nb.njit(cache=True, fastmath=True)

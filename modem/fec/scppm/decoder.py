@@ -100,9 +100,10 @@ class SCPPMDecoder:
         batch = y.shape[:-2]
         flat = np.ascontiguousarray(y.reshape((-1, c.S, c.M)))
         F = flat.shape[0]
-        u_hat = np.empty((F, c.k_hat), dtype=np.uint8)
-        ok = np.empty(F, dtype=np.bool_)
-        it = np.empty(F, dtype=np.int64)
+        # zero-initialised: a codeword the kernel did not finish can only read as a CRC failure
+        u_hat = np.zeros((F, c.k_hat), dtype=np.uint8)
+        ok = np.zeros(F, dtype=np.bool_)
+        it = np.zeros(F, dtype=np.int64)
         if F:
             _cpu.turbo_decode(flat, self._edge_bits, self._ginv, self._par, c.m, self._inner_to_mother, c.k_hat, c.k,
                               self.max_iter, self.max_log, self.ext_scale, CRC32_HPE_POLY,
