@@ -308,6 +308,9 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
         wall = time.perf_counter() - t_wall
         rep = _report(cap, rx, handler, wall, t_first, t_last)
         rep["backend"] = backend_info("cpu")            # every replay stage runs on the CPU
+    check = manifest_check(path, rep["packets"]["payload_sha256"])
+    if check is not None:
+        rep["manifest"] = check
     if out_dir:
         if plots:
             rep["plots"] = _plots(rep, handler, rx, out_dir)
@@ -520,6 +523,26 @@ def _parse_params(items) -> dict:
     return out
 
 
+def manifest_check(path, payload_sha256: str) -> dict | None:
+    """Compare a decoded payload with the ``manifest.json`` beside the capture, when it lists the
+    file (``captures/`` ships one): ``{"manifest", "expected_payload_sha256", "match"}``, else None.
+    An unreadable manifest is reported in the result, never raised: it does not spoil a decode."""
+    folder, name = os.path.split(os.path.abspath(os.fspath(path)))
+    mpath = os.path.join(folder, "manifest.json")
+    if not os.path.isfile(mpath):
+        return None
+    try:
+        with open(mpath) as fh:
+            caps = json.load(fh).get("captures", {})
+    except (OSError, ValueError, AttributeError) as exc:
+        return {"manifest": mpath, "error": f"unreadable manifest ({exc})", "match": None}
+    for key, entry in caps.items():
+        if name == key or name in entry.get("files", ()):
+            want = entry.get("payload_sha256")
+            return {"manifest": mpath, "expected_payload_sha256": want, "match": want == payload_sha256}
+    return None
+
+
 def _summary(rep: dict) -> str:
     if "error" in rep:
         return f"{rep['file']}: error: {rep['error']}"
@@ -533,7 +556,8 @@ def _summary(rep: dict) -> str:
     lines = [f"{rep['file']}: {rep['format']} {rep['kind']}, {link}",
              f"  frames   {fr['good']} good, {fr['bad']} bad  (codewords {q['codewords']}, CRC failed "
              f"{q['codewords_crc_failed']}, mean iterations {q['iterations_mean']:.2f})",
-             f"  packets  {pk['count']}  payload sha256 {pk['payload_sha256']}",
+             f"  packets  {pk['count']}  payload sha256 {pk['payload_sha256']}"
+             + _manifest_note(rep.get("manifest")),
              f"  sync     " + (", ".join(e["kind"] for e in rep["sync_events"]) or "none")]
     re = rep.get("reencode")
     if re:
@@ -552,8 +576,18 @@ def _summary(rep: dict) -> str:
     return "\n".join(lines)
 
 
+def _manifest_note(check: dict | None) -> str:
+    if not check:
+        return ""
+    if check.get("match") is None:
+        return f"  (manifest: {check.get('error')})"
+    where = os.path.relpath(check["manifest"])
+    return f"  (matches {where})" if check["match"] else f"  DIFFERS from {where} ({check['expected_payload_sha256']})"
+
+
 def run_cli(args) -> int:
-    """``modem decode``: returns the exit status (0 when every capture decoded, 2 on any error)."""
+    """``modem decode``: returns the exit status (0 when every capture decoded, 2 on any error, 3 when
+    a capture listed in a manifest beside it decoded to a different payload)."""
     meta = _parse_params(args.param)
     if args.chunk < 1:
         raise ConfigError(f"--chunk must be >= 1, got {args.chunk}")
@@ -573,5 +607,10 @@ def run_cli(args) -> int:
     for r in errors:
         if args.json:
             print(f"modem: error: {r['error']}", file=sys.stderr)
-    return 2 if errors else 0
+    if errors:
+        return 2
+    differs = [r for r in reps if (r.get("manifest") or {}).get("match") is False]
+    for r in differs:
+        print(f"modem: {r['file']}: decoded payload differs from {r['manifest']['manifest']}", file=sys.stderr)
+    return 3 if differs else 0
 

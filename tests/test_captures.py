@@ -42,7 +42,7 @@ def test_capture_decodes_to_manifest_payload(name, entry):
     assert rep["packets"]["payload_sha256"] == entry["payload_sha256"]
     assert rep["packets"]["count"] == entry["packets"]
     assert rep["format"] == entry["format"]
-    assert rep["throughput"]["wall_s"] < 20
+    assert rep["manifest"]["match"] is True
 
 
 def test_readme_main_command(capsys):
@@ -53,3 +53,17 @@ def test_readme_main_command(capsys):
     assert main(["decode", default, "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert f"payload sha256 {rep['packets']['payload_sha256']}" in out and " good, 0 bad" in out
+    assert "(matches " in out.split("payload sha256")[1].splitlines()[0] and "manifest.json" in out
+
+
+def test_decode_reports_a_payload_that_differs_from_the_manifest(tmp_path, capsys):
+    """A capture listed in a manifest that decodes to another payload: exit status 3, named."""
+    import shutil
+    default = MANIFEST["default"]
+    shutil.copy(os.path.join(CAPTURES, default), tmp_path / default)
+    bad = json.loads(json.dumps(MANIFEST))
+    bad["captures"][default]["payload_sha256"] = "0" * 64
+    (tmp_path / "manifest.json").write_text(json.dumps(bad))
+    assert main(["decode", str(tmp_path / default), "--no-progress"]) == 3
+    cap = capsys.readouterr()
+    assert "DIFFERS" in cap.out and "differs from" in cap.err
