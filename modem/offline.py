@@ -45,6 +45,7 @@ import numpy as np
 
 from .errors import CaptureFormatError, ConfigError, ModemError
 from .io import open_capture
+from .cliargs import parse_key_values
 
 __all__ = ["receiver_for", "decode_capture", "decode_many", "register", "run_cli", "DEFAULT_CHUNK"]
 
@@ -510,19 +511,6 @@ def register(subparsers) -> None:
     p.set_defaults(_run=run_cli)
 
 
-def _parse_params(items) -> dict:
-    out = {}
-    for it in items:
-        if "=" not in it:
-            raise ConfigError(f"--param must be KEY=VALUE, got {it!r}")
-        k, v = it.split("=", 1)
-        try:
-            out[k] = json.loads(v)
-        except ValueError:
-            out[k] = v
-    return out
-
-
 def manifest_check(path, payload_sha256: str) -> dict | None:
     """Compare a decoded payload with the ``manifest.json`` beside the capture, when it lists the
     file (``captures/`` ships one): ``{"manifest", "expected_payload_sha256", "match"}``, else None.
@@ -558,7 +546,7 @@ def _summary(rep: dict) -> str:
              f"{q['codewords_crc_failed']}, mean iterations {q['iterations_mean']:.2f})",
              f"  packets  {pk['count']}  payload sha256 {pk['payload_sha256']}"
              + _manifest_note(rep.get("manifest")),
-             f"  sync     " + (", ".join(e["kind"] for e in rep["sync_events"]) or "none")]
+             "  sync     " + (", ".join(e["kind"] for e in rep["sync_events"]) or "none")]
     re = rep.get("reencode")
     if re:
         lines.append(f"  channel  ns {re['ns_estimate']:.3f} detected photons/pulse, nb {re['nb_estimate']:.4f}/slot, "
@@ -588,7 +576,7 @@ def _manifest_note(check: dict | None) -> str:
 def run_cli(args) -> int:
     """``modem decode``: returns the exit status (0 when every capture decoded, 2 on any error, 3 when
     a capture listed in a manifest beside it decoded to a different payload)."""
-    meta = _parse_params(args.param)
+    meta = parse_key_values(args.param)
     if args.chunk < 1:
         raise ConfigError(f"--chunk must be >= 1, got {args.chunk}")
     progress = not args.json and not args.no_progress and sys.stderr.isatty()

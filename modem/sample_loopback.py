@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from .errors import ConfigError
+from .cliargs import parse_key_values
 
 CHAINS = ("scppm-apd", "dpsk")
 
@@ -37,19 +38,6 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(_run=run_cli)
-
-
-def _params(items) -> dict:
-    out = {}
-    for it in items:
-        if "=" not in it:
-            raise ConfigError(f"--param must be KEY=VALUE, got {it!r}")
-        k, v = it.split("=", 1)
-        try:
-            out[k] = json.loads(v)
-        except ValueError:
-            out[k] = v
-    return out
 
 
 def loopback(chain: str, params: dict | None = None, n_frames: int = 20, chunk: int = 1 << 16,
@@ -97,7 +85,7 @@ def loopback(chain: str, params: dict | None = None, n_frames: int = 20, chunk: 
 
 
 def run_cli(args) -> int:
-    rep = loopback(args.chain, _params(args.param), args.frames, args.chunk, args.lead_slots, args.seed)
+    rep = loopback(args.chain, parse_key_values(args.param), args.frames, args.chunk, args.lead_slots, args.seed)
     if args.json:
         print(json.dumps(rep, default=float))
         return 0

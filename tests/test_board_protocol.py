@@ -32,7 +32,7 @@ def test_c_header_layout_and_constants_match_python(tmp_path):
     """Compile a C program against fpga/modem_board.h that prints sizeof / offsetof of every header
     field and every constant; compare with the Python definition."""
     pre = "MODEM_BOARD_"
-    lines = [f'printf("size %zu\\n", sizeof(modem_board_header_t));']
+    lines = ['printf("size %zu\\n", sizeof(modem_board_header_t));']
     for name, _, _ in P.HEADER_FIELDS:
         lines.append(f'printf("off {name} %zu %zu\\n", offsetof(modem_board_header_t, {name}), '
                      f'sizeof(((modem_board_header_t*)0)->{name}));')

@@ -2,7 +2,6 @@
 """Board emulator -> loopback TCP -> real-time receiver: exact frames, injected faults accounted,
 malformed messages rejected and counted, backpressure drops accounted, GNU Radio raw streams,
 status stream and Prometheus metrics."""
-import threading
 import time
 
 import numpy as np

@@ -134,7 +134,7 @@ def test_chunked_equals_one_shot(rng, rule):
         got, s2 = _run(sync, L, cuts)
         _assert_same(got, one)
         assert s2.same_as(s1)
-    got, s3 = _run(sync, L, np.arange(1, L.size, 1))[0], None     # one LLR at a time
+    got = _run(sync, L, np.arange(1, L.size, 1))[0]                # one LLR at a time
     _assert_same(got, one)
 
 

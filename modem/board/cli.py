@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..cliargs import parse_key_values
 
 __all__ = ["register"]
 
@@ -28,19 +29,6 @@ def _seqs(text: str) -> frozenset:
         except ValueError:
             raise ConfigError(f"message list must look like 3,7,10-12, got {text!r}") from None
     return frozenset(out)
-
-
-def _params(items) -> dict:
-    out = {}
-    for it in items:
-        if "=" not in it:
-            raise ConfigError(f"expected KEY=VALUE, got {it!r}")
-        k, v = it.split("=", 1)
-        try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
-    return out
 
 
 def register(subparsers) -> None:
@@ -185,7 +173,7 @@ def _run_ctl(args) -> int:
                       retries=DEFAULT_RETRIES if args.retries is None else args.retries, curve_dir=args.curve_keys)
     try:
         if args.cmd == "configure":
-            rep = c.request("configure", set=_params(args.args))
+            rep = c.request("configure", set=parse_key_values(args.args, "configure argument"))
         elif args.cmd == "read":
             rep = c.request("read", names=list(args.args))
         else:
@@ -229,7 +217,7 @@ def _run_receive(args) -> int:
         if not rep.get("ok"):
             raise ConfigError(f"board status refused: {rep.get('error')}")
         meta = {**rep.get("meta", {}), **meta}
-    meta.update(_params(args.param))
+    meta.update(parse_key_values(args.param))
     factory = None
     if meta.get("chain"):
         from ..offline import receiver_for  # noqa: PLC0415

@@ -32,7 +32,7 @@ this for chunking invariance).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numba as nb
 import numpy as np
