@@ -406,12 +406,35 @@ class SCPPMAPDLink(_LinkBase):
         return APDDetector(gain=self.apd_gain, k_eff=self.apd_k_eff, thermal_sigma=self.thermal_sigma)
 
 
-def scppm_apd_transmit(frames, link: SCPPMAPDLink, rng, lead_slots: int = 0, tail_slots: int = 64) -> np.ndarray:
+def _intensity(scintillation, t_s, rng) -> np.ndarray:
+    """Received intensity factor at times ``t_s`` (seconds, non-decreasing): a
+    :class:`modem.channel.fading.LognormalScintillation` (sampled with ``rng``) or a callable
+    ``I(t_s) -> array`` (float, >= 0, the shape of ``t_s``)."""
+    from .channel.fading import LognormalScintillation  # noqa: PLC0415
+    if isinstance(scintillation, LognormalScintillation):
+        fade, _ = scintillation.sample(t_s, rng)
+        return fade
+    if not callable(scintillation):
+        raise ConfigError(f"scintillation must be a LognormalScintillation or a callable I(t_s), "
+                          f"got {type(scintillation).__name__}")
+    fade = np.asarray(scintillation(t_s), dtype=np.float64)
+    if fade.shape != t_s.shape or not np.all(np.isfinite(fade)) or np.any(fade < 0):
+        raise ConfigError(f"scintillation callable must return finite values >= 0 of shape {t_s.shape}, "
+                          f"got shape {fade.shape}")
+    return fade
+
+
+def scppm_apd_transmit(frames, link: SCPPMAPDLink, rng, lead_slots: int = 0, tail_slots: int = 64,
+                       scintillation=None) -> np.ndarray:
     """TM frames (bytes of ``link.spec``) -> ASM stream -> k-bit blocks -> SCPPM -> APD ADC samples.
 
-    ``lead_slots`` / ``tail_slots`` dark slots before / after the codewords. Returns float64
-    ``(n_samples,)`` (:func:`modem.channel.apd.apd_samples` with ``link.clock``). The last block is
-    zero-filled; with a channel interleaver its contents are flushed too.
+    ``lead_slots`` / ``tail_slots`` dark slots before / after the codewords. ``scintillation``:
+    None, a :class:`modem.channel.fading.LognormalScintillation` (sampled with ``rng`` at the times
+    of the pulsed slots) or a callable ``I(t_s)`` (intensity factor at slot times in seconds,
+    slot 0 at t = 0): the signal photoelectrons of each pulse are scaled by ``I``, the background
+    is not. Returns float64 ``(n_samples,)`` (:func:`modem.channel.apd.apd_samples` with
+    ``link.clock``). The last block is zero-filled; with a channel interleaver its contents are
+    flushed too.
     """
     code = link.code
     u = tm_blocks(frames, link.spec, code.k)
@@ -420,7 +443,14 @@ def scppm_apd_transmit(frames, link: SCPPMAPDLink, rng, lead_slots: int = 0, tai
     if code.interleaver_rows > 1:
         pulses = np.concatenate([pulses, tx.flush().reshape(-1)])
     pulses = np.concatenate([np.zeros(int(lead_slots), np.uint8), pulses, np.zeros(int(tail_slots), np.uint8)])
-    return apd_samples(pulses, link.ns, link.nb, link.apd, link.clock, rng)
+    if scintillation is None:
+        return apd_samples(pulses, link.ns, link.nb, link.apd, link.clock, rng)
+    from .channel.apd import shape_and_sample  # noqa: PLC0415
+    mean = link.ns * pulses.astype(np.float64)
+    on = np.flatnonzero(pulses)
+    mean[on] *= _intensity(scintillation, on / float(link.slot_rate_hz), rng)
+    n = rng.poisson(mean + link.nb)
+    return shape_and_sample(link.apd.multiply(n, rng), link.clock, rng, link.apd.thermal_sigma)
 
 
 @dataclass
@@ -867,12 +897,16 @@ class DPSKLink(_LinkBase):
 
 
 def dpsk_transmit_frames(frames, link: DPSKLink, rng, lead_slots: int = 0, tail_slots: int = 64,
-                         return_bits: bool = False):
+                         return_bits: bool = False, scintillation=None):
     """TM frames -> ASM stream -> k-bit blocks -> DVB-S2 (BCH + LDPC) -> pn8 -> [interleaver] -> ASM +
     codeword per FEC frame -> differential encoding -> burst format -> balanced-detector samples.
 
     Returns float64 samples ``(n_samples,)`` (:func:`dpsk_balanced_samples` with ``link.clock``), and
-    the wire bits ``(n_fec_frames, 32 + n)`` too when ``return_bits``. With an interleaver of depth D
+    the wire bits ``(n_fec_frames, 32 + n)`` too when ``return_bits``. ``scintillation``: None, a
+    :class:`modem.channel.fading.LognormalScintillation` (sampled with ``rng`` at the times of the
+    occupied slots) or a callable ``I(t_s)`` (intensity factor at slot times in seconds, slot 0 at
+    t = 0): the optical field of each slot is multiplied by ``sqrt(I)`` before the pre-amplified
+    receiver (signal power fades, amplifier noise does not). With an interleaver of depth D
     the number of FEC frames is padded with zero blocks to a multiple of D; in burst mode the last
     burst is filled with zero bits.
     """
@@ -895,6 +929,8 @@ def dpsk_transmit_frames(frames, link: DPSKLink, rng, lead_slots: int = 0, tail_
     field_ = np.zeros(int(slots[-1]) + 1 + int(tail_slots) if x.size else int(lead_slots) + int(tail_slots),
                       np.complex128)
     field_[slots] = _dpsk.dpsk_field(x)
+    if scintillation is not None:
+        field_[slots] *= np.sqrt(_intensity(scintillation, slots / float(link.slot_rate_hz), rng))
     y = dpsk_balanced_samples(field_, link.receiver_model, link.clock, rng, thermal_sigma=link.thermal_sigma)
     return (y, wire) if return_bits else y
 

@@ -383,3 +383,54 @@ def test_flush_closes_a_frame_that_ends_with_the_last_codeword():
     assert _indices(frames, got) == [0, 1]
     got += rx.flush()
     assert _indices(frames, got) == [0, 1, 2] and all(f.valid for f in got)
+
+
+# ---------------------------------------------------------------------------------------------
+# transmit helpers with scintillation; the capture generator uses them
+
+def test_transmit_scintillation_input():
+    """A callable I(t) scales the DPSK field by sqrt(I) (no extra random draws: I = 1 gives the
+    samples of no fading, I = 0 the samples of a dark field); a LognormalScintillation is sampled
+    with the rng; the APD helper scales only the signal photoelectrons."""
+    from modem.channel.fading import LognormalScintillation
+    link = dataclasses.replace(DPSK_CONT, adc_bits=None, thermal_sigma=0.0)
+    frames = random_tm_frames(link.spec, 10, seed=2)
+    y0 = dpsk_transmit_frames(frames, link, np.random.default_rng(5), lead_slots=100)
+    y1 = dpsk_transmit_frames(frames, link, np.random.default_rng(5), lead_slots=100,
+                              scintillation=lambda t: np.ones_like(t))
+    assert np.array_equal(y0, y1)
+    yd = dpsk_transmit_frames(frames, link, np.random.default_rng(5), lead_slots=100,
+                              scintillation=lambda t: np.zeros_like(t))
+    assert np.var(yd) < 0.2 * np.var(y0)
+    with pytest.raises(ConfigError, match="shape"):
+        dpsk_transmit_frames(frames, link, np.random.default_rng(5), scintillation=lambda t: 1.0)
+    with pytest.raises(ConfigError, match="got int"):
+        dpsk_transmit_frames(frames, link, np.random.default_rng(5), scintillation=3)
+    yf = dpsk_transmit_frames(frames, link, np.random.default_rng(5), lead_slots=100,
+                              scintillation=LognormalScintillation(0.1, 1e-6))
+    assert yf.shape == y0.shape and not np.array_equal(yf, y0)
+    rx = DPSKSampleReceiver(link)
+    idx = _indices(frames, _run(rx, yf))
+    assert idx == list(range(idx[0], 10)) and idx[0] <= 4
+    # APD: pulses' signal scaled, background kept (I = 0: background and thermal noise only)
+    f1 = random_tm_frames(SCPPM_LINK.spec, 1, seed=2)
+    s0 = scppm_apd_transmit(f1, SCPPM_LINK, np.random.default_rng(1), scintillation=lambda t: 0 * t)
+    s1 = scppm_apd_transmit(f1, SCPPM_LINK, np.random.default_rng(1))
+    assert s0.shape == s1.shape and s0.mean() < 0.5 * s1.mean()
+
+
+def test_generator_uses_transmit_helpers_with_interleaver():
+    """generate_dpsk_pass runs dpsk_transmit_frames (so the channel interleaver works too) and
+    the capture decodes to its payload."""
+    from modem.io.generate import DPSKPassSpec, generate_dpsk_pass, payload_sha256
+    link = dict(frame_len=256, scid=0x42, vcid=1, slot_rate_hz=1e8, interleaver_ms=0.5, ppb=6.0, ppm=120.0,
+                phase=0.6)
+    g = generate_dpsk_pass(DPSKPassSpec(link=link, n_packets=30, packet_len=(40, 200), lead_in=24, tail=2,
+                                        lead_slots=500, seed=4))
+    rx = receiver_from_dict(g.meta)
+    assert rx.interleaver.depth == 4 and g.n_fec_frames % 4 == 0
+    got = _run(rx, g.samples)
+    dp = TMDepacketizer(rx.spec)
+    res, _ = dp.push([f.data for f in got if f.valid], dp.initial_state())
+    pk = [p.to_bytes() for p in res.packets if not p.is_idle]
+    assert payload_sha256(pk) == g.payload_sha256

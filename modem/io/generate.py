@@ -20,9 +20,10 @@ for the duration of the outage plus re-acquisition (as a spacecraft that knows t
 station's weather forecast would schedule), and ``tail`` frames at the end (the last codeword is
 zero-padded and may not close). The decoder must therefore return every packet.
 
-DPSK sample recordings (:func:`generate_dpsk_pass`): the same payload framing through task B's
-DVB-S2 + DPSK transmitter (``modem.sample_receiver``), burst mode, log-normal scintillation
-(``modem.channel.fading``) on the optical field, a pre-amplified balanced receiver with thermal
+DPSK sample recordings (:func:`generate_dpsk_pass`): the same payload framing through the
+DVB-S2 + DPSK transmitter ``modem.sample_receiver.dpsk_transmit_frames`` (burst mode, channel
+interleaver, log-normal scintillation from ``modem.channel.fading`` on the optical field through
+its ``scintillation`` input), a pre-amplified balanced receiver with thermal
 noise, clock offset and an ADC; written as SigMF (ADC codes, ``ri16_le``).
 """
 from __future__ import annotations
@@ -258,18 +259,27 @@ class GeneratedSamples:
     generator: dict
 
 
-def generate_dpsk_pass(spec: DPSKPassSpec) -> GeneratedSamples:
-    """DPSK + DVB-S2 burst-mode samples with scintillation (task B's transmitter, fading added);
-    a link dict with ``"chain": "scppm-apd"`` generates SCPPM-over-APD samples instead.
-
-    The chain is ``modem.sample_receiver.dpsk_transmit_frames`` with the optical field multiplied
-    by ``sqrt(I(t))``, ``I`` a unit-mean log-normal scintillation sampled at every slot time.
-    """
-    from ..channel.apd import dpsk_balanced_samples  # noqa: PLC0415
+def _scintillation(spec: "DPSKPassSpec"):
+    """The spec's log-normal scintillation model (None without fading)."""
     from ..channel.fading import LognormalScintillation  # noqa: PLC0415
-    from ..framing.randomizer import pn8  # noqa: PLC0415
-    from ..modulation import dpsk as _dpsk  # noqa: PLC0415
-    from ..sample_receiver import DPSKLink, tm_blocks  # noqa: PLC0415
+    return LognormalScintillation(spec.scint_index, spec.coherence_s) if spec.scint_index > 0 else None
+
+
+def _generator_meta(spec: "DPSKPassSpec") -> dict:
+    return {"n_packets": spec.n_packets, "packet_len": list(spec.packet_len), "lead_in": spec.lead_in,
+            "tail": spec.tail, "scint_index": spec.scint_index, "coherence_s": spec.coherence_s,
+            "lead_slots": spec.lead_slots, "seed": spec.seed}
+
+
+def generate_dpsk_pass(spec: DPSKPassSpec) -> GeneratedSamples:
+    """DPSK + DVB-S2 samples (burst mode or continuous, any channel interleaver depth) with
+    scintillation; a link dict with ``"chain": "scppm-apd"`` generates SCPPM-over-APD samples instead.
+
+    The chain is :func:`modem.sample_receiver.dpsk_transmit_frames` with its ``scintillation``
+    input: the optical field multiplied by ``sqrt(I(t))``, ``I`` a unit-mean log-normal
+    scintillation sampled at every occupied slot time.
+    """
+    from ..sample_receiver import DPSKLink, dpsk_transmit_frames  # noqa: PLC0415
 
     if spec.link.get("chain") == "scppm-apd":
         return _generate_apd_pass(spec)
@@ -277,77 +287,44 @@ def generate_dpsk_pass(spec: DPSKPassSpec) -> GeneratedSamples:
     rng = np.random.default_rng(spec.seed)
     packets = make_packets(spec.n_packets, spec.packet_len, rng)
     frames, _ = frames_with_idle(link.spec, packets, spec.lead_in, spec.tail)
-    code = link.code
-    u = tm_blocks(frames, link.spec, code.k)
-    if link.interleaver.depth != 1:
-        raise ConfigError("generate_dpsk_pass: the sample receiver supports channel interleaver depth 1 only")
-    c = code.encode(u) ^ pn8(code.n)
-    wire = _dpsk.attach_asm(c)
-    fmt = link.burst_format
-    x, _ = _dpsk.differential_encode(wire.reshape(-1))
-    slots = fmt.slot_index(np.arange(x.size)) + int(spec.lead_slots)
-    fld = np.zeros(int(slots[-1]) + 1 + 64, np.complex128)
-    fld[slots] = _dpsk.dpsk_field(x)
-    if spec.scint_index > 0:
-        fade, _ = LognormalScintillation(spec.scint_index, spec.coherence_s).sample(
-            slots / float(link.slot_rate_hz), rng)
-        fld[slots] *= np.sqrt(fade)
-    y = dpsk_balanced_samples(fld, link.receiver_model, link.clock, rng, thermal_sigma=link.thermal_sigma)
+    y, wire = dpsk_transmit_frames(frames, link, rng, lead_slots=int(spec.lead_slots), tail_slots=64,
+                                   return_bits=True, scintillation=_scintillation(spec))
+    n_bits = wire.size
     lsb = link.clock.lsb if link.adc_bits is not None else None
     # bursts as (first sample, samples) annotations
+    fmt = link.burst_format
     period = fmt.divider * fmt.burst_bits if fmt.divider > 1 else None
     bursts = []
     if period:
-        n_b = -(-x.size // fmt.burst_bits)
+        n_b = -(-n_bits // fmt.burst_bits)
         for b in range(n_b):
             s0 = round((int(spec.lead_slots) + b * period) * link.sps)
-            nbits = min(fmt.burst_bits, x.size - b * fmt.burst_bits)
-            bursts.append((int(s0), int(round(nbits * link.sps))))
+            bursts.append((int(s0), int(round(fmt.burst_bits * link.sps))))
     # nominal positions (sample clock without its offset), clipped to the recording
     bursts = [(s0, min(n, y.size - s0)) for s0, n in bursts if s0 < y.size]
-    meta = link.to_dict()
-    return GeneratedSamples(samples=y, meta=meta, sample_rate=float(link.sample_rate_hz), packets=packets,
+    return GeneratedSamples(samples=y, meta=link.to_dict(), sample_rate=float(link.sample_rate_hz), packets=packets,
                             payload_sha256=payload_sha256(packets), n_frames=len(frames),
-                            n_fec_frames=int(u.shape[0]), adc_lsb=lsb, bursts=bursts,
-                            generator={"n_packets": spec.n_packets, "packet_len": list(spec.packet_len),
-                                       "lead_in": spec.lead_in, "tail": spec.tail,
-                                       "scint_index": spec.scint_index, "coherence_s": spec.coherence_s,
-                                       "lead_slots": spec.lead_slots, "seed": spec.seed})
+                            n_fec_frames=int(wire.shape[0]), adc_lsb=lsb, bursts=bursts,
+                            generator=_generator_meta(spec))
 
 
 def _generate_apd_pass(spec: DPSKPassSpec) -> GeneratedSamples:
-    """SCPPM over an APD: task B's ``scppm_apd_transmit`` chain with the signal photoelectrons of
-    every pulse scaled by the scintillation ``I(t)`` (background unaffected)."""
-    from ..channel.apd import shape_and_sample  # noqa: PLC0415
-    from ..channel.fading import LognormalScintillation  # noqa: PLC0415
-    from ..fec.scppm import SCPPMTransmitter  # noqa: PLC0415
-    from ..sample_receiver import SCPPMAPDLink, tm_blocks  # noqa: PLC0415
+    """SCPPM over an APD: :func:`modem.sample_receiver.scppm_apd_transmit` with its
+    ``scintillation`` input (the signal photoelectrons of every pulse scaled by ``I(t)``,
+    background unaffected)."""
+    from ..sample_receiver import SCPPMAPDLink, scppm_apd_transmit  # noqa: PLC0415
 
     link = SCPPMAPDLink.from_dict(dict(spec.link))
     rng = np.random.default_rng(spec.seed)
     packets = make_packets(spec.n_packets, spec.packet_len, rng)
     frames, _ = frames_with_idle(link.spec, packets, spec.lead_in, spec.tail)
-    code = link.code
-    u = tm_blocks(frames, link.spec, code.k)
-    tx = SCPPMTransmitter(code)
-    pulses = tx.modulate(u).reshape(-1)
-    if code.interleaver_rows > 1:
-        pulses = np.concatenate([pulses, tx.flush().reshape(-1)])
-    pulses = np.concatenate([np.zeros(int(spec.lead_slots), np.uint8), pulses, np.zeros(64, np.uint8)])
-    mean = link.ns * pulses.astype(np.float64)
-    if spec.scint_index > 0:
-        on = np.flatnonzero(pulses)
-        fade, _ = LognormalScintillation(spec.scint_index, spec.coherence_s).sample(on / float(link.slot_rate_hz), rng)
-        mean[on] *= fade
-    N = rng.poisson(mean + link.nb)
-    y = shape_and_sample(link.apd.multiply(N, rng), link.clock, rng, link.apd.thermal_sigma)
+    y = scppm_apd_transmit(frames, link, rng, lead_slots=int(spec.lead_slots), tail_slots=64,
+                           scintillation=_scintillation(spec))
+    n_cw = len(frames) and -(-len(frames) * (32 + link.spec.n_bits) // link.code.k)
     return GeneratedSamples(samples=y, meta=link.to_dict(), sample_rate=float(link.sample_rate_hz), packets=packets,
-                            payload_sha256=payload_sha256(packets), n_frames=len(frames), n_fec_frames=int(u.shape[0]),
+                            payload_sha256=payload_sha256(packets), n_frames=len(frames), n_fec_frames=int(n_cw),
                             adc_lsb=link.clock.lsb if link.adc_bits is not None else None, bursts=[],
-                            generator={"n_packets": spec.n_packets, "packet_len": list(spec.packet_len),
-                                       "lead_in": spec.lead_in, "tail": spec.tail,
-                                       "scint_index": spec.scint_index, "coherence_s": spec.coherence_s,
-                                       "lead_slots": spec.lead_slots, "seed": spec.seed})
+                            generator=_generator_meta(spec))
 
 
 def write_samples(g: GeneratedSamples, path, description: str = "") -> str:
