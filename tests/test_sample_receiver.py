@@ -434,3 +434,31 @@ def test_generator_uses_transmit_helpers_with_interleaver():
     res, _ = dp.push([f.data for f in got if f.valid], dp.initial_state())
     pk = [p.to_bytes() for p in res.packets if not p.is_idle]
     assert payload_sha256(pk) == g.payload_sha256
+
+
+# ---------------------------------------------------------------------------------------------
+# burst formats: every duty cycle the timing loop can carry across its gaps
+
+@pytest.mark.parametrize("divider,burst_bits,ppb", [(1, 4096, 6.0), (2, 256, 6.0), (4, 256, 6.0), (8, 256, 8.0),
+                                                    (2, 4096, 6.0), (4, 1024, 6.0), (8, 1024, 6.0)])
+def test_dpsk_every_frame_decodes_over_burst_formats(divider, burst_bits, ppb):
+    """20 TM frames (6 FEC frames), -150 ppm clock, thermal noise: every frame from the first FEC
+    frame on decodes, no codeword fails, the burst grid never moves. Long bursts need the narrower
+    default loop (0.004) for bursts >= 1024 bits: at 0.01 (divider 2, 4096-bit bursts) the grid
+    moves and codewords fail (the second assertion block)."""
+    link = DPSKLink(frame="short", rate="1/2", frame_len=256, scid=0x42, vcid=1, divider=divider,
+                    burst_bits=burst_bits, ppb=ppb, thermal_sigma=0.5, ppm=-150.0, phase=0.3)
+    frames = random_tm_frames(link.spec, 20, seed=1)
+    y = dpsk_transmit_frames(frames, link, np.random.default_rng(1), lead_slots=1000)
+    rx = DPSKSampleReceiver(link)
+    got = _run(rx, y, 6, divider)
+    assert _indices(frames, got) == list(range(20))
+    assert rx.stats.codewords == 6 and rx.stats.codewords_crc_failed == 0
+    assert [e.kind for e in rx.stats.events] == ["acquired"]
+    if divider > 1:
+        assert rx._grid_state.moves == 0
+    if (divider, burst_bits) == (2, 4096):
+        assert link.timing_loop_bw == 0.004
+        rx = DPSKSampleReceiver(dataclasses.replace(link, loop_bw=0.01))
+        _run(rx, y)
+        assert rx.stats.codewords_crc_failed >= 1 and rx._grid_state.moves >= 1
