@@ -67,6 +67,7 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import numba
 import numpy as np
 
 from .channel.apd import APDDetector, SampleClock, apd_samples, apd_slot_moments, dpsk_balanced_samples
@@ -811,8 +812,11 @@ class DPSKLink(_LinkBase):
         D = ceil(ms * data_rate / (n + 32)) FEC frames; 0 = none).
     loop_bw : timing loop bandwidth B_L T; None (default): 0.01, or 0.004 in burst mode with bursts of
         1024 bits or more (:attr:`timing_loop_bw`).  burst_threshold : |z| threshold of the burst detector that
-        gates the timing loop in burst mode (None: ppb/2; unused at duty 1).
+        gates the timing loop in burst mode (None: E_b/4 or 3 noise rms,
+        whichever is larger; unused at duty 1).
     max_iter : LDPC iteration cap.  llr_scale : factor on the Gaussian-moment LLR.
+    power_bits : time constant, in received bits, of the running estimate of the received energy
+        per bit that the LLR uses (see :class:`DPSKSampleReceiver`); 0 = the nominal ``ppb``.
     """
 
     chain: ClassVar[str] = "dpsk"
@@ -842,6 +846,7 @@ class DPSKLink(_LinkBase):
     burst_threshold: float | None = None
     max_iter: int = 50
     llr_scale: float = 1.0
+    power_bits: int = 512
 
     def __post_init__(self):
         who = "DPSKLink"
@@ -857,6 +862,9 @@ class DPSKLink(_LinkBase):
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
                 or not (math.isfinite(float(v)) and float(v) > 0):
             raise ConfigError(f"{who}: llr_scale must be a finite number > 0, got llr_scale={v!r}")
+        v = self.power_bits
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v <= 10_000_000:
+            raise ConfigError(f"{who}: power_bits must be an integer in 0..10000000, got power_bits={v!r}")
         self._check_common()
         self._frontend_config(**self._burst_options())
 
@@ -903,10 +911,15 @@ class DPSKLink(_LinkBase):
 
         Mean z^2 per slot: with signal ``E_b^2 + v1``, without ``v0`` (``v1 = 2 M s^4 + 2 E_b s^2 +
         x``, ``v0 = 2 M s^4 + x``, s^2 = N0/2, x thermal/ADC after the matched filter; the matched
-        filter gain of white noise is taken as 1/4 here, a bound for sps >= 2); the gate sits
-        halfway between the duty-weighted signal level and the no-signal level, averaged over 64
-        slots (it must open within the first slots of a burst or of the record). Feed-forward phase
-        acquisition over 256 slots (or the burst) when the loop first runs."""
+        filter gain of white noise is taken as 1/4 here, a bound for sps >= 2); averaged over 64
+        slots (it must open within the first slots of a burst or of the record), the gate opens
+        at ``v0 + max(0.15 g (S - v0), 0.75 v0)`` (``S`` the duty-weighted signal level, ``g`` the
+        gate gain of the signal term): about 6 standard deviations of the running mean above the
+        noise level, and low enough that fades down to an intensity of ~0.3 keep the loop running.
+        (Halfway between the two levels, as before, froze the loop in fades of I < 0.7, where the
+        clock then drifted off: at 5 photons/bit, SI 0.1, 20 us, 5 of 56 codewords were lost in
+        continuous mode whose mean fade left 3-4 photons/bit, which decode without the fade.)
+        Feed-forward phase acquisition over 256 slots (or the burst) when the loop first runs."""
         rx = self.receiver_model
         x = (self.thermal_sigma ** 2 + self.adc_noise_var) * 0.25
         v0 = 2.0 * rx.modes * rx.sigma2 ** 2 + x
@@ -914,10 +927,17 @@ class DPSKLink(_LinkBase):
         duty = 1.0 / self.divider
         with_signal = duty * (rx.es ** 2 + v1) + (1.0 - duty) * v0
         gain = self._frontend_config().gate_gain(square=True)
-        out = {"signal_threshold": gain * 0.5 * (with_signal + v0), "signal_square": True, "signal_slots": 64.0,
+        thr = v0 + max(0.15 * gain * (with_signal - v0), 0.75 * v0)
+        out = {"signal_threshold": thr, "signal_square": True, "signal_slots": 64.0,
                "acquire_slots": 256 if self.divider == 1 else min(256, self.burst_bits - 8)}
         if self.divider > 1:
-            out["burst_threshold"] = 0.5 * self.ppb if self.burst_threshold is None else self.burst_threshold
+            out["burst_threshold"] = self.burst_threshold
+            if self.burst_threshold is None:
+                # a quarter of the nominal |z| = E_b keeps bursts detected in fades down to I ~ 0.35
+                # (at E_b / 2, fades to I ~ 0.6 already froze the loop: 2 of 56 codewords lost at
+                # 10 photons/bit, SI 0.1, 20 us, none with E_b / 4); at least 3 noise rms, so that
+                # noise between bursts rarely opens one (4 hot slots in a row)
+                out["burst_threshold"] = max(0.25 * rx.es, 3.0 * math.sqrt(v0))
         return out
 
 
@@ -1093,6 +1113,18 @@ class BurstGrid:
         return st.z[a:a + n].copy(), st.t[a:a + n].copy(), e, st
 
 
+@numba.njit(cache=True)
+def _tracked_es(d, skip, m2, alpha, c0, s2, es_out):  # pragma: no cover - compiled
+    """Running mean ``m2`` of ``d^2`` (exponential, weight ``alpha``; bits with ``skip`` not used)
+    -> received energy per bit ``es = -s2 + sqrt(s2^2 + max(m2 - c0, 0))``, the root of
+    ``E[d^2] = es^2 + 2 es s2 + c0``. Returns the final ``m2``."""
+    for i in range(d.shape[0]):
+        if not skip[i]:
+            m2 += alpha * (d[i] * d[i] - m2)
+        es_out[i] = -s2 + math.sqrt(s2 * s2 + max(m2 - c0, 0.0))
+    return m2
+
+
 class DPSKSampleReceiver:
     """Balanced-detector samples -> checked TM transfer frames (see the module docstring).
 
@@ -1140,6 +1172,8 @@ class DPSKSampleReceiver:
         self._fs_state = self.fec_sync.initial_state()
         self._deframer = _TMDeframer(self.spec, self.code.k, self.stats, self.link.sample_rate_hz,
                                      self.deframer_options)
+        a = self._llr_args                      # running E[d^2], started at its nominal value
+        self._m2 = a["es"] ** 2 + 2.0 * a["es"] * a["sigma2"] + 2.0 * a["modes"] * a["sigma2"] ** 2 + a["extra_var"]
         self._bits = 0                           # bits fed to the FEC-frame synchroniser
         self._t_hist = np.zeros(0)              # sample positions of bits [_t_base, _bits)
         self._t_base = 0
@@ -1149,6 +1183,16 @@ class DPSKSampleReceiver:
         self._block_phase = None
         #: syndrome weights of the D block-phase hypotheses, per (re)acquisition
         self.block_phase_weights = []
+
+    @property
+    def es_estimate(self) -> float:
+        """The receiver's current estimate of the received energy per bit (photons/bit at the
+        preamplifier input for an ideal one; the nominal ``E_b`` with ``power_bits = 0``)."""
+        a = self._llr_args
+        if self.link.power_bits == 0:
+            return float(a["es"])
+        c0 = 2.0 * a["modes"] * a["sigma2"] ** 2 + a["extra_var"]
+        return float(-a["sigma2"] + math.sqrt(a["sigma2"] ** 2 + max(self._m2 - c0, 0.0)))
 
     @property
     def fec_sync_state(self):
@@ -1163,10 +1207,7 @@ class DPSKSampleReceiver:
             z, t, erase = s.z, s.t, None
         else:
             z, t, erase, self._grid_state = self.grid.push(s.z, s.t, self._grid_state)
-        llr = dpsk_bit_llr(z, **self._llr_args) * self.link.llr_scale
-        if erase is not None:
-            llr[erase] = 0.0
-        return self._after_bits(llr, t)
+        return self._after_bits(self._bit_llr(z, erase), t)
 
     def flush(self) -> list[ReceivedFrame]:
         """End of record: the burst grid releases the last burst if all its slots arrived, and
@@ -1178,12 +1219,27 @@ class DPSKSampleReceiver:
         if self.grid is not None:
             z, t, erase, self._grid_state = self.grid.flush(self._grid_state)
             if z.size:
-                llr = dpsk_bit_llr(z, **self._llr_args) * self.link.llr_scale
-                llr[erase] = 0.0
-                frames += self._after_bits(llr, t)
+                frames += self._after_bits(self._bit_llr(z, erase), t)
         pad = self.fec_sync.cfg.slip
         frames += self._after_bits(np.zeros(pad), np.full(pad, np.nan))
         return frames + self._deframer.flush()
+
+    def _bit_llr(self, z, erase) -> np.ndarray:
+        """Gaussian-moment bit LLRs (positive = bit 0) with the nominal or the tracked energy per bit."""
+        a = self._llr_args
+        if self.link.power_bits == 0:
+            llr = dpsk_bit_llr(z, **a)
+        else:
+            z = np.ascontiguousarray(z, dtype=np.float64)
+            skip = np.zeros(z.size, np.bool_) if erase is None else np.ascontiguousarray(erase, np.bool_)
+            es = np.empty(z.size)
+            c0 = 2.0 * a["modes"] * a["sigma2"] ** 2 + a["extra_var"]
+            self._m2 = _tracked_es(z, skip, self._m2, 1.0 / self.link.power_bits, c0, a["sigma2"], es)
+            llr = 2.0 * es * z / (c0 + 2.0 * es * a["sigma2"])
+        llr = llr * self.link.llr_scale
+        if erase is not None:
+            llr[erase] = 0.0
+        return llr
 
     def _after_bits(self, llr, t) -> list[ReceivedFrame]:
         P = self.fec_sync.cfg.period

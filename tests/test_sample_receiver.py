@@ -462,3 +462,91 @@ def test_dpsk_every_frame_decodes_over_burst_formats(divider, burst_bits, ppb):
         rx = DPSKSampleReceiver(dataclasses.replace(link, loop_bw=0.01))
         _run(rx, y)
         assert rx.stats.codewords_crc_failed >= 1 and rx._grid_state.moves >= 1
+
+
+# ---------------------------------------------------------------------------------------------
+# slow fades: the receiver follows the received power
+
+def _faded(link, n_frames, seed, si=0.1, coherence_s=2e-5):
+    from modem.channel.fading import LognormalScintillation
+    frames = random_tm_frames(link.spec, n_frames, seed=seed)
+    rec = {}
+
+    def intensity(t, rng=np.random.default_rng(seed)):
+        rec["I"], _ = LognormalScintillation(si, coherence_s).sample(t, rng)
+        return rec["I"]
+    y = dpsk_transmit_frames(frames, link, np.random.default_rng(100 + seed), lead_slots=1000, scintillation=intensity)
+    return frames, y, rec["I"]
+
+
+def test_dpsk_slow_fades_keep_the_loop_running():
+    """Scintillation SI 0.1, 20 us coherence (time-compressed), 5 photons/bit, continuous: the
+    fades leave >= 2.9 photons/bit per codeword on average, and 1.5 photons/bit decode without
+    fading (below), so no codeword may be lost. The signal gate halfway between the nominal signal
+    and noise levels (the old threshold) froze the timing loop in fades of I < 0.7 and lost them."""
+    link = DPSKLink(frame="short", rate="1/2", frame_len=256, ppb=5.0, thermal_sigma=0.5, ppm=-150.0, phase=0.3,
+                    adc_bits=8, full_scale=64.0)
+    frames, y, fade = _faded(link, 44, seed=1)
+    assert fade.min() < 0.6                                           # the record does fade
+    rx = DPSKSampleReceiver(link)
+    got = _run(rx, y, 9, 3)
+    idx = _indices(frames, got)
+    assert idx == list(range(idx[0], len(frames))) and idx[0] <= 4
+    assert rx.stats.codewords >= 13 and rx.stats.codewords_crc_failed == 0
+    rx_model = link.receiver_model
+    v0 = 2.0 * rx_model.sigma2 ** 2 + (link.thermal_sigma ** 2 + link.adc_noise_var) * 0.25
+    gain = link._frontend_config().gate_gain(square=True)
+    old = gain * 0.5 * (rx_model.es ** 2 + 2.0 * rx_model.es * rx_model.sigma2 + 2.0 * v0)
+    rx_old = DPSKSampleReceiver(link, frontend_options={"signal_threshold": old})
+    _run(rx_old, y)
+    assert rx_old.stats.codewords_crc_failed >= 1
+    # without fading 1.5 photons/bit decode every codeword (the sensitivity the statement above uses)
+    weak = dataclasses.replace(link, ppb=1.5)
+    frames = random_tm_frames(weak.spec, 20, seed=2)
+    rx = DPSKSampleReceiver(weak)
+    got = _run(rx, dpsk_transmit_frames(frames, weak, np.random.default_rng(2), lead_slots=1000))
+    assert rx.stats.codewords >= 5 and rx.stats.codewords_crc_failed == 0
+
+
+def test_dpsk_burst_detector_threshold_relative_to_fades():
+    """Burst mode (duty 1/4), 10 photons/bit, SI 0.1 / 20 us: the default burst detector threshold
+    (E_b/4) keeps bursts detected in the fades; E_b/2 (the old default) lost codewords there."""
+    link = DPSKLink(frame="short", rate="1/2", frame_len=256, divider=4, burst_bits=256, ppb=10.0, thermal_sigma=0.5,
+                    ppm=-150.0, phase=0.3, adc_bits=8, full_scale=64.0)
+    assert DPSKSampleReceiver(link).frontend.config.burst_threshold == pytest.approx(2.5)
+    lost = {}
+    for thr in (None, 5.0):
+        n = 0
+        for seed in (0, 1, 2, 3):
+            frames, y, _ = _faded(link, 44, seed=seed)
+            rx = DPSKSampleReceiver(dataclasses.replace(link, burst_threshold=thr))
+            got = _run(rx, y)
+            idx = _indices(frames, got)
+            assert idx[-1] == len(frames) - 1
+            n += rx.stats.codewords_crc_failed
+        lost[thr] = n
+    assert lost[None] == 0 and lost[5.0] >= 1
+
+
+def test_dpsk_llr_follows_the_received_power():
+    """The running energy estimate (power_bits = 512) follows a 4 dB step of the received
+    intensity within ~3 time constants; the LLR slope follows it (power_bits = 0: nominal)."""
+    link = DPSKLink(frame="short", rate="1/2", frame_len=256, ppb=8.0, thermal_sigma=0.5, ppm=50.0, phase=0.1)
+    frames = random_tm_frames(link.spec, 8, seed=3)
+    step = 1000 + 20000
+    y = dpsk_transmit_frames(frames, link, np.random.default_rng(3), lead_slots=1000,
+                             scintillation=lambda t: np.where(t * link.slot_rate_hz < step, 1.0, 0.4))
+    rx = DPSKSampleReceiver(link)
+    sps = link.clock.samples_per_slot
+    a, b = int((step - 2000) * sps), int((step + 3000) * sps)
+    rx.push(y[:a])
+    assert rx.es_estimate == pytest.approx(8.0, rel=0.08)
+    rx.push(y[a:b])
+    assert rx.es_estimate == pytest.approx(3.2, rel=0.1)
+    got = rx.push(y[b:]) + rx.flush()
+    assert rx.stats.codewords == 3 and rx.stats.codewords_crc_failed == 0
+    fixed = DPSKSampleReceiver(dataclasses.replace(link, power_bits=0))
+    fixed.push(y[:b])
+    assert fixed.es_estimate == 8.0
+    with pytest.raises(ConfigError, match="power_bits"):
+        dataclasses.replace(link, power_bits=-1)
