@@ -88,6 +88,17 @@ class ClockMode(enum.IntEnum):
 
 
 
+
+def _window_sums(h: np.ndarray, G: int) -> np.ndarray:
+    """Circular window sums ``out[g] = h[g] + h[g+1] + ... + h[g+G-1]`` (indices mod ``h.size``),
+    added in that order (the same floating-point result as summing ``np.roll(h, -i)``, i < G)."""
+    P = h.size
+    ext = np.concatenate([h, h[:G - 1]])
+    out = ext[:P] + 0                       # a copy, in the promoted dtype of the additions
+    for i in range(1, G):
+        out += ext[i:i + P]
+    return out
+
 def _first_at_or_after(buf: np.ndarray, x) -> int:
     """``np.searchsorted(buf, x, "left")`` for int64 tags ``buf`` and a real time ``x`` (ps).
 
@@ -384,7 +395,7 @@ class SlotClockRecovery:
         j = np.floor((x - s0) / T).astype(np.int64)
         j = j[j >= 0]
         hist = np.bincount(j % P, minlength=P).astype(np.float64)
-        gs = sum(np.roll(hist, -i) for i in range(G))        # gs[g] = photons in positions g..g+G-1
+        gs = _window_sums(hist, G)                           # gs[g] = photons in positions g..g+G-1
         g = int(np.argmin(gs))
         ratio = float(gs[g] / (G * max(hist.mean(), 1e-300)))
         if ratio > cfg.acq_max_guard_ratio:
@@ -462,7 +473,7 @@ class SlotClockRecovery:
             reason = "phase"
         else:
             h = counts.sum(axis=0).astype(np.float64)
-            gs = sum(np.roll(h, -i) for i in range(G))
+            gs = _window_sums(h, G)
             g = int(np.argmin(gs))
             if g != M and gs[g] < 0.5 * gs[M] and gs[M] - gs[g] > 4.0 * math.sqrt(gs[M] + 1.0):
                 reason = "guard"
@@ -628,7 +639,7 @@ class SlotClockRecovery:
                     st.guard_hist = st.guard_hist + cfg.guard_smoothing * (h - st.guard_hist)
                     gh = st.guard_hist
                     if gh.sum() >= 50.0 * P:
-                        gs = sum(np.roll(gh, -i) for i in range(G))
+                        gs = _window_sums(gh, G)
                         g = int(np.argmin(gs))
                         if g != M and gs[g] < 0.5 * gs[M]:
                             d = (g - M + P // 2) % P - P // 2
