@@ -881,8 +881,11 @@ class DPSKLink(_LinkBase):
         Short bursts need the wider loop to learn the clock offset at all (divider 8 / 256-bit
         bursts: 0.05 slot rms at 0.01, 0.19 at 0.004).
 
-        Not handled: very long gaps (divider 40 with 256-bit bursts: 10000 dark slots) need a
-        per-burst phase re-acquisition in the front end (see ``DPSKSampleReceiver``)."""
+        Gaps longer than ``BURST_PERIODIC_GAP`` (4096) slots (divider 40 with 256-bit bursts: 9984
+        dark slots; the loop alone decoded 0/20 frames there at any offset) run the front end in
+        burst-periodic mode (:class:`modem.sync.samples.FrontEndConfig` ``burst_period``):
+        re-acquisition before every burst, clock rate from the burst period, a proportional-only
+        loop inside bursts."""
         if self.loop_bw is not None:
             return self.loop_bw
         return 0.004 if self.divider > 1 and self.burst_bits >= 1024 else 0.01
@@ -919,7 +922,8 @@ class DPSKLink(_LinkBase):
         (Halfway between the two levels, as before, froze the loop in fades of I < 0.7, where the
         clock then drifted off: at 5 photons/bit, SI 0.1, 20 us, 5 of 56 codewords were lost in
         continuous mode whose mean fade left 3-4 photons/bit, which decode without the fade.)
-        Feed-forward phase acquisition over 256 slots (or the burst) when the loop first runs."""
+        Feed-forward phase acquisition over 256 slots (or the burst) when the loop first runs;
+        burst-periodic mode (``burst_period``, ``burst_length``) for gaps over ``BURST_PERIODIC_GAP``."""
         rx = self.receiver_model
         x = (self.thermal_sigma ** 2 + self.adc_noise_var) * 0.25
         v0 = 2.0 * rx.modes * rx.sigma2 ** 2 + x
@@ -930,6 +934,11 @@ class DPSKLink(_LinkBase):
         thr = v0 + max(0.15 * gain * (with_signal - v0), 0.75 * v0)
         out = {"signal_threshold": thr, "signal_square": True, "signal_slots": 64.0,
                "acquire_slots": 256 if self.divider == 1 else min(256, self.burst_bits - 8)}
+        if self.divider > 1 and (self.divider - 1) * self.burst_bits > BURST_PERIODIC_GAP:
+            # long gaps: the loop cannot carry the clock across them; re-acquire before every burst
+            # and learn the clock rate from the burst period (FrontEndConfig.burst_period)
+            out["burst_period"] = self.divider * self.burst_bits
+            out["burst_length"] = self.burst_bits
         if self.divider > 1:
             out["burst_threshold"] = self.burst_threshold
             if self.burst_threshold is None:
@@ -939,6 +948,11 @@ class DPSKLink(_LinkBase):
                 # noise between bursts rarely opens one (4 hot slots in a row)
                 out["burst_threshold"] = max(0.25 * rx.es, 3.0 * math.sqrt(v0))
         return out
+
+
+#: dark slots between bursts from which :class:`DPSKLink` runs the front end in burst-periodic mode
+#: (divider 40 / 256-bit bursts: 9984; the in-burst loop alone carries divider 8 / 1024 bits: 7168)
+BURST_PERIODIC_GAP = 4096
 
 
 def dpsk_transmit_frames(frames, link: DPSKLink, rng, lead_slots: int = 0, tail_slots: int = 64,

@@ -166,3 +166,41 @@ def test_bad_input_and_config():
         FrontEndConfig(gate_timing=True)
     with pytest.raises(ShapeError, match="slot_llr"):
         ppm_symbol_metric(np.zeros((1, 10)), SCPPMCode(M=16))
+
+
+def test_burst_periodic_mode_config_and_chunking():
+    """burst_period needs the burst detector and a look-ahead; burst_length < burst_period. At duty
+    1/40 (256-bit bursts, -150 ppm) the burst-to-burst clock estimate finds the offset, every burst
+    after the first opens at slot (first start) + n * 10240, and chunking changes nothing."""
+    with pytest.raises(ConfigError, match="burst_period"):
+        FrontEndConfig(burst_period=10240, acquire_slots=248)
+    with pytest.raises(ConfigError, match="burst_period"):
+        FrontEndConfig(burst_period=10240, burst_threshold=1.0, acquire_slots=4)
+    with pytest.raises(ConfigError, match="burst_length"):
+        FrontEndConfig(burst_period=512, burst_length=512, burst_threshold=1.0, acquire_slots=64)
+    from modem.sample_receiver import DPSKLink, dpsk_transmit_frames, random_tm_frames
+    link = DPSKLink(frame="short", rate="1/2", frame_len=256, divider=40, burst_bits=256, ppb=6.0,
+                    thermal_sigma=0.5, ppm=-150.0, phase=0.3)
+    y = dpsk_transmit_frames(random_tm_frames(link.spec, 4, seed=2), link, np.random.default_rng(2),
+                             lead_slots=1000)[:40960 * 30]
+    opts = link._burst_options()
+    assert opts["burst_period"] == 10240 and opts["burst_length"] == 256
+    fe = SampleFrontEnd(link._frontend_config(**opts))
+    one, st1 = fe.push(y)
+    parts, st = [], None
+    for part in np.split(y, np.sort(np.random.default_rng(4).integers(0, y.size, 50))):
+        s, st = fe.push(part, st)
+        parts.append(s)
+    many = SlotStatistics.concat(parts)
+    assert np.array_equal(one.z, many.z) and np.array_equal(one.t, many.t)
+    assert np.array_equal(one.bursts, many.bursts) and st1.same_as(st)
+    assert st1.frequency_offset == pytest.approx(150e-6, abs=15e-6)
+    starts = one.bursts[1:, 0]                  # detected start: the first referenced bit (or later
+    assert len(starts) >= 25                    # when its first hot slots are missed)
+    dev = (starts - starts[0] + 5000) % 10240 - 5000
+    assert np.median(np.abs(dev)) <= 1 and np.all(np.abs(dev) <= 10)
+    # without it the clock drifts off the burst period
+    fe0 = SampleFrontEnd(link._frontend_config(**{**opts, "burst_period": 0, "burst_length": 0}))
+    b0 = fe0.process(y).bursts[1:, 0]
+    dev0 = (b0 - b0[0] + 5000) % 10240 - 5000
+    assert np.any(np.abs(dev0) > 10)
