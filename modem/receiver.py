@@ -80,6 +80,85 @@ class ReceiverStats:
     events: list = field(default_factory=list)   # slot-clock SyncEvents (acquired, loss_of_signal, slip)
 
 
+#: Defaults of the TM-layer ASM synchroniser of every receiver. The bits it sees are decoded
+#: (+-LLR_DECODED) or erased (0), so a SEARCH hit (Massey >= 12) needs the 32 marker bits exactly:
+#: 2**-32 per position in random data; no CHECK frames are spent (the FECF checks every frame).
+TM_SYNC_DEFAULTS = {"check_count": 0}
+
+
+class TMDeframer:
+    """Decoded k-bit blocks -> soft ASM frame sync -> TM frames with metadata (every receiver).
+
+    ``push(number, u_hat, ok, t, iterations, fec)`` takes one block (``u_hat`` (k,) uint8, ``ok`` its
+    CRC / FEC verdict, ``t`` the receive time of its codeword in units of ``time_unit_ps`` ps)
+    and returns the frames it completes. Blocks that failed their check enter as erasures (LLR 0),
+    so their frames come out flagged. ``restart()`` when the block stream is not contiguous (a frame
+    in progress is lost); ``flush()`` at the end of a record. ``sample_times``: frames also carry
+    ``t_sample = t`` (sample receivers, t in samples)."""
+
+    def __init__(self, spec: TMFrameSpec, k: int, stats: ReceiverStats, time_unit_ps: float = 1.0,
+                 sample_times: bool = False, options: dict | None = None):
+        self.spec, self.k, self.stats = spec, int(k), stats
+        self.time_unit_ps, self.sample_times = float(time_unit_ps), bool(sample_times)
+        self.fs = ASMFrameSync(FrameSyncConfig(frame_len=spec.n_bits, **{**TM_SYNC_DEFAULTS, **(options or {})}))
+        self.state = self.fs.initial_state()
+        self.bits = 0
+        self.blocks: list = []     # (first stream bit, block number, t, ok, iterations, fec)
+
+    def restart(self):
+        self.state = self.fs.initial_state()
+        self.bits = 0
+        self.blocks = []
+        self.stats.frame_sync_restarts += 1
+
+    def push(self, number: int, u_hat, ok: bool, t: float, iterations: int, fec: tuple = ()) -> list:
+        self.blocks.append((self.bits, int(number), float(t), bool(ok), int(iterations), fec))
+        if ok:
+            llr = (1.0 - 2.0 * np.asarray(u_hat, dtype=np.float32)) * np.float32(LLR_DECODED)
+        else:
+            llr = np.zeros(self.k, np.float32)
+        out, self.state = self.fs.push(llr, self.state)
+        self.bits += self.k
+        return self._frames_from(out)
+
+    def flush(self) -> list:
+        """End of the block stream: ``slip`` erased bits let the synchroniser close a last frame
+        that ends exactly at the end of the last block (its marker window reaches past it)."""
+        out, self.state = self.fs.push(np.zeros(self.fs.cfg.slip, np.float32), self.state)
+        self.bits += self.fs.cfg.slip
+        return self._frames_from(out)
+
+    def _frames_from(self, out) -> list[ReceivedFrame]:
+        frames = []
+        n_bits = self.fs.cfg.marker_len + self.spec.n_bits
+        starts = np.array([b[0] for b in self.blocks], dtype=np.int64)
+        for j in range(len(out)):
+            first = int(out.offset[j])
+            last = first + n_bits - 1
+            lo = int(np.searchsorted(starts, first, side="right") - 1)
+            hi = int(np.searchsorted(starts, last, side="right") - 1)
+            carriers = self.blocks[max(lo, 0): hi + 1]
+            crc_ok = bool(carriers) and all(b[3] for b in carriers)
+            data = np.packbits((out.llr[j] < 0).astype(np.uint8)).tobytes()
+            try:
+                fecf_ok = decode_tm_frame(self.spec, data).fecf_ok
+            except ShapeError:       # header inconsistent with the spec: not a good frame
+                fecf_ok = False
+            t = carriers[0][2] if carriers else float("nan")
+            fr = ReceivedFrame(data=data, t_ps=t * self.time_unit_ps, codewords=tuple(b[1] for b in carriers),
+                               crc_ok=crc_ok, fecf_ok=fecf_ok, iterations=max((b[4] for b in carriers), default=0),
+                               sync_metric=float(out.metric[j]), t_sample=t if self.sample_times else float("nan"),
+                               fec=tuple(b[5] for b in carriers))
+            self.stats.frames += 1
+            self.stats.frames_bad += int(not fr.valid)
+            frames.append(fr)
+        # blocks wholly before the synchroniser's look-back can be forgotten
+        keep_from = self.bits - 4 * n_bits - 2 * self.k
+        while len(self.blocks) > 2 and self.blocks[1][0] < keep_from:
+            self.blocks.pop(0)
+        return frames
+
+
 class SCPPMTimeTagReceiver:
     """Time tags -> checked TM transfer frames (see the module docstring).
 
@@ -100,21 +179,18 @@ class SCPPMTimeTagReceiver:
         self.clock = SlotClockRecovery(SlotClockConfig.from_code(code, slot_width_ps, **(clock_options or {})))
         self.cw_sync = CodewordSync(CodewordSyncConfig(code, ns, nb, **(sync_options or {})))
         self.decoder = SCPPMReceiver(code, ns, nb, max_iter=max_iter)
-        self.frame_sync = ASMFrameSync(FrameSyncConfig(frame_len=spec.n_bits))
         self.reset()
 
     def reset(self):
         self._clock_state = self.clock.initial_state()
         self._cw_state = self.cw_sync.initial_state()
-        self._fs_state = self.frame_sync.initial_state()
         self._stream_key = None      # (segment, next expected codeword sym_index) of the bit stream
-        self._stream_bits = 0        # bits fed to the frame synchroniser since its last restart
-        self._blocks = []            # (first stream bit, codeword number, t_ps, crc_ok, iterations)
         self._n_cw = 0
         self._t_seg = np.zeros(0, np.int32)
         self._t_idx = np.zeros(0, np.int64)
         self._t_ps = np.zeros(0)
         self.stats = ReceiverStats()
+        self._deframer = TMDeframer(self.spec, self.code.k, self.stats)
 
     # ---------------------------------------------------------------------------------------------
     def push(self, t_ps) -> list[ReceivedFrame]:
@@ -126,7 +202,7 @@ class SCPPMTimeTagReceiver:
     def flush(self) -> list[ReceivedFrame]:
         """End of the record: process what the slot clock still holds."""
         slots, self._clock_state = self.clock.flush(self._clock_state)
-        return self._after_clock(slots)
+        return self._after_clock(slots) + self._deframer.flush()
 
     # ---------------------------------------------------------------------------------------------
     def _after_clock(self, slots) -> list[ReceivedFrame]:
@@ -137,27 +213,19 @@ class SCPPMTimeTagReceiver:
             return []
         res = self.decoder.receive(cw.counts)
         frames = []
-        k = self.code.k
         for i in range(len(cw)):
             key = (int(cw.segment[i]), int(cw.sym_index[i]))
             if self._stream_key is not None and key != self._stream_key:
                 # a hole in the codeword stream: the bit stream is no longer contiguous, and a
                 # frame the synchroniser had not finished is lost with it
-                self._fs_state = self.frame_sync.initial_state()
-                self._stream_bits = 0
-                self._blocks = []
-                self.stats.frame_sync_restarts += 1
+                self._deframer.restart()
             self._stream_key = (key[0], key[1] + self.code.symbols_per_codeword)
             ok = bool(res.crc_ok[i])
             self.stats.codewords += 1
             self.stats.codewords_crc_failed += int(not ok)
-            t_cw = self._time_of(key[0], key[1])
-            self._blocks.append((self._stream_bits, self._n_cw, t_cw, ok, int(res.iterations[i])))
+            frames += self._deframer.push(self._n_cw, res.u_hat[i], ok, self._time_of(key[0], key[1]),
+                                          int(res.iterations[i]))
             self._n_cw += 1
-            llr = (1.0 - 2.0 * res.u_hat[i].astype(np.float32)) * LLR_DECODED if ok else np.zeros(k, np.float32)
-            out, self._fs_state = self.frame_sync.push(llr, self._fs_state)
-            self._stream_bits += k
-            frames += self._frames_from(out)
         return frames
 
     def _remember_times(self, slots):
@@ -172,33 +240,3 @@ class SCPPMTimeTagReceiver:
     def _time_of(self, segment: int, sym_index: int) -> float:
         hit = np.flatnonzero((self._t_seg == segment) & (self._t_idx == sym_index))
         return float(self._t_ps[hit[0]]) if hit.size else float("nan")
-
-    def _frames_from(self, out) -> list[ReceivedFrame]:
-        frames = []
-        n_bits = self.frame_sync.cfg.marker_len + self.spec.n_bits
-        starts = np.array([b[0] for b in self._blocks], dtype=np.int64)
-        for j in range(len(out)):
-            first = int(out.offset[j])
-            last = first + n_bits - 1
-            lo = int(np.searchsorted(starts, first, side="right") - 1)
-            hi = int(np.searchsorted(starts, last, side="right") - 1)
-            carriers = self._blocks[max(lo, 0): hi + 1]
-            crc_ok = all(b[3] for b in carriers)
-            bits = (out.llr[j] < 0).astype(np.uint8)
-            data = np.packbits(bits).tobytes()
-            try:
-                fecf_ok = decode_tm_frame(self.spec, data).fecf_ok
-            except ShapeError:       # header inconsistent with the spec: not a good frame
-                fecf_ok = False
-            fr = ReceivedFrame(data=data, t_ps=carriers[0][2] if carriers else float("nan"),
-                               codewords=tuple(b[1] for b in carriers), crc_ok=crc_ok, fecf_ok=fecf_ok,
-                               iterations=max((b[4] for b in carriers), default=0),
-                               sync_metric=float(out.metric[j]))
-            self.stats.frames += 1
-            self.stats.frames_bad += int(not fr.valid)
-            frames.append(fr)
-        # blocks wholly before the synchroniser's look-back can be forgotten
-        keep_from = self._stream_bits - 4 * n_bits - 2 * self.code.k
-        while len(self._blocks) > 2 and self._blocks[1][0] < keep_from:
-            self._blocks.pop(0)
-        return frames

@@ -81,11 +81,11 @@ from .framing.bits import unpack_bytes
 from .framing.interleaver import ChannelInterleaver
 from .framing.packets import TMPacketizer, build_space_packet
 from .framing.randomizer import pn8
-from .framing.tm import TMFrameSpec, decode_tm_frame
+from .framing.tm import TMFrameSpec
 from .modulation import dpsk as _dpsk
-from .receiver import LLR_DECODED, ReceivedFrame, ReceiverStats
+from .receiver import ReceivedFrame, ReceiverStats, TMDeframer
 from .sync.codeword_sync import csm_llr
-from .sync.frame_sync import ASMFrameSync, FrameSyncConfig, SyncMode
+from .sync.frame_sync import ASMFrameSync, FrameSyncConfig
 from .sync.slot_clock import SyncEvent
 from .sync.samples import FrontEndConfig, SampleFrontEnd, dpsk_bit_llr, gaussian_slot_llr, ppm_symbol_metric
 
@@ -93,10 +93,6 @@ from .sync.samples import FrontEndConfig, SampleFrontEnd, dpsk_bit_llr, gaussian
 #: within ~+-60 of each other (a single Gaussian model once gave 1900 on a heavy gamma tail)
 SLOT_LLR_CLIP = 30.0
 
-#: TM-layer ASM synchroniser defaults of the sample receivers. The bits it sees are decoded
-#: (+-LLR_DECODED) or erased (0), so a SEARCH hit (Massey >= 12) needs the 32 marker bits exactly:
-#: 2**-32 per position in random data; no CHECK frames are spent (the FECF checks every frame).
-TM_SYNC_DEFAULTS = {"check_count": 0}
 #: FEC-frame ASM synchroniser defaults (DPSK): polarity-free Massey rule; LDPC + BCH check every
 #: frame, so a lock is taken on the first marker (check_count 0) instead of losing two FEC frames.
 FEC_SYNC_DEFAULTS = {"polarity_free": True, "check_count": 0}
@@ -221,72 +217,6 @@ def _record_event(stats: ReceiverStats, kind: str, t_ps: float, info: dict):
     if kind == "acquired" and ev and ev[-1].kind == "loss_of_signal" and ev[-1].t_end_ps is None:
         ev[-1] = dataclasses.replace(ev[-1], t_end_ps=t_ps)
     ev.append(SyncEvent(kind, t_ps, None, dict(info)))
-
-
-class _TMDeframer:
-    """Decoded k-bit blocks -> soft ASM frame sync -> TM frames with metadata (both chains).
-
-    Blocks that failed their check enter as erasures (LLR 0). ``restart()`` when the block stream is
-    not contiguous (a frame in progress is lost)."""
-
-    def __init__(self, spec: TMFrameSpec, k: int, stats: ReceiverStats, sample_rate_hz: float,
-                 options: dict | None = None):
-        self.spec, self.k, self.stats, self.fs_hz = spec, int(k), stats, float(sample_rate_hz)
-        self.fs = ASMFrameSync(FrameSyncConfig(frame_len=spec.n_bits, **{**TM_SYNC_DEFAULTS, **(options or {})}))
-        self.state = self.fs.initial_state()
-        self.bits = 0
-        self.blocks: list = []     # (first stream bit, block number, t_sample, ok, iterations, fec)
-
-    def restart(self):
-        self.state = self.fs.initial_state()
-        self.bits = 0
-        self.blocks = []
-        self.stats.frame_sync_restarts += 1
-
-    def push(self, number: int, u_hat, ok: bool, t_sample: float, iterations: int, fec: tuple) -> list:
-        self.blocks.append((self.bits, int(number), float(t_sample), bool(ok), int(iterations), fec))
-        if ok:
-            llr = (1.0 - 2.0 * np.asarray(u_hat, dtype=np.float32)) * np.float32(LLR_DECODED)
-        else:
-            llr = np.zeros(self.k, np.float32)
-        out, self.state = self.fs.push(llr, self.state)
-        self.bits += self.k
-        return self._frames_from(out)
-
-    def flush(self) -> list:
-        """End of the block stream: ``slip`` erased bits let the synchroniser close a last frame
-        that ends exactly at the end of the last block (its marker window reaches past it)."""
-        out, self.state = self.fs.push(np.zeros(self.fs.cfg.slip, np.float32), self.state)
-        self.bits += self.fs.cfg.slip
-        return self._frames_from(out)
-
-    def _frames_from(self, out) -> list[ReceivedFrame]:
-        frames = []
-        n_bits = self.fs.cfg.marker_len + self.spec.n_bits
-        starts = np.array([b[0] for b in self.blocks], dtype=np.int64)
-        for j in range(len(out)):
-            first = int(out.offset[j])
-            last = first + n_bits - 1
-            lo = int(np.searchsorted(starts, first, side="right") - 1)
-            hi = int(np.searchsorted(starts, last, side="right") - 1)
-            carriers = self.blocks[max(lo, 0): hi + 1]
-            crc_ok = bool(carriers) and all(b[3] for b in carriers)
-            data = np.packbits((out.llr[j] < 0).astype(np.uint8)).tobytes()
-            try:
-                fecf_ok = decode_tm_frame(self.spec, data).fecf_ok
-            except ShapeError:       # header inconsistent with the spec: not a good frame
-                fecf_ok = False
-            t_s = carriers[0][2] if carriers else float("nan")
-            fr = ReceivedFrame(data=data, t_ps=t_s / self.fs_hz * 1e12, codewords=tuple(b[1] for b in carriers),
-                               crc_ok=crc_ok, fecf_ok=fecf_ok, iterations=max((b[4] for b in carriers), default=0),
-                               sync_metric=float(out.metric[j]), t_sample=t_s, fec=tuple(b[5] for b in carriers))
-            self.stats.frames += 1
-            self.stats.frames_bad += int(not fr.valid)
-            frames.append(fr)
-        keep_from = self.bits - 4 * n_bits - 2 * self.k
-        while len(self.blocks) > 2 and self.blocks[1][0] < keep_from:
-            self.blocks.pop(0)
-        return frames
 
 
 # =================================================================================================
@@ -708,8 +638,8 @@ class SCPPMSampleReceiver:
         self.stats = ReceiverStats()
         self._fe_state = self.frontend.initial_state()
         self._sync_state = self.sync.initial_state()
-        self._deframer = _TMDeframer(self.spec, self.code.k, self.stats, self.link.sample_rate_hz,
-                                     self.deframer_options)
+        self._deframer = TMDeframer(self.spec, self.code.k, self.stats, 1e12 / self.link.sample_rate_hz,
+                                    sample_times=True, options=self.deframer_options)
         self._key = None
         self._n_cw = 0
         self._restart_interleaver()
@@ -1184,8 +1114,8 @@ class DPSKSampleReceiver:
         self._fe_state = self.frontend.initial_state()
         self._grid_state = None if self.grid is None else self.grid.initial_state()
         self._fs_state = self.fec_sync.initial_state()
-        self._deframer = _TMDeframer(self.spec, self.code.k, self.stats, self.link.sample_rate_hz,
-                                     self.deframer_options)
+        self._deframer = TMDeframer(self.spec, self.code.k, self.stats, 1e12 / self.link.sample_rate_hz,
+                                    sample_times=True, options=self.deframer_options)
         a = self._llr_args                      # running E[d^2], started at its nominal value
         self._m2 = a["es"] ** 2 + 2.0 * a["es"] * a["sigma2"] + 2.0 * a["modes"] * a["sigma2"] ** 2 + a["extra_var"]
         self._bits = 0                           # bits fed to the FEC-frame synchroniser

@@ -66,10 +66,10 @@ def test_time_tags_to_checked_frames_chunked(link):
     assert all(f.valid for f in got)
     sent = {f: i for i, f in enumerate(frames)}
     idx = [sent[f.data] for f in got]                    # every frame out is one that was sent, bit-exact
-    # codeword 0 is cut by the acquisition, so frame 0 is lost; the frame synchroniser spends the
-    # next two markers in SEARCH/CHECK (check_count=2) and locks on frame 3; all later ones arrive
+    # codeword 0 is cut by the acquisition, so frame 0 is lost; the TM synchroniser sees CRC-checked
+    # bits only and locks on the first marker (frame 1, no CHECK frames spent); all later ones arrive
     assert idx == list(range(idx[0], idx[0] + len(idx)))
-    assert idx[0] == 3 and idx[-1] >= len(frames) - 2
+    assert idx[0] == 1 and idx[-1] >= len(frames) - 2
     assert rx.stats.codewords_crc_failed == 0 and [e.kind for e in rx.stats.events] == ["acquired"]
     # one-shot gives the same frames, with the same receive times (a whole record in one chunk
     # holds many codewords: each frame still gets the time of its own codeword)
@@ -105,12 +105,12 @@ def test_200ms_cloud_loses_only_its_frames(link):
               and i * bits_per_frame >= CODE.k]
     after = [i for i in range(len(frames)) if i * bits_per_frame >= (split + 1) * CODE.k
              and (i + 1) * bits_per_frame <= len(u) * CODE.k]
-    # after each acquisition the frame synchroniser spends two markers in SEARCH/CHECK
-    # (check_count=2), then every frame arrives until the end of the record (whose last codeword
-    # the slot clock cannot close when its final symbols hold no photon)
-    assert [i for i in before if i not in idx] == before[:2]
+    # after each acquisition the TM synchroniser locks on the first marker of CRC-checked bits, then
+    # every frame arrives until the end of the record (whose last codeword the slot clock cannot
+    # close when its final symbols hold no photon)
+    assert [i for i in before if i not in idx] == []
     after_good = [i for i in idx if i in after]
-    assert after_good[0] - after[0] <= 2                  # re-lock within a few codewords
+    assert after_good[0] == after[0]                      # re-lock on the first whole frame
     assert after_good == list(range(after_good[0], after_good[0] + len(after_good)))
     assert after_good[-1] >= after[-1] - 1
     assert not [i for i in idx if i not in before + after]   # nothing that touched the cloud
