@@ -30,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run as a script from anywhere
 
 from modem import backend as be
+from modem.gpu.bench import ldpc_bench_input
 from modem.fec import dvbs2
 
 # (frame, rate, QPSK Es/N0 dB, max_iter, frames per call)
@@ -42,19 +43,9 @@ CONFIGS = [
 ]
 
 
-def _setup(frame, rate, esn0, frames, seed=11):
-    code = dvbs2.code(frame, rate)
-    rng = np.random.default_rng(seed)
-    u = rng.integers(0, 2, (frames, code.k), dtype=np.uint8)
-    cw = code.encode(u)
-    s2 = 1.0 / 10 ** (esn0 / 10)
-    llr = (2.0 * ((1.0 - 2.0 * cw) + rng.normal(0.0, np.sqrt(s2), cw.shape)) / s2).astype(np.float32)
-    return code, u, cw, llr
-
-
 def measure(frame, rate, esn0, max_iter, frames, repeats=3, algorithms=("minsum",)):
     """Time ``code.decode`` for each algorithm, interleaved (A, B, A, B, ...); one result dict each."""
-    code, u, cw, llr = _setup(frame, rate, esn0, frames)
+    code, u, cw, llr = ldpc_bench_input(frame, rate, esn0, frames)
     for alg in algorithms:       # warm-up: compile, then one untimed full call (thread pool, first touch)
         code.decode(llr[:2], max_iter=2, algorithm=alg)
         code.decode(llr, max_iter=max_iter, algorithm=alg)
@@ -131,7 +122,7 @@ except ImportError:  # pragma: no cover
 if pytest is not None:
     @pytest.mark.parametrize("frame,rate,esn0,max_iter,frames", CONFIGS)
     def test_bench_decode(benchmark, frame, rate, esn0, max_iter, frames):
-        code, u, cw, llr = _setup(frame, rate, esn0, frames)
+        code, u, cw, llr = ldpc_bench_input(frame, rate, esn0, frames)
         code.decode(llr[:2], max_iter=2)
         r = benchmark(code.decode, llr, max_iter=max_iter)
         benchmark.extra_info["info_bits_per_call"] = frames * code.k

@@ -106,7 +106,10 @@ def bench_scppm(backend: str, M: int = 16, rate: str = "1/2", frames: int = 64, 
 
 
 # --------------------------------------------------------------------------------------------
-def _ldpc_setup(frame, rate, esn0, frames, seed=11):
+def ldpc_bench_input(frame, rate, esn0, frames, seed=11):
+    """Benchmark input of a DVB-S2 code: random information ``u`` (frames, k), codewords ``cw``
+    (frames, n) and float32 BPSK AWGN LLRs at QPSK Es/N0 ``esn0`` dB (per-bit noise variance
+    10^(-Es/N0/10); positive = bit 0). Returns ``(code, u, cw, llr)``; also used by bench/bench_ldpc.py."""
     from ..fec import dvbs2  # noqa: PLC0415
     code = dvbs2.code(frame, rate)
     rng = np.random.default_rng(seed)
@@ -140,7 +143,7 @@ def commpy_bp_rate(code, llr: np.ndarray, u: np.ndarray, max_iter: int, frames: 
 
 def bench_ldpc(backend: str, frame: str = "normal", rate: str = "1/2", esn0: float = 1.2, frames: int = 64,
                max_iter: int = 50, repeats: int = 3, commpy_frames: int = 1) -> list[dict]:
-    code, u, cw, llr = _ldpc_setup(frame, rate, esn0, frames)
+    code, u, cw, llr = ldpc_bench_input(frame, rate, esn0, frames)
     bits = frames * code.k
     common = {"chain": "ldpc", "frame": frame, "rate": rate, "k": code.k, "n": code.n, "esn0_db_qpsk": esn0,
               "frames": frames, "max_iter": max_iter, "algorithm": "minsum", "scale": code.minsum_scale,
