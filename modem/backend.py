@@ -103,6 +103,11 @@ def to_numpy(x) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str:
+    """Short commit of the source tree (``-dirty`` if tracked files changed); ``$MODEM_COMMIT``
+    where set (a copy of the tree without ``.git``, e.g. on a lent GPU machine); else 'unknown'."""
+    env = os.environ.get("MODEM_COMMIT", "").strip()
+    if env:
+        return env
     root = Path(__file__).resolve().parent.parent
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
