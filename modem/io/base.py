@@ -141,6 +141,14 @@ class Capture:
     def __repr__(self):
         return f"<{type(self).__name__} {self.path!r} {self.format} {self.kind}>"
 
+    def _count_channels(self, channels: np.ndarray) -> None:
+        """Add the records of each detector channel in ``channels`` to ``stats["per_channel"]``."""
+        if channels.size:
+            per_ch = self.stats.setdefault("per_channel", {})
+            u, c = np.unique(channels, return_counts=True)
+            for a, b in zip(u.tolist(), c.tolist()):
+                per_ch[a] = per_ch.get(a, 0) + b
+
     @staticmethod
     def _check_n(n) -> int:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:

@@ -141,7 +141,6 @@ class HDF5Capture(Capture):
         n = self._check_n(n)
         ts, det = self._f["photon_data/timestamps"], self._f["photon_data/detectors"]
         mono = MonotonicFilter()
-        per_ch = self.stats["per_channel"]
         c = ts.chunks[0] if ts.chunks else n
         step = n if n < c else (n // c) * c               # whole HDF5 chunks per read when n allows
         for a in range(0, self.n_records, step):
@@ -154,10 +153,7 @@ class HDF5Capture(Capture):
                 t = np.concatenate([x for x, _ in keep]) if keep else np.zeros(0, np.int64)
                 d = np.concatenate([y for _, y in keep]) if keep else np.zeros(0, np.int16)
             self.stats["records"] += b - a
-            if d.size:
-                u, k = np.unique(d, return_counts=True)
-                for x, y in zip(u.tolist(), k.tolist()):
-                    per_ch[x] = per_ch.get(x, 0) + y
+            self._count_channels(d)
             t = t.astype(np.int64, copy=False)
             if self._scale != 1:
                 t = t * self._scale

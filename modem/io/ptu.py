@@ -166,7 +166,6 @@ class PTUCapture(Capture):
         ofl = 0                                          # overflow count carried into the chunk
         prev = None
         mono = MonotonicFilter()
-        per_ch = self.stats["per_channel"]
         with open(self.path, "rb") as fh:
             fh.seek(self._offset)
             left = self.n_records
@@ -195,10 +194,7 @@ class PTUCapture(Capture):
                 self.stats["records"] += int(m)
                 self.stats["overflows"] += int((ov > 0).sum())
                 self.stats["markers"] += int(((dec["channel"] < 0) & (dec["marker"] > 0)).sum())
-                if ch.size:
-                    u, c = np.unique(ch, return_counts=True)
-                    for a, b in zip(u.tolist(), c.tolist()):
-                        per_ch[a] = per_ch.get(a, 0) + b
+                self._count_channels(ch)
                 t = mono(t)
                 self.stats["dropped_non_monotonic"] = mono.dropped
                 if t.size:                                 # a corrupt overflow record: time leaps

@@ -57,7 +57,6 @@ class TTBinCapture(Capture):
     def chunks(self, n: int = 1 << 20):
         n = self._check_n(n)
         mono = MonotonicFilter()
-        per_ch = self.stats["per_channel"]
         while self._reader.hasData():
             buf = self._reader.getData(n)
             t = np.asarray(buf.getTimestamps(), dtype=np.int64)
@@ -69,10 +68,7 @@ class TTBinCapture(Capture):
                 self.stats["overflow_events"] += int((~ok).sum())
             t, ch = t[ok], ch[ok]
             self.stats["records"] += int(ok.size)
-            if ch.size:
-                u, c = np.unique(ch, return_counts=True)
-                for a, b in zip(u.tolist(), c.tolist()):
-                    per_ch[a] = per_ch.get(a, 0) + b
+            self._count_channels(ch)
             t = mono(t)
             self.stats["dropped_non_monotonic"] = mono.dropped
             self.stats["photons"] += int(t.size)
