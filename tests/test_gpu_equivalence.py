@@ -343,3 +343,42 @@ def test_dpsk_pipeline_equals_cpu_chain_in_any_batching(kernel_be, rng):
     for f in ("u_hat", "parity_ok", "bch_corrected", "valid", "iterations"):
         np.testing.assert_array_equal(np.concatenate([np.atleast_1d(getattr(p, f)) for p in parts]), ref[f], err_msg=f)
     assert ref["iterations"].max() > 1
+
+
+# --------------------------------------------------------------------------------------------
+# CuPy launch arguments (modem/gpu/launch.py kernel_args): what CupyLauncher hands to RawKernel
+# --------------------------------------------------------------------------------------------
+def test_kernel_args_give_numpy_scalars_of_the_exact_c_type():
+    from modem.gpu.launch import kernel_args  # noqa: PLC0415
+    a, b = np.zeros(4, np.int64), np.zeros(3, np.int32)
+    conv = kernel_args("slot_bin_counts", "pLddLp", (a, 4, 1.5, 2, 7, b), np.ndarray)
+    assert conv[0] is a and conv[5] is b
+    assert [type(x) for x in conv[1:5]] == [np.int64, np.float64, np.float64, np.int64]
+    conv = kernel_args("scppm_outer_siso", "ppppppLLLui", (a,) * 6 + (1, 2, 3, 0x20044009, 5), np.ndarray)
+    assert [type(x) for x in conv[6:]] == [np.int64, np.int64, np.int64, np.uint32, np.int32]
+    assert type(kernel_args("slot_llr_f32", "pLffp", (a, 4, 0.1, 2.0, b), np.ndarray)[2]) is np.float32
+    with pytest.raises(OverflowError):                   # never a silently wrapped int32
+        kernel_args("k", "i", (2**40,), np.ndarray)
+
+
+def test_kernel_args_reject_host_or_strided_arrays_and_wrong_counts():
+    from modem.errors import ConfigError  # noqa: PLC0415
+    from modem.gpu.launch import kernel_args  # noqa: PLC0415
+    a = np.zeros((4, 4))
+    with pytest.raises(ConfigError, match="C-contiguous"):
+        kernel_args("k", "pL", (a[:, 1], 4), np.ndarray)        # a strided view would be read as contiguous
+    with pytest.raises(ConfigError, match="argument 0 must be a"):
+        kernel_args("k", "pL", ([0.0] * 4, 4), np.ndarray)     # not an array of the launcher's module
+    with pytest.raises(ConfigError, match="argument 1 must be a"):
+        kernel_args("k", "pp", (a, None), np.ndarray)
+    with pytest.raises(ConfigError, match="2 arguments expected, got 1"):
+        kernel_args("k", "pL", (a,), np.ndarray)
+
+
+def test_dpsk_llr_refuses_mixed_host_and_device_ports(rng):
+    if not backend.gpu_available():
+        pytest.skip(f"GPU backend unavailable: {backend.unavailable_reason()}")
+    cp = backend.xp_for("gpu")
+    xa = rng.exponential(1.0, 16)
+    with pytest.raises(ShapeError, match="same array module"):
+        ops.dpsk_llr_gaussian(cp.asarray(xa), xa, 1.0, 0.5)

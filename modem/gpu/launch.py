@@ -42,6 +42,33 @@ def _signature(file: str, entry: str) -> str:
         raise ConfigError(f"kernel {entry!r} is not an entry point of {file}.cu") from None
 
 
+def kernel_args(entry: str, sig: str, args, array_type) -> tuple:
+    """The argument tuple of a ``cupy.RawKernel`` call, checked against the entry's signature.
+
+    Pointer arguments ('p') must be C-contiguous arrays of ``array_type`` (``cupy.ndarray``):
+    CuPy passes an array's data pointer as is, so a strided view would be read as if it were
+    contiguous, and a NumPy array is host memory (the launcher never copies). Scalars become
+    NumPy scalars of the exact C type of their letter (L int64, i int32, u uint32, f float32,
+    d float64): CuPy passes a NumPy scalar's bytes by its dtype, while a Python int would go as
+    int64 and a Python float as float64 whatever the parameter's type.
+    """
+    if len(sig) != len(args):
+        raise ConfigError(f"{entry}: {len(sig)} arguments expected, got {len(args)}")
+    conv = []
+    for j, (c, a) in enumerate(zip(sig, args)):
+        if c == "p":
+            if not isinstance(a, array_type):
+                raise ConfigError(f"{entry}: argument {j} must be a {array_type.__module__}.{array_type.__name__} "
+                                  f"(device array), got {type(a).__name__}")
+            if not a.flags.c_contiguous:
+                raise ConfigError(f"{entry}: argument {j} must be C-contiguous (shape {a.shape}, "
+                                  f"strides {a.strides})")
+            conv.append(a)
+        else:
+            conv.append(_NP_SCALAR[c](a))
+    return tuple(conv)
+
+
 class CupyLauncher:
     """Launch kernels with CuPy on the current device and stream (``stream`` overrides it)."""
 
@@ -50,35 +77,55 @@ class CupyLauncher:
         self.stream = stream
 
     def __call__(self, file, entry, grid, block, *args):
-        sig = _signature(file, entry)
-        if len(sig) != len(args):
-            raise ConfigError(f"{entry}: {len(sig)} arguments expected, got {len(args)}")
-        conv = []
-        for c, a in zip(sig, args):
-            if c == "p":
-                if a is None:
-                    raise ConfigError(f"{entry}: a device array is required for every pointer argument")
-                conv.append(a)
-            else:
-                conv.append(_NP_SCALAR[c](a))
-        fn = get_function(file, entry)
+        conv = kernel_args(entry, _signature(file, entry), args, self.xp.ndarray)
+        if not 1 <= int(block) <= 1024:
+            raise ConfigError(f"{entry}: block size must be in 1..1024, got {block}")
+        fn = get_function(file, entry)       # cached per (device, file, entry)
         if self.stream is None:             # RawKernel launches on the current stream
-            fn((max(int(grid), 1),), (int(block),), tuple(conv))
+            fn((max(int(grid), 1),), (int(block),), conv)
         else:
             with self.stream:
-                fn((max(int(grid), 1),), (int(block),), tuple(conv))
+                fn((max(int(grid), 1),), (int(block),), conv)
 
 
 def _cxx_name(entry: str) -> str:
     return "emu_" + entry.replace("<", "_").replace(">", "")
 
 
+_SIGNATURE_CHECK = r"""
+#include <type_traits>
+// modem_sig_check(modem_letters<'L', ...>{}, &kernel): the kernel's C parameter types are exactly those of its
+// KERNEL_SIGNATURES letters (p: any pointer; L long long; i int; u unsigned int; f float;
+// d double). CuPy passes each scalar as the bytes of a NumPy scalar of the letter's type, so a
+// mismatch (e.g. L for an int parameter) would corrupt the launch on a GPU while the host
+// emulation's implicit C++ conversions would hide it: here it fails the build instead.
+template <char C, class T> struct modem_arg_ok : std::false_type {};
+template <class T> struct modem_arg_ok<'p', T*> : std::true_type {};
+template <> struct modem_arg_ok<'L', long long> : std::true_type {};
+template <> struct modem_arg_ok<'i', int> : std::true_type {};
+template <> struct modem_arg_ok<'u', unsigned int> : std::true_type {};
+template <> struct modem_arg_ok<'f', float> : std::true_type {};
+template <> struct modem_arg_ok<'d', double> : std::true_type {};
+template <char... C> struct modem_letters {};
+template <char... C, class... P>
+constexpr bool modem_sig_check(modem_letters<C...>, void (*)(P...)) {
+  if constexpr (sizeof...(C) != sizeof...(P)) return false;
+  else return (modem_arg_ok<C, P>::value && ...);
+}
+"""
+
+
 def emulation_source(file: str) -> str:
     """C++ translation unit that includes ``<file>.cu`` and exports one C function per entry
-    point: ``emu_<entry>(unsigned grid, <args>)`` running the kernel with blockDim 1."""
-    lines = ["#include <cstddef>", f'#include "{file}.cu"',
+    point: ``emu_<entry>(unsigned grid, <args>)`` running the kernel with blockDim 1. It also
+    asserts at compile time that every entry point's C parameter types are exactly those its
+    :data:`KERNEL_SIGNATURES` letters say (what :class:`CupyLauncher` passes on a GPU)."""
+    lines = ["#include <cstddef>", f'#include "{file}.cu"', _SIGNATURE_CHECK,
              "struct ModemAnyPtr { void* p; template <class T> operator T*() const { return (T*)p; } };"]
     for entry, sig in KERNEL_SIGNATURES[file].items():
+        letters = ", ".join(f"'{c}'" for c in sig)
+        lines.append(f"static_assert(modem_sig_check(modem_letters<{letters}>{{}}, &{entry}), "
+                     f'"{entry}: C parameter types differ from KERNEL_SIGNATURES {sig!r} (modem/gpu/loader.py)");')
         params, call = ["unsigned int grid"], []
         for j, c in enumerate(sig):
             if c == "p":

@@ -4,12 +4,18 @@
 Lookup order of the kernel directory (:func:`kernel_dir`): ``$MODEM_KERNEL_DIR``; the copy
 installed inside the package (``modem/kernels/``, package data of the wheel); the source tree's
 ``kernels/`` next to the ``modem`` package. Modules are compiled by NVRTC on first use with
-``-std=c++17`` and the kernel directory on the include path, and cached per (device, file,
-defines, templates); CuPy's disk cache makes later processes fast.
+``-std=c++17`` and the kernel directory on the include path (:func:`compile_options`), and cached
+per (device, file, templates); CuPy's disk cache makes later processes fast. CuPy keys that disk
+cache on the source text and options only, not on included headers, so the compiled text
+(:func:`module_source`) ends with a digest of the ``*.cuh`` headers: editing ``common.cuh``
+recompiles. CuPy itself appends ``-ftz=true`` (float32 denormals flushed to zero),
+``--device-as-default-execution-space`` and ``-arch=sm_<cc>`` (see :mod:`modem.gpu.nvrtc`,
+which compiles the files the same way without a GPU).
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from pathlib import Path
 
@@ -59,28 +65,53 @@ def kernel_source(name: str) -> str:
     return (kernel_dir() / f"{name}.cu").read_text()
 
 
+def compile_options() -> tuple[str, ...]:
+    """NVRTC options of every kernel file (a tuple: ``cupy.RawModule`` requires one)."""
+    return COMPILE_OPTIONS + (f"-I{kernel_dir()}",)
+
+
+def module_source(name: str) -> str:
+    """The text handed to NVRTC for ``kernels/<name>.cu``: the file, then a comment naming the
+    SHA-256 of the ``*.cuh`` headers of the kernel directory (CuPy's disk cache key covers the
+    source text but not the headers it includes)."""
+    kd = kernel_dir()
+    h = hashlib.sha256()
+    for hdr in sorted(kd.glob("*.cuh")):
+        h.update(hdr.name.encode() + b"\0" + hdr.read_bytes() + b"\0")
+    return kernel_source(name) + f"\n// modem kernel headers sha256 {h.hexdigest()}\n"
+
+
 def load_module(name: str, templates: tuple[str, ...] | None = None):
     """The compiled ``cupy.RawModule`` of ``kernels/<name>.cu`` on the current device (cached)."""
     cp = xp_for("gpu")
-    return _load(cp.cuda.Device().id, name, tuple(templates) if templates else KERNEL_FILES[name])
+    if name not in KERNEL_FILES:
+        raise ConfigError(f"unknown kernel file {name!r}; known: {sorted(KERNEL_FILES)}")
+    return _load(cp.cuda.runtime.getDevice(), name, tuple(templates) if templates else KERNEL_FILES[name])
 
 
 @functools.lru_cache(maxsize=None)
 def _load(device_id: int, name: str, templates: tuple[str, ...]):
     cp = xp_for("gpu")
-    kd = kernel_dir()
-    opts = COMPILE_OPTIONS + (f"-I{kd}",)
     with cp.cuda.Device(device_id):
-        mod = cp.RawModule(code=kernel_source(name), options=opts, name_expressions=templates)
+        mod = cp.RawModule(code=module_source(name), options=compile_options(), name_expressions=templates)
         mod.compile()
     return mod
 
 
 def get_function(name: str, entry: str):
-    """Kernel ``entry`` (as listed in :data:`KERNEL_FILES`) of ``kernels/<name>.cu`` on this device."""
+    """Kernel ``entry`` (as listed in :data:`KERNEL_FILES`) of ``kernels/<name>.cu`` on this device:
+    a ``cupy.RawKernel``, cached per (device, file, entry) -- ``RawModule.get_function`` builds a
+    new RawKernel and looks the function up in the driver on every call."""
     if entry not in KERNEL_SIGNATURES.get(name, {}):
         raise ConfigError(f"kernel {entry!r} is not an entry point of {name}.cu")
-    return load_module(name).get_function(entry)
+    return _function(xp_for("gpu").cuda.runtime.getDevice(), name, entry)
+
+
+@functools.lru_cache(maxsize=None)
+def _function(device_id: int, name: str, entry: str):
+    cp = xp_for("gpu")
+    with cp.cuda.Device(device_id):
+        return _load(device_id, name, KERNEL_FILES[name]).get_function(entry)
 
 
 def compile_all() -> list[str]:

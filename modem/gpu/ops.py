@@ -169,6 +169,9 @@ def _dpsk(kind, xa, xb, es, sigma2, modes, erase, launcher):
     who = f"llr_{kind}"
     if xa.shape != xb.shape:
         raise ShapeError(f"{who}: xa and xb must have the same shape, got {xa.shape} and {xb.shape}")
+    if get_array_module(xb) is not get_array_module(xa):      # no hidden host <-> device copy
+        raise ShapeError(f"{who}: xa and xb must live in the same array module, got {type(xa).__name__} "
+                         f"and {type(xb).__name__}")
     a = xp.ascontiguousarray(xa, dtype=np.float64)
     b = xp.ascontiguousarray(xb, dtype=np.float64)
     if a.size and not (bool(xp.isfinite(a).all()) and bool(xp.isfinite(b).all())):

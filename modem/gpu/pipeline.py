@@ -48,6 +48,8 @@ class _Overlap:
 
     def _pinned(self, slot, name, like):
         cp = self.xp
+        if like.size == 0:                  # nothing to send (np.frombuffer of 0 pinned bytes)
+            return np.empty(like.shape, dtype=like.dtype)
         buf = self.pinned[slot].get(name)
         if buf is None or buf.size < like.size or buf.dtype != like.dtype:
             mem = cp.cuda.alloc_pinned_memory(like.nbytes)

@@ -84,7 +84,11 @@ class _DeviceTables:
 def _device_tables_gpu(device_id: int, graph, bch):
     import cupy  # noqa: PLC0415 - only reached with a usable GPU
     with cupy.cuda.Device(device_id):
-        return _DeviceTables(cupy, graph, bch)
+        tab = _DeviceTables(cupy, graph, bch)
+        # uploaded asynchronously on the current stream, used later from any stream (the
+        # pipelines' non-blocking streams do not wait for it): finish the copies now
+        cupy.cuda.get_current_stream().synchronize()
+        return tab
 
 
 _EMU_TABLES: dict = {}

@@ -40,7 +40,11 @@ class SCPPMGPUTables:
 def _tables_cached(device_id: int, key: tuple, itm_bytes: bytes, pn_bytes: bytes):
     import cupy  # noqa: PLC0415 - only reached with a usable GPU
     with cupy.cuda.Device(device_id):
-        return SCPPMGPUTables(cupy, np.frombuffer(itm_bytes, dtype=np.int64), np.frombuffer(pn_bytes, dtype=np.uint8))
+        tab = SCPPMGPUTables(cupy, np.frombuffer(itm_bytes, dtype=np.int64), np.frombuffer(pn_bytes, dtype=np.uint8))
+        # the uploads ran asynchronously on the current stream; the cached tables are then used
+        # from any stream (the pipelines' non-blocking ones do not wait for it): finish them now
+        cupy.cuda.get_current_stream().synchronize()
+        return tab
 
 
 def tables_for(decoder, launcher) -> SCPPMGPUTables:
