@@ -382,3 +382,23 @@ def test_dpsk_llr_refuses_mixed_host_and_device_ports(rng):
     xa = rng.exponential(1.0, 16)
     with pytest.raises(ShapeError, match="same array module"):
         ops.dpsk_llr_gaussian(cp.asarray(xa), xa, 1.0, 0.5)
+
+
+def test_kernel_wrappers_refuse_arrays_the_kernels_would_misread(rng):
+    """A float64 or strided input would be read through a float32 / contiguous pointer."""
+    from modem.fec.dvbs2 import _gpu as dvb_gpu  # noqa: PLC0415
+    from modem.fec.scppm import _gpu as scppm_gpu  # noqa: PLC0415
+    from modem.gpu.launch import HostEmulationLauncher  # noqa: PLC0415
+    la = HostEmulationLauncher()
+    c = dvbs2_code("short", "1/2")
+    llr = np.zeros((2, c.n), dtype=np.float32)
+    for algorithm in ALGS:
+        with pytest.raises(ShapeError, match="float32"):
+            c.ldpc.decode_device(llr.astype(np.float64), 5, algorithm, 0.75, 0.0, la)
+        with pytest.raises(ShapeError, match="not C-contiguous"):
+            c.ldpc.decode_device(np.zeros((2, 2 * c.n), np.float32)[:, ::2], 5, algorithm, 0.75, 0.0, la)
+    with pytest.raises(ShapeError, match="uint8"):
+        dvb_gpu.bch_nonzero_gpu(np.zeros((1, c.k_ldpc), np.int32), c.k_ldpc, c.ldpc, c.bch, la)
+    code = SCPPMCode(16, "1/2")
+    with pytest.raises(ShapeError, match="float64"):
+        scppm_gpu.turbo_decode_gpu(np.zeros((1, code.S, 16), np.float32), SCPPMDecoder(code), la)

@@ -18,7 +18,7 @@ import functools
 
 import numpy as np
 
-from ...errors import ConfigError
+from ...errors import ConfigError, ShapeError
 
 LDPC_BLOCK = 256
 BCH_BLOCK = 128
@@ -45,6 +45,13 @@ def wave_schedule(dec_ptr: np.ndarray, dec_var: np.ndarray, n: int) -> tuple[np.
     counts = np.bincount(wave)
     wave_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
     return wave_ptr, order
+
+
+def _check_device_input(who: str, x, dtype, ndim: int = 2):
+    """The kernels read raw pointers: the array must already have the dtype and layout they read."""
+    if x.dtype != dtype or x.ndim != ndim or not x.flags.c_contiguous:
+        raise ShapeError(f"{who}: needs a C-contiguous {ndim}-D {np.dtype(dtype).name} array, got "
+                         f"{x.dtype} shape {x.shape}{'' if x.flags.c_contiguous else ' (not C-contiguous)'}")
 
 
 @functools.lru_cache(maxsize=None)
@@ -112,6 +119,7 @@ def ldpc_decode_minsum_gpu(llr, graph, max_iter: int, scale: float, offset: floa
     device arrays of ``launcher.xp``; the same values as the CPU kernel.
     """
     xp = launcher.xp
+    _check_device_input("ldpc_decode_minsum_gpu: llr", llr, np.float32)
     tab = tables_for(graph, None, launcher)
     B, n = (int(x) for x in llr.shape)
     if n != tab.n:
@@ -139,6 +147,7 @@ def ldpc_decode_layered_i16_gpu(llr, graph, max_iter: int, scale: float, offset:
     the twin of the CPU default ``_cpu.ldpc_decode_minsum_i16``: same hard decisions, flags and
     iteration counts. Returns (hard (B, n) uint8, parity_ok (B,) bool, iterations (B,) int32)."""
     xp = launcher.xp
+    _check_device_input("ldpc_decode_layered_i16_gpu: llr", llr, np.float32)
     tab = tables_for(graph, None, launcher)
     B, n = (int(x) for x in llr.shape)
     if n != tab.n:
@@ -163,8 +172,11 @@ def ldpc_decode_layered_i16_gpu(llr, graph, max_iter: int, scale: float, offset:
 def bch_nonzero_gpu(bits, n: int, graph, bch, launcher):
     """(B,) uint8: 1 where the first ``n`` bits of a row of ``bits`` (B, stride) uint8 are no BCH codeword."""
     xp = launcher.xp
+    _check_device_input("bch_nonzero_gpu: bits", bits, np.uint8)
     tab = tables_for(graph, bch, launcher)
     B, stride = (int(x) for x in bits.shape)
+    if not 0 <= int(n) <= stride:
+        raise ConfigError(f"bch_nonzero_gpu: n={n} exceeds the row length {stride}")
     out = xp.zeros(B, dtype=np.uint8)
     if B:
         grid = max(1, min(65535, -(-B // BCH_BLOCK)))

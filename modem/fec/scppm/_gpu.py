@@ -17,7 +17,7 @@ import functools
 
 import numpy as np
 
-from ...errors import BackendUnavailable
+from ...errors import BackendUnavailable, ShapeError
 from ...framing.crc import CRC32_HPE_POLY
 
 BLOCK = 256
@@ -69,6 +69,10 @@ def turbo_decode_gpu(metric, decoder, launcher):
                                  "use max_log=False or a NumPy input")
     xp = launcher.xp
     c = decoder.code
+    if metric.dtype != np.float64 or metric.ndim != 3 or not metric.flags.c_contiguous \
+            or metric.shape[1:] != (c.S, c.M):
+        raise ShapeError(f"turbo_decode_gpu: metric must be a C-contiguous float64 (F, {c.S}, {c.M}) array, "
+                         f"got {metric.dtype} shape {metric.shape}")
     F, S, M = (int(x) for x in metric.shape)
     m, T, k = c.m, c.k_hat, c.k
     tab = tables_for(decoder, launcher)
