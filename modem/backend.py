@@ -37,6 +37,12 @@ def _probe_cupy():
         return None, f"CuPy imported but no CUDA device is usable ({type(exc).__name__}: {exc})"
     if n < 1:
         return None, "CuPy imported but no CUDA device is visible"
+    try:        # the kernels are compiled at run time: without NVRTC the first launch would fail
+        from cupy.cuda import nvrtc  # noqa: PLC0415
+        nvrtc.getVersion()
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return None, f"CuPy sees {n} CUDA device(s) but cannot load NVRTC ({type(exc).__name__}: {first})"
     return cupy, ""
 
 
@@ -149,7 +155,9 @@ def backend_info(backend: str | None = None) -> dict:
         props = cp.cuda.runtime.getDeviceProperties(dev.id)
         info.update(device=props["name"].decode() if isinstance(props["name"], bytes) else props["name"],
                     cupy=cp.__version__, cuda_runtime=cp.cuda.runtime.runtimeGetVersion(),
-                    cuda_driver=cp.cuda.runtime.driverGetVersion())
+                    cuda_driver=cp.cuda.runtime.driverGetVersion(),
+                    compute_capability=dev.compute_capability,
+                    nvrtc=".".join(map(str, cp.cuda.nvrtc.getVersion())))   # compiles the kernels
     return info
 
 

@@ -375,6 +375,7 @@ def test_kernel_args_reject_host_or_strided_arrays_and_wrong_counts():
         kernel_args("k", "pL", (a,), np.ndarray)
 
 
+@pytest.mark.gpu
 def test_dpsk_llr_refuses_mixed_host_and_device_ports(rng):
     if not backend.gpu_available():
         pytest.skip(f"GPU backend unavailable: {backend.unavailable_reason()}")
