@@ -403,3 +403,15 @@ def test_kernel_wrappers_refuse_arrays_the_kernels_would_misread(rng):
     code = SCPPMCode(16, "1/2")
     with pytest.raises(ShapeError, match="float64"):
         scppm_gpu.turbo_decode_gpu(np.zeros((1, code.S, 16), np.float32), SCPPMDecoder(code), la)
+
+
+@pytest.mark.gpu
+def test_pipeline_refuses_a_launcher_bound_to_another_stream():
+    if not backend.gpu_available():
+        pytest.skip(f"GPU backend unavailable: {backend.unavailable_reason()}")
+    from modem.errors import ConfigError  # noqa: PLC0415
+    from modem.gpu.launch import CupyLauncher  # noqa: PLC0415
+    from modem.gpu.pipeline import SCPPMGPUPipeline  # noqa: PLC0415
+    cp = backend.xp_for("gpu")
+    with pytest.raises(ConfigError, match="current stream"):
+        SCPPMGPUPipeline(SCPPMCode(16, "1/2"), 1.3, 0.1, launcher=CupyLauncher(stream=cp.cuda.Stream()))

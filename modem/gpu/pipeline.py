@@ -38,6 +38,10 @@ class _Overlap:
         self.xp = launcher.xp
         self.gpu = self.xp is not np
         if self.gpu:
+            if getattr(launcher, "stream", None) is not None:
+                # its kernels would run on that stream, which waits for none of the transfers
+                raise ConfigError("GPU pipeline: the launcher must launch on the current stream (stream=None); "
+                                  "the pipeline runs its kernels on its own compute stream")
             cp = self.xp
             self.copy_stream = cp.cuda.Stream(non_blocking=True)
             self.compute_stream = cp.cuda.Stream(non_blocking=True)
