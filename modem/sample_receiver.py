@@ -85,7 +85,7 @@ from .framing.tm import TMFrameSpec
 from .modulation import dpsk as _dpsk
 from .receiver import ReceivedFrame, ReceiverStats, TMDeframer
 from .sync.codeword_sync import csm_llr
-from .sync.frame_sync import ASMFrameSync, FrameSyncConfig
+from .sync.frame_sync import ASMFrameSync, FrameSyncConfig, hard_errors, massey_metric
 from .sync.slot_clock import SyncEvent
 from .sync.samples import FrontEndConfig, SampleFrontEnd, dpsk_bit_llr, gaussian_slot_llr, ppm_symbol_metric
 
@@ -96,6 +96,15 @@ SLOT_LLR_CLIP = 30.0
 #: FEC-frame ASM synchroniser defaults (DPSK): polarity-free Massey rule; LDPC + BCH check every
 #: frame, so a lock is taken on the first marker (check_count 0) instead of losing two FEC frames.
 FEC_SYNC_DEFAULTS = {"polarity_free": True, "check_count": 0}
+
+#: FEC frames the DPSK receiver looks back for at a new lock (:class:`DPSKSampleReceiver` ``lookback``).
+#: At 1.4-1.8 photons/bit the ASM of a FEC frame reaches the search threshold (Massey 12) only
+#: about half the time (mean 11.2 / 12.6 / 13.9 at 1.4 / 1.6 / 1.8; random data reaches 10.8-11.9 in
+#: 387k positions, so the threshold cannot come down), and the first marker of a record less often
+#: still (mean 6.9 / 8.8 / 10.3: its first bits are read before the timing acquisition, up to
+#: 0.4 slot off): the first lock came 1-5 FEC frames into the record, and those frames were lost
+#: although they decode.
+LOOKBACK_FRAMES = 8
 
 __all__ = ["SCPPMAPDLink", "DPSKLink", "APDSlotLLR", "SCPPMSampleReceiver", "DPSKSampleReceiver", "SlotCSMSync",
            "SlotCSMSyncState", "CodewordSlots", "BurstGrid", "BurstGridState", "scppm_apd_transmit",
@@ -1079,15 +1088,34 @@ class DPSKSampleReceiver:
         (polarity-free Massey rule by default).   frontend_options : extra :class:`FrontEndConfig` fields.
     decode_options : extra keyword arguments of ``DVBS2Code.decode`` (algorithm, scale, offset).
 
+    lookback : FEC frames looked for before a new lock (default ``LOOKBACK_FRAMES`` = 8; 0 = off).
+
     ``push(samples)``, ``flush()``, ``stats``, ``reset()`` as :class:`SCPPMSampleReceiver`;
     ``stats.codewords`` counts FEC frames, ``stats.codewords_crc_failed`` those not valid (LDPC
-    checks or BCH failed).
+    checks or BCH failed, or fewer than k non-erased LLRs).
+
+    Look-back at a new lock: the ASM search needs a Massey metric of 12 (random data reaches
+    ~11 in 10^5 positions), which near the LDPC threshold only about half of the markers reach, so a
+    lock often comes one or more FEC frames after the first. When the synchroniser emits the
+    first frame of a new lock (offset ``p``, not contiguous with the last frame emitted), the
+    receiver looks in the LLRs it retains (``lookback`` periods before the synchroniser's buffer
+    start: bounded memory, independent of chunking) for the marker one period earlier (``p - P``
+    +- slip, the lock's polarity), then one earlier again, up to ``lookback`` frames, never
+    overlapping the previous lock's frames. Without a channel interleaver each such frame is
+    decoded at once: a valid one is taken and the look-back goes on; a failed one is taken (and
+    reported failed) only when its marker passes the lock threshold, and the look-back stops. With
+    an interleaver a frame is taken while its marker passes the lock threshold. Look-back frames
+    go through the chain in stream order before the lock frame (``lookback_frames`` counts them).
     """
 
     def __init__(self, link: DPSKLink, sync_options: dict | None = None, frontend_options: dict | None = None,
-                 decode_options: dict | None = None, deframer_options: dict | None = None):
+                 decode_options: dict | None = None, deframer_options: dict | None = None,
+                 lookback: int = LOOKBACK_FRAMES):
         if not isinstance(link, DPSKLink):
             raise ConfigError(f"DPSKSampleReceiver: link must be a DPSKLink, got {type(link).__name__}")
+        if isinstance(lookback, bool) or not isinstance(lookback, (int, np.integer)) or not 0 <= lookback <= 64:
+            raise ConfigError(f"DPSKSampleReceiver: lookback must be an integer in 0..64, got lookback={lookback!r}")
+        self.lookback = int(lookback)
         self.interleaver = link.interleaver
         self._H = None
         self.link, self.code, self.spec = link, link.code, link.spec
@@ -1120,6 +1148,7 @@ class DPSKSampleReceiver:
         self._m2 = a["es"] ** 2 + 2.0 * a["es"] * a["sigma2"] + 2.0 * a["modes"] * a["sigma2"] ** 2 + a["extra_var"]
         self._bits = 0                           # bits fed to the FEC-frame synchroniser
         self._t_hist = np.zeros(0)              # sample positions of bits [_t_base, _bits)
+        self._llr_hist = np.zeros(0)            # their LLRs (look-back at a new lock)
         self._t_base = 0
         self._last_off = None
         self._n_cw = 0
@@ -1127,6 +1156,8 @@ class DPSKSampleReceiver:
         self._block_phase = None
         #: syndrome weights of the D block-phase hypotheses, per (re)acquisition
         self.block_phase_weights = []
+        #: FEC frames found by the look-back at a new lock (valid or failed; counted in stats too)
+        self.lookback_frames = 0
 
     @property
     def es_estimate(self) -> float:
@@ -1188,57 +1219,127 @@ class DPSKSampleReceiver:
     def _after_bits(self, llr, t) -> list[ReceivedFrame]:
         P = self.fec_sync.cfg.period
         slip = self.fec_sync.cfg.slip
+        llr = np.asarray(llr, np.float64)
         self._t_hist = np.concatenate([self._t_hist, t])
+        self._llr_hist = np.concatenate([self._llr_hist, llr])
         self._bits += llr.size
         prev = self._fs_state
-        out, self._fs_state = self.fec_sync.push(llr.astype(np.float64), self._fs_state)
-        self._fec_sync_events(prev, self._fs_state, out)
-        ready = []                                  # (codeword LLRs (n,) de-randomized, t, asm metric)
+        out, self._fs_state = self.fec_sync.push(llr, self._fs_state)
+        # wire frames in stream order: (marker offset, frame LLRs (n,) float32 polarity-corrected,
+        # marker metric, decoded result or None); the first frame of a new lock brings the frames
+        # the look-back finds before it
+        wire = []
+        last = self._last_off
         for i in range(len(out)):
             off = int(out.offset[i])
+            if last is None or not P - slip <= off - last <= P + slip:
+                wire += self._look_back(off, bool(out.inverted[i]), last)
+            wire.append((off, out.llr[i], float(out.metric[i]), None))
+            last = off
+        self._fec_sync_events(prev, self._fs_state, [w[0] for w in wire])
+        ready = []                                  # (codeword LLRs (n,) de-randomized, t, metric, result)
+        for off, f, metric, res in wire:
             if self._last_off is not None and not (P - slip <= off - self._last_off <= P + slip):
                 self._discontinuity()
             self._last_off = off
             j = off - self._t_base
             t0 = float(self._t_hist[j]) if 0 <= j < self._t_hist.size else float("nan")
             if self.interleaver.depth == 1:
-                ready.append((out.llr[i] * self._sign, t0, float(out.metric[i])))
+                ready.append((f * self._sign, t0, metric, res))
             else:
-                self._run.append((out.llr[i], t0, float(out.metric[i])))
-                ready += self._deinterleave_ready()
+                self._run.append((f, t0, metric))
+                ready += [r + (None,) for r in self._deinterleave_ready()]
+        todo = [i for i, r in enumerate(ready) if r[3] is None]
+        if todo:
+            res = self._decode(np.stack([ready[i][0] for i in todo]))
+            for i, r in zip(todo, res):
+                ready[i] = ready[i][:3] + (r,)
         frames = []
-        if ready:
-            res = self.code.decode(np.stack([r[0] for r in ready]), max_iter=self.link.max_iter,
-                                   **self.decode_options)
-            for i, (_, t0, metric) in enumerate(ready):
-                ok = bool(res.valid[i])
-                self.stats.codewords += 1
-                self.stats.codewords_crc_failed += int(not ok)
-                it = int(res.iterations[i])
-                fec = (bool(res.parity_ok[i]), int(res.bch_corrected[i]), it, metric)
-                frames += self._deframer.push(self._n_cw, res.u_hat[i], ok, t0, it, fec)
-                self._n_cw += 1
-        # keep the positions of the bits the synchroniser may still emit frames from
-        keep = max(self._fs_state.buf_start - 2 * P, self._t_base)
+        for _, t0, metric, (ok, parity_ok, bch, it, u_hat) in ready:
+            self.stats.codewords += 1
+            self.stats.codewords_crc_failed += int(not ok)
+            frames += self._deframer.push(self._n_cw, u_hat, ok, t0, it, (parity_ok, bch, it, metric))
+            self._n_cw += 1
+        # keep the bits the synchroniser may still emit frames from, and the look-back's reach
+        # before the earliest position a new lock can have (buf_start)
+        reach = max(2 * P, self.lookback * (P + slip) + slip)
+        keep = max(self._fs_state.buf_start - reach, self._t_base)
         keep = min(keep, self._bits)
         self._t_hist = self._t_hist[keep - self._t_base:]
+        self._llr_hist = self._llr_hist[keep - self._t_base:]
         self._t_base = keep
         return frames
+
+    def _decode(self, cw) -> list[tuple]:
+        """DVB-S2 decoding of de-randomized codeword LLRs ``(F, n)`` -> per codeword ``(valid,
+        parity_ok, bch_corrected, iterations, u_hat (k,) uint8)``. A codeword with fewer than ``k``
+        non-zero (non-erased) LLRs is not valid whatever the decoder says: it is underdetermined
+        (all-zero LLRs, e.g. a gap of zero samples, satisfy every parity check as the all-zero
+        codeword)."""
+        res = self.code.decode(cw, max_iter=self.link.max_iter, **self.decode_options)
+        seen = np.count_nonzero(cw, axis=1) >= self.code.k
+        return [(bool(res.valid[i]) and bool(seen[i]), bool(res.parity_ok[i]), int(res.bch_corrected[i]),
+                 int(res.iterations[i]), res.u_hat[i]) for i in range(cw.shape[0])]
+
+    def _look_back(self, p: int, inverted: bool, last: int | None) -> list:
+        """Wire frames before a new lock at marker offset ``p`` (see the class doc), from the
+        retained LLRs: up to ``lookback`` periods back, each marker looked for at the previous
+        one - P +- slip with the lock's polarity, not before the end of the previous lock's last
+        frame (``last``) nor the stream start. Without an interleaver a frame is taken when it
+        decodes valid, or reported failed when its marker passes the lock threshold (and the
+        look-back stops there); with one (the block phase is not known yet) when its marker
+        passes the lock threshold. Returns ``[(offset, llr (n,) float32, metric, result | None)]``
+        in stream order."""
+        cfg = self.fec_sync.cfg
+        P, m, slip = cfg.period, cfg.marker_len, cfg.slip
+        lower = 0 if last is None else last + P - slip
+        sgn = -1.0 if inverted else 1.0
+        order = [slip] + [slip + d * s for d in range(1, slip + 1) for s in (-1, 1)]    # 0, -1, +1, -2, ...
+        found = []
+        q = p
+        for _ in range(self.lookback):
+            a = q - P - slip
+            if a < max(lower, self._t_base):
+                break
+            seg = sgn * self._llr_hist[a - self._t_base:q - P + slip + m - self._t_base]
+            if cfg.rule == "massey":
+                score = massey_metric(seg, self.fec_sync.marker_bits)[0]
+                thr = cfg.lock_threshold
+            else:
+                score = -hard_errors(seg, self.fec_sync.marker_bits)[0].astype(np.float64)
+                thr = -cfg.lock_max_errors
+            best = max(order, key=lambda k: (score[k], -order.index(k)))
+            q, metric = a + best, float(score[best])
+            f = (sgn * self._llr_hist[q + m - self._t_base:q + P - self._t_base]).astype(np.float32)
+            if self.interleaver.depth > 1:
+                if metric < thr:
+                    break
+                found.append((q, f, metric, None))
+                continue
+            res = self._decode((f * self._sign)[None])[0]
+            if res[0] or metric >= thr:
+                found.append((q, f, metric, res))
+            if not res[0]:
+                break
+        self.lookback_frames += len(found)
+        return found[::-1]
 
     def _bit_time_ps(self, bit: int) -> float:
         j = bit - self._t_base
         t = float(self._t_hist[j]) if 0 <= j < self._t_hist.size else float("nan")
         return t / self.link.sample_rate_hz * 1e12
 
-    def _fec_sync_events(self, prev, new, out):
+    def _fec_sync_events(self, prev, new, offsets):
         """Lock gains / losses of the FEC-frame synchroniser as ``acquired`` / ``loss_of_signal``.
 
+        ``offsets``: marker offsets of this push's wire frames (look-back frames included).
         Times: the first frame of a new lock (a frame whose offset does not follow the previous
-        one) / the expected marker after the last frame of the lost lock, as far as the bit times
-        are still held (NaN otherwise). One loss and one gain per push at most are resolved this
-        way (the synchroniser needs several frame periods for either)."""
+        one; the first look-back frame when the look-back found any) / the expected marker after
+        the last frame of the lost lock, as far as the bit times are still held (NaN otherwise).
+        One loss and one gain per push at most are resolved this way (the synchroniser needs
+        several frame periods for either)."""
         P, slip = self.fec_sync.cfg.period, self.fec_sync.cfg.slip
-        offs = ([] if self._last_off is None else [self._last_off]) + [int(o) for o in out.offset]
+        offs = ([] if self._last_off is None else [self._last_off]) + [int(o) for o in offsets]
         jump = next((i for i in range(1, len(offs)) if not P - slip <= offs[i] - offs[i - 1] <= P + slip), None)
         if new.lock_losses > prev.lock_losses:
             if jump is not None:
@@ -1252,8 +1353,8 @@ class DPSKSampleReceiver:
         if new.locks > prev.locks:
             if jump is not None:
                 first = offs[jump]
-            elif len(out):
-                first = int(out.offset[0])
+            elif len(offsets):
+                first = int(offsets[0])
             else:
                 first = new.next_pos
             _record_event(self.stats, "acquired", self._bit_time_ps(first),
