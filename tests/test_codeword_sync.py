@@ -246,3 +246,20 @@ def test_end_to_end_200ms_cloud(blocks):
     assert slots2.events == slots.events
     for f in ("counts", "sym_index", "csm_llr", "locked", "segment"):
         np.testing.assert_array_equal(getattr(cw2, f), getattr(cw, f))
+
+
+@pytest.mark.parametrize("M", [4, 16, 64, 128])
+def test_lock_scores_equal_csm_llr(M):
+    """In LOCK the synchroniser scores every buffered codeword's CSM at once on its L symbols only:
+    exactly the values csm_llr gives at those starts over the whole buffer."""
+    from modem.sync.codeword_sync import _csm_llr_at
+    code = SCPPMCode(M=M, rate="1/2")
+    pat = code.csm_symbols
+    rng = np.random.default_rng(M)
+    y = rng.poisson(0.05, (3000, code.slots_per_symbol))
+    y[np.arange(3000), rng.integers(0, M, 3000)] += rng.poisson(2.0, 3000)
+    y = y.astype(np.uint16)
+    w = math.log1p(NS / NB)
+    full = csm_llr(y, pat, M, w)
+    starts = np.array([0, 1, 17, 999, 2000, 3000 - pat.size])
+    np.testing.assert_array_equal(_csm_llr_at(y, starts, pat, M, w), full[starts])

@@ -72,12 +72,35 @@ def csm_llr(counts, pattern, M: int, w: float) -> np.ndarray:
     n_pos = y.shape[0] - L + 1
     if n_pos <= 0:
         return np.zeros(0)
-    z = y[:, :M].astype(np.float64) * w
-    zmax = z.max(axis=1)
-    lse = zmax + np.log(np.exp(z - zmax[:, None]).sum(axis=1)) - math.log(M)
+    z, lse = _symbol_terms(y, M, w)
     out = np.zeros(n_pos)
     for i in range(L):
         out += z[i:i + n_pos, pat[i]] - lse[i:i + n_pos]
+    return out
+
+
+def _symbol_terms(y, M: int, w: float):
+    """Per symbol (row of ``y``): ``z = w * y[:, :M]`` and ``ln(sum_m exp(z_m)) - ln M`` (max-shifted);
+    each row's values depend on that row only (NumPy reduces every row the same way)."""
+    z = y[:, :M].astype(np.float64) * w
+    zmax = z.max(axis=1)
+    lse = zmax + np.log(np.exp(z - zmax[:, None]).sum(axis=1)) - math.log(M)
+    return z, lse
+
+
+def _csm_llr_at(counts, starts, pattern, M: int, w: float) -> np.ndarray:
+    """``csm_llr(counts, ...)[starts]`` computed on the ``L`` symbols after each start only (the
+    same terms added in the same order: identical values). ``starts`` (K,) int, each
+    ``<= n - L``."""
+    pat = np.asarray(pattern, dtype=np.int64)
+    L = pat.size
+    rows = (np.asarray(starts, dtype=np.int64)[:, None] + np.arange(L)).reshape(-1)
+    z, lse = _symbol_terms(counts[rows], M, w)
+    z = z.reshape(-1, L, M)
+    lse = lse.reshape(-1, L)
+    out = np.zeros(z.shape[0])
+    for i in range(L):
+        out += z[:, i, pat[i]] - lse[:, i]
     return out
 
 
@@ -235,12 +258,13 @@ class CodewordSync:
                              f"({y.shape[0]},)")
         if y.dtype.kind not in "iu":
             raise ShapeError(f"CodewordSync.push: counts must be integers, got dtype {y.dtype}")
-        if y.size and y.min() < 0:
+        if y.dtype.kind == "i" and y.size and y.min() < 0:
             raise ShapeError(f"CodewordSync.push: counts must be >= 0, found {int(y.min())}")
         st = replace(state)
         if st.buf is None:
             st.buf = np.zeros((0, P), dtype=np.uint16)
-        y = np.minimum(y, 65535).astype(np.uint16, copy=False)
+        if y.dtype != np.uint16:                       # the slot clock's uint16 counts pass as they are
+            y = np.minimum(y, 65535).astype(np.uint16)
         parts = []
         # split the input at segment changes / index holes
         n = y.shape[0]
@@ -292,26 +316,29 @@ class CodewordSync:
                 else:
                     pos += per
                 continue
-            if avail < per:
+            # LOCK: the CSMs of every whole codeword buffered, scored at once
+            n_cw = avail // per
+            if n_cw == 0:
                 break
-            lam0 = float(csm_llr(buf[pos:pos + L], self._pat, code.M, self._w)[0])
-            hit = lam0 > cfg.lock_threshold
-            if not hit:
-                st.misses += 1
-                if st.misses > cfg.flywheel:
-                    st.mode = CodewordSyncMode.SEARCH
-                    st.lock_losses += 1
+            lam = _csm_llr_at(buf, pos + per * np.arange(n_cw), self._pat, code.M, self._w)
+            for lam0 in lam.tolist():
+                hit = lam0 > cfg.lock_threshold
+                if not hit:
+                    st.misses += 1
+                    if st.misses > cfg.flywheel:
+                        st.mode = CodewordSyncMode.SEARCH
+                        st.lock_losses += 1
+                        st.misses = 0
+                        break
+                    st.flywheeled += 1
+                else:
                     st.misses = 0
-                    continue
-                st.flywheeled += 1
-            else:
-                st.misses = 0
-            out_c.append(buf[pos:pos + per].reshape(-1))
-            out_i.append(st.buf_index + pos)
-            out_l.append(lam0)
-            out_k.append(hit)
-            st.codewords += 1
-            pos += per
+                out_c.append(buf[pos:pos + per].reshape(-1))
+                out_i.append(st.buf_index + pos)
+                out_l.append(lam0)
+                out_k.append(hit)
+                st.codewords += 1
+                pos += per
         st.buf = buf[pos:].copy()
         st.buf_index += pos
         if out_c:
