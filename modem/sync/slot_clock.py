@@ -376,7 +376,7 @@ class SlotClockRecovery:
         K = int(math.ceil(cfg.max_offset_ppm * 1e-6 / step))
         eps = np.arange(-K, K + 1) * step
         f = 1.0 / (T0 * (1.0 + eps))
-        pw = np.abs(_tone(x, f)) ** 2 / n     # NumPy's |z| (not libm hypot), as before
+        pw = np.abs(_tone(x, f, numba.get_num_threads())) ** 2 / n     # NumPy's |z| (not libm hypot), as before
         k = int(np.argmax(pw))
         if pw[k] < cfg.acq_min_power:
             return None
@@ -692,25 +692,29 @@ def _pairwise_sum(a, lo, n):  # pragma: no cover - compiled
     return v[0]
 
 
-@numba.njit(cache=True, nogil=True)
-def _tone(x, f):  # pragma: no cover - compiled
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _tone(x, f, nw):  # pragma: no cover - compiled
     """Slot-tone sums ``sum_k exp(-2 pi i f_j x_k)`` (complex128 (m,)) for every candidate ``f_j``
     (x (n,) float64 ps from the window anchor, f (m,) 1/ps); the argument is reduced to
-    ``f x - floor(f x)`` (precision). Bit-identical to ``np.exp(-2j*pi*ph).sum(axis=-1)``."""
+    ``f x - floor(f x)`` (precision). Bit-identical to ``np.exp(-2j*pi*ph).sum(axis=-1)``.
+    Candidates are split over ``nw`` worker threads (each candidate's sum is serial)."""
     n = x.size
-    out = np.empty(f.size, np.complex128)
-    cs = np.empty(n)
-    sn = np.empty(n)
-    for i in range(f.size):
-        fi = f[i]
-        for k in range(n):
-            ph = fi * x[k]
-            ph -= math.floor(ph)
-            y = -TWO_PI * ph
-            cs[k] = math.cos(y)
-            sn[k] = math.sin(y)
-        zr, zi = _pairwise_csum(cs, sn, 0, n)
-        out[i] = complex(zr, zi)
+    m = f.size
+    out = np.empty(m, np.complex128)
+    nw = max(1, min(m, nw))
+    for w in numba.prange(nw):
+        cs = np.empty(n)
+        sn = np.empty(n)
+        for i in range(w * m // nw, (w + 1) * m // nw):
+            fi = f[i]
+            for k in range(n):
+                ph = fi * x[k]
+                ph -= math.floor(ph)
+                y = -TWO_PI * ph
+                cs[k] = math.cos(y)
+                sn[k] = math.sin(y)
+            zr, zi = _pairwise_csum(cs, sn, 0, n)
+            out[i] = complex(zr, zi)
     return out
 
 
