@@ -752,15 +752,16 @@ def _signal_end(rows, B, P, s, T, rate):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _bin(out_counts, r0, B, P, jj, n):  # pragma: no cover - compiled
-    """Slot counts of the block-relative slot indices ``jj[:n]`` into rows ``r0 .. r0+B-1`` of
-    ``out_counts`` (zeroed first; uint16 saturating at 65535, as ``np.minimum(counts, 65535)``)."""
+def _bin(out_counts, r0, B, P, jq, jr, n):  # pragma: no cover - compiled
+    """Slot counts of the tags in symbol ``jq[:n]``, slot position ``jr[:n]`` of a block into rows
+    ``r0 .. r0+B-1`` of ``out_counts`` (zeroed first; uint16 saturating at 65535, as
+    ``np.minimum(counts, 65535)``)."""
     for r in range(r0, r0 + B):
         for c in range(P):
             out_counts[r, c] = 0
     for k in range(n):
-        r = r0 + jj[k] // P
-        c = jj[k] % P
+        r = r0 + jq[k]
+        c = jr[k]
         if out_counts[r, c] < 65535:
             out_counts[r, c] += 1
 
@@ -806,7 +807,9 @@ def _track(buf, base, final, max_blocks, s, T, rate, weak_run, weak_start, last_
     cols = np.zeros(P, np.int64)            # photons per slot position of the block
     hcol = np.zeros(P)
     cap = 0
-    jj = np.empty(0, np.int64)
+    jq = np.empty(0, np.int64)              # per tag: symbol in the block,
+    jr = np.empty(0, np.int64)              # slot position in the symbol
+    inv_P = 1.0 / P
     frac = np.empty(0)
     cs = np.empty(0)
     sn = np.empty(0)
@@ -823,7 +826,8 @@ def _track(buf, base, final, max_blocks, s, T, rate, weak_run, weak_start, last_
         nt = i1 - i0
         if nt > cap:                                   # per-tag scratch, grown as needed
             cap = max(nt, 2 * cap)
-            jj = np.empty(cap, np.int64)
+            jq = np.empty(cap, np.int64)
+            jr = np.empty(cap, np.int64)
             frac = np.empty(cap)
             cs = np.empty(cap)
             sn = np.empty(cap)
@@ -835,11 +839,17 @@ def _track(buf, base, final, max_blocks, s, T, rate, weak_run, weak_start, last_
             j = np.int64(math.floor(u))
             if j > BP - 1:
                 j = BP - 1
-            jj[k] = j
-            rows[j // P] += 1
-            cols[j % P] += 1
+            q = np.int64(j * inv_P)                    # j // P without an integer division
+            if q * P > j:
+                q -= 1
+            elif (q + 1) * P <= j:
+                q += 1
+            jq[k] = q
+            jr[k] = j - q * P
+            rows[q] += 1
+            cols[j - q * P] += 1
             frac[k] = u - j - 0.5
-        _bin(out_counts, n_out, B, P, jj, nt)
+        _bin(out_counts, n_out, B, P, jq, jr, nt)
         weak = nt < max(float(los_min), los_fraction * rate)
         PT = P * T
         n_emit = B
@@ -865,7 +875,7 @@ def _track(buf, base, final, max_blocks, s, T, rate, weak_run, weak_start, last_
                 n_g += 1
             n_g = min(n_emit, n_g)
             if n_g:                                     # symbols before the gap, from its tags only
-                _bin(out_counts, n_out, B, P, jj, gap + 1 - i0)
+                _bin(out_counts, n_out, B, P, jq, jr, gap + 1 - i0)
                 n_out = _stamp(out_idx, out_t, n_out, n_g, sym_index, s, PT)
             if weak_run > 0:
                 t_event = weak_start if math.isnan(last_good_t) else last_good_t
@@ -883,7 +893,7 @@ def _track(buf, base, final, max_blocks, s, T, rate, weak_run, weak_start, last_
                 ph = TWO_PI_ * frac[k]
                 cs[k] = math.cos(ph)
                 sn[k] = math.sin(ph)
-                bad[k] = 0.5 * (1.0 - cs[k]) + (1.0 if jj[k] % P >= M else 0.0)
+                bad[k] = 0.5 * (1.0 - cs[k]) + (1.0 if jr[k] >= M else 0.0)
             for c in range(P):
                 hcol[c] = float(cols[c])
         # -- the clock model of this block is wrong: the tags' time base jumped
@@ -905,7 +915,7 @@ def _track(buf, base, final, max_blocks, s, T, rate, weak_run, weak_start, last_
                 # between the good blocks' mean and this block's
                 bsum = np.zeros(B)
                 for k in range(nt):
-                    bsum[jj[k] // P] += bad[k]
+                    bsum[jq[k]] += bad[k]
                 m1 = _pairwise_sum(bad, 0, nt) / nt
                 m0 = 0.0 if math.isnan(bad0) else (m1 if m1 < bad0 else bad0)
                 run = 0.0
