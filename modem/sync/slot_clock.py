@@ -327,9 +327,8 @@ def _check_tags(t_ps, last_t, who: str) -> np.ndarray:
     if not np.issubdtype(t.dtype, np.integer):
         raise ShapeError(f"{who}: t_ps must be integer picoseconds, got dtype {t.dtype}")
     t = t.astype(np.int64, copy=False)
-    d = np.diff(t)
-    if d.size and d.min() < 0:
-        i = int(np.flatnonzero(d < 0)[0]) + 1
+    i = _first_decrease(t)
+    if i > 0:
         raise ShapeError(f"{who}: time tags must be non-decreasing (merge channels by sorting first), "
                          f"t_ps[{i}]={int(t[i])} < t_ps[{i - 1}]={int(t[i - 1])}")
     if last_t is not None and t[0] < last_t:
@@ -716,6 +715,15 @@ def _tone(x, f, nw):  # pragma: no cover - compiled
             zr, zi = _pairwise_csum(cs, sn, 0, n)
             out[i] = complex(zr, zi)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _first_decrease(t):  # pragma: no cover - compiled
+    """Index ``i`` of the first tag below its predecessor (``t[i] < t[i-1]``), or -1."""
+    for i in range(1, t.size):
+        if t[i] < t[i - 1]:
+            return i
+    return -1
 
 
 @numba.njit(cache=True, nogil=True)
