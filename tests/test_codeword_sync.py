@@ -263,3 +263,43 @@ def test_lock_scores_equal_csm_llr(M):
     full = csm_llr(y, pat, M, w)
     starts = np.array([0, 1, 17, 999, 2000, 3000 - pat.size])
     np.testing.assert_array_equal(_csm_llr_at(y, starts, pat, M, w), full[starts])
+
+
+def test_two_period_lock_with_no_flywheel_terminates(blocks):
+    """flywheel=0 and a first CSM erased: the two-period search locks on it, its own CSM misses;
+    it is emitted (unlocked) instead of returning to SEARCH at the same place for ever."""
+    u, x = blocks
+    y = simulate_counts(x[:6], NS, NB, np.random.default_rng(4)).reshape(-1, P)
+    y[:PER] = 0
+    cs = CodewordSync(CodewordSyncConfig(CODE, NS, NB, flywheel=0))
+    out, st = sync_all(cs, [as_slot_counts(y)])
+    np.testing.assert_array_equal(out.sym_index, np.arange(6) * PER)
+    np.testing.assert_array_equal(out.locked, [False, True, True, True, True, True])
+    assert st.locks == 1 and st.lock_losses == 0 and st.flywheeled == 1
+
+
+@pytest.mark.parametrize("flywheel", [0, 1, 2])
+def test_search_flywheel_and_resets_chunked(blocks, flywheel):
+    """Erased codewords (flywheel, two-period search), noise, a segment change: any chunking
+    (symbols joined only once the state machine can move) gives the one-shot output."""
+    u, x = blocks
+    y = simulate_counts(x, NS, NB, np.random.default_rng(4)).reshape(-1, P)
+    y[2 * PER:5 * PER] = 0
+    y[8 * PER + 100:9 * PER] = np.random.default_rng(1).poisson(0.3, (PER - 100, P))
+    seg = (np.arange(y.shape[0]) >= 10 * PER).astype(np.int32)
+    cs = CodewordSync(CodewordSyncConfig(CODE, NS, NB, flywheel=flywheel))
+
+    def parts(cuts):
+        b = np.concatenate([[0], cuts, [y.shape[0]]])
+        return [SlotCounts(y[a:c].astype(np.uint16), np.arange(a, c, dtype=np.int64), np.zeros(c - a), seg[a:c], [])
+                for a, c in zip(b[:-1], b[1:])]
+
+    ref, st_ref = sync_all(cs, parts(np.array([], np.int64)))
+    assert st_ref.resets == 1 and st_ref.lock_losses >= 1 and len(ref) >= 9
+    for n_cuts in (5, 60, 700):
+        cuts = np.sort(np.random.default_rng(n_cuts).integers(0, y.shape[0], n_cuts))
+        out, st = sync_all(cs, parts(cuts))
+        for f in ("counts", "sym_index", "csm_llr", "locked", "segment"):
+            np.testing.assert_array_equal(getattr(out, f), getattr(ref, f))
+        assert (st.codewords, st.flywheeled, st.locks, st.lock_losses, st.buf_index) == \
+            (st_ref.codewords, st_ref.flywheeled, st_ref.locks, st_ref.lock_losses, st_ref.buf_index)

@@ -40,7 +40,8 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass, replace
+import copy
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -96,12 +97,10 @@ def _csm_llr_at(counts, starts, pattern, M: int, w: float) -> np.ndarray:
     L = pat.size
     rows = (np.asarray(starts, dtype=np.int64)[:, None] + np.arange(L)).reshape(-1)
     z, lse = _symbol_terms(counts[rows], M, w)
-    z = z.reshape(-1, L, M)
-    lse = lse.reshape(-1, L)
-    out = np.zeros(z.shape[0])
-    for i in range(L):
-        out += z[:, i, pat[i]] - lse[:, i]
-    return out
+    K = rows.size // L
+    terms = np.zeros((K, L + 1))                         # 0, then the L terms: summed left to right
+    terms[:, 1:] = z.reshape(K, L, M)[:, np.arange(L), pat] - lse.reshape(K, L)
+    return np.cumsum(terms, axis=1)[:, -1]
 
 
 class CodewordSyncMode(enum.IntEnum):
@@ -179,17 +178,25 @@ class CodewordSyncConfig:
 class CodewordSyncState:
     """Memory of :class:`CodewordSync` (never mutated by ``push``).
 
-    ``buf`` (n, slots_per_symbol) uint16 symbols not yet consumed, ``buf_index`` the ``sym_index`` of
-    ``buf[0]``, ``segment`` the slot-clock segment; ``misses`` consecutive CSM misses in LOCK.
+    ``buf`` (n, slots_per_symbol) uint16 symbols not yet consumed, then ``tail``: the symbols received
+    after them (a tuple of private (n_i, slots_per_symbol) uint16 arrays, ``n_tail`` symbols in all),
+    joined to ``buf`` only once ``buf`` and ``tail`` hold the ``need`` symbols the state machine needs
+    to move (so a small push costs its own size, not the buffer's); ``buf_index`` the ``sym_index``
+    of ``buf[0]``, ``segment`` the slot-clock segment; ``misses`` consecutive CSM misses in LOCK,
+    ``fresh`` the next codeword is the one SEARCH locked on.
     Counters: ``codewords`` emitted, ``flywheeled`` (emitted on a miss), ``locks``, ``lock_losses``,
     ``resets`` (segment changes / symbol holes).
     """
 
     buf: np.ndarray | None = None
+    tail: tuple = ()
+    n_tail: int = 0
+    need: int = 0
     buf_index: int = 0
     segment: int | None = None
     mode: CodewordSyncMode = CodewordSyncMode.SEARCH
     misses: int = 0
+    fresh: bool = False
     codewords: int = 0
     flywheeled: int = 0
     locks: int = 0
@@ -260,7 +267,7 @@ class CodewordSync:
             raise ShapeError(f"CodewordSync.push: counts must be integers, got dtype {y.dtype}")
         if y.dtype.kind == "i" and y.size and y.min() < 0:
             raise ShapeError(f"CodewordSync.push: counts must be >= 0, found {int(y.min())}")
-        st = replace(state)
+        st = copy.copy(state)
         if st.buf is None:
             st.buf = np.zeros((0, P), dtype=np.uint16)
         if y.dtype != np.uint16:                       # the slot clock's uint16 counts pass as they are
@@ -272,18 +279,25 @@ class CodewordSync:
             brk = np.flatnonzero((np.diff(idx) != 1) | (np.diff(seg) != 0)) + 1
             bounds = [0, *brk.tolist(), n]
             for a, b in zip(bounds[:-1], bounds[1:]):
-                contiguous = (st.segment == int(seg[a]) and st.buf_index + st.buf.shape[0] == int(idx[a]))
+                contiguous = (st.segment == int(seg[a])
+                              and st.buf_index + st.buf.shape[0] + st.n_tail == int(idx[a]))
                 if not contiguous:
                     if st.segment is not None:
                         st.resets += 1
                     st.buf = y[a:b]
+                    st.tail, st.n_tail, st.need = (), 0, 0
                     st.buf_index = int(idx[a])
                     st.segment = int(seg[a])
                     st.mode = CodewordSyncMode.SEARCH
                     st.misses = 0
                 else:
-                    st.buf = np.concatenate([st.buf, y[a:b]]) if st.buf.shape[0] else y[a:b]
-                self._run(st, parts)
+                    st.tail = (*st.tail, y[a:b].copy())
+                    st.n_tail += b - a
+                if st.buf.shape[0] + st.n_tail >= st.need:     # fewer: the state machine could not move
+                    if st.tail:
+                        st.buf = np.concatenate([st.buf, *st.tail])
+                        st.tail, st.n_tail = (), 0
+                    self._run(st, parts)
         if not parts:
             return self._empty(), st
         return CodewordBlocks.concat(parts), st
@@ -312,6 +326,7 @@ class CodewordSync:
                     pos += j
                     st.mode = CodewordSyncMode.LOCK
                     st.misses = 0
+                    st.fresh = True
                     st.locks += 1
                 else:
                     pos += per
@@ -325,7 +340,9 @@ class CodewordSync:
                 hit = lam0 > cfg.lock_threshold
                 if not hit:
                     st.misses += 1
-                    if st.misses > cfg.flywheel:
+                    # the codeword SEARCH locked on is emitted even when its own CSM misses (a
+                    # two-period lock): going back to SEARCH there would find the same lock again
+                    if st.misses > cfg.flywheel and not st.fresh:
                         st.mode = CodewordSyncMode.SEARCH
                         st.lock_losses += 1
                         st.misses = 0
@@ -333,14 +350,21 @@ class CodewordSync:
                     st.flywheeled += 1
                 else:
                     st.misses = 0
+                st.fresh = False
                 out_c.append(buf[pos:pos + per].reshape(-1))
                 out_i.append(st.buf_index + pos)
                 out_l.append(lam0)
                 out_k.append(hit)
                 st.codewords += 1
                 pos += per
-        st.buf = buf[pos:].copy()
+        if pos or buf.base is not None:                  # keep a private copy of the rest only
+            st.buf = buf[pos:].copy()
         st.buf_index += pos
+        avail = buf.shape[0] - pos
+        if st.mode == CodewordSyncMode.LOCK:
+            st.need = per
+        else:                                            # SEARCH: one period, else two periods
+            st.need = per + L - 1 if avail < per + L - 1 else 2 * per + L - 1
         if out_c:
             parts.append(CodewordBlocks(np.stack(out_c), np.array(out_i, np.int64), np.array(out_l),
                                         np.array(out_k, bool), np.full(len(out_c), st.segment, np.int32)))

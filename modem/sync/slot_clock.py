@@ -75,9 +75,10 @@ only thins the signal photons; the guard contrast test tolerates both.
 """
 from __future__ import annotations
 
+import copy
 import enum
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -427,7 +428,7 @@ class SlotClockRecovery:
         if not isinstance(state, SlotClockState):
             raise ConfigError(f"SlotClockRecovery.push: state must be a SlotClockState, got {type(state)}")
         t = _check_tags(t_ps, state.last_t, "SlotClockRecovery.push")
-        st = replace(state)
+        st = copy.copy(state)
         if t.size:
             st.buf = np.concatenate([state.buf, t]) if state.buf.size else t
             st.last_t = int(t[-1])
@@ -437,7 +438,7 @@ class SlotClockRecovery:
         """End of stream: emit the pending partial block (symbols starting before the last tag) and an
         open ``loss_of_signal`` event if the signal is lost. Returns the output and a fresh-ish state
         (buffer emptied)."""
-        st = replace(state)
+        st = copy.copy(state)
         out, st = self._run(st, final=True)
         if st.los_since is not None:
             out.events.append(SyncEvent("loss_of_signal", st.los_since, None, {}))
