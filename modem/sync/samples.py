@@ -85,11 +85,18 @@ Conventions (pinned here)
   so once two bursts in a row agree with the prediction (edge at ``s_exp``, ``|phi| < T/4``) the
   grid is *locked*: the prediction gives the integer and only ``phi`` is used, until 8 bursts in a
   row put the edge off on the same side (a frequency wrong by a whole slot per period, invisible
-  to ``phi``) and it unlocks. A burst that is due but absent (mean ``z^2`` below
-  ``burst_threshold^2``) leaves the clock freewheeling. Measured (divider 40, 256-bit bursts,
+  to ``phi``) and it unlocks. Before the lock, after a frequency update, an edge more than a slot
+  off the prediction is held back once (``m = 0`` for that burst) and taken when the next burst
+  jumps the same way; such a burst never counts toward the lock. (It used to be dropped as an
+  outlier *and* counted as agreeing: a first edge a slot off gave a frequency a slot per period
+  off, whose 2-slot jumps then locked the grid on that frequency for ~8 bursts, enough to lose
+  the first FEC frame.) A burst that is due but absent (mean ``z^2`` below ``burst_threshold^2``)
+  leaves the clock freewheeling. The current burst start is :attr:`FrontEndState.burst_start`
+  (the receiver's burst grid takes its phase from it). Measured (divider 40, 256-bit bursts,
   20 TM frames / 6 short FEC frames, offsets 0, +-150, +-250 ppm): the estimate ends within ~5 ppm;
-  27 of 30 random records decode every frame at 6 photons/bit, 19 of 20 at 8 photons/bit; the
-  others lose FEC frames after a wrong edge at the first bursts (before the lock).
+  random records decoding every frame at 6 photons/bit: 27 of 30 before, see
+  :class:`modem.sample_receiver.DPSKSampleReceiver` for the figures with this and the receiver's
+  changes.
 """
 from __future__ import annotations
 
@@ -224,7 +231,9 @@ _I_SLOT, _I_INIT, _I_ON, _I_RUN, _I_START, _I_LASTHOT, _I_CAND = range(7)
 # slot of the last measured burst start, lock count, same-side disagreement count (signed),
 # frequency updates made
 _I_REACQ, _I_PREV, _I_HAVEPREV, _I_LASTMEAS, _I_LOCK, _I_DISAGREE, _I_NFREQ = range(7, 14)
-_N_IVARS = 14
+# before the lock: sign of an edge jump of more than a slot held back at the last burst (0: none)
+_I_JUMP = 14
+_N_IVARS = 15
 _LOCK_AFTER, _UNLOCK_AFTER = 2, 8
 # edge search: +-_EDGE_RANGE slots around the expected start (_EDGE_BACK slots before the detected
 # start at the first burst: the detector, at the phase before acquisition, fires late), likelihood
@@ -265,6 +274,12 @@ class FrontEndState:
     @property
     def in_burst(self) -> bool:
         return bool(self.ivars[_I_ON])
+
+    @property
+    def burst_start(self) -> int | None:
+        """Burst-periodic mode: slot number of the current burst's first (dark-referenced) bit once
+        the first burst is acquired (bursts then start at it + multiples of ``burst_period``), else None."""
+        return int(self.ivars[_I_PREV]) if self.ivars[_I_HAVEPREV] else None
 
     def same_as(self, other: "FrontEndState") -> bool:
         return (self.mf_base == other.mf_base and self.n_in == other.n_in
@@ -434,9 +449,20 @@ def _reacquire(buf, base, fv, iv, P, acq, Pb, L, thr2):  # pragma: no cover - co
         else:
             m = 0
     else:
-        if iv[13] >= 1 and abs(m) > 1:                # after a frequency update the edge moves by at
-            m = 0                                     # most a slot: a larger jump is an outlier
-        iv[11] = iv[11] + 1 if (m == 0 and 4.0 * abs(phi) < P) else 0
+        jump = iv[13] >= 1 and abs(m) > 1
+        if jump:
+            # after a frequency update the edge moves by at most a slot, unless that update came
+            # from a wrong edge (a slot off: the frequency is then a slot per period off, and the
+            # next edges jump by 2, 3, ...): a jump is held back once as an outlier, taken when
+            # the next burst jumps the same way; it never counts toward the lock
+            if iv[14] == (1 if m > 0 else -1):
+                iv[14] = 0
+            else:
+                iv[14] = 1 if m > 0 else -1
+                m = 0
+        else:
+            iv[14] = 0
+        iv[11] = iv[11] + 1 if (m == 0 and not jump and 4.0 * abs(phi) < P) else 0
     D = phi + m * P1                                  # true - predicted position of slot s_exp
     G = s_exp - iv[10]                                # slots since the last measured burst start
     fv[1] -= max(1.0 / (iv[13] + 1), 0.25) * D / (G * P)    # running mean, then smoothed
