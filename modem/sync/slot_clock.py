@@ -802,7 +802,6 @@ def _track(buf, base, final, max_blocks, s, T, rate, weak_run, weak_start, last_
     los_min, flywheel, jump_detect = ip[4], ip[5], ip[6] != 0
     los_fraction, rate_smoothing, guard_smoothing, los_gap = fp[0], fp[1], fp[2], fp[3]
     jump_phase, jump_min_power, kp, ki, two = fp[4], fp[5], fp[6], fp[7], fp[8]
-    TWO_PI_ = 2.0 * math.pi
     n = buf.size
     BP = B * P
     n_out = 0
@@ -899,7 +898,7 @@ def _track(buf, base, final, max_blocks, s, T, rate, weak_run, weak_start, last_
             break
         if not weak:
             for k in range(nt):
-                ph = TWO_PI_ * frac[k]
+                ph = TWO_PI * frac[k]
                 cs[k] = math.cos(ph)
                 sn[k] = math.sin(ph)
                 bad[k] = 0.5 * (1.0 - cs[k]) + (1.0 if jr[k] >= M else 0.0)
@@ -910,7 +909,7 @@ def _track(buf, base, final, max_blocks, s, T, rate, weak_run, weak_start, last_
             zr = _pairwise_sum(cs, 0, nt)
             zi = _pairwise_sum(sn, 0, nt)
             power = math.pow(math.hypot(zr, zi), two) / nt
-            err_j = math.atan2(zi, zr) / TWO_PI_
+            err_j = math.atan2(zi, zr) / TWO_PI
             why = 0
             if power >= jump_min_power and abs(err_j) > jump_phase:
                 why = 1
@@ -949,7 +948,7 @@ def _track(buf, base, final, max_blocks, s, T, rate, weak_run, weak_start, last_
                 break
         if not weak:
             zr, zi = _pairwise_csum(cs, sn, 0, nt)
-            err = math.atan2(zi, zr) / TWO_PI_ * T                 # ps, + = photons late
+            err = math.atan2(zi, zr) / TWO_PI * T                 # ps, + = photons late
             if nt:
                 mb = _pairwise_sum(bad, 0, nt) / nt
                 bad0 = mb if math.isnan(bad0) else bad0 + rate_smoothing * (mb - bad0)
