@@ -14,6 +14,10 @@ max-log-MAP; otherwise exact log-MAP (log-sum-exp with the maximum factored out)
 
 The loop stops for a codeword as soon as its CRC-32 checks (hard decisions on the outer a
 posteriori LLRs) or after ``max_iter`` iterations. Codewords are independent: one ``prange`` lane each.
+
+The decoder's exact log-MAP path is :func:`turbo_decode_stages` (stage-vectorised SISOs, same
+decisions, soft values equal to rounding; see the notes above it); :func:`turbo_decode` with its
+per-stage SISOs is the readable reference it is tested against, and the max-log path.
 """
 from __future__ import annotations
 
@@ -564,6 +568,387 @@ def turbo_decode(metric, edge_bits, ginv, par, m, inner_to_mother, T, k, max_ite
                 else:
                     for j in range(n):
                         la_in[j] = le_c[inner_to_mother[j]]
+            for t in range(T):
+                u_hat[f, t] = bits[t]
+            crc_ok[f] = ok
+            iters[f] = it
+
+
+# --- Stage-vectorised exact log-MAP decoder (the decoder's log-MAP path) ---------------------------
+# The per-stage loops of inner_siso_prob / outer_siso_prob are latency bound: each stage ends in a
+# division that the next stage waits for, and the sums over edges end in horizontal reductions.
+# The functions below split each SISO as kernels/scppm_siso.cu does: (1) per-stage quantities
+# that do not depend on the recursions (inner: the stage sums e0 o0 e1 o1; outer: the branch
+# probabilities) for all stages at once, (2) the forward and backward recursions, interleaved in
+# one loop (two independent dependency chains), (3) the extrinsic outputs of all stages at once.
+# Stages are the innermost (contiguous) axis of every array, so (1) and (3) are SIMD loops over
+# blocks of stages. No fastmath: each value is computed in the order written, which is the order
+# of the CUDA kernel (sums over the edges in edge order, beta from the 2x2 stage sums) except for
+# the inner extrinsic marginalisation, which keeps the CPU butterfly.
+
+STAGE_BLOCK = 4096   # pattern probabilities per block of stages (M x B doubles, kept in cache)
+
+
+@nb.njit(cache=True)
+def channel_probabilities_t(metric, ginv, pgt):
+    """:func:`channel_probabilities` written transposed: pgt (M, S), pgt[v, i] = pg[i, v]."""
+    S, M = metric.shape
+    for i in range(S):
+        mx = metric[i, 0]
+        for s in range(1, M):
+            if metric[i, s] > mx:
+                mx = metric[i, s]
+        e_zero = np.exp(max(-mx, -LLR_CLIP))
+        for v in range(M):
+            x = metric[i, ginv[v]]
+            pgt[v, i] = e_zero if x == 0.0 else np.exp(max(x - mx, -LLR_CLIP))
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _pattern_probs_block(lat, i0, nb_, m, pa, pb, p0, p1):
+    """Pattern probabilities of stages i0 .. i0+nb_-1 (see :func:`_pattern_probs`, same products
+    in the same order): returns pa or pb, (M, B), holding [v, i - i0]; lat (m, S) likelihood ratios.
+    (Loops index views from 0: an offset index would keep LLVM from vectorising them.)"""
+    i1 = i0 + nb_
+    r = pa[0]
+    for b in range(nb_):
+        r[b] = 1.0
+    cur = pa
+    nxt = pb
+    size = 1
+    for t in range(m):
+        lt = lat[t, i0:i1]
+        for b in range(nb_):
+            p0[b] = 1.0 / (1.0 + lt[b])
+        for b in range(nb_):
+            p1[b] = lt[b] * p0[b]
+        for j in range(size):
+            q = cur[j]
+            r = nxt[2 * j]
+            for b in range(nb_):
+                r[b] = q[b] * p0[b]
+            r = nxt[2 * j + 1]
+            for b in range(nb_):
+                r[b] = q[b] * p1[b]
+        cur, nxt = nxt, cur
+        size *= 2
+    return cur
+
+
+@nb.njit(cache=True, error_model="numpy")
+def inner_siso_stages(pgt, lat, par, m, let, alpha, betan, trans, pa, pb, wa, wb, v6):
+    """Exact log-MAP inner SISO, stage-vectorised; the contract of :func:`inner_siso_prob` with
+    transposed arrays: pgt (M, S) channel probabilities (input-pattern order); lat, let (m, S) a
+    priori / extrinsic likelihood ratios P(1)/P(0), [t, i] = bit t (MSB first) of stage i.
+    Scratch: alpha (2, S+1); betan (2, S) beta of stage i+1; trans (4, S) e0 o0 e1 o1;
+    pa, pb, wa, wb (M, B); v6 (6, B) with B <= S.
+    """
+    M, S = pgt.shape
+    h = M // 2
+    B = pa.shape[1]
+    p0 = v6[0]
+    p1 = v6[1]
+    z0 = v6[2]
+    z1 = v6[3]
+    # (1) stage sums, edges in edge order
+    for i0 in range(0, S, B):
+        nb_ = min(B, S - i0)
+        i1 = i0 + nb_
+        pv = _pattern_probs_block(lat, i0, nb_, m, pa, pb, p0, p1)
+        e0 = trans[0, i0:i1]
+        o0 = trans[1, i0:i1]
+        e1 = trans[2, i0:i1]
+        o1 = trans[3, i0:i1]
+        for b in range(nb_):
+            e0[b] = 0.0
+            o0[b] = 0.0
+            e1[b] = 0.0
+            o1[b] = 0.0
+        for j in range(h):
+            jl = j if par[j] == 0.0 else j + h      # the even-parity pattern of the pair (j, j + h)
+            ju = j + h if par[j] == 0.0 else j
+            # from state 0, pattern v has symbol probability pgt[v]; from state 1, pgt[v ^ h]
+            gl = pgt[jl, i0:i1]
+            gu = pgt[ju, i0:i1]
+            gl1 = pgt[jl ^ h, i0:i1]
+            gu1 = pgt[ju ^ h, i0:i1]
+            pl = pv[jl]
+            pu = pv[ju]
+            for b in range(nb_):
+                e0[b] += gl[b] * pl[b]
+            for b in range(nb_):
+                o0[b] += gu[b] * pu[b]
+            for b in range(nb_):
+                e1[b] += gl1[b] * pl[b]
+            for b in range(nb_):
+                o1[b] += gu1[b] * pu[b]
+    # (2) forward and backward recursions, normalised every stage
+    e0 = trans[0]
+    o0 = trans[1]
+    e1 = trans[2]
+    o1 = trans[3]
+    a0 = 1.0
+    a1 = 0.0
+    alpha[0, 0] = a0
+    alpha[1, 0] = a1
+    b0 = 0.5
+    b1 = 0.5
+    for s in range(S):
+        n0 = a0 * e0[s] + a1 * o1[s]
+        n1 = a0 * o0[s] + a1 * e1[s]
+        tot = n0 + n1
+        a0 = n0 / tot
+        a1 = n1 / tot
+        alpha[0, s + 1] = a0
+        alpha[1, s + 1] = a1
+        r = S - 1 - s
+        betan[0, r] = b0
+        betan[1, r] = b1
+        nb0 = b0 * e0[r] + b1 * o0[r]
+        nb1 = b0 * o1[r] + b1 * e1[r]
+        tot = nb0 + nb1
+        b0 = nb0 / tot
+        b1 = nb1 / tot
+    # (3) extrinsic ratios: all paths through each input pattern, then the butterfly
+    for i0 in range(0, S, B):
+        nb_ = min(B, S - i0)
+        i1 = i0 + nb_
+        pv = _pattern_probs_block(lat, i0, nb_, m, pa, pb, p0, p1)
+        al0 = alpha[0, i0:i1]
+        al1 = alpha[1, i0:i1]
+        for j in range(h):
+            # next state of pattern j from state 0 is par[j], of j + h par[j] ^ 1; from state 1
+            # the symbol probabilities swap (pgt[v ^ h])
+            bl = betan[0, i0:i1] if par[j] == 0.0 else betan[1, i0:i1]
+            bu = betan[1, i0:i1] if par[j] == 0.0 else betan[0, i0:i1]
+            A = pgt[j, i0:i1]
+            Bp = pgt[j + h, i0:i1]
+            pj = pv[j]
+            pk = pv[j + h]
+            w = wa[j]
+            for b in range(nb_):
+                w[b] = al0[b] * (A[b] * pj[b] * bl[b]) + al1[b] * (Bp[b] * pj[b] * bu[b])
+            w = wa[j + h]
+            for b in range(nb_):
+                w[b] = al0[b] * (Bp[b] * pk[b] * bu[b]) + al1[b] * (A[b] * pk[b] * bl[b])
+        cur = wa
+        nxt = wb
+        size = M
+        for lvl in range(m):
+            t = m - 1 - lvl
+            half = size // 2
+            for b in range(nb_):
+                z0[b] = 1e-300
+            for b in range(nb_):
+                z1[b] = 1e-300
+            for j in range(half):
+                ce = cur[2 * j]
+                co = cur[2 * j + 1]
+                for b in range(nb_):
+                    z0[b] += ce[b]
+                for b in range(nb_):
+                    z1[b] += co[b]
+                r = nxt[j]
+                for b in range(nb_):
+                    r[b] = ce[b] + co[b]
+            lt = lat[t, i0:i1]
+            lo = let[t, i0:i1]
+            for b in range(nb_):
+                lo[b] = _clip_ratio(z1[b] / (z0[b] * lt[b]))
+            cur, nxt = nxt, cur
+            size = half
+
+
+@nb.njit(cache=True, error_model="numpy")
+def outer_siso_stages(lc, le_out, bits, alpha, beta, gam):
+    """Exact log-MAP outer SISO, stage-vectorised: :func:`outer_siso_prob` with the forward and
+    backward recursions interleaved and the outputs computed afterwards for all stages, on
+    transposed arrays. lc, le_out (3, T) likelihood ratios, [r, t] = mother-code bit 3 t + r;
+    bits (T,) uint8 hard decisions (1 where the a posteriori LLR is negative).
+    Scratch: alpha (4, T+1), beta (4, T) (beta of stage t+1), gam (4, T) (gam[2 c0 + c1, t])."""
+    T = lc.shape[1]
+    l0 = lc[0]
+    l1 = lc[1]
+    l2 = lc[2]
+    g0_ = gam[0]
+    g1_ = gam[1]
+    g2_ = gam[2]
+    g3_ = gam[3]
+    # (1) branch probabilities (four loops: each writes one array)
+    for t in range(T):
+        g0_[t] = (1.0 / (1.0 + l0[t])) * (1.0 / (1.0 + l1[t] * l2[t]))
+    for t in range(T):
+        r12 = l1[t] * l2[t]
+        p10 = 1.0 / (1.0 + r12)
+        g1_[t] = (1.0 / (1.0 + l0[t])) * (r12 * p10)
+    for t in range(T):
+        p00 = 1.0 / (1.0 + l0[t])
+        g2_[t] = (l0[t] * p00) * (1.0 / (1.0 + l1[t] * l2[t]))
+    for t in range(T):
+        p00 = 1.0 / (1.0 + l0[t])
+        r12 = l1[t] * l2[t]
+        p10 = 1.0 / (1.0 + r12)
+        g3_[t] = (l0[t] * p00) * (r12 * p10)
+    # (2) recursions
+    a0 = 1.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    alpha[0, 0] = a0
+    alpha[1, 0] = a1
+    alpha[2, 0] = a2
+    alpha[3, 0] = a3
+    b0 = 1.0
+    b1 = 0.0
+    b2 = 0.0
+    b3 = 0.0
+    for s in range(T):
+        g0 = g0_[s]
+        g1 = g1_[s]
+        g2 = g2_[s]
+        g3 = g3_[s]
+        na0 = a0 * g0 + a1 * g3
+        na2 = a0 * g3 + a1 * g0
+        na1 = a2 * g1 + a3 * g2
+        na3 = a2 * g2 + a3 * g1
+        inv = 1.0 / (na0 + na1 + na2 + na3)
+        a0 = na0 * inv
+        a1 = na1 * inv
+        a2 = na2 * inv
+        a3 = na3 * inv
+        alpha[0, s + 1] = a0
+        alpha[1, s + 1] = a1
+        alpha[2, s + 1] = a2
+        alpha[3, s + 1] = a3
+        r = T - 1 - s
+        beta[0, r] = b0
+        beta[1, r] = b1
+        beta[2, r] = b2
+        beta[3, r] = b3
+        g0 = g0_[r]
+        g1 = g1_[r]
+        g2 = g2_[r]
+        g3 = g3_[r]
+        nb0 = g0 * b0 + g3 * b2
+        nb1 = g3 * b0 + g0 * b2
+        nb2 = g1 * b1 + g2 * b3
+        nb3 = g2 * b1 + g1 * b3
+        inv = 1.0 / (nb0 + nb1 + nb2 + nb3)
+        b0 = nb0 * inv
+        b1 = nb1 * inv
+        b2 = nb2 * inv
+        b3 = nb3 * inv
+    # (3) hard decisions, then extrinsic ratios (each loop writes one array)
+    c0_ = alpha[0]
+    c1_ = alpha[1]
+    c2_ = alpha[2]
+    c3_ = alpha[3]
+    d0_ = beta[0]
+    d1_ = beta[1]
+    d2_ = beta[2]
+    d3_ = beta[3]
+    for t in range(T):
+        w00 = c0_[t] * g0_[t] * d0_[t]
+        w01 = c0_[t] * g3_[t] * d2_[t]
+        w10 = c1_[t] * g3_[t] * d0_[t]
+        w11 = c1_[t] * g0_[t] * d2_[t]
+        w20 = c2_[t] * g1_[t] * d1_[t]
+        w21 = c2_[t] * g2_[t] * d3_[t]
+        w30 = c3_[t] * g2_[t] * d1_[t]
+        w31 = c3_[t] * g1_[t] * d3_[t]
+        zu0 = w00 + w10 + w20 + w30
+        zu1 = w01 + w11 + w21 + w31
+        bits[t] = 0 if zu0 >= zu1 else 1
+    e0_ = le_out[0]
+    e1_ = le_out[1]
+    e2_ = le_out[2]
+    for t in range(T):
+        w00 = c0_[t] * g0_[t] * d0_[t]
+        w01 = c0_[t] * g3_[t] * d2_[t]
+        w10 = c1_[t] * g3_[t] * d0_[t]
+        w11 = c1_[t] * g0_[t] * d2_[t]
+        w20 = c2_[t] * g1_[t] * d1_[t]
+        w21 = c2_[t] * g2_[t] * d3_[t]
+        w30 = c3_[t] * g2_[t] * d1_[t]
+        w31 = c3_[t] * g1_[t] * d3_[t]
+        zc0 = w00 + w11 + w20 + w31 + 1e-300
+        zc0b = w01 + w10 + w21 + w30 + 1e-300
+        e0_[t] = _clip_ratio(zc0b / (zc0 * l0[t]))
+    for t in range(T):
+        w00 = c0_[t] * g0_[t] * d0_[t]
+        w01 = c0_[t] * g3_[t] * d2_[t]
+        w10 = c1_[t] * g3_[t] * d0_[t]
+        w11 = c1_[t] * g0_[t] * d2_[t]
+        w20 = c2_[t] * g1_[t] * d1_[t]
+        w21 = c2_[t] * g2_[t] * d3_[t]
+        w30 = c3_[t] * g2_[t] * d1_[t]
+        w31 = c3_[t] * g1_[t] * d3_[t]
+        zc1 = w00 + w11 + w21 + w30 + 1e-300
+        zc1b = w01 + w10 + w20 + w31 + 1e-300
+        e1_[t] = _clip_ratio((zc1b / zc1) / l1[t])
+    for t in range(T):
+        w00 = c0_[t] * g0_[t] * d0_[t]
+        w01 = c0_[t] * g3_[t] * d2_[t]
+        w10 = c1_[t] * g3_[t] * d0_[t]
+        w11 = c1_[t] * g0_[t] * d2_[t]
+        w20 = c2_[t] * g1_[t] * d1_[t]
+        w21 = c2_[t] * g2_[t] * d3_[t]
+        w30 = c3_[t] * g2_[t] * d1_[t]
+        w31 = c3_[t] * g1_[t] * d3_[t]
+        zc1 = w00 + w11 + w21 + w30 + 1e-300
+        zc1b = w01 + w10 + w20 + w31 + 1e-300
+        e2_[t] = _clip_ratio((zc1b / zc1) / l2[t])
+
+
+@nb.njit(cache=True, parallel=True)
+def turbo_decode_stages(metric, ginv, par, m, itm, T, k, max_iter, poly, n_chunks, u_hat, crc_ok, iters):
+    """Exact log-MAP batch decode with the stage-vectorised SISOs (the decoder's log-MAP path):
+    the contract of :func:`turbo_decode` with ``max_log=False``, except for the interleaver map:
+
+    itm : (S*m,) int64, position of interleaved bit j in the flattened transposed (3, T) arrays of
+        :func:`outer_siso_stages`: (p % 3) T + p // 3 for the mother-code position
+        p = inner_to_mother[j].
+    """
+    F, S, M = metric.shape
+    B = min(S, max(256, STAGE_BLOCK // M))
+    for c in nb.prange(n_chunks):
+        pgt = np.empty((M, S))
+        lat = np.empty((m, S))
+        let = np.empty((m, S))
+        lc = np.empty((3, T))
+        le_c = np.empty((3, T))
+        lcf = lc.reshape(3 * T)
+        lecf = le_c.reshape(3 * T)
+        a_in = np.empty((2, S + 1))
+        b_in = np.empty((2, S))
+        trans = np.empty((4, S))
+        pa = np.empty((M, B))
+        pb = np.empty((M, B))
+        wa = np.empty((M, B))
+        wb = np.empty((M, B))
+        v6 = np.empty((6, B))
+        a_out = np.empty((4, T + 1))
+        b_out = np.empty((4, T))
+        gam = np.empty((4, T))
+        bits = np.empty(T, dtype=np.uint8)
+        for f in range(c * F // n_chunks, (c + 1) * F // n_chunks):
+            lat[:] = 1.0             # no information: likelihood ratio 1
+            lcf[:] = 1.0             # (punctured positions keep it)
+            ok = False
+            it = 0
+            channel_probabilities_t(metric[f], ginv, pgt)
+            for it in range(1, max_iter + 1):
+                inner_siso_stages(pgt, lat, par, m, let, a_in, b_in, trans, pa, pb, wa, wb, v6)
+                for i in range(S):
+                    for t in range(m):
+                        lcf[itm[i * m + t]] = let[t, i]
+                outer_siso_stages(lc, le_c, bits, a_out, b_out, gam)
+                ok = _crc_ok(bits, k, poly, 0xFFFFFFFF)
+                if ok:
+                    break
+                for i in range(S):
+                    for t in range(m):
+                        lat[t, i] = lecf[itm[i * m + t]]
             for t in range(T):
                 u_hat[f, t] = bits[t]
             crc_ok[f] = ok

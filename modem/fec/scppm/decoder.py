@@ -81,6 +81,9 @@ class SCPPMDecoder:
         self._par = np.array([bin(v).count("1") & 1 for v in range(code.M // 2)], dtype=np.float64)
         # interleaved bit j <- punctured position pi(j) <- mother-code serial position
         self._inner_to_mother = np.ascontiguousarray(code.kept_positions[bit_interleaver()]).astype(np.int64)
+        # the same map into the outer SISO's transposed (3, k_hat) arrays (log-MAP path)
+        p = self._inner_to_mother
+        self._itm_stages = np.ascontiguousarray((p % 3) * code.k_hat + p // 3)
         self._pn = pn8(code.k)
 
     def decode(self, metric, check: bool = True) -> DecodeResult:
@@ -104,10 +107,13 @@ class SCPPMDecoder:
         u_hat = np.zeros((F, c.k_hat), dtype=np.uint8)
         ok = np.zeros(F, dtype=np.bool_)
         it = np.zeros(F, dtype=np.int64)
-        if F:
+        if F and self.max_log:
             _cpu.turbo_decode(flat, self._edge_bits, self._ginv, self._par, c.m, self._inner_to_mother, c.k_hat, c.k,
                               self.max_iter, self.max_log, self.ext_scale, CRC32_HPE_POLY,
                               min(F, 4 * numba.get_num_threads()), u_hat, ok, it)
+        elif F:
+            _cpu.turbo_decode_stages(flat, self._ginv, self._par, c.m, self._itm_stages, c.k_hat, c.k, self.max_iter,
+                                     CRC32_HPE_POLY, min(F, 4 * numba.get_num_threads()), u_hat, ok, it)
         u = (u_hat[:, : c.k] ^ self._pn).reshape(batch + (c.k,))
         return DecodeResult(u_hat=u, crc_ok=ok.reshape(batch), iterations=it.reshape(batch))
 
