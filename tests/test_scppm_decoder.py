@@ -290,3 +290,20 @@ def test_decoder_equals_per_codeword_reference(M, rate, rng):
     np.testing.assert_array_equal(res.u_hat, u_ref[:, :code.k] ^ dec._pn)
     assert ok_ref[0] and it_ref[0] == 1                     # the batch really mixes the cases
     assert (ok_ref & (it_ref > 1)).any() and (~ok_ref).sum() >= 2 and (it_ref[~ok_ref] == 10).all()
+
+
+def test_bytewise_crc_equals_bitwise(rng):
+    from modem.fec.scppm import _cpu
+    from modem.framing.crc import CRC32_HPE_POLY
+    tab = _cpu._crc_table(CRC32_HPE_POLY)
+    for n in (40, 45, 1003, 7528):
+        for _ in range(20):
+            bits = rng.integers(0, 2, n + 32, dtype=np.uint8)
+            reg = 0xFFFFFFFF                                   # make half of them check
+            if rng.random() < 0.5:
+                for x in bits[:n]:
+                    fb = (reg >> 31) ^ int(x)
+                    reg = ((reg << 1) & 0xFFFFFFFF) ^ (CRC32_HPE_POLY if fb else 0)
+                bits[n:] = [(reg >> (31 - j)) & 1 for j in range(32)]
+            assert _cpu._crc_ok_bytes(bits, n, tab, CRC32_HPE_POLY, 0xFFFFFFFF) == \
+                _cpu._crc_ok.py_func(bits, n, CRC32_HPE_POLY, 0xFFFFFFFF)

@@ -591,18 +591,36 @@ STAGE_BLOCK = 4096   # pattern probabilities per block of stages (M x B doubles,
 
 @nb.njit(cache=True)
 def channel_probabilities_t(metric, ginv, pgt):
-    """:func:`channel_probabilities` written transposed: pgt (M, S), pgt[v, i] = pg[i, v]."""
+    """:func:`channel_probabilities` written transposed: pgt (M, S), pgt[v, i] = pg[i, v].
+
+    Photon-count metrics are mostly 0 and take few distinct values per symbol: the row is filled
+    with the zero value's probability, then the non-zero slots are visited, and a value equal to
+    the previous one reuses its exponential (the same exp of the same argument: identical output).
+    ``ginv`` is unused (kept for the signature): the pattern of symbol s is gray(s) = s ^ (s >> 1).
+    """
     S, M = metric.shape
+    nz = np.empty(M, dtype=np.int64)
     for i in range(S):
-        mx = metric[i, 0]
-        for s in range(1, M):
-            if metric[i, s] > mx:
-                mx = metric[i, s]
+        row = metric[i]
+        mx = row[0]
+        cnt = 0
+        for s in range(M):          # branch-free: the maximum and the list of non-zero slots
+            x = row[s]
+            mx = x if x > mx else mx
+            nz[cnt] = s
+            cnt += x != 0.0
         e_zero = np.exp(max(-mx, -LLR_CLIP))
         for v in range(M):
-            x = metric[i, ginv[v]]
-            pgt[v, i] = e_zero if x == 0.0 else np.exp(max(x - mx, -LLR_CLIP))
-
+            pgt[v, i] = e_zero
+        x_last = 0.0
+        e_last = e_zero
+        for c in range(cnt):
+            s = nz[c]
+            x = row[s]
+            if x != x_last:
+                x_last = x
+                e_last = np.exp(max(x - mx, -LLR_CLIP))
+            pgt[s ^ (s >> 1), i] = e_last       # input pattern of symbol s: gray(s)
 
 @nb.njit(cache=True, error_model="numpy")
 def _pattern_probs_block(lat, i0, nb_, m, pa, pb, p0, p1):
@@ -900,6 +918,44 @@ def outer_siso_stages(lc, le_out, bits, alpha, beta, gam):
         e2_[t] = _clip_ratio((zc1b / zc1) / l2[t])
 
 
+@nb.njit(cache=True)
+def _crc_table(poly):
+    """Byte table of the MSB-first CRC-32 with generator ``poly``: tab[b] = register after
+    shifting the byte b (MSB first) through a zero register."""
+    tab = np.empty(256, dtype=np.uint32)
+    for b in range(256):
+        reg = np.uint32(b) << np.uint32(24)
+        for _ in range(8):
+            if reg & np.uint32(0x80000000):
+                reg = np.uint32(reg << np.uint32(1)) ^ np.uint32(poly)
+            else:
+                reg = np.uint32(reg << np.uint32(1))
+        tab[b] = reg
+    return tab
+
+
+@nb.njit(cache=True, inline="always")
+def _crc_ok_bytes(bits, n_data, tab, poly, init):
+    """:func:`_crc_ok` computed a byte (8 bits, MSB first) at a time through ``tab``
+    (:func:`_crc_table`); the remaining n_data % 8 bits one at a time. Same result."""
+    reg = np.uint32(init)
+    n8 = n_data // 8
+    for q in range(n8):
+        byte = np.uint32(0)
+        for j in range(8):
+            byte = (byte << np.uint32(1)) | np.uint32(bits[8 * q + j])
+        reg = np.uint32(reg << np.uint32(8)) ^ tab[((reg >> np.uint32(24)) ^ byte) & np.uint32(0xFF)]
+    for i in range(8 * n8, n_data):
+        fb = ((reg >> np.uint32(31)) & np.uint32(1)) ^ np.uint32(bits[i])
+        reg = np.uint32(reg << np.uint32(1))
+        if fb:
+            reg ^= np.uint32(poly)
+    for j in range(32):
+        if ((reg >> np.uint32(31 - j)) & np.uint32(1)) != bits[n_data + j]:
+            return False
+    return True
+
+
 @nb.njit(cache=True, parallel=True)
 def turbo_decode_stages(metric, ginv, par, m, itm, T, k, max_iter, poly, n_chunks, u_hat, crc_ok, iters):
     """Exact log-MAP batch decode with the stage-vectorised SISOs (the decoder's log-MAP path):
@@ -911,6 +967,7 @@ def turbo_decode_stages(metric, ginv, par, m, itm, T, k, max_iter, poly, n_chunk
     """
     F, S, M = metric.shape
     B = min(S, max(256, STAGE_BLOCK // M))
+    tab = _crc_table(poly)
     for c in nb.prange(n_chunks):
         pgt = np.empty((M, S))
         lat = np.empty((m, S))
@@ -943,7 +1000,7 @@ def turbo_decode_stages(metric, ginv, par, m, itm, T, k, max_iter, poly, n_chunk
                     for t in range(m):
                         lcf[itm[i * m + t]] = let[t, i]
                 outer_siso_stages(lc, le_c, bits, a_out, b_out, gam)
-                ok = _crc_ok(bits, k, poly, 0xFFFFFFFF)
+                ok = _crc_ok_bytes(bits, k, tab, poly, 0xFFFFFFFF)
                 if ok:
                     break
                 for i in range(S):
