@@ -773,7 +773,7 @@ def _duty40_figures(seeds, ppb=6.0, n_frames=20):
 
 
 def test_dpsk_duty_1_40_first_grid_lock_on_random_records():
-    """20 random records of 8 TM frames (3 FEC frames; offsets 0, +-150, +-250 ppm, random phase
+    """16 random records of 8 TM frames (3 FEC frames; offsets 0, +-150, +-250 ppm, random phase
     and lead) at 6 photons/bit.
     Before, about 1 in 10 lost FEC frames while first locking to the burst grid (27/30 whole in
     this generator's seeds 0-29): a first edge a slot off gave a frequency a slot per period off,
@@ -783,11 +783,11 @@ def test_dpsk_duty_1_40_first_grid_lock_on_random_records():
     off put the first FEC frame's marker a bit off its data (now retried aligned on the next
     marker). Exact binomial bounds (95 %); the slow test below shows the improvement."""
     from scipy.stats import binomtest
-    n = 20
+    n = 16
     whole, got, err, bits = _duty40_figures(range(n), n_frames=8)
     assert bits and err / bits > 3e-4                      # the channel makes raw errors (~1e-3)
-    assert binomtest(n - whole, n).proportion_ci(0.95).high < 0.17     # 0/20 records lose a frame
-    assert binomtest(8 * n - got, 8 * n).proportion_ci(0.95).high < 0.025
+    assert binomtest(n - whole, n).proportion_ci(0.95).high < 0.21     # 0/16 records lose a frame
+    assert binomtest(8 * n - got, 8 * n).proportion_ci(0.95).high < 0.03
 
 
 @pytest.mark.slow
