@@ -695,6 +695,7 @@ def test_dpsk_first_fec_frame_decodes_near_threshold():
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_dpsk_first_fec_frame_decodes_near_threshold_many_records():
     """The same over 90 records (30 at each of 1.5, 1.6, 1.8 photons/bit)."""
     new, old, _, _ = _first_frame_figures((1.5, 1.6, 1.8), range(200, 290))
@@ -791,6 +792,7 @@ def test_dpsk_duty_1_40_first_grid_lock_on_random_records():
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_dpsk_duty_1_40_first_grid_lock_many_records():
     """60 more records: significantly fewer losses than the 1 in 10 before (one-sided exact test)."""
     from scipy.stats import binomtest
