@@ -694,11 +694,9 @@ def inner_siso_stages(pgt, lat, par, m, let, alpha, betan, trans, pa, pb, wa, wb
             pu = pv[ju]
             for b in range(nb_):
                 e0[b] += gl[b] * pl[b]
-            for b in range(nb_):
-                o0[b] += gu[b] * pu[b]
-            for b in range(nb_):
                 e1[b] += gl1[b] * pl[b]
             for b in range(nb_):
+                o0[b] += gu[b] * pu[b]
                 o1[b] += gu1[b] * pu[b]
     # (2) forward and backward recursions, normalised every stage
     e0 = trans[0]
@@ -762,13 +760,12 @@ def inner_siso_stages(pgt, lat, par, m, let, alpha, betan, trans, pa, pb, wa, wb
             for j in range(half):
                 ce = cur[2 * j]
                 co = cur[2 * j + 1]
-                for b in range(nb_):
-                    z0[b] += ce[b]
-                for b in range(nb_):
-                    z1[b] += co[b]
                 r = nxt[j]
                 for b in range(nb_):
+                    z0[b] += ce[b]
                     r[b] = ce[b] + co[b]
+                for b in range(nb_):
+                    z1[b] += co[b]
             lt = lat[t, i0:i1]
             lo = let[t, i0:i1]
             for b in range(nb_):
