@@ -288,6 +288,14 @@ def test_decoder_equals_per_codeword_reference(M, rate, rng):
     np.testing.assert_array_equal(res.iterations, it_ref)
     np.testing.assert_array_equal(res.crc_ok, ok_ref)
     np.testing.assert_array_equal(res.u_hat, u_ref[:, :code.k] ^ dec._pn)
+    for n_chunks in (1, 3, 7):      # codewords two at a time, slots refilled, a lone codeword
+        u_st = np.zeros((F, code.k_hat), np.uint8)
+        ok_st, it_st = np.zeros(F, bool), np.zeros(F, np.int64)
+        _cpu.turbo_decode_stages(metric, dec._ginv, dec._par, code.m, dec._itm_stages, code.k_hat, code.k, 10,
+                                 CRC32_HPE_POLY, n_chunks, u_st, ok_st, it_st)
+        np.testing.assert_array_equal(it_st, it_ref)
+        np.testing.assert_array_equal(ok_st, ok_ref)
+        np.testing.assert_array_equal(u_st, u_ref)
     assert ok_ref[0] and it_ref[0] == 1                     # the batch really mixes the cases
     assert (ok_ref & (it_ref > 1)).any() and (~ok_ref).sum() >= 2 and (it_ref[~ok_ref] == 10).all()
 

@@ -661,6 +661,14 @@ def inner_siso_stages(pgt, lat, par, m, let, alpha, betan, trans, pa, pb, wa, wb
     Scratch: alpha (2, S+1); betan (2, S) beta of stage i+1; trans (4, S) e0 o0 e1 o1;
     pa, pb, wa, wb (M, B); v6 (6, B) with B <= S.
     """
+    _inner_sums(pgt, lat, par, m, trans, pa, pb, v6)
+    _inner_recursions(trans, alpha, betan, trans, alpha, betan, False)
+    _inner_ext(pgt, lat, par, m, let, alpha, betan, pa, pb, wa, wb, v6)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _inner_sums(pgt, lat, par, m, trans, pa, pb, v6):
+    """Step (1) of :func:`inner_siso_stages`: trans[:, i] = e0 o0 e1 o1 of stage i."""
     M, S = pgt.shape
     h = M // 2
     B = pa.shape[1]
@@ -698,7 +706,13 @@ def inner_siso_stages(pgt, lat, par, m, let, alpha, betan, trans, pa, pb, wa, wb
             for b in range(nb_):
                 o0[b] += gu[b] * pu[b]
                 o1[b] += gu1[b] * pu[b]
-    # (2) forward and backward recursions, normalised every stage
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _inner_recursions(trans, alpha, betan, trans2, alpha2, betan2, pair):
+    """Step (2) of :func:`inner_siso_stages`; with ``pair``, the recursions of a second codeword
+    (trans2 -> alpha2, betan2) run in the same loop: four independent dependency chains."""
+    S = trans.shape[1]
     e0 = trans[0]
     o0 = trans[1]
     e1 = trans[2]
@@ -709,7 +723,18 @@ def inner_siso_stages(pgt, lat, par, m, let, alpha, betan, trans, pa, pb, wa, wb
     alpha[1, 0] = a1
     b0 = 0.5
     b1 = 0.5
+    f0 = trans2[0]
+    q0 = trans2[1]
+    f1 = trans2[2]
+    q1 = trans2[3]
+    c0 = 1.0
+    c1 = 0.0
+    alpha2[0, 0] = c0
+    alpha2[1, 0] = c1
+    d0 = 0.5
+    d1 = 0.5
     for s in range(S):
+        r = S - 1 - s
         n0 = a0 * e0[s] + a1 * o1[s]
         n1 = a0 * o0[s] + a1 * e1[s]
         tot = n0 + n1
@@ -717,7 +742,6 @@ def inner_siso_stages(pgt, lat, par, m, let, alpha, betan, trans, pa, pb, wa, wb
         a1 = n1 / tot
         alpha[0, s + 1] = a0
         alpha[1, s + 1] = a1
-        r = S - 1 - s
         betan[0, r] = b0
         betan[1, r] = b1
         nb0 = b0 * e0[r] + b1 * o0[r]
@@ -725,6 +749,33 @@ def inner_siso_stages(pgt, lat, par, m, let, alpha, betan, trans, pa, pb, wa, wb
         tot = nb0 + nb1
         b0 = nb0 / tot
         b1 = nb1 / tot
+        if pair:
+            n0 = c0 * f0[s] + c1 * q1[s]
+            n1 = c0 * q0[s] + c1 * f1[s]
+            tot = n0 + n1
+            c0 = n0 / tot
+            c1 = n1 / tot
+            alpha2[0, s + 1] = c0
+            alpha2[1, s + 1] = c1
+            betan2[0, r] = d0
+            betan2[1, r] = d1
+            nb0 = d0 * f0[r] + d1 * q0[r]
+            nb1 = d0 * q1[r] + d1 * f1[r]
+            tot = nb0 + nb1
+            d0 = nb0 / tot
+            d1 = nb1 / tot
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _inner_ext(pgt, lat, par, m, let, alpha, betan, pa, pb, wa, wb, v6):
+    """Step (3) of :func:`inner_siso_stages`: the extrinsic ratios let from alpha and betan."""
+    M, S = pgt.shape
+    h = M // 2
+    B = pa.shape[1]
+    p0 = v6[0]
+    p1 = v6[1]
+    z0 = v6[2]
+    z1 = v6[3]
     # (3) extrinsic ratios: all paths through each input pattern, then the butterfly
     for i0 in range(0, S, B):
         nb_ = min(B, S - i0)
@@ -781,6 +832,14 @@ def outer_siso_stages(lc, le_out, bits, alpha, beta, gam):
     transposed arrays. lc, le_out (3, T) likelihood ratios, [r, t] = mother-code bit 3 t + r;
     bits (T,) uint8 hard decisions (1 where the a posteriori LLR is negative).
     Scratch: alpha (4, T+1), beta (4, T) (beta of stage t+1), gam (4, T) (gam[2 c0 + c1, t])."""
+    _outer_branch_probs(lc, gam)
+    _outer_recursions(gam, alpha, beta, gam, alpha, beta, False)
+    _outer_outputs(lc, le_out, bits, alpha, beta, gam)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _outer_branch_probs(lc, gam):
+    """Step (1) of :func:`outer_siso_stages`."""
     T = lc.shape[1]
     l0 = lc[0]
     l1 = lc[1]
@@ -804,55 +863,87 @@ def outer_siso_stages(lc, le_out, bits, alpha, beta, gam):
         r12 = l1[t] * l2[t]
         p10 = 1.0 / (1.0 + r12)
         g3_[t] = (l0[t] * p00) * (r12 * p10)
-    # (2) recursions
-    a0 = 1.0
-    a1 = 0.0
-    a2 = 0.0
-    a3 = 0.0
-    alpha[0, 0] = a0
-    alpha[1, 0] = a1
-    alpha[2, 0] = a2
-    alpha[3, 0] = a3
-    b0 = 1.0
-    b1 = 0.0
-    b2 = 0.0
-    b3 = 0.0
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def _outer_step(g0_, g1_, g2_, g3_, alpha, beta, s, r, a0, a1, a2, a3, b0, b1, b2, b3):
+    """One step of the interleaved recursions: alpha of stage s+1 and, stored first, beta of
+    stage r+1 (the running b values), then beta of stage r; returns the new running values."""
+    g0 = g0_[s]
+    g1 = g1_[s]
+    g2 = g2_[s]
+    g3 = g3_[s]
+    na0 = a0 * g0 + a1 * g3
+    na2 = a0 * g3 + a1 * g0
+    na1 = a2 * g1 + a3 * g2
+    na3 = a2 * g2 + a3 * g1
+    inv = 1.0 / (na0 + na1 + na2 + na3)
+    a0 = na0 * inv
+    a1 = na1 * inv
+    a2 = na2 * inv
+    a3 = na3 * inv
+    alpha[0, s + 1] = a0
+    alpha[1, s + 1] = a1
+    alpha[2, s + 1] = a2
+    alpha[3, s + 1] = a3
+    beta[0, r] = b0
+    beta[1, r] = b1
+    beta[2, r] = b2
+    beta[3, r] = b3
+    g0 = g0_[r]
+    g1 = g1_[r]
+    g2 = g2_[r]
+    g3 = g3_[r]
+    nb0 = g0 * b0 + g3 * b2
+    nb1 = g3 * b0 + g0 * b2
+    nb2 = g1 * b1 + g2 * b3
+    nb3 = g2 * b1 + g1 * b3
+    inv = 1.0 / (nb0 + nb1 + nb2 + nb3)
+    return a0, a1, a2, a3, nb0 * inv, nb1 * inv, nb2 * inv, nb3 * inv
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _outer_recursions(gam, alpha, beta, gam2, alpha2, beta2, pair):
+    """Step (2) of :func:`outer_siso_stages`; with ``pair``, those of a second codeword in the
+    same loop (four independent dependency chains)."""
+    T = gam.shape[1]
+    g0_ = gam[0]
+    g1_ = gam[1]
+    g2_ = gam[2]
+    g3_ = gam[3]
+    h0_ = gam2[0]
+    h1_ = gam2[1]
+    h2_ = gam2[2]
+    h3_ = gam2[3]
+    for q in range(4):
+        alpha[q, 0] = 0.0
+        alpha2[q, 0] = 0.0
+    alpha[0, 0] = 1.0
+    alpha2[0, 0] = 1.0
+    a0, a1, a2, a3 = 1.0, 0.0, 0.0, 0.0
+    b0, b1, b2, b3 = 1.0, 0.0, 0.0, 0.0
+    c0, c1, c2, c3 = 1.0, 0.0, 0.0, 0.0
+    d0, d1, d2, d3 = 1.0, 0.0, 0.0, 0.0
     for s in range(T):
-        g0 = g0_[s]
-        g1 = g1_[s]
-        g2 = g2_[s]
-        g3 = g3_[s]
-        na0 = a0 * g0 + a1 * g3
-        na2 = a0 * g3 + a1 * g0
-        na1 = a2 * g1 + a3 * g2
-        na3 = a2 * g2 + a3 * g1
-        inv = 1.0 / (na0 + na1 + na2 + na3)
-        a0 = na0 * inv
-        a1 = na1 * inv
-        a2 = na2 * inv
-        a3 = na3 * inv
-        alpha[0, s + 1] = a0
-        alpha[1, s + 1] = a1
-        alpha[2, s + 1] = a2
-        alpha[3, s + 1] = a3
         r = T - 1 - s
-        beta[0, r] = b0
-        beta[1, r] = b1
-        beta[2, r] = b2
-        beta[3, r] = b3
-        g0 = g0_[r]
-        g1 = g1_[r]
-        g2 = g2_[r]
-        g3 = g3_[r]
-        nb0 = g0 * b0 + g3 * b2
-        nb1 = g3 * b0 + g0 * b2
-        nb2 = g1 * b1 + g2 * b3
-        nb3 = g2 * b1 + g1 * b3
-        inv = 1.0 / (nb0 + nb1 + nb2 + nb3)
-        b0 = nb0 * inv
-        b1 = nb1 * inv
-        b2 = nb2 * inv
-        b3 = nb3 * inv
+        a0, a1, a2, a3, b0, b1, b2, b3 = _outer_step(g0_, g1_, g2_, g3_, alpha, beta, s, r,
+                                                     a0, a1, a2, a3, b0, b1, b2, b3)
+        if pair:
+            c0, c1, c2, c3, d0, d1, d2, d3 = _outer_step(h0_, h1_, h2_, h3_, alpha2, beta2, s, r,
+                                                         c0, c1, c2, c3, d0, d1, d2, d3)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _outer_outputs(lc, le_out, bits, alpha, beta, gam):
+    """Step (3) of :func:`outer_siso_stages`."""
+    T = lc.shape[1]
+    l0 = lc[0]
+    l1 = lc[1]
+    l2 = lc[2]
+    g0_ = gam[0]
+    g1_ = gam[1]
+    g2_ = gam[2]
+    g3_ = gam[3]
     # (3) hard decisions, then extrinsic ratios (each loop writes one array)
     c0_ = alpha[0]
     c1_ = alpha[1]
@@ -953,7 +1044,7 @@ def _crc_ok_bytes(bits, n_data, tab, poly, init):
     return True
 
 
-@nb.njit(cache=True, parallel=True)
+@nb.njit(cache=True, parallel=True, error_model="numpy")
 def turbo_decode_stages(metric, ginv, par, m, itm, T, k, max_iter, poly, n_chunks, u_hat, crc_ok, iters):
     """Exact log-MAP batch decode with the stage-vectorised SISOs (the decoder's log-MAP path):
     the contract of :func:`turbo_decode` with ``max_log=False``, except for the interleaver map:
@@ -961,49 +1052,93 @@ def turbo_decode_stages(metric, ginv, par, m, itm, T, k, max_iter, poly, n_chunk
     itm : (S*m,) int64, position of interleaved bit j in the flattened transposed (3, T) arrays of
         :func:`outer_siso_stages`: (p % 3) T + p // 3 for the mother-code position
         p = inner_to_mother[j].
+
+    Each ``prange`` chunk decodes its codewords two at a time (slots 0 and 1), iteration by
+    iteration in step, so that the recursions of the two run in one loop (their dependency chains
+    overlap); a slot whose codeword stops (CRC or max_iter) takes the chunk's next codeword.
+    Per codeword the arithmetic is that of :func:`inner_siso_stages` / :func:`outer_siso_stages`.
     """
     F, S, M = metric.shape
     B = min(S, max(256, STAGE_BLOCK // M))
     tab = _crc_table(poly)
     for c in nb.prange(n_chunks):
-        pgt = np.empty((M, S))
-        lat = np.empty((m, S))
-        let = np.empty((m, S))
-        lc = np.empty((3, T))
-        le_c = np.empty((3, T))
-        lcf = lc.reshape(3 * T)
-        lecf = le_c.reshape(3 * T)
-        a_in = np.empty((2, S + 1))
-        b_in = np.empty((2, S))
-        trans = np.empty((4, S))
+        lo = c * F // n_chunks
+        hi = (c + 1) * F // n_chunks
+        pgt = np.empty((2, M, S))
+        lat = np.empty((2, m, S))
+        let = np.empty((2, m, S))
+        lc = np.empty((2, 3, T))
+        le_c = np.empty((2, 3, T))
+        a_in = np.empty((2, 2, S + 1))
+        b_in = np.empty((2, 2, S))
+        trans = np.empty((2, 4, S))
+        a_out = np.empty((2, 4, T + 1))
+        b_out = np.empty((2, 4, T))
+        gam = np.empty((2, 4, T))
+        bits = np.empty((2, T), dtype=np.uint8)
         pa = np.empty((M, B))
         pb = np.empty((M, B))
         wa = np.empty((M, B))
         wb = np.empty((M, B))
         v6 = np.empty((6, B))
-        a_out = np.empty((4, T + 1))
-        b_out = np.empty((4, T))
-        gam = np.empty((4, T))
-        bits = np.empty(T, dtype=np.uint8)
-        for f in range(c * F // n_chunks, (c + 1) * F // n_chunks):
-            lat[:] = 1.0             # no information: likelihood ratio 1
-            lcf[:] = 1.0             # (punctured positions keep it)
-            ok = False
-            it = 0
-            channel_probabilities_t(metric[f], ginv, pgt)
-            for it in range(1, max_iter + 1):
-                inner_siso_stages(pgt, lat, par, m, let, a_in, b_in, trans, pa, pb, wa, wb, v6)
-                for i in range(S):
-                    for t in range(m):
-                        lcf[itm[i * m + t]] = let[t, i]
-                outer_siso_stages(lc, le_c, bits, a_out, b_out, gam)
-                ok = _crc_ok_bytes(bits, k, tab, poly, 0xFFFFFFFF)
-                if ok:
-                    break
-                for i in range(S):
-                    for t in range(m):
-                        lat[t, i] = lecf[itm[i * m + t]]
-            for t in range(T):
-                u_hat[f, t] = bits[t]
-            crc_ok[f] = ok
-            iters[f] = it
+        cw = np.full(2, -1, dtype=np.int64)     # codeword in each slot, -1: none
+        it = np.zeros(2, dtype=np.int64)
+        nxt = lo
+        for q in range(2):
+            if nxt < hi:
+                cw[q] = nxt
+                it[q] = 0
+                lat[q, :, :] = 1.0       # no information: likelihood ratio 1
+                lc[q, :, :] = 1.0        # (punctured positions keep it)
+                channel_probabilities_t(metric[nxt], ginv, pgt[q])
+                nxt += 1
+        while cw[0] >= 0 or cw[1] >= 0:
+            both = cw[0] >= 0 and cw[1] >= 0
+            q1 = 0 if cw[0] >= 0 else 1          # the (first) busy slot
+            for q in range(2):
+                if cw[q] >= 0:
+                    _inner_sums(pgt[q], lat[q], par, m, trans[q], pa, pb, v6)
+            if both:
+                _inner_recursions(trans[0], a_in[0], b_in[0], trans[1], a_in[1], b_in[1], True)
+            else:
+                _inner_recursions(trans[q1], a_in[q1], b_in[q1], trans[q1], a_in[q1], b_in[q1], False)
+            for q in range(2):
+                if cw[q] >= 0:
+                    _inner_ext(pgt[q], lat[q], par, m, let[q], a_in[q], b_in[q], pa, pb, wa, wb, v6)
+                    lcf = lc[q].reshape(3 * T)
+                    lq = let[q]
+                    for i in range(S):
+                        for t in range(m):
+                            lcf[itm[i * m + t]] = lq[t, i]
+                    _outer_branch_probs(lc[q], gam[q])
+            if both:
+                _outer_recursions(gam[0], a_out[0], b_out[0], gam[1], a_out[1], b_out[1], True)
+            else:
+                _outer_recursions(gam[q1], a_out[q1], b_out[q1], gam[q1], a_out[q1], b_out[q1], False)
+            for q in range(2):
+                if cw[q] < 0:
+                    continue
+                _outer_outputs(lc[q], le_c[q], bits[q], a_out[q], b_out[q], gam[q])
+                ok = _crc_ok_bytes(bits[q], k, tab, poly, 0xFFFFFFFF)
+                it[q] += 1
+                if ok or it[q] >= max_iter:
+                    f = cw[q]
+                    for t in range(T):
+                        u_hat[f, t] = bits[q, t]
+                    crc_ok[f] = ok
+                    iters[f] = it[q]
+                    if nxt < hi:
+                        cw[q] = nxt
+                        it[q] = 0
+                        lat[q, :, :] = 1.0
+                        lc[q, :, :] = 1.0
+                        channel_probabilities_t(metric[nxt], ginv, pgt[q])
+                        nxt += 1
+                    else:
+                        cw[q] = -1
+                else:
+                    lecf = le_c[q].reshape(3 * T)
+                    lq = lat[q]
+                    for i in range(S):
+                        for t in range(m):
+                            lq[t, i] = lecf[itm[i * m + t]]

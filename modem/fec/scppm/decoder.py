@@ -112,8 +112,9 @@ class SCPPMDecoder:
                               self.max_iter, self.max_log, self.ext_scale, CRC32_HPE_POLY,
                               min(F, 4 * numba.get_num_threads()), u_hat, ok, it)
         elif F:
+            # one chunk per thread: a chunk decodes its codewords two at a time
             _cpu.turbo_decode_stages(flat, self._ginv, self._par, c.m, self._itm_stages, c.k_hat, c.k, self.max_iter,
-                                     CRC32_HPE_POLY, min(F, 4 * numba.get_num_threads()), u_hat, ok, it)
+                                     CRC32_HPE_POLY, min(F, numba.get_num_threads()), u_hat, ok, it)
         u = (u_hat[:, : c.k] ^ self._pn).reshape(batch + (c.k,))
         return DecodeResult(u_hat=u, crc_ok=ok.reshape(batch), iterations=it.reshape(batch))
 
