@@ -243,9 +243,17 @@ def test_stage_vectorised_inner_siso_equals_per_stage(M, rng):
     _cpu.inner_siso_prob(pg, la, par, m, ref, np.empty((S + 1, 2)), np.empty((S, M)))
     out = np.empty((m, S))
     scratch = [np.empty((M, B)) for _ in range(4)]
-    _cpu.inner_siso_stages(pgt, np.ascontiguousarray(la.reshape(S, m).T), par, m, out, np.empty((2, S + 1)),
+    lat = np.ascontiguousarray(la.reshape(S, m).T)
+    _cpu.inner_siso_stages(pgt, lat, par, m, out, np.empty((2, S + 1)),
                            np.empty((2, S)), np.empty((4, S)), *scratch, np.empty((6, B)))
     np.testing.assert_allclose(out.T.ravel(), ref, rtol=1e-12)
+    # the steps one by one, pattern probabilities computed again in step (3) (the large-M mode)
+    trans, alpha, betan, again = np.empty((4, S)), np.empty((2, S + 1)), np.empty((2, S)), np.empty((m, S))
+    pvs = np.empty((1, M, B))
+    _cpu._inner_sums(pgt, lat, par, m, trans, pvs, scratch[0], np.empty((6, B)))
+    _cpu._inner_recursions(trans, alpha, betan, trans, alpha, betan, False)
+    _cpu._inner_ext(pgt, lat, par, m, again, alpha, betan, pvs, scratch[0], scratch[1], scratch[2], np.empty((6, B)))
+    np.testing.assert_array_equal(again, out)
 
 
 def test_stage_vectorised_outer_siso_equals_per_stage(rng):

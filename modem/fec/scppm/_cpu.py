@@ -661,17 +661,23 @@ def inner_siso_stages(pgt, lat, par, m, let, alpha, betan, trans, pa, pb, wa, wb
     Scratch: alpha (2, S+1); betan (2, S) beta of stage i+1; trans (4, S) e0 o0 e1 o1;
     pa, pb, wa, wb (M, B); v6 (6, B) with B <= S.
     """
-    _inner_sums(pgt, lat, par, m, trans, pa, pb, v6)
+    M, S = pgt.shape
+    B = pa.shape[1]
+    pvs = np.empty(((S + B - 1) // B, M, B))
+    _inner_sums(pgt, lat, par, m, trans, pvs, pa, v6)
     _inner_recursions(trans, alpha, betan, trans, alpha, betan, False)
-    _inner_ext(pgt, lat, par, m, let, alpha, betan, pa, pb, wa, wb, v6)
+    _inner_ext(pgt, lat, par, m, let, alpha, betan, pvs, pa, wa, wb, v6)
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _inner_sums(pgt, lat, par, m, trans, pa, pb, v6):
-    """Step (1) of :func:`inner_siso_stages`: trans[:, i] = e0 o0 e1 o1 of stage i."""
+def _inner_sums(pgt, lat, par, m, trans, pvs, tmp, v6):
+    """Step (1) of :func:`inner_siso_stages`: trans[:, i] = e0 o0 e1 o1 of stage i. With
+    pvs (ceil(S / B), M, B), the pattern probabilities of block b of B stages are kept in pvs[b]
+    for step (3); with pvs (1, M, B), step (3) computes them again (for large M, where keeping
+    them costs more memory traffic than the products). tmp (M, B) scratch."""
     M, S = pgt.shape
     h = M // 2
-    B = pa.shape[1]
+    B = pvs.shape[2]
     p0 = v6[0]
     p1 = v6[1]
     z0 = v6[2]
@@ -680,7 +686,11 @@ def _inner_sums(pgt, lat, par, m, trans, pa, pb, v6):
     for i0 in range(0, S, B):
         nb_ = min(B, S - i0)
         i1 = i0 + nb_
-        pv = _pattern_probs_block(lat, i0, nb_, m, pa, pb, p0, p1)
+        dst = pvs[min(i0 // B, pvs.shape[0] - 1)]
+        if m % 2 == 0:          # the doubling alternates buffers: make the last level land in dst
+            pv = _pattern_probs_block(lat, i0, nb_, m, dst, tmp, p0, p1)
+        else:
+            pv = _pattern_probs_block(lat, i0, nb_, m, tmp, dst, p0, p1)
         e0 = trans[0, i0:i1]
         o0 = trans[1, i0:i1]
         e1 = trans[2, i0:i1]
@@ -767,11 +777,12 @@ def _inner_recursions(trans, alpha, betan, trans2, alpha2, betan2, pair):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _inner_ext(pgt, lat, par, m, let, alpha, betan, pa, pb, wa, wb, v6):
-    """Step (3) of :func:`inner_siso_stages`: the extrinsic ratios let from alpha and betan."""
+def _inner_ext(pgt, lat, par, m, let, alpha, betan, pvs, tmp, wa, wb, v6):
+    """Step (3) of :func:`inner_siso_stages`: the extrinsic ratios let from alpha and betan
+    (pvs: the pattern probabilities kept by step (1), or one block of scratch, see there)."""
     M, S = pgt.shape
     h = M // 2
-    B = pa.shape[1]
+    B = pvs.shape[2]
     p0 = v6[0]
     p1 = v6[1]
     z0 = v6[2]
@@ -780,7 +791,10 @@ def _inner_ext(pgt, lat, par, m, let, alpha, betan, pa, pb, wa, wb, v6):
     for i0 in range(0, S, B):
         nb_ = min(B, S - i0)
         i1 = i0 + nb_
-        pv = _pattern_probs_block(lat, i0, nb_, m, pa, pb, p0, p1)
+        if pvs.shape[0] * B >= S:
+            pv = pvs[i0 // B]
+        else:
+            pv = _pattern_probs_block(lat, i0, nb_, m, pvs[0], tmp, p0, p1)
         al0 = alpha[0, i0:i1]
         al1 = alpha[1, i0:i1]
         for j in range(h):
@@ -1076,8 +1090,9 @@ def turbo_decode_stages(metric, ginv, par, m, itm, T, k, max_iter, poly, n_chunk
         b_out = np.empty((2, 4, T))
         gam = np.empty((2, 4, T))
         bits = np.empty((2, T), dtype=np.uint8)
+        # pattern probabilities kept between steps (1) and (3) for M <= 32 (see _inner_sums)
+        pvs = np.empty((2, (S + B - 1) // B if M <= 32 else 1, M, B))
         pa = np.empty((M, B))
-        pb = np.empty((M, B))
         wa = np.empty((M, B))
         wb = np.empty((M, B))
         v6 = np.empty((6, B))
@@ -1097,14 +1112,14 @@ def turbo_decode_stages(metric, ginv, par, m, itm, T, k, max_iter, poly, n_chunk
             q1 = 0 if cw[0] >= 0 else 1          # the (first) busy slot
             for q in range(2):
                 if cw[q] >= 0:
-                    _inner_sums(pgt[q], lat[q], par, m, trans[q], pa, pb, v6)
+                    _inner_sums(pgt[q], lat[q], par, m, trans[q], pvs[q], pa, v6)
             if both:
                 _inner_recursions(trans[0], a_in[0], b_in[0], trans[1], a_in[1], b_in[1], True)
             else:
                 _inner_recursions(trans[q1], a_in[q1], b_in[q1], trans[q1], a_in[q1], b_in[q1], False)
             for q in range(2):
                 if cw[q] >= 0:
-                    _inner_ext(pgt[q], lat[q], par, m, let[q], a_in[q], b_in[q], pa, pb, wa, wb, v6)
+                    _inner_ext(pgt[q], lat[q], par, m, let[q], a_in[q], b_in[q], pvs[q], pa, wa, wb, v6)
                     lcf = lc[q].reshape(3 * T)
                     lq = let[q]
                     for i in range(S):
