@@ -1067,9 +1067,10 @@ def turbo_decode_stages(metric, ginv, par, m, itm, T, k, max_iter, poly, n_chunk
         :func:`outer_siso_stages`: (p % 3) T + p // 3 for the mother-code position
         p = inner_to_mother[j].
 
-    Each ``prange`` chunk decodes its codewords two at a time (slots 0 and 1), iteration by
-    iteration in step, so that the recursions of the two run in one loop (their dependency chains
-    overlap); a slot whose codeword stops (CRC or max_iter) takes the chunk's next codeword.
+    For M <= 32 each ``prange`` chunk decodes its codewords two at a time (slots 0 and 1),
+    iteration by iteration in step, so that the recursions of the two run in one loop (their
+    dependency chains overlap); a slot whose codeword stops (CRC or max_iter) takes the chunk's
+    next codeword. For larger M, one at a time (measured faster: smaller working set).
     Per codeword the arithmetic is that of :func:`inner_siso_stages` / :func:`outer_siso_stages`.
     """
     F, S, M = metric.shape
@@ -1099,7 +1100,9 @@ def turbo_decode_stages(metric, ginv, par, m, itm, T, k, max_iter, poly, n_chunk
         cw = np.full(2, -1, dtype=np.int64)     # codeword in each slot, -1: none
         it = np.zeros(2, dtype=np.int64)
         nxt = lo
-        for q in range(2):
+        # two codewords in step for M <= 32; for larger M the second one's arrays would push the
+        # first one's channel probabilities out of the cache between steps (1) and (3)
+        for q in range(2 if M <= 32 else 1):
             if nxt < hi:
                 cw[q] = nxt
                 it[q] = 0
