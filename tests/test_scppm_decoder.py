@@ -242,7 +242,7 @@ def test_stage_vectorised_inner_siso_equals_per_stage(M, rng):
     ref = np.empty(S * m)
     _cpu.inner_siso_prob(pg, la, par, m, ref, np.empty((S + 1, 2)), np.empty((S, M)))
     out = np.empty((m, S))
-    scratch = [np.empty((M, B)) for _ in range(4)]
+    scratch = [np.empty((M, B)) for _ in range(3)]
     lat = np.ascontiguousarray(la.reshape(S, m).T)
     _cpu.inner_siso_stages(pgt, lat, par, m, out, np.empty((2, S + 1)),
                            np.empty((2, S)), np.empty((4, S)), *scratch, np.empty((6, B)))

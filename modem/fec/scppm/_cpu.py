@@ -584,9 +584,11 @@ def turbo_decode(metric, edge_bits, ginv, par, m, inner_to_mother, T, k, max_ite
 # Stages are the innermost (contiguous) axis of every array, so (1) and (3) are SIMD loops over
 # blocks of stages. No fastmath: each value is computed in the order written, which is the order
 # of the CUDA kernel (sums over the edges in edge order, beta from the 2x2 stage sums) except for
-# the inner extrinsic marginalisation, which keeps the CPU butterfly.
+# the inner extrinsic marginalisation, which keeps the CPU butterfly. error_model="numpy": Numba's
+# default division-by-zero check is a branch that keeps LLVM from vectorising the loops (every
+# divisor here is a sum of positive probabilities or 1 + a positive ratio).
 
-STAGE_BLOCK = 4096   # pattern probabilities per block of stages (M x B doubles, kept in cache)
+STAGE_BLOCK = 4096   # the decoder works on blocks of B = min(S, max(256, STAGE_BLOCK // M)) stages
 
 
 @nb.njit(cache=True)
@@ -654,19 +656,20 @@ def _pattern_probs_block(lat, i0, nb_, m, pa, pb, p0, p1):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def inner_siso_stages(pgt, lat, par, m, let, alpha, betan, trans, pa, pb, wa, wb, v6):
+def inner_siso_stages(pgt, lat, par, m, let, alpha, betan, trans, tmp, wa, wb, v6):
     """Exact log-MAP inner SISO, stage-vectorised; the contract of :func:`inner_siso_prob` with
     transposed arrays: pgt (M, S) channel probabilities (input-pattern order); lat, let (m, S) a
     priori / extrinsic likelihood ratios P(1)/P(0), [t, i] = bit t (MSB first) of stage i.
     Scratch: alpha (2, S+1); betan (2, S) beta of stage i+1; trans (4, S) e0 o0 e1 o1;
-    pa, pb, wa, wb (M, B); v6 (6, B) with B <= S.
+    tmp, wa, wb (M, B); v6 (6, B); the stages are processed in blocks of B <= S.
+    Steps: :func:`_inner_sums`, :func:`_inner_recursions`, :func:`_inner_ext`.
     """
     M, S = pgt.shape
-    B = pa.shape[1]
+    B = tmp.shape[1]
     pvs = np.empty(((S + B - 1) // B, M, B))
-    _inner_sums(pgt, lat, par, m, trans, pvs, pa, v6)
+    _inner_sums(pgt, lat, par, m, trans, pvs, tmp, v6)
     _inner_recursions(trans, alpha, betan, trans, alpha, betan, False)
-    _inner_ext(pgt, lat, par, m, let, alpha, betan, pvs, pa, wa, wb, v6)
+    _inner_ext(pgt, lat, par, m, let, alpha, betan, pvs, tmp, wa, wb, v6)
 
 
 @nb.njit(cache=True, error_model="numpy")
