@@ -595,7 +595,8 @@ def test_dpsk_llr_follows_the_received_power():
     assert rx.es_estimate == pytest.approx(8.0, rel=0.08)
     rx.push(y[a:b])
     assert rx.es_estimate == pytest.approx(3.2, rel=0.1)
-    got = rx.push(y[b:]) + rx.flush()
+    rx.push(y[b:])
+    rx.flush()
     assert rx.stats.codewords == 3 and rx.stats.codewords_crc_failed == 0
     fixed = DPSKSampleReceiver(dataclasses.replace(link, power_bits=0))
     fixed.push(y[:b])
@@ -637,6 +638,22 @@ def test_dpsk_deep_fades_lose_only_codewords_below_sensitivity():
 # ---------------------------------------------------------------------------------------------
 # the first FEC frame of a record near the LDPC threshold: look-back at the first lock
 
+def _count_raw_errors(rx, link):
+    """Wrap ``rx``'s codeword decoder to count the raw hard-decision errors of the codewords it
+    decodes (against the re-encoded decision); returns the live ``[errors, bits]`` list."""
+    decode, raw, code = rx._decode, [0, 0], link.code
+
+    def spy(cw):
+        res = decode(cw)
+        for c, r in zip(cw, res):
+            if r[0]:
+                raw[0] += int(np.count_nonzero((c < 0) != code.encode(r[4][None])[0].astype(bool)))
+                raw[1] += c.size
+        return res
+    rx._decode = spy
+    return raw
+
+
 def _first_frame_records(ppbs, seeds, lookback=None, n_frames=40, n_chunks=0):
     """Continuous DPSK records (random clock offset and phase, 1000 dark lead slots) at photons/bit
     ``ppbs[i % len]``: per record (first FEC frame decoded, TM frames decoded, raw hard-decision
@@ -649,17 +666,7 @@ def _first_frame_records(ppbs, seeds, lookback=None, n_frames=40, n_chunks=0):
         frames = random_tm_frames(link.spec, n_frames, seed=seed)
         y = dpsk_transmit_frames(frames, link, np.random.default_rng(1000 + seed), lead_slots=1000)
         rx = DPSKSampleReceiver(link) if lookback is None else DPSKSampleReceiver(link, lookback=lookback)
-        raw = [0, 0]
-        decode = rx._decode
-
-        def spy(cw, decode=decode, raw=raw, code=link.code):          # raw errors of good codewords
-            res = decode(cw)
-            for c, r in zip(cw, res):
-                if r[0]:
-                    raw[0] += int(np.count_nonzero((c < 0) != code.encode(r[4][None])[0].astype(bool)))
-                    raw[1] += c.size
-            return res
-        rx._decode = spy
+        raw = _count_raw_errors(rx, link)
         got = _run(rx, y, n_chunks, seed)
         # the first FEC frame (wire slots 1000 ...) carries TM frame 0's ASM
         first = any(f.valid and abs(link.clock.slot_of_sample(f.t_sample) - 1000.5) < 2 for f in got)
@@ -755,17 +762,7 @@ def _duty40_figures(seeds, ppb=6.0, n_frames=20):
     for seed in seeds:
         link, frames, y = _duty40_record(seed, ppb, n_frames)
         rx = DPSKSampleReceiver(link)
-        decode = rx._decode
-        raw = [0, 0]
-
-        def spy(cw, decode=decode, raw=raw, code=link.code):
-            res = decode(cw)
-            for c, r in zip(cw, res):
-                if r[0]:
-                    raw[0] += int(np.count_nonzero((c < 0) != code.encode(r[4][None])[0].astype(bool)))
-                    raw[1] += c.size
-            return res
-        rx._decode = spy
+        raw = _count_raw_errors(rx, link)
         idx = _indices(frames, _run(rx, y, 3, seed))
         whole += idx == list(range(len(frames)))
         got_frames += len(idx)
