@@ -1121,7 +1121,9 @@ class DPSKSampleReceiver:
     re-times), the held frame is decoded again aligned on it (``next - P``) and the valid result
     kept (``realigned`` counts them). Duty 1/40: a first burst read a slot off puts the first
     frame's marker one bit off the rest of its data (the lock then follows the data, the frame
-    failed). Failed frames reach the deframer one frame late (order is kept; flush releases).
+    failed). Failed frames reach the deframer one frame late, or, when no frame follows them
+    contiguously, once none can any more (at most the look-back's reach later; order is kept,
+    flush releases).
 
     Burst mode with a burst-periodic front end (duty 1/40): the burst grid takes its phase from
     the front end's own burst grid (:attr:`FrontEndState.burst_start`) instead of its energy fold,
@@ -1234,6 +1236,9 @@ class DPSKSampleReceiver:
         pad = self.fec_sync.cfg.slip
         frames += self._after_bits(np.zeros(pad), np.full(pad, np.nan))
         frames += self._release_held(None)
+        if self._restart_pending:                   # a discontinuity after the last codeword
+            self._deframer.restart()
+            self._restart_pending = False
         return frames + self._deframer.flush()
 
     def _bit_llr(self, z, erase) -> np.ndarray:
@@ -1269,7 +1274,7 @@ class DPSKSampleReceiver:
         last = self._last_off
         for i in range(len(out)):
             off = int(out.offset[i])
-            sgn = -1.0 if out.inverted[i] else 1.0
+            sgn = -1.0 if out.inverted[i] and self.fec_sync.cfg.correct_polarity else 1.0   # as out.llr
             if last is None or not P - slip <= off - last <= P + slip:
                 wire += [w + (sgn,) for w in self._look_back(off, bool(out.inverted[i]), last)]
             wire.append((off, out.llr[i], float(out.metric[i]), None, sgn))
@@ -1308,7 +1313,11 @@ class DPSKSampleReceiver:
         # keep the bits the synchroniser may still emit frames from, and the look-back's reach
         # before the earliest position a new lock can have (buf_start)
         reach = max(2 * P, self.lookback * (P + slip) + slip)
+        if self._held is not None and self._held[3] + P + slip < self._fs_state.buf_start - reach:
+            frames += self._release_held(None)      # no frame can follow it contiguously any more
         keep = max(self._fs_state.buf_start - reach, self._t_base)
+        if self._held is not None:                  # the held frame may be re-timed by up to slip
+            keep = max(min(keep, self._held[3] - slip), self._t_base)
         keep = min(keep, self._bits)
         self._t_hist = self._t_hist[keep - self._t_base:]
         self._llr_hist = self._llr_hist[keep - self._t_base:]
@@ -1370,7 +1379,8 @@ class DPSKSampleReceiver:
         cfg = self.fec_sync.cfg
         P, m, slip = cfg.period, cfg.marker_len, cfg.slip
         lower = 0 if last is None else last + P - slip
-        sgn = -1.0 if inverted else 1.0
+        sgn = -1.0 if inverted else 1.0                 # marker scores
+        fsgn = sgn if cfg.correct_polarity else 1.0     # frame LLRs, as the synchroniser gives them
         order = [slip] + [slip + d * s for d in range(1, slip + 1) for s in (-1, 1)]    # 0, -1, +1, -2, ...
         found = []
         q = p
@@ -1391,7 +1401,7 @@ class DPSKSampleReceiver:
             cand = [k for k in order if a + k >= a0]
             best = max(cand, key=lambda k: (score[a + k - a0], -order.index(k)))
             q, metric = a + best, float(score[a + best - a0])
-            f = (sgn * self._llr_hist[q + m - self._t_base:q + P - self._t_base]).astype(np.float32)
+            f = (fsgn * self._llr_hist[q + m - self._t_base:q + P - self._t_base]).astype(np.float32)
             if self.interleaver.depth > 1:
                 if metric < thr:
                     break
@@ -1399,7 +1409,7 @@ class DPSKSampleReceiver:
                 continue
             res = self._decode((f * self._sign)[None])[0]
             if not res[0] and q != e and e >= a0:       # the marker a bit off: try the period too
-                f2 = (sgn * self._llr_hist[e + m - self._t_base:e + P - self._t_base]).astype(np.float32)
+                f2 = (fsgn * self._llr_hist[e + m - self._t_base:e + P - self._t_base]).astype(np.float32)
                 r2 = self._decode((f2 * self._sign)[None])[0]
                 if r2[0]:
                     q, f, metric, res = e, f2, float(score[e - a0]), r2

@@ -305,6 +305,29 @@ def test_dpsk_continuous_long_gap_lock_lost_and_reacquired(gap):
         assert rx.stats.codewords_crc_failed >= 4
 
 
+def test_dpsk_retained_bits_bounded_through_a_long_silence():
+    """A failed frame held for re-timing must not pin the retained LLRs through a long loss of
+    signal (30 FEC frames of silence): it is released once no frame can follow it contiguously,
+    so the retained bits stay within the look-back's reach plus one chunk; frames resume after."""
+    link = DPSKLink(frame_len=256, scid=0x42, vcid=1, ppb=4.0, ppm=-150.0, phase=0.3, thermal_sigma=0.5)
+    frames = random_tm_frames(link.spec, 90, seed=3)
+    y = dpsk_transmit_frames(frames, link, np.random.default_rng(3), lead_slots=1000)
+    n_wire, sps = link.code.n + 32, link.clock.samples_per_slot
+    a, b = int((1000 + 3.3 * n_wire) * sps), int((1000 + 33.3 * n_wire) * sps)
+    y[a:b] = 0.0
+    rx = DPSKSampleReceiver(link)
+    parts = np.split(y, np.linspace(0, y.size, 80).astype(int)[1:-1])
+    got, kept = [], 0
+    for part in parts:
+        got += rx.push(part)
+        kept = max(kept, rx._llr_hist.size)
+    got += rx.flush()
+    assert kept <= (rx.lookback + 3) * n_wire + max(p.size for p in parts) / sps
+    fb, k = 32 + link.spec.n_bits, link.code.k
+    idx = _indices(frames, got)
+    assert [i for i in idx if i * fb >= 35 * k] == [i for i in range(len(frames)) if i * fb >= 35 * k]
+
+
 def test_front_end_feed_forward_phase_acquisition():
     """Start phase 0.68 slot (past the half-slot hang-up point): the feed-forward acquisition the
     DPSK receiver enables starts the clock centred within 0.1 slot once the signal gate opens
