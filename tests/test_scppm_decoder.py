@@ -276,7 +276,7 @@ def test_decoder_equals_per_codeword_reference(M, rate, rng):
     equal those of the per-codeword reference (_cpu.turbo_decode) on a batch that mixes codewords
     stopping after 1 and after several iterations, failures at max_iter and an all-erasure one."""
     from modem.fec.scppm import _cpu
-    from modem.framing.crc import CRC32_HPE_POLY
+    from modem.framing.crc import CRC32_HPE_POLY, crc_table
     code = SCPPMCode(M, rate)
     tx = SCPPMTransmitter(code)
     ns = ns_capacity_limit(M, rate, 0.1)
@@ -300,7 +300,8 @@ def test_decoder_equals_per_codeword_reference(M, rate, rng):
         u_st = np.zeros((F, code.k_hat), np.uint8)
         ok_st, it_st = np.zeros(F, bool), np.zeros(F, np.int64)
         _cpu.turbo_decode_stages(metric, dec._ginv, dec._par, code.m, dec._itm_stages, code.k_hat, code.k, 10,
-                                 CRC32_HPE_POLY, n_chunks, u_st, ok_st, it_st)
+                                 CRC32_HPE_POLY, crc_table(CRC32_HPE_POLY, 32).astype(np.uint32), n_chunks,
+                                 u_st, ok_st, it_st)
         np.testing.assert_array_equal(it_st, it_ref)
         np.testing.assert_array_equal(ok_st, ok_ref)
         np.testing.assert_array_equal(u_st, u_ref)
@@ -310,8 +311,8 @@ def test_decoder_equals_per_codeword_reference(M, rate, rng):
 
 def test_bytewise_crc_equals_bitwise(rng):
     from modem.fec.scppm import _cpu
-    from modem.framing.crc import CRC32_HPE_POLY
-    tab = _cpu._crc_table(CRC32_HPE_POLY)
+    from modem.framing.crc import CRC32_HPE_POLY, crc_table
+    tab = crc_table(CRC32_HPE_POLY, 32).astype(np.uint32)
     for n in (40, 45, 1003, 7528):
         for _ in range(20):
             bits = rng.integers(0, 2, n + 32, dtype=np.uint8)

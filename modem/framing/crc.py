@@ -60,14 +60,20 @@ def _crc_batch(bits, table, poly, width, init):
     return out
 
 
+def crc_table(poly: int, width: int) -> np.ndarray:
+    """Byte table (256,) uint64 of the MSB-first CRC of generator ``poly`` and ``width`` bits:
+    entry b is the register after shifting byte b (MSB first) through a zero register (cached)."""
+    table = _TABLES.get((poly, width))
+    if table is None:
+        table = _TABLES.setdefault((poly, width), _table(poly, width))
+    return table
+
+
 def crc(bits, poly: int, width: int, init: int) -> np.ndarray:
     """CRC register value after the bits of each block ``(*batch, n)`` -> ``(*batch,)`` uint64."""
     b = check_bits(bits, None, "crc", "bits")
     flat = np.ascontiguousarray(b.reshape(-1, b.shape[-1]))
-    table = _TABLES.get((poly, width))
-    if table is None:
-        table = _TABLES.setdefault((poly, width), _table(poly, width))
-    return _crc_batch(flat, table, poly, width, init).reshape(b.shape[:-1])
+    return _crc_batch(flat, crc_table(poly, width), poly, width, init).reshape(b.shape[:-1])
 
 
 def crc32_hpe(bits) -> np.ndarray:

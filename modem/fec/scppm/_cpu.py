@@ -598,9 +598,11 @@ def channel_probabilities_t(metric, ginv, pgt):
     Photon-count metrics are mostly 0 and take few distinct values per symbol: the row is filled
     with the zero value's probability, then the non-zero slots are visited, and a value equal to
     the previous one reuses its exponential (the same exp of the same argument: identical output).
-    ``ginv`` is unused (kept for the signature): the pattern of symbol s is gray(s) = s ^ (s >> 1).
     """
     S, M = metric.shape
+    pat = np.empty(M, dtype=np.int64)       # input pattern of symbol s (the inverse of ginv)
+    for v in range(M):
+        pat[ginv[v]] = v
     nz = np.empty(M, dtype=np.int64)
     for i in range(S):
         row = metric[i]
@@ -622,7 +624,7 @@ def channel_probabilities_t(metric, ginv, pgt):
             if x != x_last:
                 x_last = x
                 e_last = np.exp(max(x - mx, -LLR_CLIP))
-            pgt[s ^ (s >> 1), i] = e_last       # input pattern of symbol s: gray(s)
+            pgt[pat[s], i] = e_last
 
 @nb.njit(cache=True, error_model="numpy")
 def _pattern_probs_block(lat, i0, nb_, m, pa, pb, p0, p1):
@@ -683,8 +685,6 @@ def _inner_sums(pgt, lat, par, m, trans, pvs, tmp, v6):
     B = pvs.shape[2]
     p0 = v6[0]
     p1 = v6[1]
-    z0 = v6[2]
-    z1 = v6[3]
     # (1) stage sums, edges in edge order
     for i0 in range(0, S, B):
         nb_ = min(B, S - i0)
@@ -1023,26 +1023,11 @@ def _outer_outputs(lc, le_out, bits, alpha, beta, gam):
         e2_[t] = _clip_ratio((zc1b / zc1) / l2[t])
 
 
-@nb.njit(cache=True)
-def _crc_table(poly):
-    """Byte table of the MSB-first CRC-32 with generator ``poly``: tab[b] = register after
-    shifting the byte b (MSB first) through a zero register."""
-    tab = np.empty(256, dtype=np.uint32)
-    for b in range(256):
-        reg = np.uint32(b) << np.uint32(24)
-        for _ in range(8):
-            if reg & np.uint32(0x80000000):
-                reg = np.uint32(reg << np.uint32(1)) ^ np.uint32(poly)
-            else:
-                reg = np.uint32(reg << np.uint32(1))
-        tab[b] = reg
-    return tab
-
-
 @nb.njit(cache=True, inline="always")
 def _crc_ok_bytes(bits, n_data, tab, poly, init):
     """:func:`_crc_ok` computed a byte (8 bits, MSB first) at a time through ``tab``
-    (:func:`_crc_table`); the remaining n_data % 8 bits one at a time. Same result."""
+    (uint32, :func:`modem.framing.crc.crc_table`); the remaining n_data % 8 bits one at a time.
+    Same result."""
     reg = np.uint32(init)
     n8 = n_data // 8
     for q in range(n8):
@@ -1062,13 +1047,14 @@ def _crc_ok_bytes(bits, n_data, tab, poly, init):
 
 
 @nb.njit(cache=True, parallel=True, error_model="numpy")
-def turbo_decode_stages(metric, ginv, par, m, itm, T, k, max_iter, poly, n_chunks, u_hat, crc_ok, iters):
+def turbo_decode_stages(metric, ginv, par, m, itm, T, k, max_iter, poly, crc_tab, n_chunks, u_hat, crc_ok, iters):
     """Exact log-MAP batch decode with the stage-vectorised SISOs (the decoder's log-MAP path):
     the contract of :func:`turbo_decode` with ``max_log=False``, except for the interleaver map:
 
     itm : (S*m,) int64, position of interleaved bit j in the flattened transposed (3, T) arrays of
         :func:`outer_siso_stages`: (p % 3) T + p // 3 for the mother-code position
         p = inner_to_mother[j].
+    crc_tab : (256,) uint32 byte table of the CRC-32 ``poly`` (:func:`modem.framing.crc.crc_table`).
 
     For M <= 32 each ``prange`` chunk decodes its codewords two at a time (slots 0 and 1),
     iteration by iteration in step, so that the recursions of the two run in one loop (their
@@ -1078,7 +1064,6 @@ def turbo_decode_stages(metric, ginv, par, m, itm, T, k, max_iter, poly, n_chunk
     """
     F, S, M = metric.shape
     B = min(S, max(256, STAGE_BLOCK // M))
-    tab = _crc_table(poly)
     for c in nb.prange(n_chunks):
         lo = c * F // n_chunks
         hi = (c + 1) * F // n_chunks
@@ -1140,7 +1125,7 @@ def turbo_decode_stages(metric, ginv, par, m, itm, T, k, max_iter, poly, n_chunk
                 if cw[q] < 0:
                     continue
                 _outer_outputs(lc[q], le_c[q], bits[q], a_out[q], b_out[q], gam[q])
-                ok = _crc_ok_bytes(bits[q], k, tab, poly, 0xFFFFFFFF)
+                ok = _crc_ok_bytes(bits[q], k, crc_tab, poly, 0xFFFFFFFF)
                 it[q] += 1
                 if ok or it[q] >= max_iter:
                     f = cw[q]

@@ -13,11 +13,13 @@ import numpy as np
 
 from ...backend import get_array_module
 from ...errors import ConfigError, ShapeError
-from ...framing.crc import CRC32_HPE_POLY
+from ...framing.crc import CRC32_HPE_POLY, crc_table
 from ...framing.randomizer import pn8
 from . import _cpu
 from .code import SCPPMCode, bit_interleaver
 from .encoder import ChannelInterleaver
+
+_CRC32_TAB = crc_table(CRC32_HPE_POLY, 32).astype(np.uint32)   # byte table of the CRC-32 check
 
 
 @dataclass
@@ -114,7 +116,7 @@ class SCPPMDecoder:
         elif F:
             # one chunk per thread: a chunk decodes its codewords two at a time
             _cpu.turbo_decode_stages(flat, self._ginv, self._par, c.m, self._itm_stages, c.k_hat, c.k, self.max_iter,
-                                     CRC32_HPE_POLY, min(F, numba.get_num_threads()), u_hat, ok, it)
+                                     CRC32_HPE_POLY, _CRC32_TAB, min(F, numba.get_num_threads()), u_hat, ok, it)
         u = (u_hat[:, : c.k] ^ self._pn).reshape(batch + (c.k,))
         return DecodeResult(u_hat=u, crc_ok=ok.reshape(batch), iterations=it.reshape(batch))
 
