@@ -116,8 +116,8 @@ def _first_at_or_after(buf: np.ndarray, x) -> int:
 
     An integer tag is ``>= x`` exactly when it is ``>= ceil(x)``, so the search runs on an int64 key:
     a float key would make NumPy convert the whole buffer to float64 on every call (O(n) per block,
-    which dominated the receiver's run time)."""
-    return int(np.searchsorted(buf, np.int64(math.ceil(x)), "left"))
+    which dominated the receiver's run time). The compiled search of the tracking loop."""
+    return int(_search(buf, 0, buf.size, x))
 
 @dataclass(frozen=True)
 class SyncEvent:
@@ -450,7 +450,7 @@ class SlotClockRecovery:
 
     def _run(self, st: SlotClockState, final: bool) -> tuple[SlotCounts, SlotClockState]:
         cfg = self.cfg
-        P, B, G, M = cfg.P, cfg.block_symbols, cfg.guard, cfg.M
+        P, B = cfg.P, cfg.block_symbols
         parts_c, parts_i, parts_t, parts_s, events = [], [], [], [], []
         buf = st.buf
         while buf.size:
