@@ -85,7 +85,7 @@ from .framing.tm import TMFrameSpec
 from .modulation import dpsk as _dpsk
 from .receiver import ReceivedFrame, ReceiverStats, TMDeframer
 from .sync.codeword_sync import csm_llr
-from .sync.frame_sync import ASMFrameSync, FrameSyncConfig, hard_errors, massey_metric
+from .sync.frame_sync import ASMFrameSync, FrameSyncConfig
 from .sync.slot_clock import SyncEvent
 from .sync.samples import FrontEndConfig, SampleFrontEnd, dpsk_bit_llr, gaussian_slot_llr, ppm_symbol_metric
 
@@ -1379,8 +1379,7 @@ class DPSKSampleReceiver:
         cfg = self.fec_sync.cfg
         P, m, slip = cfg.period, cfg.marker_len, cfg.slip
         lower = 0 if last is None else last + P - slip
-        sgn = -1.0 if inverted else 1.0                 # marker scores
-        fsgn = sgn if cfg.correct_polarity else 1.0     # frame LLRs, as the synchroniser gives them
+        fsgn = -1.0 if inverted and cfg.correct_polarity else 1.0   # frame LLRs, as the synchroniser's
         order = [slip] + [slip + d * s for d in range(1, slip + 1) for s in (-1, 1)]    # 0, -1, +1, -2, ...
         found = []
         q = p
@@ -1391,13 +1390,10 @@ class DPSKSampleReceiver:
                 break
             a = e - slip
             a0 = max(a, lo)                             # candidates a0 .. e + slip (clipped at the start)
-            seg = sgn * self._llr_hist[a0 - self._t_base:e + slip + m - self._t_base]
-            if cfg.rule == "massey":
-                score = massey_metric(seg, self.fec_sync.marker_bits)[0]
-                thr = cfg.lock_threshold
-            else:
-                score = -hard_errors(seg, self.fec_sync.marker_bits)[0].astype(np.float64)
-                thr = -cfg.lock_max_errors
+            # the synchroniser's own marker score (Massey or hard) and lock threshold
+            score, _ = self.fec_sync._score(self._llr_hist[a0 - self._t_base:e + slip + m - self._t_base], False,
+                                            inverted)
+            thr = self.fec_sync._lock_min
             cand = [k for k in order if a + k >= a0]
             best = max(cand, key=lambda k: (score[a + k - a0], -order.index(k)))
             q, metric = a + best, float(score[a + best - a0])
