@@ -498,17 +498,7 @@ def _track(buf, base, fv, iv, P, half, kp, ki, kd, alpha, thr, use_burst, confir
         if Pb == 0 and acq > 0 and iv[1] == 0 and ((not use_sig) or fv[4] > sig_thr) and ((not gate) or iv[2] == 1):
             if math.floor(tau + (acq + 1) * P) + 3 > end - 1:
                 break                                   # wait for the look-ahead window
-            best_e = -1.0
-            best_phi = 0.0
-            for c in range(16):
-                phi = (c / 16.0 - 0.5) * P
-                e_sum = 0.0
-                for j in range(acq):
-                    v = _interp(buf, tau + phi + j * P - base)
-                    e_sum += v * v
-                if e_sum > best_e:
-                    best_e = e_sum
-                    best_phi = phi
+            best_phi, _ = _best_phase(buf, tau - base, P, acq)
             tau = tau + best_phi
             fv[0] = tau
             iv[1] = -1                                  # acquired; dc / pwr not primed yet
