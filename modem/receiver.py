@@ -175,7 +175,7 @@ class SCPPMTimeTagReceiver:
                  max_iter: int = 16, clock_options: dict | None = None, sync_options: dict | None = None):
         if not isinstance(spec, TMFrameSpec):
             raise ConfigError(f"SCPPMTimeTagReceiver: spec must be a TMFrameSpec, got {type(spec).__name__}")
-        self.code, self.spec = code, spec
+        self.code, self.spec, self.slot_width_ps = code, spec, float(slot_width_ps)
         self.clock = SlotClockRecovery(SlotClockConfig.from_code(code, slot_width_ps, **(clock_options or {})))
         self.cw_sync = CodewordSync(CodewordSyncConfig(code, ns, nb, **(sync_options or {})))
         self.decoder = SCPPMReceiver(code, ns, nb, max_iter=max_iter)
@@ -184,7 +184,7 @@ class SCPPMTimeTagReceiver:
     def reset(self):
         self._clock_state = self.clock.initial_state()
         self._cw_state = self.cw_sync.initial_state()
-        self._stream_key = None      # (segment, next expected codeword sym_index) of the bit stream
+        self._stream_key = None      # (segment, sym_index, slot offset) the next codeword of a contiguous bit stream has
         self._n_cw = 0
         self._t_seg = np.zeros(0, np.int32)
         self._t_idx = np.zeros(0, np.int64)
@@ -202,29 +202,35 @@ class SCPPMTimeTagReceiver:
     def flush(self) -> list[ReceivedFrame]:
         """End of the record: process what the slot clock still holds."""
         slots, self._clock_state = self.clock.flush(self._clock_state)
-        return self._after_clock(slots) + self._deframer.flush()
+        frames = self._after_clock(slots)
+        cw, self._cw_state = self.cw_sync.flush(self._cw_state)
+        return frames + self._decode(cw) + self._deframer.flush()
 
     # ---------------------------------------------------------------------------------------------
     def _after_clock(self, slots) -> list[ReceivedFrame]:
         self.stats.events.extend(slots.events)
         self._remember_times(slots)
         cw, self._cw_state = self.cw_sync.push(slots, self._cw_state)
+        return self._decode(cw)
+
+    def _decode(self, cw) -> list[ReceivedFrame]:
+        """Decode codewords from the codeword synchroniser and pass them to the TM deframer."""
         if not len(cw):
             return []
         res = self.decoder.receive(cw.counts)
         frames = []
         for i in range(len(cw)):
-            key = (int(cw.segment[i]), int(cw.sym_index[i]))
+            key = (int(cw.segment[i]), int(cw.sym_index[i]), int(cw.slot_offset[i]))
             if self._stream_key is not None and key != self._stream_key:
                 # a hole in the codeword stream: the bit stream is no longer contiguous, and a
                 # frame the synchroniser had not finished is lost with it
                 self._deframer.restart()
-            self._stream_key = (key[0], key[1] + self.code.symbols_per_codeword)
+            self._stream_key = (key[0], key[1] + self.cw_sync.cfg.period, key[2])
             ok = bool(res.crc_ok[i])
             self.stats.codewords += 1
             self.stats.codewords_crc_failed += int(not ok)
-            frames += self._deframer.push(self._n_cw, res.u_hat[i], ok, self._time_of(key[0], key[1]),
-                                          int(res.iterations[i]))
+            t = self._time_of(key[0], key[1]) + key[2] * self.slot_width_ps   # the codeword's first slot
+            frames += self._deframer.push(self._n_cw, res.u_hat[i], ok, t, int(res.iterations[i]))
             self._n_cw += 1
         return frames
 

@@ -140,6 +140,45 @@ def test_codeword_sync_chunking(blocks):
     assert st.codewords == st_ref.codewords and st.buf_index == st_ref.buf_index
 
 
+@pytest.mark.parametrize("d", [1, 2, -1, -2])
+def test_codeword_sync_corrects_a_symbol_boundary_slots_off(blocks, d):
+    """The slot clock's symbol boundary is ``d`` slots off (the guard found in the wrong place):
+    SEARCH tries slot offsets up to ``guard // 2`` and locks on the true one, every codeword
+    decodes bit-exact (the last one too, completed by ``flush``), chunked == one-shot; with
+    ``slot_search=0`` nothing locks."""
+    u, x = blocks
+    rng = np.random.default_rng(40 + d)
+    flat = simulate_counts(x[:4], NS, NB, rng).reshape(-1)
+    # rows as a slot clock placing symbols d slots late (d > 0) or early (d < 0), from symbol 300
+    start = 300 * P + d
+    n_rows = (flat.size - start) // P
+    y = flat[start:start + n_rows * P].reshape(n_rows, P)
+    cs = CodewordSync(CodewordSyncConfig(CODE, NS, NB))
+    assert CodewordSyncConfig(CODE, NS, NB).slot_offsets == (0, 1, P - 1, 2, P - 2)
+    ref, st = sync_all(cs, [as_slot_counts(y, 300)])
+    last, st = cs.flush(st)
+    ref = CodewordBlocks.concat([ref, last])
+    o = -d % P                                             # the true boundary, from the rows
+    assert st.locks == 1 and set(ref.slot_offset.tolist()) == {o} and ref.locked.all()
+    r = SCPPMReceiver(CODE, NS, NB, max_iter=10).receive(ref.counts)
+    assert r.crc_ok.all()
+    want = np.arange(1, 4)                                 # codeword 0 starts before the rows
+    np.testing.assert_array_equal(match_rows(r.u_hat, u), want)
+    # each codeword's slots exactly as sent; the slots after the last row (flush) empty
+    spc = CODE.slots_per_codeword
+    seen = np.zeros_like(flat)
+    seen[start:start + n_rows * P] = flat[start:start + n_rows * P]
+    np.testing.assert_array_equal(ref.counts, seen[want[:, None] * spc + np.arange(spc)])
+    cuts = np.sort(rng.integers(0, n_rows, 30))
+    parts = [as_slot_counts(p, 300 + a) for p, a in zip(np.split(y, cuts), np.concatenate([[0], cuts]))]
+    out, st2 = sync_all(cs, parts)
+    out = CodewordBlocks.concat([out, cs.flush(st2)[0]])
+    for f in ("counts", "sym_index", "csm_llr", "locked", "segment", "slot_offset"):
+        np.testing.assert_array_equal(getattr(out, f), getattr(ref, f))
+    off, st0 = sync_all(CodewordSync(CodewordSyncConfig(CODE, NS, NB, slot_search=0)), [as_slot_counts(y, 300)])
+    assert len(off) == 0 and st0.locks == 0
+
+
 def test_codeword_sync_errors():
     cs = CodewordSync(CodewordSyncConfig(CODE, NS, NB))
     st = cs.initial_state()
@@ -151,7 +190,8 @@ def test_codeword_sync_errors():
         cs.push(bad, st)
     with pytest.raises(ShapeError, match="SlotCounts"):
         cs.push(np.zeros((4, P), np.int64), st)
-    for kw in ({"nb": 0.0}, {"ns": float("nan")}, {"flywheel": -1}, {"search_threshold": 1e3}):
+    for kw in ({"nb": 0.0}, {"ns": float("nan")}, {"flywheel": -1}, {"search_threshold": 1e3},
+               {"slot_search": P // 2}, {"slot_search": -1}, {"slot_search": 1.0}):
         args = dict(code=CODE, ns=NS, nb=NB)
         args.update(kw)
         with pytest.raises(ConfigError):

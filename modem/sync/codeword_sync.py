@@ -18,12 +18,28 @@ symbol (no counts), about ``-w`` for a count in a wrong slot. ``Lambda`` is at m
 (44.4 for M = 16). With symbol repetition ``q_d`` (``repeat_unit="symbol"``) every CSM symbol is
 expected ``q_d`` times in a row; the codeword-unit repetition is ambiguous for the CSM and refused.
 
+Slot offset
+-----------
+The slot clock places the symbol boundary from the guard gap, and under strong background the gap
+is shallow: 128-PPM at nb = 0.1 photons/slot near the decoder's threshold (ns ~ 1.9) holds only
+~15 signal photons per slot position over a 1024-symbol acquisition window against ~100 of
+background, so the boundary it finds is often a few slots off (4 of 15 windows in a measurement,
+by up to 5 slots), and the guard monitor cannot see the error either. Every symbol is then read
+shifted and no codeword decodes. The CSM locates the boundary far better (its pulses, not the
+guard's absence), so SEARCH scores codeword starts at slot resolution: every symbol offset *and*
+every slot offset ``d`` in ``-slot_search .. slot_search`` (default ``guard // 2``) of the slot
+clock's boundary, i.e. symbols re-cut from the flat slot stream ``d`` slots later. The threshold
+counts the extra candidates (``ln(period * (2*slot_search + 1)) + 8``). The offset found is kept in
+LOCK (``state.slot_offset``, in ``0 .. P-1``: ``P - |d|`` for ``d < 0``, the symbol then starting in the
+row before) and reported per codeword (``CodewordBlocks.slot_offset``).
+
 State machine
 -------------
-SEARCH: once ``period + L - 1`` symbols (period = ``symbols_per_codeword*q_d``) are buffered, all
-``period`` offsets are scored; the best (first on ties) is accepted if ``Lambda >= search_threshold``
-(default ``ln(period) + 8``: the prior of one offset among ``period``, plus margin), the symbols
-before it are dropped and the synchroniser LOCKs. Otherwise, once a second period is buffered, the
+SEARCH: once ``period + L - 1`` symbols (period = ``symbols_per_codeword*q_d``; one more with a slot
+search) are buffered, all ``period`` symbol offsets at every slot offset are scored; the best (the
+smallest ``|d|``, then the first symbol offset, on ties) is accepted if ``Lambda >= search_threshold``
+(default ``ln(period * n_slot_offsets) + 8``: the prior of one candidate among them, plus margin),
+the symbols before it are dropped and the synchroniser LOCKs. Otherwise, once a second period is buffered, the
 scores of the two periods are added offset by offset (joint LLR of two CSMs) and the best offset is
 accepted on the same threshold; failing that the first ``period`` symbols are dropped.
 LOCK: every codeword's CSM is scored at its expected place; ``Lambda > lock_threshold`` (default 0,
@@ -114,9 +130,11 @@ class CodewordSyncConfig:
 
     code : :class:`~modem.fec.scppm.SCPPMCode` (needs the CSM; repetition only with ``repeat_unit="symbol"``).
     ns, nb : detected mean signal counts per pulse and noise counts per slot (nb > 0), for ``w``.
-    search_threshold : Lambda needed for a SEARCH hit (None: ``ln(period) + 8``).
+    search_threshold : Lambda needed for a SEARCH hit (None: ``ln(period * (2*slot_search + 1)) + 8``).
     lock_threshold : Lambda must exceed this at the expected place in LOCK.
     flywheel : consecutive CSM misses still emitted before returning to SEARCH.
+    slot_search : SEARCH also tries symbol boundaries up to this many slots either side of the slot
+        clock's (None: ``guard // 2``; 0: the slot clock's boundary only).
     """
 
     code: object
@@ -125,6 +143,7 @@ class CodewordSyncConfig:
     search_threshold: float | None = None
     lock_threshold: float = 0.0
     flywheel: int = 2
+    slot_search: int | None = None
 
     def __post_init__(self):
         who = "CodewordSyncConfig"
@@ -152,6 +171,11 @@ class CodewordSyncConfig:
         f = self.flywheel
         if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or not 0 <= f <= 1 << 20:
             raise ConfigError(f"{who}: flywheel must be an integer >= 0, got {f!r}")
+        d = self.slot_search
+        if d is not None and (isinstance(d, bool) or not isinstance(d, (int, np.integer))
+                              or not 0 <= d <= (c.slots_per_symbol - 1) // 2):
+            raise ConfigError(f"{who}: slot_search must be an integer in 0..{(c.slots_per_symbol - 1) // 2} "
+                              f"(half the {c.slots_per_symbol} slots of a symbol), got {d!r}")
 
     @property
     def pattern(self) -> np.ndarray:
@@ -168,10 +192,19 @@ class CodewordSyncConfig:
         return float(np.log1p(float(self.ns) / float(self.nb)))
 
     @property
+    def slot_offsets(self) -> tuple:
+        """Slot offsets SEARCH tries, in ``0 .. P-1`` (``P - |d|`` for ``d < 0``), nearest first:
+        ``0, 1, P-1, 2, P-2, ...``."""
+        D = self.code.guard // 2 if self.slot_search is None else int(self.slot_search)
+        P = self.code.slots_per_symbol
+        return (0, *(o for d in range(1, D + 1) for o in (d, P - d)))
+
+    @property
     def search_min(self) -> float:
         if self.search_threshold is not None:
             return float(self.search_threshold)
-        return min(math.log(self.period) + 8.0, 0.75 * self.pattern.size * math.log(self.code.M))
+        n = self.period * len(self.slot_offsets)
+        return min(math.log(n) + 8.0, 0.75 * self.pattern.size * math.log(self.code.M))
 
 
 @dataclass
@@ -183,7 +216,8 @@ class CodewordSyncState:
     joined to ``buf`` only once ``buf`` and ``tail`` hold the ``need`` symbols the state machine needs
     to move (so a small push costs its own size, not the buffer's); ``buf_index`` the ``sym_index``
     of ``buf[0]``, ``segment`` the slot-clock segment; ``misses`` consecutive CSM misses in LOCK,
-    ``fresh`` the next codeword is the one SEARCH locked on.
+    ``fresh`` the next codeword is the one SEARCH locked on; ``slot_offset`` (0 .. P-1) where the
+    locked symbols start within the buffered rows (see the module docstring).
     Counters: ``codewords`` emitted, ``flywheeled`` (emitted on a miss), ``locks``, ``lock_losses``,
     ``resets`` (segment changes / symbol holes).
     """
@@ -197,6 +231,7 @@ class CodewordSyncState:
     mode: CodewordSyncMode = CodewordSyncMode.SEARCH
     misses: int = 0
     fresh: bool = False
+    slot_offset: int = 0
     codewords: int = 0
     flywheeled: int = 0
     locks: int = 0
@@ -209,10 +244,11 @@ class CodewordBlocks:
     """Codewords emitted by one :meth:`CodewordSync.push`.
 
     counts : (F, slots_per_codeword) uint16, for ``SCPPMReceiver.receive``.
-    sym_index : (F,) int64, slot-clock symbol index of each codeword's first (CSM) symbol.
+    sym_index : (F,) int64, slot-clock symbol index of the row holding each codeword's first slot.
     csm_llr : (F,) float64, Lambda of the codeword's CSM.
     locked : (F,) bool, False for codewords emitted by the flywheel (CSM missed).
     segment : (F,) int32.
+    slot_offset : (F,) int32, slots from that row's start to the codeword's first slot (0 .. P-1).
     """
 
     counts: np.ndarray
@@ -220,6 +256,7 @@ class CodewordBlocks:
     csm_llr: np.ndarray
     locked: np.ndarray
     segment: np.ndarray
+    slot_offset: np.ndarray
 
     def __len__(self) -> int:
         return int(self.sym_index.shape[0])
@@ -228,7 +265,7 @@ class CodewordBlocks:
     def concat(parts) -> "CodewordBlocks":
         parts = list(parts)
         return CodewordBlocks(*(np.concatenate([getattr(p, f) for p in parts])
-                                for f in ("counts", "sym_index", "csm_llr", "locked", "segment")))
+                                for f in ("counts", "sym_index", "csm_llr", "locked", "segment", "slot_offset")))
 
 
 class CodewordSync:
@@ -241,13 +278,14 @@ class CodewordSync:
         self.code = config.code
         self._pat = config.pattern
         self._w = config.w
+        self._offsets = config.slot_offsets
 
     def initial_state(self) -> CodewordSyncState:
         return CodewordSyncState(buf=np.zeros((0, self.code.slots_per_symbol), dtype=np.uint16))
 
     def _empty(self) -> CodewordBlocks:
         return CodewordBlocks(np.zeros((0, self.code.slots_per_codeword), np.uint16), np.zeros(0, np.int64),
-                              np.zeros(0), np.zeros(0, bool), np.zeros(0, np.int32))
+                              np.zeros(0), np.zeros(0, bool), np.zeros(0, np.int32), np.zeros(0, np.int32))
 
     def push(self, symbols, state: CodewordSyncState) -> tuple[CodewordBlocks, CodewordSyncState]:
         """Consume symbol-aligned slot counts (a ``SlotCounts``); return completed codewords."""
@@ -290,6 +328,7 @@ class CodewordSync:
                     st.segment = int(seg[a])
                     st.mode = CodewordSyncMode.SEARCH
                     st.misses = 0
+                    st.slot_offset = 0
                 else:
                     st.tail = (*st.tail, y[a:b].copy())
                     st.n_tail += b - a
@@ -302,28 +341,68 @@ class CodewordSync:
             return self._empty(), st
         return CodewordBlocks.concat(parts), st
 
+    def flush(self, state: CodewordSyncState) -> tuple[CodewordBlocks, CodewordSyncState]:
+        """End of the symbol stream. A codeword locked at a slot offset ``o > 0`` ends ``o`` slots
+        into the row after it; at the end of a record that row never comes, so the last codeword
+        is completed with ``o`` empty slots (for ``d > 0`` the guard of its last symbol; for
+        ``d < 0`` part of that symbol, which then reads as an erasure) and emitted for decoding,
+        its CRC deciding. Nothing else is emitted: a codeword missing more than its last row's
+        share stays unreceived."""
+        st = copy.copy(state)
+        if st.buf is None or st.mode != CodewordSyncMode.LOCK or st.slot_offset == 0:
+            return self._empty(), st
+        buf = np.concatenate([st.buf, *st.tail]) if st.tail else st.buf
+        if buf.shape[0] != self.cfg.period:              # more: push emitted it; fewer: too short
+            return self._empty(), st
+        st.buf = np.concatenate([buf, np.zeros((1, buf.shape[1]), buf.dtype)])
+        st.tail, st.n_tail = (), 0
+        parts: list = []
+        self._run(st, parts)
+        st.buf = st.buf[:0]                              # the empty row was not received
+        return (CodewordBlocks.concat(parts) if parts else self._empty()), st
+
+    def _rows(self, buf: np.ndarray, o: int) -> np.ndarray:
+        """The symbols of ``buf`` (C-contiguous rows) re-cut ``o`` slots later: a view, one row
+        fewer for ``o > 0`` (the last re-cut symbol would reach past the buffer)."""
+        if o == 0:
+            return buf
+        P = buf.shape[1]
+        n = buf.shape[0] - 1
+        return buf.reshape(-1)[o:o + n * P].reshape(n, P)
+
+    def _search_scores(self, window: np.ndarray) -> np.ndarray:
+        """``Lambda`` of every symbol offset ``j < period`` at every slot offset: (n_offsets, period),
+        from a C-contiguous window of ``period + L - 1`` rows (plus one with a slot search)."""
+        n = self.cfg.period + self._pat.size - 1
+        return np.stack([csm_llr(self._rows(window, o)[:n], self._pat, self.code.M, self._w)
+                         for o in self._offsets])
+
     def _run(self, st: CodewordSyncState, parts: list):
-        cfg, code = self.cfg, self.code
-        per, L = cfg.period, self._pat.size
-        out_c, out_i, out_l, out_k = [], [], [], []
-        buf = st.buf
+        cfg = self.cfg
+        per, L, P = cfg.period, self._pat.size, self.code.slots_per_symbol
+        extra = int(len(self._offsets) > 1)            # a re-cut symbol reaches into the next row
+        out_c, out_i, out_l, out_k, out_o = [], [], [], [], []
+        buf = np.ascontiguousarray(st.buf)
+        flat = buf.reshape(-1)
         pos = 0
         while True:
             avail = buf.shape[0] - pos
             if st.mode == CodewordSyncMode.SEARCH:
-                if avail < per + L - 1:
+                if avail < per + L - 1 + extra:
                     break
-                lam = csm_llr(buf[pos:pos + per + L - 1], self._pat, code.M, self._w)
-                j = int(np.argmax(lam))
-                if lam[j] < cfg.search_min:
+                lam = self._search_scores(buf[pos:pos + per + L - 1 + extra])
+                k = int(np.argmax(lam))
+                if lam.flat[k] < cfg.search_min:
                     # not enough evidence in one period: add the next period's score at the same
                     # offsets (joint LLR of two CSMs one period apart)
-                    if avail < 2 * per + L - 1:
+                    if avail < 2 * per + L - 1 + extra:
                         break
-                    lam = lam + csm_llr(buf[pos + per:pos + 2 * per + L - 1], self._pat, code.M, self._w)
-                    j = int(np.argmax(lam))
-                if lam[j] >= cfg.search_min:
+                    lam = lam + self._search_scores(buf[pos + per:pos + 2 * per + L - 1 + extra])
+                    k = int(np.argmax(lam))
+                if lam.flat[k] >= cfg.search_min:
+                    i, j = divmod(k, per)
                     pos += j
+                    st.slot_offset = self._offsets[i]
                     st.mode = CodewordSyncMode.LOCK
                     st.misses = 0
                     st.fresh = True
@@ -332,10 +411,11 @@ class CodewordSync:
                     pos += per
                 continue
             # LOCK: the CSMs of every whole codeword buffered, scored at once
-            n_cw = avail // per
+            o = st.slot_offset
+            n_cw = (avail - int(o > 0)) // per
             if n_cw == 0:
                 break
-            lam = _csm_llr_at(buf, pos + per * np.arange(n_cw), self._pat, code.M, self._w)
+            lam = _csm_llr_at(self._rows(buf[pos:], o), per * np.arange(n_cw), self._pat, self.code.M, self._w)
             for lam0 in lam.tolist():
                 hit = lam0 > cfg.lock_threshold
                 if not hit:
@@ -351,10 +431,11 @@ class CodewordSync:
                 else:
                     st.misses = 0
                 st.fresh = False
-                out_c.append(buf[pos:pos + per].reshape(-1))
+                out_c.append(flat[pos * P + o:(pos + per) * P + o])
                 out_i.append(st.buf_index + pos)
                 out_l.append(lam0)
                 out_k.append(hit)
+                out_o.append(o)
                 st.codewords += 1
                 pos += per
         if pos or buf.base is not None:                  # keep a private copy of the rest only
@@ -362,9 +443,10 @@ class CodewordSync:
         st.buf_index += pos
         avail = buf.shape[0] - pos
         if st.mode == CodewordSyncMode.LOCK:
-            st.need = per
+            st.need = per + int(st.slot_offset > 0)
         else:                                            # SEARCH: one period, else two periods
-            st.need = per + L - 1 if avail < per + L - 1 else 2 * per + L - 1
+            st.need = (per if avail < per + L - 1 + extra else 2 * per) + L - 1 + extra
         if out_c:
             parts.append(CodewordBlocks(np.stack(out_c), np.array(out_i, np.int64), np.array(out_l),
-                                        np.array(out_k, bool), np.full(len(out_c), st.segment, np.int32)))
+                                        np.array(out_k, bool), np.full(len(out_c), st.segment, np.int32),
+                                        np.array(out_o, np.int32)))

@@ -22,7 +22,11 @@ ACQUIRE (epoch folding / periodogram, no pilots)
     symbol period: the histogram of slot index mod ``P``; the ``G`` consecutive positions with the
     fewest photons are the guard (the ISGT gap), so the next slot starts a symbol. Acquisition
     succeeds when the tone power reaches ``acq_min_power`` and the guard holds at most
-    ``acq_max_guard_ratio`` of the mean photons per position. The window's tags are then re-used by
+    ``acq_max_guard_ratio`` of the mean photons per position, or its deficit below the mean is at
+    least ``acq_guard_z`` Poisson standard deviations (strong background: 64- and 128-PPM at
+    nb = 0.1 leave the guard ~0.8-0.9 of the mean, yet 6-9 sigma deep). A shallow gap places the
+    boundary less precisely (a few slots off, at 128-PPM near threshold): the codeword
+    synchroniser's slot-resolution CSM search corrects that. The window's tags are then re-used by
     tracking (no data lost to acquisition).
 TRACK (second-order loop, per block)
     Blocks of ``block_symbols`` symbols on the current clock model ``(t_start, T)``. Each tag's
@@ -148,7 +152,13 @@ class SlotClockConfig:
     acq_min_photons : fewest tags in a window worth an acquisition attempt.
     acq_min_power : slot-tone periodogram peak ``|sum exp(-2 pi i f t)|^2 / n`` needed (noise alone
         gives ~ Exp(1) per candidate).
-    acq_max_guard_ratio : guard photons / mean photons per slot position must be at most this.
+    acq_max_guard_ratio : the guard is accepted when its photons / the mean photons per slot
+        position are at most this ...
+    acq_guard_z : ... or when its deficit below the mean is at least this many Poisson standard
+        deviations, ``(G*mean - guard) / sqrt(G*mean)``: under strong background (64-PPM at
+        nb = 0.1 photons/slot, say) the guard holds mostly background and its ratio stays near
+        ``nb*P / (ns + nb*P)`` (0.8 there), yet a window of ``acq_symbols`` symbols makes the
+        deficit many sigma deep.
     block_symbols : tracking block length (symbols).
     kp, ki : loop gains (phase, frequency), per block; stable for 0 < ki < kp < 1 roughly.
     los_fraction, los_min_photons : weak-block threshold ``max(los_min_photons, los_fraction*mean)``.
@@ -170,6 +180,7 @@ class SlotClockConfig:
     acq_min_photons: int = 200
     acq_min_power: float = 30.0
     acq_max_guard_ratio: float = 0.5
+    acq_guard_z: float = 6.0
     block_symbols: int = 256
     kp: float = 0.25
     ki: float = 0.03
@@ -206,6 +217,7 @@ class SlotClockConfig:
         integer("acq_min_photons", 2, 1 << 30)
         num("acq_min_power", 0.0, 1e12)
         num("acq_max_guard_ratio", 0.0, 1.0, lo_open=True)
+        num("acq_guard_z", 0.0, 1e6, lo_open=True)
         integer("block_symbols", 1, 1 << 24)
         num("kp", 0.0, 1.0)
         num("ki", 0.0, 1.0)
@@ -404,8 +416,10 @@ class SlotClockRecovery:
         hist = np.bincount(j % P, minlength=P).astype(np.float64)
         gs = _window_sums(hist, G)                           # gs[g] = photons in positions g..g+G-1
         g = int(np.argmin(gs))
-        ratio = float(gs[g] / (G * max(hist.mean(), 1e-300)))
-        if ratio > cfg.acq_max_guard_ratio:
+        mu = G * max(hist.mean(), 1e-300)                    # guard photons expected with no guard
+        ratio = float(gs[g] / mu)
+        z = float((mu - gs[g]) / math.sqrt(mu))
+        if ratio > cfg.acq_max_guard_ratio and z < cfg.acq_guard_z:
             return None
         # signal onset inside the window (a window anchored on a dark count before the signal
         # returns): the first of 32 sub-windows holding >= 1/4 of the busy sub-windows' mean
@@ -420,7 +434,7 @@ class SlotClockRecovery:
         n_sig = int(np.count_nonzero(x >= onset))
         return {"period": float(T), "t_sym": float(t_anchor + t_sym), "t_onset": float(t_anchor + onset),
                 "rate_per_ps": n_sig / max(W - onset, 1.0), "offset_ppm": float((T / T0 - 1.0) * 1e6),
-                "power": float(pw[k]), "guard_ratio": ratio}
+                "power": float(pw[k]), "guard_ratio": ratio, "guard_z": z}
 
     # ---------------------------------------------------------------------------------- streaming
     def push(self, t_ps, state: SlotClockState) -> tuple[SlotCounts, SlotClockState]:
