@@ -30,11 +30,11 @@ def _stream(rng, n_frames, lead=0, tail=64):
     return bits, data, lead + P * np.arange(n_frames)
 
 
-def _run(sync, llr, cuts=()):
+def _run(sync, llr, cuts=(), confirm=None):
     st = sync.initial_state()
     parts = []
     for chunk in np.split(llr, cuts):
-        f, st = sync.push(chunk, st)
+        f, st = sync.push(chunk, st, confirm=confirm)
         parts.append(f)
     return SyncedFrames.concat(parts), st
 
@@ -118,24 +118,42 @@ def test_never_found_in_random_stream(esn0_db):
     assert len(fr) == 0 and st.locks == 0
 
 
-@pytest.mark.parametrize("rule", ["massey", "hard"])
+@pytest.mark.parametrize("rule", ["massey", "hard", "integrated"])
 def test_chunked_equals_one_shot(rng, rule):
+    """Any chunking gives the frames and final state of one-shot input. "integrated": the search
+    sums up to 3 periods (retained across pushes) and a ``confirm`` that rejects the candidates at
+    positions 3 mod 4 (every marker before the first slip) sends SEARCH back to the bit after them;
+    its calls are the same too."""
     bits, _, _ = _stream(rng, 60, lead=123)
     # slips, a gap and an inverted tail exercise every state
     bits = np.concatenate([bits[:5000], bits[5001:9000], [0, 1], bits[9000:12000],
                            rng.integers(0, 2, 3001), bits[12000:]])
-    L = _llr(bits, 3.0, rng)
+    L = _llr(bits, 3.0 if rule != "integrated" else -1.0, rng)
     L[14000:] *= -1
-    sync = ASMFrameSync(FrameSyncConfig(frame_len=FL, rule=rule, polarity_free=True))
-    one, s1 = _run(sync, L)
+    extra = {"search_periods": 3, "check_count": 0} if rule == "integrated" else {}
+    sync = ASMFrameSync(FrameSyncConfig(frame_len=FL, rule="hard" if rule == "hard" else "massey",
+                                        polarity_free=True, **extra))
+    log = []
+
+    def confirm(f, off, inv):
+        log.append((off, inv, f.tobytes()))
+        return off % 4 != 3
+    confirm = confirm if rule == "integrated" else None
+    one, s1 = _run(sync, L, confirm=confirm)
+    calls = list(log)
     assert len(one) > 30 and s1.lock_losses >= 1
+    if rule == "integrated":
+        assert s1.false_locks >= 10 and len(calls) == s1.locks + s1.false_locks
     for trial in range(5):
         cuts = np.sort(rng.choice(np.arange(1, L.size), int(rng.integers(1, 200)), replace=False))
-        got, s2 = _run(sync, L, cuts)
+        log.clear()
+        got, s2 = _run(sync, L, cuts, confirm=confirm)
         _assert_same(got, one)
-        assert s2.same_as(s1)
-    got = _run(sync, L, np.arange(1, L.size, 1))[0]                # one LLR at a time
+        assert s2.same_as(s1) and log == calls
+    log.clear()
+    got = _run(sync, L, np.arange(1, L.size, 1), confirm=confirm)[0]          # one LLR at a time
     _assert_same(got, one)
+    assert log == calls
 
 
 @pytest.mark.parametrize("slip", [-2, -1, 1, 2])
@@ -208,6 +226,107 @@ def test_false_candidate_rejected_in_check(rng):
     np.testing.assert_array_equal(fr.offset, offs[2:])
 
 
+def test_confirm_rejects_a_false_candidate_and_resumes_after_its_marker(rng):
+    """A lone strong marker 100 bits before the first true one (which lies inside the false frame)
+    is the first SEARCH hit. Without ``confirm`` (check_count 0) it locks: a garbage frame, the
+    flywheel's 3 more, and the true markers meanwhile are ignored (4 frames lost). A ``confirm``
+    standing in for a decoder (the frame must equal the data sent) rejects it (``false_locks``)
+    and SEARCH resumes at the bit after it: every true frame comes out, each confirmed lock keeps
+    its flywheel (an erased marker later does not drop it)."""
+    bits, data, offs = _stream(rng, 14, lead=400)
+    L = _llr(bits, None, rng)
+    L[300:332] = 8.0 * (1.0 - 2.0 * ASM_BITS)                  # false marker; the true one at 400
+    L[offs[8]:offs[8] + 32] = 0.0                              # an erased marker inside the lock
+    sync = ASMFrameSync(FrameSyncConfig(frame_len=FL, polarity_free=True, check_count=0))
+    plain, st0 = _run(sync, L)
+    assert plain.offset[0] == 300 and st0.lock_losses == 1
+    assert set(offs[:4]).isdisjoint(plain.offset) and st0.frames_found + st0.missed == len(plain)
+    sent = {int(o): d for o, d in zip(offs, data)}
+    calls = []
+
+    def confirm(f, off, inverted):
+        calls.append(off)
+        assert f.dtype == np.float32 and f.shape == (FL,) and not inverted
+        return off in sent and np.array_equal((f < 0).astype(np.uint8), sent[off])
+    fr, st = _run(sync, L, cuts=[350, 1000], confirm=confirm)
+    np.testing.assert_array_equal(fr.offset, offs)
+    assert calls == [300, 400] and st.false_locks == 1 and st.locks == 1 and st.lock_losses == 0
+    assert list(fr.state).count(SyncMode.FLYWHEEL) == 1 and st.missed == 1
+    np.testing.assert_array_equal(fr.llr, L[offs[:, None] + 32 + np.arange(FL)].astype(np.float32))
+
+
+def _weak_marker_stream(seed, n_frames, esn0_db, frame_len=FL):
+    r = np.random.default_rng(seed)
+    data = r.integers(0, 2, (n_frames, frame_len), dtype=np.uint8)
+    lead = int(r.integers(0, frame_len))
+    bits = np.concatenate([r.integers(0, 2, lead, dtype=np.uint8)]
+                          + [np.concatenate([ASM_BITS, d]) for d in data] + [r.integers(0, 2, 64, dtype=np.uint8)])
+    return _llr(bits, esn0_db, r), lead + (32 + frame_len) * np.arange(n_frames)
+
+
+def test_integrated_search_finds_markers_too_weak_alone():
+    """At Es/N0 = -4 dB (calibrated BPSK LLRs) a marker's polarity-free Massey metric averages 8.5
+    and reaches the single-marker threshold 12 with probability ~0.12; summed over up to 4
+    periods it reaches 14 after 2-3 markers. 40 streams of 6 frames: the plain search misses many
+    streams whole, the integrated one none, and always locks on the true marker grid (the hit is
+    the latest marker of the run). Exact binomial bounds (95 %)."""
+    from scipy.stats import binomtest
+    n, found = 40, {1: 0, 4: 0}
+    first = []
+    for seed in range(n):
+        L, offs = _weak_marker_stream(seed, 6, -4.0)
+        for k in (1, 4):
+            sync = ASMFrameSync(FrameSyncConfig(frame_len=FL, polarity_free=True, check_count=0, search_periods=k))
+            fr, st = _run(sync, L, cuts=[int(offs[2]) + 5])
+            if len(fr):
+                found[k] += 1
+                assert set(fr.offset) <= set(offs)            # never off the marker grid
+                if k == 4:
+                    first.append(int(np.searchsorted(offs, fr.offset[0])))
+    assert binomtest(n - found[4], n).proportion_ci(0.95).high < 0.1      # 0/40 streams missed
+    assert binomtest(n - found[1], n).proportion_ci(0.95).low > 0.2       # single marker: ~1/2 missed
+    assert np.mean(first) < 2.5
+
+
+def test_integrated_metric_false_hits_within_the_markov_bound():
+    """The claim behind the thresholds: on random data with calibrated LLRs, exp(S_j) has mean 1 for
+    the sum S_j of j polarity-free Massey metrics over disjoint windows, so P(S_j >= T) <= e^-T
+    whatever j. 4 x 10^4 independent runs per point; exact one-sided binomial test that the rate
+    does not exceed the bound (measured 10-100 times below it: e.g. at -4 dB, T = 3, 240 / 12 / 0
+    of 10^5 for j = 1 / 2 / 4 against a bound of 4979)."""
+    from scipy.stats import binomtest
+    r = np.random.default_rng(77)
+    R = 40_000
+    for esn0_db in (-4.0, -1.2):
+        for j in (1, 2, 4):
+            L = _llr(r.integers(0, 2, (R, j, 32)), esn0_db, r)
+            S = massey_metric(L, polarity_free=True)[0][..., 0].sum(-1)
+            for T in (3.0, 6.0):
+                k = int((S >= T).sum())
+                assert binomtest(k, R, np.exp(-T), alternative="greater").pvalue > 1e-3, (esn0_db, j, T, k)
+                if esn0_db == -4.0 and j == 1 and T == 3.0:
+                    assert k > 0                             # the metric does fluctuate up to T
+
+
+def test_integrated_search_on_random_data_locks_never():
+    """Random data only, 80 periods of P = 4128 (330k positions) at Es/N0 = -2 dB (a marker would
+    average ~12), 4 periods summed at the default thresholds 12 / 14: the bound says at most
+    P (e^-12 + 3 e^-14) = 0.036 SEARCH hits per period; every hit goes to ``confirm`` (which, like
+    a decoder on random data, rejects it), none becomes a lock or a frame. Exact one-sided
+    binomial test of the hits against the per-position bound."""
+    from scipy.stats import binomtest
+    fl = 4096
+    r = np.random.default_rng(5)
+    L = _llr(r.integers(0, 2, 80 * (fl + 32)), -2.0, r)
+    cfg = FrameSyncConfig(frame_len=fl, polarity_free=True, check_count=0, search_periods=4)
+    calls = []
+    fr, st = _run(ASMFrameSync(cfg), L, cuts=[70_000, 200_001],
+                  confirm=lambda f, off, inv: calls.append(off) or False)
+    assert len(fr) == 0 and st.locks == 0 and st.false_locks == len(calls)
+    bound = np.exp(-cfg.search_threshold) + 3 * np.exp(-cfg.integrate_threshold)
+    assert binomtest(len(calls), L.size, bound, alternative="greater").pvalue > 1e-3
+
+
 def test_bad_input():
     sync = ASMFrameSync(FrameSyncConfig(frame_len=FL))
     with pytest.raises(ShapeError, match="1-D float"):
@@ -226,6 +345,12 @@ def test_bad_input():
         FrameSyncConfig(frame_len=FL, slip=40)
     with pytest.raises(ConfigError, match="frame_len.*got 0"):
         FrameSyncConfig(frame_len=0)
+    with pytest.raises(ConfigError, match="search_periods.*got 0"):
+        FrameSyncConfig(frame_len=FL, search_periods=0)
+    with pytest.raises(ConfigError, match="search_periods > 1 needs rule='massey'"):
+        FrameSyncConfig(frame_len=FL, rule="hard", search_periods=2)
+    with pytest.raises(ConfigError, match="integrate_threshold"):
+        FrameSyncConfig(frame_len=FL, search_periods=2, integrate_threshold=float("nan"))
 
 
 def test_end_to_end_packets_through_sync(rng):

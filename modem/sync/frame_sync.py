@@ -185,6 +185,24 @@ class FrameSyncConfig:
         one more drops to SEARCH.
     slip : in CHECK / LOCK / FLYWHEEL the marker is looked for at the expected position +- slip bits.
     correct_polarity : negate the LLRs of frames found on an inverted stream.
+    search_periods : K >= 1, SEARCH also integrates the marker over up to K consecutive sync periods
+        (``rule="massey"`` only): position ``p`` is a hit when its own polarity-free metric reaches
+        ``search_threshold`` *or*, for some ``j`` in 2..K, the non-coherent sum ``S_j(p) = sum_{k<j}
+        S(p - k P)`` of the per-period metrics (polarity-free if configured: each period's polarity
+        is free) reaches ``integrate_threshold`` (positions before the stream start do not count).
+        A marker too weak to be found alone is found by integration; the hit is then the latest
+        marker of the run (the earlier ones lie before it, at ``p - k P``). K = 1: the plain search.
+    integrate_threshold : the threshold on ``S_j``, ``j >= 2``.
+
+    False hits on random data (``search_periods`` > 1): with calibrated LLRs, ``exp(S)`` of one
+    period is a likelihood ratio whose mean under "random data here" is 1 (also in the polarity-free
+    form, the mean of the two polarities' ratios), and the windows of different periods are disjoint,
+    so ``exp(S_j)`` has mean 1 too and ``P(S_j >= T) <= exp(-T)`` (Markov) for any ``j``. The search
+    tests ``P`` positions per period, so the expected number of false SEARCH hits per sync period of
+    random data is at most ``P (exp(-search_threshold) + (K - 1) exp(-integrate_threshold))``: the
+    threshold accounts for the number of offsets and sums searched, not for ``j``. (For 1 + 3 sums at
+    12 / 14 and ``P`` = 16232: <= 0.14 hits per period, each rejected by CHECK or by the caller's
+    ``confirm`` of :meth:`ASMFrameSync.push`; see ``tests/test_frame_sync.py`` for the measured rate.)
     """
 
     frame_len: int
@@ -200,6 +218,8 @@ class FrameSyncConfig:
     flywheel: int = 3
     slip: int = 2
     correct_polarity: bool = True
+    search_periods: int = 1
+    integrate_threshold: float = 14.0
 
     def __post_init__(self):
         who = "FrameSyncConfig"
@@ -217,8 +237,15 @@ class FrameSyncConfig:
         rng_("check_count", 0, 1000)
         rng_("flywheel", 0, 1000)
         rng_("slip", 0, min(self.marker_len - 1, self.frame_len))
+        rng_("search_periods", 1, 64)
         if self.rule not in ("massey", "hard"):
             raise ConfigError(f"{who}: rule must be 'massey' or 'hard', got {self.rule!r}")
+        if self.search_periods > 1 and self.rule != "massey":
+            raise ConfigError(f"{who}: search_periods > 1 needs rule='massey', got rule={self.rule!r} with "
+                              f"search_periods={self.search_periods}")
+        v = self.integrate_threshold
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not -1e9 < v < 1e9:
+            raise ConfigError(f"{who}: integrate_threshold must be a finite number, got {v!r}")
         top = self.marker_len * LN2
         for name in ("search_threshold", "lock_threshold"):
             v = getattr(self, name)
@@ -332,6 +359,7 @@ class ASMFrameSync:
             self._search_min, self._lock_min = float(config.search_threshold), float(config.lock_threshold)
         else:
             self._search_min, self._lock_min = -float(config.search_max_errors), -float(config.lock_max_errors)
+        self._int_min = float(config.integrate_threshold)
 
     def initial_state(self) -> FrameSyncState:
         return FrameSyncState()
@@ -352,8 +380,64 @@ class ASMFrameSync:
         inv = inv[0] ^ inverted if not polarity_free else inv[0]
         return score, inv
 
-    def push(self, llr_chunk, state: FrameSyncState) -> tuple[SyncedFrames, FrameSyncState]:
-        """Consume one chunk ``(n,)`` of LLRs; return the frames it completes and the new state."""
+    def _search_stat(self, buf: np.ndarray, start: int, lo: int, hi: int):
+        """SEARCH statistic of positions ``[lo, hi)`` (their marker windows inside ``buf``, which
+        starts at stream bit ``start``).
+
+        Returns ``(hit, excess, periods, inv)``: ``hit`` bool (a SEARCH hit: the single-period metric
+        reaches the search threshold, or some ``S_j``, ``2 <= j <= K``, the integrate threshold),
+        ``excess`` the largest of ``S_1 - search threshold`` and ``S_j - integrate threshold`` (the
+        refinement picks its maximum), ``periods`` the ``j`` giving it, ``inv`` the polarity-free
+        inversion flag of ``S_1``. With ``search_periods`` 1, ``excess`` is the plain score (the
+        search is exactly the single-period one)."""
+        cfg, m, P = self.cfg, self.cfg.marker_len, self.cfg.period
+        n = hi - lo
+        s1, inv = self._score(buf[lo - start:hi - start + m - 1], cfg.polarity_free, False)
+        hit = s1 >= self._search_min
+        periods = np.ones(n, np.int64)
+        if cfg.search_periods == 1:
+            return hit, s1, periods, inv
+        excess = s1 - self._search_min
+        acc = s1.copy()
+        for j in range(1, cfg.search_periods):
+            a = lo - j * P                               # positions a .. a + n - 1, one period back each
+            v = max(0, start - a)                        # before the stream start: not there
+            if v >= n:
+                break
+            sj = np.full(n, -np.inf)
+            sj[v:], _ = self._score(buf[a + v - start:a + n - 1 + m - start], cfg.polarity_free, False)
+            acc += sj
+            e = acc - self._int_min
+            hit |= e >= 0.0
+            better = e > excess
+            excess = np.where(better, e, excess)
+            periods[better] = j + 1
+        return hit, excess, periods, inv
+
+    def _run_polarity(self, buf: np.ndarray, start: int, p: int, periods: int) -> bool:
+        """Inverted stream at an integrated hit: the known-polarity metrics of the ``periods``
+        markers ending at ``p`` summed for each polarity; the larger wins."""
+        m, P = self.cfg.marker_len, self.cfg.period
+        plus = minus = 0.0
+        for k in range(periods):
+            q = p - k * P
+            seg = buf[q - start:q + m - start]
+            plus += float(self._score(seg, False, False)[0][0])
+            minus += float(self._score(seg, False, True)[0][0])
+        return minus > plus
+
+    def push(self, llr_chunk, state: FrameSyncState, confirm=None) -> tuple[SyncedFrames, FrameSyncState]:
+        """Consume one chunk ``(n,)`` of LLRs; return the frames it completes and the new state.
+
+        confirm : None, or a callable ``confirm(frame_llr, offset, inverted) -> bool`` that checks
+            the first frame of every SEARCH candidate once its bits are in (``frame_llr``
+            ``(frame_len,)`` float32 exactly as it would be emitted, ``offset`` its marker position,
+            ``inverted`` the candidate's polarity), e.g. by decoding it. False rejects the
+            candidate (``false_locks`` + 1) and SEARCH resumes at the bit after its marker, so a
+            true marker inside the rejected frame is still found; True lets CHECK go on as without
+            ``confirm``. Called in stream order at positions fixed by the stream, so chunking does
+            not change the calls or the output (a callable that depends only on its arguments).
+        """
         x = np.asarray(llr_chunk)
         if x.ndim != 1 or x.dtype.kind != "f":
             raise ShapeError(f"ASMFrameSync.push: llr_chunk must be a 1-D float array, got dtype {x.dtype} "
@@ -384,8 +468,8 @@ class ASMFrameSync:
                 if last < sp:
                     break
                 hi = min(last + 1, sp + self.SEARCH_BLOCK)
-                score, _ = self._score(buf[sp - start:hi - start + m - 1], cfg.polarity_free, False)
-                hits = np.flatnonzero(score >= self._search_min)
+                hit, _, _, _ = self._search_stat(buf, start, sp, hi)
+                hits = np.flatnonzero(hit)
                 if hits.size == 0:
                     st["search_pos"] = hi
                     continue
@@ -393,10 +477,11 @@ class ASMFrameSync:
                 if p + m - 1 > last:                         # refinement window not complete yet
                     st["search_pos"] = p
                     break
-                score, inv = self._score(buf[p - start:p + 2 * m - 1 - start], cfg.polarity_free, False)
-                j = int(np.argmax(score))
+                _, excess, periods, inv = self._search_stat(buf, start, p, p + m)
+                j = int(np.argmax(excess))
+                inverted = bool(inv[j]) if periods[j] == 1 else self._run_polarity(buf, start, p + j, int(periods[j]))
                 st.update(mode=SyncMode.CHECK, cand_pos=p + j, next_pos=p + j, search_pos=p + j, good=0, misses=0, fresh=True,
-                          inverted=bool(inv[j]))
+                          inverted=inverted)
                 continue
 
             # CHECK / LOCK / FLYWHEEL: look at the expected place
@@ -412,6 +497,13 @@ class ASMFrameSync:
             if mode == SyncMode.CHECK:
                 if st["fresh"]:
                     st["fresh"] = False
+                    if confirm is not None:
+                        f = buf[pos + m - start:pos + P - start]
+                        f = (-f if (st["inverted"] and cfg.correct_polarity) else f).astype(np.float32)
+                        if not confirm(f, pos, st["inverted"]):
+                            st.update(mode=SyncMode.SEARCH, search_pos=st["cand_pos"] + 1,
+                                      false_locks=st["false_locks"] + 1)
+                            continue
                 elif good:
                     st["good"] += 1
                 else:
@@ -440,6 +532,7 @@ class ASMFrameSync:
             keep = min(st["cand_pos"] + 1, st["next_pos"] - cfg.slip)
         else:
             keep = st["next_pos"] - cfg.slip
+        keep -= (cfg.search_periods - 1) * P               # the earlier periods an integrated search sums
         keep = min(max(keep, start), end)
         rest = buf[keep - start:].copy()
         rest.setflags(write=False)
