@@ -179,6 +179,31 @@ def test_codeword_sync_corrects_a_symbol_boundary_slots_off(blocks, d):
     assert len(off) == 0 and st0.locks == 0
 
 
+def test_flush_completes_a_last_codeword_short_of_a_few_symbols(blocks):
+    """A record ends ``k`` symbols before its last codeword does (the slot clock emits nothing after
+    the last photon): ``flush`` completes it with empty symbols (erasures) for k <= L (the CSM
+    length) and it decodes; for k > L nothing more is emitted. Empty symbols carry no evidence:
+    the emitted counts are the received ones, then zeros."""
+    u, x = blocks
+    y = simulate_counts(x[:3], NS, NB, np.random.default_rng(8)).reshape(-1, P)
+    L = CODE.L_csm
+    for k in (1, 5, L, L + 1):
+        cs = CodewordSync(CodewordSyncConfig(CODE, NS, NB))
+        out, st = sync_all(cs, [as_slot_counts(y[:-k])])
+        assert len(out) == 2 and st.mode == 1              # codewords 0, 1; LOCK on codeword 2
+        last, st = cs.flush(st)
+        if k > L:
+            assert len(last) == 0
+            continue
+        assert len(last) == 1 and last.sym_index[0] == 2 * PER and last.locked[0]
+        want = np.zeros(CODE.slots_per_codeword, np.uint16)
+        want[:(PER - k) * P] = y[2 * PER:3 * PER - k].reshape(-1)
+        np.testing.assert_array_equal(last.counts[0], want)
+        r = SCPPMReceiver(CODE, NS, NB, max_iter=10).receive(last.counts)
+        assert r.crc_ok[0] and np.array_equal(r.u_hat[0], u[2])
+        assert len(cs.flush(st)[0]) == 0                   # flushing twice emits nothing more
+
+
 def test_codeword_sync_errors():
     cs = CodewordSync(CodewordSyncConfig(CODE, NS, NB))
     st = cs.initial_state()

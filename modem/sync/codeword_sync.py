@@ -50,7 +50,8 @@ and returns to SEARCH.
 
 Streaming: ``blocks, state = sync.push(slot_counts, state)``; the state is the whole memory and is
 never mutated. Scores depend only on the symbols of their window, so any chunking gives identical
-output.
+output. ``blocks, state = sync.flush(state)`` at the end of a record emits a last codeword that
+lacks at most ``L`` symbols, completed with empty (erased) symbols.
 """
 from __future__ import annotations
 
@@ -342,23 +343,25 @@ class CodewordSync:
         return CodewordBlocks.concat(parts), st
 
     def flush(self, state: CodewordSyncState) -> tuple[CodewordBlocks, CodewordSyncState]:
-        """End of the symbol stream. A codeword locked at a slot offset ``o > 0`` ends ``o`` slots
-        into the row after it; at the end of a record that row never comes, so the last codeword
-        is completed with ``o`` empty slots (for ``d > 0`` the guard of its last symbol; for
-        ``d < 0`` part of that symbol, which then reads as an erasure) and emitted for decoding,
-        its CRC deciding. Nothing else is emitted: a codeword missing more than its last row's
-        share stays unreceived."""
+        """End of the symbol stream: emit the last codeword in LOCK if it lacks at most ``L`` (the
+        CSM length, 16 symbols: < 0.5 % of a codeword) symbols at its end, completed with empty
+        slots. A record's last symbols are never emitted by the slot clock when no photon arrives
+        after them, and a codeword locked at a slot offset ``o > 0`` ends ``o`` slots into a row
+        that never comes; an all-empty symbol has the same likelihood under every PPM symbol, so
+        it is an erasure, never wrong evidence, and the codeword's CRC decides. A codeword missing
+        more stays unreceived."""
         st = copy.copy(state)
-        if st.buf is None or st.mode != CodewordSyncMode.LOCK or st.slot_offset == 0:
+        if st.buf is None or st.mode != CodewordSyncMode.LOCK:
             return self._empty(), st
         buf = np.concatenate([st.buf, *st.tail]) if st.tail else st.buf
-        if buf.shape[0] != self.cfg.period:              # more: push emitted it; fewer: too short
+        missing = self.cfg.period + int(st.slot_offset > 0) - buf.shape[0]
+        if not 0 < missing <= self._pat.size:
             return self._empty(), st
-        st.buf = np.concatenate([buf, np.zeros((1, buf.shape[1]), buf.dtype)])
+        st.buf = np.concatenate([buf, np.zeros((missing, buf.shape[1]), buf.dtype)])
         st.tail, st.n_tail = (), 0
         parts: list = []
         self._run(st, parts)
-        st.buf = st.buf[:0]                              # the empty row was not received
+        st.buf = st.buf[:0]                              # the empty symbols were not received
         return (CodewordBlocks.concat(parts) if parts else self._empty()), st
 
     def _rows(self, buf: np.ndarray, o: int) -> np.ndarray:
