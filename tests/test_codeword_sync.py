@@ -179,6 +179,25 @@ def test_codeword_sync_corrects_a_symbol_boundary_slots_off(blocks, d):
     assert len(off) == 0 and st0.locks == 0
 
 
+@pytest.mark.parametrize("M", [16, 128])
+def test_search_scores_equal_csm_llr_at_every_slot_offset(M):
+    """The compiled slot-offset search gives csm_llr of the re-cut rows at every offset (to
+    rounding), bright slots included (a window ~250 counts below its row's brightest slot takes the
+    exact fallback; a plain shared shift would underflow to -inf there)."""
+    code = SCPPMCode(M=M, rate="1/2")
+    cs = CodewordSync(CodewordSyncConfig(code, NS, NB))
+    per, L, Pm = cs.cfg.period, code.L_csm, code.slots_per_symbol
+    rng = np.random.default_rng(M)
+    w = rng.poisson(0.3, (per + L, Pm)).astype(np.uint16)
+    w[rng.integers(0, per, 40), rng.integers(0, Pm, 40)] = rng.integers(2, 30, 40)
+    w[7, 3] = 1500                                          # w * 1500 ~ 7000: far past exp's range
+    w[200, Pm - 1] = 900
+    got = cs._search_scores(w)
+    want = np.stack([csm_llr(cs._rows(w, o)[:per + L - 1], cs._pat, M, cs._w) for o in cs._offsets])
+    assert got.shape == (len(cs._offsets), per) and np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+
+
 def test_flush_completes_a_last_codeword_short_of_a_few_symbols(blocks):
     """A record ends ``k`` symbols before its last codeword does (the slot clock emits nothing after
     the last photon): ``flush`` completes it with empty symbols (erasures) for k <= L (the CSM
