@@ -78,13 +78,13 @@ def receiver(code, ns, nb, n_rec, n_cw, seed, options=({}, {})):
                              drift_ppm_per_s=50.0, jitter_rms_ps=50.0, t0_ps=float(rng.uniform(0, 1e6)))
         tags = simulate_time_tags(tx.modulate(u), ns, nb, rng, link)
         rx = SCPPMTimeTagReceiver(code, SPEC, SLOT_PS, ns, nb, clock_options=options[0], sync_options=options[1])
-        decode, push = rx.decoder.receive, rx.cw_sync.push
+        decode, push = rx.decoder.receive_stream, rx.cw_sync.push
         got = []
 
-        def decode_and_keep(counts, decode=decode, got=got):
-            res = decode(counts)
+        def decode_and_keep(counts, restart=None, decode=decode, got=got):
+            res, src = decode(counts, restart)
             got.extend(res.u_hat[i].tobytes() for i in np.flatnonzero(res.crc_ok))
-            return res
+            return res, src
 
         def push_and_count(slots, st, push=push):
             blocks, st = push(slots, st)
@@ -92,7 +92,7 @@ def receiver(code, ns, nb, n_rec, n_cw, seed, options=({}, {})):
                 offsets[o] = offsets.get(o, 0) + 1
             return blocks, st
 
-        rx.decoder.receive, rx.cw_sync.push = decode_and_keep, push_and_count
+        rx.decoder.receive_stream, rx.cw_sync.push = decode_and_keep, push_and_count
         rx.push(tags.t_ps)
         rx.flush()
         sent = {row.tobytes() for row in u}

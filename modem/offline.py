@@ -69,14 +69,14 @@ def _time_tag_receiver_class():
                 super().__init__(*a, **kw)
                 from .fec.scppm import SCPPMTransmitter  # noqa: PLC0415
                 self._tx = SCPPMTransmitter(self.code)
-                receive = self.decoder.receive
+                receive = self.decoder.receive_stream
 
-                def receive_and_measure(counts):
-                    res = receive(counts)
+                def receive_and_measure(counts, restart=None):
+                    res, src = receive(counts, restart)
                     self._measure(counts, res)
-                    return res
+                    return res, src
 
-                self.decoder.receive = receive_and_measure
+                self.decoder.receive_stream = receive_and_measure
 
             def reset(self):
                 super().reset()

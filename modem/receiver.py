@@ -214,24 +214,38 @@ class SCPPMTimeTagReceiver:
         return self._decode(cw)
 
     def _decode(self, cw) -> list[ReceivedFrame]:
-        """Decode codewords from the codeword synchroniser and pass them to the TM deframer."""
+        """Codewords from the codeword synchroniser -> [channel de-interleaver] -> decoder -> TM
+        deframer. A hole in the codeword stream (a codeword that does not follow the one before
+        it) restarts the de-interleaver and the TM frame synchroniser: the bit stream is no longer
+        contiguous, a frame not finished is lost with it, and with a channel interleaver so are
+        the codewords spread over the hole. Each decoded codeword gets the receive time of the
+        codeword that completed it."""
         if not len(cw):
             return []
-        res = self.decoder.receive(cw.counts)
-        frames = []
+        restart = np.zeros(len(cw), bool)
+        t_cw = np.empty(len(cw))
         for i in range(len(cw)):
             key = (int(cw.segment[i]), int(cw.sym_index[i]), int(cw.slot_offset[i]))
-            if self._stream_key is not None and key != self._stream_key:
-                # a hole in the codeword stream: the bit stream is no longer contiguous, and a
-                # frame the synchroniser had not finished is lost with it
-                self._deframer.restart()
+            restart[i] = self._stream_key is not None and key != self._stream_key
             self._stream_key = (key[0], key[1] + self.cw_sync.cfg.period, key[2])
-            ok = bool(res.crc_ok[i])
+            t_cw[i] = self._time_of(key[0], key[1]) + key[2] * self.slot_width_ps   # its first slot
+        res, src = self.decoder.receive_stream(cw.counts, restart)
+        frames = []
+        done = 0                                       # input codewords whose restart is applied
+        for r in range(len(src)):
+            for i in range(done, int(src[r]) + 1):
+                if restart[i]:
+                    self._deframer.restart()
+            done = max(done, int(src[r]) + 1)
+            ok = bool(res.crc_ok[r])
             self.stats.codewords += 1
             self.stats.codewords_crc_failed += int(not ok)
-            t = self._time_of(key[0], key[1]) + key[2] * self.slot_width_ps   # the codeword's first slot
-            frames += self._deframer.push(self._n_cw, res.u_hat[i], ok, t, int(res.iterations[i]))
+            frames += self._deframer.push(self._n_cw, res.u_hat[r], ok, float(t_cw[src[r]]),
+                                          int(res.iterations[r]))
             self._n_cw += 1
+        for i in range(done, len(cw)):                 # restarts after the last codeword out
+            if restart[i]:
+                self._deframer.restart()
         return frames
 
     def _remember_times(self, slots):

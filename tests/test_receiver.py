@@ -178,19 +178,19 @@ def _strong_background_records(M, ns, nb, n_rec, n_cw):
         tags = simulate_time_tags(x, ns, nb, rng, link)
         rx = _time_tag_receiver_class()(code, SPEC, SLOT_PS, ns, nb)
         good, offsets = [], []
-        receive, push = rx.decoder.receive, rx.cw_sync.push
+        receive, push = rx.decoder.receive_stream, rx.cw_sync.push
 
-        def receive_and_keep(counts):
-            res = receive(counts)
+        def receive_and_keep(counts, restart=None):
+            res, src = receive(counts, restart)
             good.extend(res.u_hat[i] for i in np.flatnonzero(res.crc_ok))
-            return res
+            return res, src
 
         def push_and_keep(slots, st):
             blocks, st = push(slots, st)
             offsets.extend(blocks.slot_offset.tolist())
             return blocks, st
 
-        rx.decoder.receive, rx.cw_sync.push = receive_and_keep, push_and_keep
+        rx.decoder.receive_stream, rx.cw_sync.push = receive_and_keep, push_and_keep
         rx.push(tags.t_ps)
         rx.flush()
         sent = {row.tobytes() for row in u}
@@ -224,3 +224,36 @@ def test_acquires_and_decodes_under_strong_background(M, ns):
     re = [r[5] for r in recs]
     sym_err = sum(r["symbol_errors"] for r in re) / sum(r["symbols"] for r in re)
     assert sym_err > 0.3                                   # the channel makes raw errors: hard PPM decisions
+
+
+def test_channel_interleaver_and_repetition_through_a_cloud():
+    """A code with the convolutional channel interleaver (N = 2, B = 1890: one codeword of delay)
+    and symbol repetition 2, through a 200 ms cloud: the receiver de-interleaves across codewords
+    (the decoder completes each codeword one received codeword later), restarts the
+    de-interleaver at the hole the cloud leaves (the codewords spread over it are lost, the next
+    ones decode), gives every frame the time of the codeword that completed it, and the same
+    frames in any chunking. Frames out are bit-exact sent ones."""
+    code = SCPPMCode(M=16, rate="1/2", interleaver_rows=2, interleaver_shift=1890, repetition=2,
+                     repeat_unit="symbol")
+    frames = _frames(14)
+    tx = SCPPMTransmitter(code)
+    x = np.concatenate([tx.modulate(_blocks(frames)), tx.flush()])
+    spc = code.slots_per_codeword
+    n_lost = math.ceil(200e9 / (spc * SLOT_PS))
+    split = 6
+    tags = simulate_time_tags([(0, x[:split]), ((split + n_lost) * spc, x[split:])], 1.5, NB,
+                              np.random.default_rng(23), TimeTagConfig(**LINK))
+    rx = SCPPMTimeTagReceiver(code, SPEC, SLOT_PS, 1.5, NB_DET)
+    got = _run(rx, tags, 50, 5)
+    assert [e.kind for e in rx.stats.events] == ["acquired", "loss_of_signal", "acquired"]
+    sent = {f: i for i, f in enumerate(frames)}
+    good = [f for f in got if f.valid]
+    assert all(f.data in sent for f in good) and rx.stats.codewords_crc_failed == 0
+    idx = [sent[f.data] for f in good]
+    before = [i for i in idx if (i + 1) * (32 + SPEC.n_bits) <= split * code.k]
+    after = [i for i in idx if i not in before]
+    assert len(before) >= 2 and len(after) >= 4 and after == list(range(after[0], after[-1] + 1))
+    assert after[-1] >= len(frames) - 2
+    assert all(np.diff([f.t_ps for f in good]) > 0)
+    one = _run(SCPPMTimeTagReceiver(code, SPEC, SLOT_PS, 1.5, NB_DET), tags, 0, 6)
+    assert [(f.data, f.t_ps, f.codewords) for f in one] == [(f.data, f.t_ps, f.codewords) for f in got]

@@ -107,6 +107,45 @@ def test_interleaver_delay_not_a_multiple_of_S(rng):
     np.testing.assert_array_equal(out[:3], u)
 
 
+@pytest.mark.parametrize("rows, shift", [(2, 1890), (3, 700), (1, 0)])
+def test_codeword_deinterleaver_restarts_and_sources(rows, shift):
+    """CodewordDeinterleaver on metrics interleaved by the transmitter's ChannelInterleaver:
+    output = the original codewords (from the first received one on), in any chunking; ``src`` =
+    the first input codeword by which each output is whole; a restart = a fresh de-interleaver
+    from that input on, and the outputs spread over the hole are not emitted."""
+    from modem.fec.scppm import ChannelInterleaver, CodewordDeinterleaver
+    code = SCPPMCode(16, "1/2", interleaver_rows=rows, interleaver_shift=shift, check_interleaver_multiple=False)
+    S, M, F = code.S, code.M, 7
+    rng = np.random.default_rng(rows)
+    orig = rng.standard_normal((F, S, M))
+    tx = ChannelInterleaver(code)
+    stream = np.concatenate([tx.process(orig.reshape(-1, M)), tx.flush(orig.reshape(-1, M))])
+    stream = np.concatenate([stream, np.zeros((-stream.shape[0] % S, M))])   # whole codewords
+    rx_in = stream.reshape(-1, S, M)
+    n_in = rx_in.shape[0]
+    one, src = CodewordDeinterleaver(code).push(rx_in)
+    np.testing.assert_array_equal(one[:F], orig)
+    delay = code.interleaver_delay
+    want_src = ((np.arange(one.shape[0]) + 1) * S + delay + S - 1) // S - 1   # ceil(((r+1)S + delay)/S) - 1
+    np.testing.assert_array_equal(src, want_src)
+    d = CodewordDeinterleaver(code)
+    parts = [d.push(rx_in[a:b]) for a, b in [(0, 1), (1, 1), (1, 4), (4, n_in)]]
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), one)
+    np.testing.assert_array_equal(np.concatenate([p[1] + a for p, a in zip(parts, [0, 1, 1, 4])]), src)
+    # a hole before input 3: what a fresh de-interleaver makes of inputs 3.., after what 0..2 completed
+    restart = np.zeros(n_in, bool)
+    restart[3] = True
+    out, s2 = CodewordDeinterleaver(code).push(rx_in, restart)
+    head = src < 3
+    fresh, fsrc = CodewordDeinterleaver(code).push(rx_in[3:])
+    np.testing.assert_array_equal(out, np.concatenate([one[head], fresh]))
+    np.testing.assert_array_equal(s2, np.concatenate([src[head], fsrc + 3]))
+    with pytest.raises(ShapeError, match="metric"):
+        CodewordDeinterleaver(code).push(rx_in[:, :5])
+    with pytest.raises(ShapeError, match="restart"):
+        CodewordDeinterleaver(code).push(rx_in, restart[:2])
+
+
 def test_bad_input_is_named():
     code = SCPPMCode(16, "1/2")
     rx = SCPPMReceiver(code, ns=1.0, nb=0.1)

@@ -152,6 +152,65 @@ def llr_weight(ns: float, nb: float) -> float:
     return math.log1p(ns / nb)
 
 
+class CodewordDeinterleaver:
+    """Channel de-interleaver on codeword-aligned symbol metrics, streaming, with restarts.
+
+    ``out, src = deint.push(metric, restart)``: ``metric`` (F, S, M) float, the data symbols (CSM
+    removed) of consecutive received codewords; ``restart`` (F,) bool or None, True where a codeword
+    does not follow the one before it (a hole in the stream: a new lock, a lost segment). Returns
+    the de-interleaved codewords completed, ``out`` (G, S, M), and ``src`` (G,) int64, the index of
+    the input codeword whose symbols completed each. At a restart the de-interleaver starts again
+    empty: its first ``delay`` output symbols are fill and dropped, and the codewords spread over
+    the hole are lost (their symbols before it are dropped with the old state). Without a channel
+    interleaver ``out`` is ``metric`` and ``src`` ``arange(F)``. Any chunking gives the same output.
+    """
+
+    def __init__(self, code: SCPPMCode):
+        self.code = code
+        self._deint = ChannelInterleaver(code, inverse=True, fill=0.0)
+        self.delay = self._deint.delay
+        self.reset()
+
+    def reset(self):
+        """Start again empty (as at a restart)."""
+        self._deint.reset()
+        self._skip = self.delay                 # output symbols still to drop as fill
+        self._pending = np.zeros((0, self.code.M))
+
+    def push(self, metric, restart=None) -> tuple[np.ndarray, np.ndarray]:
+        c = self.code
+        x = np.asarray(metric)
+        F = x.shape[0]
+        if x.ndim != 3 or x.shape[1:] != (c.S, c.M):
+            raise ShapeError(f"CodewordDeinterleaver.push: metric must have shape (F, {c.S}, {c.M}), got {x.shape}")
+        rs = np.zeros(F, bool) if restart is None else np.asarray(restart, dtype=bool)
+        if rs.shape != (F,):
+            raise ShapeError(f"CodewordDeinterleaver.push: restart must have shape ({F},), got {rs.shape}")
+        if c.interleaver_rows == 1:
+            return x, np.arange(F, dtype=np.int64)
+        outs, src = [], []
+        cuts = [0, *np.flatnonzero(rs).tolist(), F]
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            if rs[a] if a < F else False:
+                self.reset()
+            if b == a:
+                continue
+            stream = self._deint.process(x[a:b].reshape(-1, c.M))
+            drop = min(self._skip, stream.shape[0])
+            # symbols out, per input codeword, counted from before this run's pending ones
+            done = self._pending.shape[0] - drop + c.S * np.arange(1, b - a + 1)
+            stream = np.concatenate([self._pending, stream[drop:]])
+            self._skip -= drop
+            n = stream.shape[0] // c.S
+            self._pending = stream[n * c.S:]
+            outs.append(stream[:n * c.S].reshape(n, c.S, c.M))
+            # codeword r is whole once (r + 1)*S symbols are out
+            src.append(a + np.searchsorted(done, c.S * np.arange(1, n + 1)))
+        if not outs:
+            return np.zeros((0, c.S, c.M), x.dtype), np.zeros(0, np.int64)
+        return np.concatenate(outs), np.concatenate(src).astype(np.int64)
+
+
 class SCPPMReceiver:
     """Slot counts of whole transmitted codewords -> symbol metrics -> :class:`SCPPMDecoder`.
 
@@ -162,6 +221,8 @@ class SCPPMReceiver:
     ``receive(counts)``: counts ``(F, slots_per_codeword)`` (non-negative, finite) of
     codeword-aligned transmitted blocks -> :class:`DecodeResult` of the codewords completed by this
     call. With a channel interleaver the first ``delay / S`` blocks only fill it.
+    ``receive_stream(counts, restart)`` also takes the holes in the codeword stream and says which
+    input codeword completed each result (:class:`CodewordDeinterleaver`).
     """
 
     def __init__(self, code: SCPPMCode, ns: float, nb: float, **decoder_options):
@@ -169,14 +230,10 @@ class SCPPMReceiver:
         self.ns, self.nb = float(ns), float(nb)
         self.weight = llr_weight(self.ns, self.nb)
         self.decoder = SCPPMDecoder(code, **decoder_options)
-        self.deinterleaver = ChannelInterleaver(code, inverse=True, fill=0.0)
-        self._skip = self.deinterleaver.delay   # stream symbols that are interleaver fill
-        self._pending = None                    # de-interleaved symbols of an incomplete codeword
+        self.deinterleaver = CodewordDeinterleaver(code)
 
     def reset(self):
         self.deinterleaver.reset()
-        self._skip = self.deinterleaver.delay
-        self._pending = None
 
     def symbol_counts(self, counts) -> np.ndarray:
         """Counts per PPM slot of the codeword's S data symbols: ``(F, slots) -> (F, S, M)`` float64."""
@@ -208,17 +265,11 @@ class SCPPMReceiver:
         return np.multiply(z[:, c.L_csm:, : c.M], weight, dtype=np.float64)
 
     def receive(self, counts) -> DecodeResult:
-        c = self.code
-        metric = self._symbol_metric(counts, self.weight)
-        if c.interleaver_rows > 1:
-            stream = self.deinterleaver.process(metric.reshape(-1, c.M))
-            if self._skip:
-                drop = min(self._skip, stream.shape[0])
-                stream = stream[drop:]
-                self._skip -= drop
-            if self._pending is not None:
-                stream = np.concatenate([self._pending, stream])
-            n_whole = stream.shape[0] // c.S * c.S  # a delay that is no multiple of S leaves a rest
-            self._pending = stream[n_whole:]
-            metric = stream[:n_whole].reshape(-1, c.S, c.M)
-        return self.decoder.decode(metric, check=False)
+        return self.receive_stream(counts)[0]
+
+    def receive_stream(self, counts, restart=None) -> tuple[DecodeResult, np.ndarray]:
+        """``counts`` as :meth:`receive`, ``restart`` (F,) bool or None (see
+        :class:`CodewordDeinterleaver`) -> (results of the codewords completed, (G,) index of the
+        input codeword that completed each)."""
+        metric, src = self.deinterleaver.push(self._symbol_metric(counts, self.weight), restart)
+        return self.decoder.decode(metric, check=False), src
