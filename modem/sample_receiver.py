@@ -1086,6 +1086,43 @@ class BurstGrid:
         return st.z[a:a + n].copy(), st.t[a:a + n].copy(), e, st
 
 
+class _BitHistory:
+    """Two float64 values per stream bit (sample position, LLR) for a sliding range of bits, in one
+    ``(2, capacity)`` buffer: ``append`` adds bits at the end, ``drop`` forgets bits at the front.
+    Amortised O(1) per bit (the capacity doubles when full; the live part moves to the front only
+    when the dropped part is at least as long as it), where concatenating the whole history on
+    every push cost O(retained bits) per push (about 14 FEC frames, ~230k bits, retained)."""
+
+    def __init__(self):
+        self._buf = np.empty((2, 0))
+        self._lo = 0                             # first live column
+        self._n = 0                              # live columns
+
+    def row(self, i: int) -> np.ndarray:
+        return self._buf[i, self._lo:self._lo + self._n]
+
+    def append(self, t, llr):
+        k = len(llr)
+        cap = self._buf.shape[1]
+        if self._lo + self._n + k > cap:
+            if self._n + k <= self._lo and self._n + k <= cap:       # room at the front: move down
+                self._buf[:, :self._n] = self._buf[:, self._lo:self._lo + self._n]
+            else:
+                new = np.empty((2, max(2 * (self._n + k), 4096)))
+                new[:, :self._n] = self._buf[:, self._lo:self._lo + self._n]
+                self._buf = new
+            self._lo = 0
+        j = self._lo + self._n
+        self._buf[0, j:j + k] = t
+        self._buf[1, j:j + k] = llr
+        self._n += k
+
+    def drop(self, k: int):
+        k = min(max(int(k), 0), self._n)
+        self._lo += k
+        self._n -= k
+
+
 @numba.njit(cache=True)
 def _tracked_es(d, skip, m2, alpha, c0, s2, es_out):  # pragma: no cover - compiled
     """Running mean ``m2`` of ``d^2`` (exponential, weight ``alpha``; bits with ``skip`` not used)
@@ -1208,8 +1245,8 @@ class DPSKSampleReceiver:
         a = self._llr_args                      # running E[d^2], started at its nominal value
         self._m2 = a["es"] ** 2 + 2.0 * a["es"] * a["sigma2"] + 2.0 * a["modes"] * a["sigma2"] ** 2 + a["extra_var"]
         self._bits = 0                           # bits fed to the FEC-frame synchroniser
-        self._t_hist = np.zeros(0)              # sample positions of bits [_t_base, _bits)
-        self._llr_hist = np.zeros(0)            # their LLRs (look-back at a new lock)
+        # sample positions and LLRs of bits [_t_base, _bits) (look-back at a new lock, re-timing)
+        self._hist = _BitHistory()
         self._t_base = 0
         self._last_off = None
         self._n_cw = 0
@@ -1224,6 +1261,16 @@ class DPSKSampleReceiver:
         self._held = None                       # a failed frame waiting for the next marker
         self._restart_pending = False           # the deframer restarts before the next codeword
         self._confirmed = {}                    # marker offset -> decoded result of a confirmed candidate
+
+    @property
+    def _t_hist(self) -> np.ndarray:
+        """Sample positions of the retained bits ``[_t_base, _bits)`` (a view; valid until the next push)."""
+        return self._hist.row(0)
+
+    @property
+    def _llr_hist(self) -> np.ndarray:
+        """LLRs of the retained bits ``[_t_base, _bits)`` (a view; valid until the next push)."""
+        return self._hist.row(1)
 
     @property
     def es_estimate(self) -> float:
@@ -1296,8 +1343,7 @@ class DPSKSampleReceiver:
         P = self.fec_sync.cfg.period
         slip = self.fec_sync.cfg.slip
         llr = np.asarray(llr, np.float64)
-        self._t_hist = np.concatenate([self._t_hist, t])
-        self._llr_hist = np.concatenate([self._llr_hist, llr])
+        self._hist.append(t, llr)
         self._bits += llr.size
         prev = self._fs_state
         out, self._fs_state = self.fec_sync.push(llr, self._fs_state,
@@ -1355,8 +1401,7 @@ class DPSKSampleReceiver:
         if self._held is not None:                  # the held frame may be re-timed by up to slip
             keep = max(min(keep, self._held[3] - slip), self._t_base)
         keep = min(keep, self._bits)
-        self._t_hist = self._t_hist[keep - self._t_base:]
-        self._llr_hist = self._llr_hist[keep - self._t_base:]
+        self._hist.drop(keep - self._t_base)
         self._t_base = keep
         return frames
 

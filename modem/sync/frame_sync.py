@@ -265,10 +265,13 @@ class FrameSyncState:
     ``buf_start``. ``search_pos``: next position SEARCH tests; ``next_pos``: expected marker
     position in CHECK / LOCK / FLYWHEEL; ``cand_pos``: the SEARCH hit being checked; ``good``:
     confirmations in CHECK; ``misses``: consecutive missed markers; ``fresh``: ``next_pos`` is a
-    SEARCH hit not yet processed.
+    SEARCH hit not yet processed; ``search_floor``: the integrated search (``search_periods`` > 1)
+    sums no period before this position (the stream start, or where the last lock was lost: the
+    periods of a lock are not retained for it).
 
     Counters: ``frames_found`` (frames emitted on a marker found, CHECK->LOCK included),
-    ``missed`` (frames emitted by the flywheel), ``false_locks`` (SEARCH hits rejected in CHECK),
+    ``missed`` (frames emitted by the flywheel), ``false_locks`` (SEARCH hits rejected in CHECK or
+    by the caller's ``confirm``),
     ``inversions`` (locks acquired on an inverted stream), ``locks`` (entries into LOCK from CHECK),
     ``lock_losses`` (FLYWHEEL/LOCK -> SEARCH).
     """
@@ -283,6 +286,7 @@ class FrameSyncState:
     misses: int = 0
     fresh: bool = False
     inverted: bool = False
+    search_floor: int = 0
     frames_found: int = 0
     missed: int = 0
     false_locks: int = 0
@@ -380,9 +384,9 @@ class ASMFrameSync:
         inv = inv[0] ^ inverted if not polarity_free else inv[0]
         return score, inv
 
-    def _search_stat(self, buf: np.ndarray, start: int, lo: int, hi: int):
+    def _search_stat(self, buf: np.ndarray, start: int, lo: int, hi: int, floor: int = 0):
         """SEARCH statistic of positions ``[lo, hi)`` (their marker windows inside ``buf``, which
-        starts at stream bit ``start``).
+        starts at stream bit ``start``; earlier periods before ``floor`` are not summed).
 
         Returns ``(hit, excess, periods, inv)``: ``hit`` bool (a SEARCH hit: the single-period metric
         reaches the search threshold, or some ``S_j``, ``2 <= j <= K``, the integrate threshold),
@@ -401,9 +405,11 @@ class ASMFrameSync:
         acc = s1.copy()
         for j in range(1, cfg.search_periods):
             a = lo - j * P                               # positions a .. a + n - 1, one period back each
-            v = max(0, start - a)                        # before the stream start: not there
+            v = max(0, floor - a)                        # before the floor: not summed
             if v >= n:
                 break
+            if a + v < start:                            # (never: push retains these periods)
+                raise RuntimeError(f"ASMFrameSync: period at bit {a + v} needed, buffer starts at {start}")
             sj = np.full(n, -np.inf)
             sj[v:], _ = self._score(buf[a + v - start:a + n - 1 + m - start], cfg.polarity_free, False)
             acc += sj
@@ -468,7 +474,7 @@ class ASMFrameSync:
                 if last < sp:
                     break
                 hi = min(last + 1, sp + self.SEARCH_BLOCK)
-                hit, _, _, _ = self._search_stat(buf, start, sp, hi)
+                hit, _, _, _ = self._search_stat(buf, start, sp, hi, st["search_floor"])
                 hits = np.flatnonzero(hit)
                 if hits.size == 0:
                     st["search_pos"] = hi
@@ -477,7 +483,7 @@ class ASMFrameSync:
                 if p + m - 1 > last:                         # refinement window not complete yet
                     st["search_pos"] = p
                     break
-                _, excess, periods, inv = self._search_stat(buf, start, p, p + m)
+                _, excess, periods, inv = self._search_stat(buf, start, p, p + m, st["search_floor"])
                 j = int(np.argmax(excess))
                 inverted = bool(inv[j]) if periods[j] == 1 else self._run_polarity(buf, start, p + j, int(periods[j]))
                 st.update(mode=SyncMode.CHECK, cand_pos=p + j, next_pos=p + j, search_pos=p + j, good=0, misses=0, fresh=True,
@@ -520,19 +526,20 @@ class ASMFrameSync:
             else:                                            # marker missed
                 st["misses"] += 1
                 if st["misses"] > cfg.flywheel:
-                    st.update(mode=SyncMode.SEARCH, search_pos=nxt - cfg.slip, lock_losses=st["lock_losses"] + 1)
+                    st.update(mode=SyncMode.SEARCH, search_pos=nxt - cfg.slip, search_floor=nxt - cfg.slip,
+                              lock_losses=st["lock_losses"] + 1)
                     continue
                 st.update(mode=SyncMode.FLYWHEEL, missed=st["missed"] + 1, next_pos=nxt + P)
                 emit(nxt, float(score[w]), SyncMode.FLYWHEEL)       # metric at the expected place
 
         mode = st["mode"]
+        back = (cfg.search_periods - 1) * P                 # the earlier periods an integrated search sums
         if mode == SyncMode.SEARCH:
-            keep = st["search_pos"]
+            keep = max(st["search_pos"] - back, st["search_floor"])
         elif mode == SyncMode.CHECK:
-            keep = min(st["cand_pos"] + 1, st["next_pos"] - cfg.slip)
+            keep = min(max(st["cand_pos"] + 1 - back, st["search_floor"]), st["next_pos"] - cfg.slip)
         else:
             keep = st["next_pos"] - cfg.slip
-        keep -= (cfg.search_periods - 1) * P               # the earlier periods an integrated search sums
         keep = min(max(keep, start), end)
         rest = buf[keep - start:].copy()
         rest.setflags(write=False)
