@@ -123,6 +123,23 @@ def test_capture_generate_round_trip(tmp_path, capsys):
         assert rep["packets"]["payload_sha256"] == entry["payload_sha256"]
 
 
+def test_interleaved_repeated_pass_through_a_cloud_round_trip(tmp_path, capsys):
+    """A pass recorded with the SCPPM channel interleaver (N = 2, B = 1890) and symbol repetition 2,
+    with a 1 ms cloud: the capture names them in its link parameters and decodes, chunked, to its
+    whole payload (the codewords the interleaver spreads over the cloud are covered by idle frames)."""
+    h5 = str(tmp_path / "il.h5")
+    assert main(["capture", "generate", h5, "--interleaver-rows", "2", "--interleaver-shift", "1890",
+                 "--repetition", "2", "--ns", "1.8", "--packets", "16", "--seed", "5"]) == 0
+    entry = json.loads(capsys.readouterr().out)
+    link = entry["link"]
+    assert (link["interleaver_rows"], link["interleaver_shift"], link["repetition"]) == (2, 1890, 2)
+    assert entry["cloud_ps"] is not None
+    rep = decode_capture(h5, chunk=20000)
+    assert [e["kind"] for e in rep["sync_events"]] == ["acquired", "loss_of_signal", "acquired"]
+    assert rep["frames"]["bad"] == 0 and rep["frames"]["good"] > 16
+    assert rep["packets"]["count"] == 16 and rep["packets"]["payload_sha256"] == entry["payload_sha256"]
+
+
 @pytest.mark.parametrize("preset,packets", [("apd16", 2), ("dpsk_burst", 4)])
 def test_sample_capture_generate_round_trip(tmp_path, capsys, preset, packets):
     stem = str(tmp_path / preset)

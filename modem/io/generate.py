@@ -56,6 +56,9 @@ class SCPPMPassSpec:
     Attributes
     ----------
     M, rate : SCPPM code.   slot_width_ps : slot width.   ns : incident signal photons per pulse.
+    interleaver_rows, interleaver_shift, repetition : the code's channel interleaver (N, B) and
+        symbol repetition q_d (:class:`~modem.fec.scppm.SCPPMCode`; stored in the link parameters
+        only when not the defaults 1, 0, 1).
     nb : incident background photons per slot.   frame_len, scid, vcid : TM frames (FECF on).
     n_packets : space packets in the payload; packet data fields of ``packet_len`` octets (min, max).
     lead_in, tail : idle frames before / after the payload.
@@ -69,6 +72,9 @@ class SCPPMPassSpec:
 
     M: int = 16
     rate: str = "1/2"
+    interleaver_rows: int = 1
+    interleaver_shift: int = 0
+    repetition: int = 1
     slot_width_ps: float = 1000.0
     ns: float = 3.0
     nb: float = 0.02
@@ -112,15 +118,26 @@ class SCPPMPassSpec:
         """Detected background per slot, all pixels: efficiency*nb + dark counts."""
         return self.efficiency * self.nb + self.dark_count_rate_hz * self.n_channels * self.slot_width_ps * 1e-12
 
+    def _code_options(self) -> dict:
+        """The code's interleaver and repetition where they are not the defaults."""
+        return {k: getattr(self, k) for k, default in (("interleaver_rows", 1), ("interleaver_shift", 0),
+                                                        ("repetition", 1)) if getattr(self, k) != default}
+
+    def code(self):
+        from ..fec.scppm import SCPPMCode  # noqa: PLC0415
+        return SCPPMCode(M=self.M, rate=self.rate, **self._code_options())
+
     def link_meta(self) -> dict:
         """The receiver's link parameters (what a capture stores as its metadata)."""
-        return {"chain": "scppm", "M": self.M, "rate": self.rate, "slot_width_ps": float(self.slot_width_ps),
+        return {"chain": "scppm", "M": self.M, "rate": self.rate, **self._code_options(),
+                "slot_width_ps": float(self.slot_width_ps),
                 "ns": float(self.efficiency * self.ns), "nb": float(self.nb_detected),
                 "frame_len": self.frame_len, "scid": self.scid, "vcid": self.vcid, "fecf": True, "ocf": False,
                 "max_iter": self.max_iter, "n_channels": self.n_channels, **self.extra}
 
     def generator_meta(self) -> dict:
-        d = {k: v for k, v in asdict(self).items() if k not in ("extra", "description")}
+        d = {k: v for k, v in asdict(self).items() if k not in ("extra", "description")
+             and (k not in ("interleaver_rows", "interleaver_shift", "repetition") or k in self._code_options())}
         d["packet_len"] = list(self.packet_len)
         return d
 
@@ -179,13 +196,13 @@ def frames_with_idle(spec, packets, lead_in: int, tail: int, split: int | None =
 
 def generate_scppm_pass(spec: SCPPMPassSpec) -> GeneratedPass:
     """Generate the time tags of an SCPPM pass (see the module docstring)."""
-    from ..fec.scppm import SCPPMCode, SCPPMTransmitter, attach_asm, slice_blocks  # noqa: PLC0415
+    from ..fec.scppm import SCPPMTransmitter, attach_asm, slice_blocks  # noqa: PLC0415
     from ..framing.bits import unpack_bytes  # noqa: PLC0415
     from ..framing.tm import TMFrameSpec  # noqa: PLC0415
     from ..sync.timetags import TimeTagConfig, simulate_time_tags  # noqa: PLC0415
 
     rng = np.random.default_rng(spec.seed)
-    code = SCPPMCode(M=spec.M, rate=spec.rate)
+    code = spec.code()
     tm = TMFrameSpec(frame_len=spec.frame_len, scid=spec.scid, vcid=spec.vcid)
     packets = make_packets(spec.n_packets, spec.packet_len, rng)
     T = float(spec.slot_width_ps)
@@ -195,13 +212,16 @@ def generate_scppm_pass(spec: SCPPMPassSpec) -> GeneratedPass:
     if spec.cloud_ms > 0:
         split = max(1, int(round(spec.n_packets * spec.cloud_at)))
         # idle frames covering: 2 frames to close the codeword of the last data frame, the cloud,
-        # then slot-clock re-acquisition + codeword sync + frame-sync SEARCH/CHECK (~4 codewords)
+        # then slot-clock re-acquisition + codeword sync + frame-sync SEARCH/CHECK (~4 codewords),
+        # and the codewords a channel interleaver spreads over the cloud on either side
         cw_ps = spc * T
-        n_mid = 2 + math.ceil((spec.cloud_ms * 1e9 + 6 * cw_ps) * code.k / (cw_ps * frame_bits)) + 2
+        spread = 2 * math.ceil(code.interleaver_delay / code.S)
+        n_mid = 2 + math.ceil((spec.cloud_ms * 1e9 + (6 + spread) * cw_ps) * code.k / (cw_ps * frame_bits)) + 2
     frames, mid = frames_with_idle(tm, packets, spec.lead_in, spec.tail, split, n_mid or 0)
     bits = np.stack([unpack_bytes(f) for f in frames])
     u = slice_blocks(attach_asm(bits).reshape(-1), code.k)
-    x = SCPPMTransmitter(code).modulate(u)
+    tx = SCPPMTransmitter(code)
+    x = np.concatenate([tx.modulate(u), tx.flush()]) if code.interleaver_rows > 1 else tx.modulate(u)
     cfg = dict(slot_width_ps=T, clock_offset_ppm=spec.clock_offset_ppm, drift_ppm_per_s=spec.drift_ppm_per_s,
                jitter_rms_ps=spec.jitter_rms_ps, efficiency=spec.efficiency,
                dark_count_rate_hz=spec.dark_count_rate_hz, dead_time_ps=spec.dead_time_ps,
@@ -416,6 +436,9 @@ def register(subparsers) -> None:
                    help="start from a preset (default snspd16)")
     g.add_argument("--order", "-M", type=int, help="PPM order")
     g.add_argument("--rate", help="SCPPM rate")
+    g.add_argument("--interleaver-rows", type=int, help="SCPPM channel interleaver rows N (1 = none)")
+    g.add_argument("--interleaver-shift", type=int, help="SCPPM channel interleaver shift B (symbols)")
+    g.add_argument("--repetition", type=int, help="SCPPM symbol repetition q_d")
     g.add_argument("--ns", type=float, help="incident signal photons per pulse")
     g.add_argument("--nb", type=float, help="incident background photons per slot")
     g.add_argument("--slot-ps", type=float, help="slot width (ps)")
@@ -456,7 +479,8 @@ def _run_generate(args) -> int:
         print(json.dumps(entry, indent=2))
         return 0
     spec = PRESETS[args.preset]
-    names = {"order": "M", "rate": "rate", "ns": "ns", "nb": "nb", "slot_ps": "slot_width_ps",
+    names = {"order": "M", "rate": "rate", "interleaver_rows": "interleaver_rows",
+             "interleaver_shift": "interleaver_shift", "repetition": "repetition", "ns": "ns", "nb": "nb", "slot_ps": "slot_width_ps",
              "packets": "n_packets", "cloud_ms": "cloud_ms", "efficiency": "efficiency",
              "dark_hz": "dark_count_rate_hz", "dead_ps": "dead_time_ps", "pixels": "n_channels",
              "jitter_ps": "jitter_rms_ps", "offset_ppm": "clock_offset_ppm", "drift_ppm_s": "drift_ppm_per_s",
