@@ -384,6 +384,8 @@ class SlotClockRecovery:
             return None
         T0, P, G, W = cfg.slot_width_ps, cfg.P, cfg.guard, cfg.acq_window_ps
         x = (tags - t_anchor).astype(np.float64) if tags.dtype != np.float64 else tags - t_anchor
+        if _tone_bound(x, T0, W, cfg.max_offset_ppm) < 0.5 * cfg.acq_min_power:
+            return None                       # no slot tone near threshold (noise alone): skip the exact search
         step = T0 / (4.0 * W)
         K = int(math.ceil(cfg.max_offset_ppm * 1e-6 / step))
         eps = np.arange(-K, K + 1) * step
@@ -730,6 +732,28 @@ def _tone(x, f, nw):  # pragma: no cover - compiled
             zr, zi = _pairwise_csum(cs, sn, 0, n)
             out[i] = complex(zr, zi)
     return out
+
+
+def _tone_bound(x, T0: float, W: float, max_offset_ppm: float) -> float:
+    """A cheap estimate of the slot-tone periodogram's peak ``max_f |sum_k exp(-2 pi i f x_k)|^2 / n``
+    over ``|f T0 - 1| <= max_offset_ppm``, from one phasor per tag instead of one per tag and
+    candidate: the tags' phasors at the nominal slot rate ``exp(-2 pi i x/T0)``, summed in ``B``
+    time bins of the window ``W``, then zero-padded 4x and FFT'd: the residual tone
+    (``|delta f| <= max_offset/T0``) on the candidate search's own grid ``1/(4W)``. Binning
+    attenuates a residual tone by ``sinc(delta f W/B) >= 0.99`` (B >= 16 W max_offset/T0), and the
+    grid points lie within a quarter step of the exact search's (power >= ~0.9 of its peak),
+    so a window this estimate puts below half ``acq_min_power`` is one the exact search rejects
+    too: acquisition takes the same windows, at ~100x less cost on a window of noise (128-PPM at
+    nb = 0.1: ~16 k tags x ~800 candidates)."""
+    n = x.size
+    d_max = max_offset_ppm * 1e-6 / T0                                   # residual tone, 1/ps
+    B = 1 << max(6, int(math.ceil(math.log2(max(16.0 * W * d_max, 1.0)))))
+    ph = (x / T0) % 1.0
+    b = np.minimum((x * (B / W)).astype(np.int64), B - 1)
+    z = np.bincount(b, np.cos(TWO_PI * ph), B) - 1j * np.bincount(b, np.sin(TWO_PI * ph), B)
+    spec = np.abs(np.fft.fft(z, 4 * B)) ** 2 / n                         # bins of 1/(4W)
+    k = int(math.ceil(d_max * 4 * W)) + 1                                # +-max offset, one bin spare
+    return float(max(spec[:k + 1].max(), spec[-k:].max()))
 
 
 @numba.njit(cache=True, nogil=True)
