@@ -27,7 +27,9 @@ ACQUIRE (epoch folding / periodogram, no pilots)
     nb = 0.1 leave the guard ~0.8-0.9 of the mean, yet 6-9 sigma deep). A shallow gap places the
     boundary less precisely (a few slots off, at 128-PPM near threshold): the codeword
     synchroniser's slot-resolution CSM search corrects that. The window's tags are then re-used by
-    tracking (no data lost to acquisition).
+    tracking (no data lost to acquisition). A window whose FFT estimate of the tone peak
+    (``_tone_bound``: one phasor per tag, binned, FFT'd onto the same grid) is below half
+    ``acq_min_power`` is skipped before the exact search: windows of noise cost ~1 % of it.
 TRACK (second-order loop, per block)
     Blocks of ``block_symbols`` symbols on the current clock model ``(t_start, T)``. Each tag's
     offset from its slot centre (in slots, in [-1/2, 1/2)) is a phase sample; the circular mean
