@@ -107,8 +107,15 @@ FEC_SYNC_DEFAULTS = {"polarity_free": True, "check_count": 0}
 #: per FEC-frame period of P positions (Markov bound, calibrated LLRs): 0.14 for short frames
 #: (P = 16232), 0.56 for normal ones, each costing one rejected decode; a false *lock* would need
 #: random data to pass the LDPC checks and BCH. With an interleaver (frames cannot be decoded one
-#: by one) neither is used: the search is the single-marker one, without confirmation.
+#: by one) neither is used: see ``FEC_SYNC_INTERLEAVED``.
 FEC_SYNC_INTEGRATE = {"search_periods": 4, "integrate_threshold": 14.0}
+
+#: ... and with a channel interleaver, whose FEC frames cannot be decoded one by one: a candidate
+#: is confirmed by the next marker passing the lock threshold at the expected place +- slip
+#: (CHECK, ``check_count`` 1; a rejected one sends SEARCH to the bit after it); the candidate's
+#: own frame, not emitted by CHECK, comes back through the look-back (its marker passed the search
+#: threshold).
+FEC_SYNC_INTERLEAVED = {"check_count": 1}
 
 #: FEC frames the DPSK receiver looks back for at a new lock (:class:`DPSKSampleReceiver` ``lookback``).
 #: At 1.4-1.8 photons/bit the ASM of a FEC frame reaches the search threshold (Massey 12) only
@@ -1161,7 +1168,9 @@ class DPSKSampleReceiver:
     Massey metrics of up to 4 consecutive periods at the same offset (``FEC_SYNC_INTEGRATE``,
     threshold 14; false hits on random data bounded in :class:`FrameSyncConfig`), so a record
     none of whose markers reaches 12 alone is still found. A true lock whose first frame fails is
-    rejected too; the next marker then locks and the look-back reports the failed frame.
+    rejected too; the next marker then locks and the look-back reports the failed frame. With a
+    channel interleaver (frames not decodable one by one) a candidate is confirmed by the next
+    marker at the expected place instead (``FEC_SYNC_INTERLEAVED``, CHECK), without integration.
     Measured (continuous, 1.5-1.8 photons/bit, the tests' near-threshold generator): false locks
     0/300 records of 40 TM frames (2/300 before, 23/40 TM frames each; 11976 vs 11942 of 12000
     TM frames); records never locked 0/300 of 8 TM frames at 1.5 (66/300 before).
@@ -1224,6 +1233,8 @@ class DPSKSampleReceiver:
         defaults = dict(FEC_SYNC_DEFAULTS)
         if self.interleaver.depth == 1:            # candidates are confirmed by decoding their first frame
             defaults.update(FEC_SYNC_INTEGRATE)
+        else:                                      # ... or, interleaved, by the next marker (CHECK)
+            defaults.update(FEC_SYNC_INTERLEAVED)
         self.fec_sync = ASMFrameSync(FrameSyncConfig(frame_len=n, **{**defaults, **(sync_options or {})}))
         self._sign = (1.0 - 2.0 * pn8(n)).astype(np.float32)
         self.decode_options = dict(decode_options or {})

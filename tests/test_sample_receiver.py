@@ -827,6 +827,58 @@ def test_dpsk_false_candidate_rejected_by_decoding(seed):
     assert many.fec_sync_state.false_locks == 1
 
 
+def _fake_marker_record(link, seed, n_frames):
+    """Continuous DPSK: 3000 random bits holding a lone ASM at bit 600 (so the first true marker,
+    at bit 3000, lies inside the false marker's frame), then the wire frames of ``n_frames`` TM
+    frames; 500 dark lead slots. Returns (frames, samples, wire bits of the real FEC frames)."""
+    from modem.channel.apd import dpsk_balanced_samples
+    from modem.modulation import dpsk as _dpsk
+    from modem.sync import ASM_BITS
+    frames = random_tm_frames(link.spec, n_frames, seed=seed)
+    r = np.random.default_rng(seed)
+    _, wire = dpsk_transmit_frames(frames, link, r, return_bits=True)
+    lead = r.integers(0, 2, 3000, dtype=np.uint8)
+    lead[600:632] = ASM_BITS
+    bits = np.concatenate([lead, wire.reshape(-1), r.integers(0, 2, 64, dtype=np.uint8)])
+    x, _ = _dpsk.differential_encode(bits)
+    field_ = np.zeros(500 + x.size + 64, np.complex128)
+    field_[500:500 + x.size] = _dpsk.dpsk_field(x)
+    y = dpsk_balanced_samples(field_, link.receiver_model, link.clock, r, thermal_sigma=link.thermal_sigma)
+    return frames, y, wire
+
+
+@pytest.mark.parametrize("interleaver_ms", [0.0, 0.5])
+def test_dpsk_lone_false_marker_before_the_first_true_one(interleaver_ms):
+    """A lone ASM in random data 2400 bits before the first true marker (inside its would-be
+    frame), 6 photons/bit. Locked on at once as before (``check_count`` 0, no confirmation), it
+    held a false lock (1 + 3 flywheel frames, failed) while 4 true FEC frames went by, then lost it
+    (46/60 TM frames).
+    Now a candidate is confirmed: without an interleaver by decoding its first frame, with one
+    (D = 4, frames not decodable one by one) by the next marker at the expected place (CHECK);
+    the false one is rejected, the search resumes after it, and every frame decodes (the first
+    through the look-back with the interleaver). Chunked == one-shot."""
+    link = DPSKLink(frame_len=256, scid=0x42, vcid=1, slot_rate_hz=1e8, interleaver_ms=interleaver_ms, ppb=6.0,
+                    ppm=80.0, phase=0.4, thermal_sigma=0.5)
+    frames, y, wire = _fake_marker_record(link, 5, 60)
+    n_fec = wire.shape[0]                      # 18, padded to 20 (a multiple of D) with the interleaver
+    rx = DPSKSampleReceiver(link)
+    got = _run(rx, y)
+    st = rx.fec_sync_state
+    assert _indices(frames, got) == list(range(60))
+    assert all(f.valid for f in got) or interleaver_ms      # (the zero padding blocks give no valid frame)
+    assert rx.stats.codewords == n_fec and rx.stats.codewords_crc_failed == 0
+    assert (st.false_locks, st.locks, st.lock_losses) == (1, 1, 0)
+    assert [e.kind for e in rx.stats.events] == ["acquired"]
+    many = DPSKSampleReceiver(link)
+    assert [_key(f) for f in _run(many, y, 25, 3)] == [_key(f) for f in got]
+    old = DPSKSampleReceiver(link, sync_options={"check_count": 0, "search_periods": 1})
+    old._confirm = lambda f, off, inverted: True                        # as before: no confirmation
+    got_old = _run(old, y)
+    assert old.fec_sync_state.lock_losses == 1 and len(_indices(frames, got_old)) <= 60 - 12     # measured 46
+    if not interleaver_ms:
+        assert old.stats.codewords_crc_failed == 4                   # the false lock's frames
+
+
 def _lock_figures(records):
     """Over :func:`_first_frame_records` rows: (records never locked, records whose lock was lost
     (a gapless record loses only a false lock), TM frames, rejected candidates, raw errors, bits)."""
