@@ -140,7 +140,7 @@ def _search_llr(flat, P, M, w, pat, offsets, per):  # pragma: no cover - compile
     e = np.empty(span)
     for r in range(n_rows):
         b = r * P
-        m = 0.0
+        m = -math.inf
         for k in range(span):
             z = w * flat[b + k]
             e[k] = z
@@ -156,7 +156,7 @@ def _search_llr(flat, P, M, w, pat, offsets, per):  # pragma: no cover - compile
             if acc > 1e-280:
                 lse[q, r] = m + math.log(acc) - lnM
             else:
-                mo = 0.0
+                mo = -math.inf
                 for k in range(o, o + M):
                     mo = max(mo, w * flat[b + k])
                 acc = 0.0
