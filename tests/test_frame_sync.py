@@ -288,6 +288,23 @@ def test_integrated_search_finds_markers_too_weak_alone():
     assert np.mean(first) < 2.5
 
 
+def test_integrated_search_polarity():
+    """An integrated hit takes the polarity of the whole run (the summed known-polarity metrics of
+    its markers), not of its last, weak marker: on inverted weak-marker streams every frame is
+    flagged inverted and negated back; with the polarity known (not polarity-free) nothing is
+    ever flagged inverted and only the upright stream locks."""
+    for seed in range(8):
+        L, offs = _weak_marker_stream(seed, 6, -3.0)
+        pf = ASMFrameSync(FrameSyncConfig(frame_len=FL, polarity_free=True, check_count=0, search_periods=4))
+        fr, st = _run(pf, -L)
+        assert len(fr) and fr.inverted.all() and st.inversions == 1 and set(fr.offset) <= set(offs)
+        np.testing.assert_array_equal(fr.llr, L[fr.offset[:, None] + 32 + np.arange(FL)].astype(np.float32))
+        known = ASMFrameSync(FrameSyncConfig(frame_len=FL, check_count=0, search_periods=4))
+        fr, st = _run(known, L)
+        assert len(fr) and not fr.inverted.any() and set(fr.offset) <= set(offs)
+        assert len(_run(known, -L)[0]) == 0
+
+
 def test_integrated_metric_false_hits_within_the_markov_bound():
     """The claim behind the thresholds: on random data with calibrated LLRs, exp(S_j) has mean 1 for
     the sum S_j of j polarity-free Massey metrics over disjoint windows, so P(S_j >= T) <= e^-T

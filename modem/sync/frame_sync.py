@@ -189,7 +189,9 @@ class FrameSyncConfig:
         (``rule="massey"`` only): position ``p`` is a hit when its own polarity-free metric reaches
         ``search_threshold`` *or*, for some ``j`` in 2..K, the non-coherent sum ``S_j(p) = sum_{k<j}
         S(p - k P)`` of the per-period metrics (polarity-free if configured: each period's polarity
-        is free) reaches ``integrate_threshold`` (positions before the stream start do not count).
+        is free) reaches ``integrate_threshold`` (periods before the stream start or the last lock
+        loss do not count; the polarity of an integrated hit is that of the run's summed
+        known-polarity metrics).
         A marker too weak to be found alone is found by integration; the hit is then the latest
         marker of the run (the earlier ones lie before it, at ``p - k P``). K = 1: the plain search.
     integrate_threshold : the threshold on ``S_j``, ``j >= 2``.
@@ -485,7 +487,9 @@ class ASMFrameSync:
                     break
                 _, excess, periods, inv = self._search_stat(buf, start, p, p + m, st["search_floor"])
                 j = int(np.argmax(excess))
-                inverted = bool(inv[j]) if periods[j] == 1 else self._run_polarity(buf, start, p + j, int(periods[j]))
+                inverted = bool(inv[j])
+                if periods[j] > 1 and cfg.polarity_free:    # the polarity of the run, not of its last marker
+                    inverted = self._run_polarity(buf, start, p + j, int(periods[j]))
                 st.update(mode=SyncMode.CHECK, cand_pos=p + j, next_pos=p + j, search_pos=p + j, good=0, misses=0, fresh=True,
                           inverted=inverted)
                 continue
