@@ -150,7 +150,12 @@ class SlotClockConfig:
     M : PPM order (data slots per symbol, >= 2).
     guard : guard slots per symbol G (>= 1: the guard gap is what the recovery locks on).
     max_offset_ppm : acquisition search range of the clock offset (+-, ppm, default 300).
-    acq_symbols : acquisition window in nominal symbol periods.
+    acq_symbols : acquisition window in nominal symbol periods (the guard histogram's span: its
+        deficit grows as ``sqrt(acq_symbols)``).
+    acq_tone_symbols : the slot tone is searched on the window's last this many symbols (at most
+        ``acq_symbols``; the frequency, refined then over the whole window): the candidate search
+        costs ~ tags x candidates, both growing with the span, so a long guard window need not
+        pay it.
     acq_min_photons : fewest tags in a window worth an acquisition attempt.
     acq_min_power : slot-tone periodogram peak ``|sum exp(-2 pi i f t)|^2 / n`` needed (noise alone
         gives ~ Exp(1) per candidate).
@@ -179,6 +184,7 @@ class SlotClockConfig:
     guard: int
     max_offset_ppm: float = 300.0
     acq_symbols: int = 1024
+    acq_tone_symbols: int = 1024
     acq_min_photons: int = 200
     acq_min_power: float = 30.0
     acq_max_guard_ratio: float = 0.5
@@ -216,6 +222,7 @@ class SlotClockConfig:
         integer("guard", 1, 1 << 16)
         num("max_offset_ppm", 0.0, 1e4)
         integer("acq_symbols", 16, 1 << 24)
+        integer("acq_tone_symbols", 16, 1 << 24)
         integer("acq_min_photons", 2, 1 << 30)
         num("acq_min_power", 0.0, 1e12)
         num("acq_max_guard_ratio", 0.0, 1.0, lo_open=True)
@@ -238,10 +245,17 @@ class SlotClockConfig:
 
     @classmethod
     def from_code(cls, code, slot_width_ps: float, **kw) -> "SlotClockConfig":
-        """Config for an :class:`~modem.fec.scppm.SCPPMCode` (M, guard = M/4) and a slot width."""
+        """Config for an :class:`~modem.fec.scppm.SCPPMCode` (M, guard = M/4) and a slot width.
+
+        256-PPM gets a 4096-symbol acquisition window (``acq_symbols``; the tone still searched on
+        1024): its guard deficit is ``sqrt(G N/P) ns / sqrt(ns + nb P)``, ~4 sigma near threshold
+        under nb = 0.1 in 1024 symbols (2 of 6 records never acquired), ~9-11 in 4096.
+        """
         if code.guard < 1:
             raise ConfigError(f"SlotClockConfig.from_code: the code has no guard slots ({code.describe()}); "
                               "guard-time clock recovery needs them")
+        if code.M >= 256:
+            kw.setdefault("acq_symbols", 4096)
         return cls(slot_width_ps=float(slot_width_ps), M=code.M, guard=code.guard, **kw)
 
     @property
@@ -386,13 +400,17 @@ class SlotClockRecovery:
             return None
         T0, P, G, W = cfg.slot_width_ps, cfg.P, cfg.guard, cfg.acq_window_ps
         x = (tags - t_anchor).astype(np.float64) if tags.dtype != np.float64 else tags - t_anchor
-        if _tone_bound(x, T0, W, cfg.max_offset_ppm) < 0.5 * cfg.acq_min_power:
+        # the slot tone is searched on the window's last acq_tone_symbols (all of it by default)
+        W1 = min(W, cfg.acq_tone_symbols * P * T0)
+        x1 = x[x >= W - W1] - (W - W1)
+        n1 = x1.size
+        if n1 < cfg.acq_min_photons or _tone_bound(x1, T0, W1, cfg.max_offset_ppm) < 0.5 * cfg.acq_min_power:
             return None                       # no slot tone near threshold (noise alone): skip the exact search
-        step = T0 / (4.0 * W)
+        step = T0 / (4.0 * W1)
         K = int(math.ceil(cfg.max_offset_ppm * 1e-6 / step))
         eps = np.arange(-K, K + 1) * step
         f = 1.0 / (T0 * (1.0 + eps))
-        pw = np.abs(_tone(x, f, numba.get_num_threads())) ** 2 / n     # NumPy's |z| (not libm hypot), as before
+        pw = np.abs(_tone(x1, f, numba.get_num_threads())) ** 2 / n1   # NumPy's |z| (not libm hypot), as before
         k = int(np.argmax(pw))
         if pw[k] < cfg.acq_min_power:
             return None
@@ -402,16 +420,9 @@ class SlotClockRecovery:
             den = y0 - 2 * y1 + y2
             if den < 0:
                 e_hat += 0.5 * (y0 - y2) / den * step
-        fh = 1.0 / (T0 * (1.0 + e_hat))
-        # refinement: tone phase on the window's quarters, least-squares slope
-        q = np.minimum((x * (4.0 / W)).astype(np.int64), 3)
-        z = np.array([np.exp(-TWO_PI * 1j * (fh * x[q == i] % 1.0)).sum() for i in range(4)])
-        ok = np.abs(z) >= 0.25 * np.abs(z).max()             # quarters with signal (not a fade / darks)
-        if ok.sum() >= 2:
-            ph = np.unwrap(np.angle(z[ok]))
-            xm = np.array([x[q == i].mean() for i in range(4)])[ok]
-            slope = np.polyfit(xm, ph, 1)[0]
-            fh = fh + slope / TWO_PI
+        fh = _refine_frequency(x1, 1.0 / (T0 * (1.0 + e_hat)), W1)
+        if W1 < W:                            # then over the whole window (its tone phase, from the tone's)
+            fh = _refine_frequency(x, fh, W)
         T = 1.0 / fh
         c = (-np.angle(np.exp(-TWO_PI * 1j * (fh * x % 1.0)).sum()) / TWO_PI) % 1.0 * T   # slot centre
         s0 = (c - 0.5 * T) % T                                                               # slot edge
@@ -734,6 +745,19 @@ def _tone(x, f, nw):  # pragma: no cover - compiled
             zr, zi = _pairwise_csum(cs, sn, 0, n)
             out[i] = complex(zr, zi)
     return out
+
+
+def _refine_frequency(x, fh: float, W: float) -> float:
+    """Refined slot frequency: the tone phase at ``fh`` on the four quarters of ``[0, W)`` (those
+    holding signal: not a fade or darks), least-squares slope added to ``fh``."""
+    q = np.minimum((x * (4.0 / W)).astype(np.int64), 3)
+    z = np.array([np.exp(-TWO_PI * 1j * (fh * x[q == i] % 1.0)).sum() for i in range(4)])
+    ok = np.abs(z) >= 0.25 * np.abs(z).max()
+    if ok.sum() >= 2:
+        ph = np.unwrap(np.angle(z[ok]))
+        xm = np.array([x[q == i].mean() for i in range(4)])[ok]
+        fh = fh + np.polyfit(xm, ph, 1)[0] / TWO_PI
+    return fh
 
 
 def _tone_bound(x, T0: float, W: float, max_offset_ppm: float) -> float:
