@@ -247,15 +247,16 @@ class SlotClockConfig:
     def from_code(cls, code, slot_width_ps: float, **kw) -> "SlotClockConfig":
         """Config for an :class:`~modem.fec.scppm.SCPPMCode` (M, guard = M/4) and a slot width.
 
-        256-PPM gets a 4096-symbol acquisition window (``acq_symbols``; the tone still searched on
-        1024): its guard deficit is ``sqrt(G N/P) ns / sqrt(ns + nb P)``, ~4 sigma near threshold
-        under nb = 0.1 in 1024 symbols (2 of 6 records never acquired), ~9-11 in 4096.
+        128- and 256-PPM get a 2048- and 4096-symbol acquisition window (``acq_symbols``; the tone
+        still searched on 1024): the guard deficit in N symbols is ``sqrt(G N/P) ns / sqrt(ns + nb P)``,
+        near threshold under nb = 0.1 in 1024 symbols ~6 sigma at 128-PPM (one window in five
+        refused) and ~4-6 at 256-PPM (records never acquired); ~9 and ~10 in the longer windows.
         """
         if code.guard < 1:
             raise ConfigError(f"SlotClockConfig.from_code: the code has no guard slots ({code.describe()}); "
                               "guard-time clock recovery needs them")
-        if code.M >= 256:
-            kw.setdefault("acq_symbols", 4096)
+        if code.M >= 128:
+            kw.setdefault("acq_symbols", 4096 if code.M >= 256 else 2048)
         return cls(slot_width_ps=float(slot_width_ps), M=code.M, guard=code.guard, **kw)
 
     @property
