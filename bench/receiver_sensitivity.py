@@ -11,7 +11,8 @@ uniform in +-250 ppm, 50 ppm/s drift, 50 ps rms jitter, random start), each thro
 acquisition, so the receiver is charged with the ``n_cw - 1`` after it; a codeword counts as
 received when its CRC-32 passes and it equals a sent one (an undetected error is reported apart).
 ``--old`` also runs the receiver with the acquisition and codeword-sync rules before a46c1f3
-(guard-ratio test only, ``acq_guard_z`` off; no slot-offset search, ``slot_search=0``).
+(guard-ratio test only, ``acq_guard_z`` off; a 1024-symbol window at every M; no slot-offset
+search, ``slot_search=0``).
 
 Figures: codeword error rates with exact (Clopper-Pearson) 95 % intervals, acquisitions, the slot
 offsets the codeword synchroniser locked at, seconds. JSON into ``bench/results/``.
@@ -42,10 +43,10 @@ from modem.receiver import SCPPMTimeTagReceiver  # noqa: E402
 from modem.sync.timetags import TimeTagConfig, simulate_time_tags  # noqa: E402
 
 #: (M, ns points) at nb = 0.1: from ~0.5 dB above the capacity limit to ~1 dB
-GRID = [(16, (1.45, 1.5, 1.6)), (64, (1.7, 1.8)), (128, (1.8, 1.9, 2.0))]
+GRID = [(16, (1.45, 1.5, 1.6)), (64, (1.7, 1.8)), (128, (1.8, 1.9, 2.0)), (256, (2.0, 2.2))]
 SLOT_PS = 1000.0
 SPEC = TMFrameSpec(frame_len=1115, scid=0x42, vcid=1)
-OLD = ({"acq_guard_z": 1e6}, {"slot_search": 0})
+OLD = ({"acq_guard_z": 1e6, "acq_symbols": 1024}, {"slot_search": 0})
 
 
 def _ci(k: int, n: int) -> list:
