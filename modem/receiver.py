@@ -159,6 +159,36 @@ class TMDeframer:
         return frames
 
 
+def deliver_codewords(deframer: TMDeframer, stats: ReceiverStats, n_cw: int, res, src, restart, t,
+                      fec=None) -> tuple[list, int]:
+    """Decoded SCPPM codewords -> TM deframer, in stream order, counted in ``stats``.
+
+    ``res`` the decoder's results of the codewords a :class:`~modem.fec.scppm.CodewordDeinterleaver`
+    completed, ``src`` (G,) the received codeword that completed each, ``restart`` (F,) bool the
+    received codewords that do not follow the one before (the deframer restarts there, before the
+    first codeword completed at or after it: the bit stream is no longer contiguous), ``t`` (F,)
+    receive times, ``fec`` None or a function ``(received index, ok, iterations) -> tuple`` for
+    ``ReceivedFrame.fec``. ``n_cw`` numbers the codewords; returns (frames, next ``n_cw``).
+    """
+    frames = []
+    done = 0                                       # received codewords whose restart is applied
+    for r in range(len(src)):
+        i = int(src[r])
+        for j in range(done, i + 1):
+            if restart[j]:
+                deframer.restart()
+        done = max(done, i + 1)
+        ok, n_it = bool(res.crc_ok[r]), int(res.iterations[r])
+        stats.codewords += 1
+        stats.codewords_crc_failed += int(not ok)
+        frames += deframer.push(n_cw, res.u_hat[r], ok, float(t[i]), n_it, () if fec is None else fec(i, ok, n_it))
+        n_cw += 1
+    for j in range(done, len(restart)):            # restarts after the last codeword out
+        if restart[j]:
+            deframer.restart()
+    return frames, n_cw
+
+
 class SCPPMTimeTagReceiver:
     """Time tags -> checked TM transfer frames (see the module docstring).
 
@@ -230,22 +260,7 @@ class SCPPMTimeTagReceiver:
             self._stream_key = (key[0], key[1] + self.cw_sync.cfg.period, key[2])
             t_cw[i] = self._time_of(key[0], key[1]) + key[2] * self.slot_width_ps   # its first slot
         res, src = self.decoder.receive_stream(cw.counts, restart)
-        frames = []
-        done = 0                                       # input codewords whose restart is applied
-        for r in range(len(src)):
-            for i in range(done, int(src[r]) + 1):
-                if restart[i]:
-                    self._deframer.restart()
-            done = max(done, int(src[r]) + 1)
-            ok = bool(res.crc_ok[r])
-            self.stats.codewords += 1
-            self.stats.codewords_crc_failed += int(not ok)
-            frames += self._deframer.push(self._n_cw, res.u_hat[r], ok, float(t_cw[src[r]]),
-                                          int(res.iterations[r]))
-            self._n_cw += 1
-        for i in range(done, len(cw)):                 # restarts after the last codeword out
-            if restart[i]:
-                self._deframer.restart()
+        frames, self._n_cw = deliver_codewords(self._deframer, self.stats, self._n_cw, res, src, restart, t_cw)
         return frames
 
     def _remember_times(self, slots):

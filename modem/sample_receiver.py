@@ -75,8 +75,7 @@ import numpy as np
 from .channel.apd import APDDetector, SampleClock, apd_samples, apd_slot_moments, dpsk_balanced_samples
 from .channel.optical import NF_IDEAL_DB, PreampDLIReceiver
 from .errors import ConfigError, ShapeError
-from .fec.scppm import SCPPMCode, SCPPMDecoder, SCPPMTransmitter
-from .fec.scppm.encoder import ChannelInterleaver as _SCPPMChannelInterleaver
+from .fec.scppm import CodewordDeinterleaver, SCPPMCode, SCPPMDecoder, SCPPMTransmitter
 from .fec.scppm.encoder import attach_asm as _attach_tm_asm
 from .fec.scppm.encoder import slice_blocks
 from .framing.bits import unpack_bytes
@@ -85,7 +84,7 @@ from .framing.packets import TMPacketizer, build_space_packet
 from .framing.randomizer import pn8
 from .framing.tm import TMFrameSpec
 from .modulation import dpsk as _dpsk
-from .receiver import ReceivedFrame, ReceiverStats, TMDeframer
+from .receiver import ReceivedFrame, ReceiverStats, TMDeframer, deliver_codewords
 from .sync.codeword_sync import csm_llr
 from .sync.frame_sync import ASMFrameSync, FrameSyncConfig
 from .sync.slot_clock import SyncEvent
@@ -671,12 +670,7 @@ class SCPPMSampleReceiver:
                                     sample_times=True, options=self.deframer_options)
         self._key = None
         self._n_cw = 0
-        self._restart_interleaver()
-
-    def _restart_interleaver(self):
-        self._deint = _SCPPMChannelInterleaver(self.code, inverse=True, fill=0.0)
-        self._skip = self._deint.delay          # de-interleaver output symbols that are its fill
-        self._pending = np.zeros((0, self.code.M))
+        self._deint = CodewordDeinterleaver(self.code)
 
     @property
     def sync_state(self) -> SlotCSMSyncState:
@@ -709,43 +703,16 @@ class SCPPMSampleReceiver:
         refills: its first ``delay`` symbols are fill, and the codewords spread over the hole are lost)."""
         if not len(cw):
             return []
-        c = self.code
-        metric = ppm_symbol_metric(cw.llr, c)
-        items = []            # "restart" or (metric (S, M), t, csm_llr, locked)
+        restart = np.zeros(len(cw), bool)
         for i in range(len(cw)):
             key = (int(cw.segment[i]), int(cw.seq[i]))
-            if self._key is not None and key != (self._key[0], self._key[1] + 1):
-                items.append("restart")
-                self._restart_interleaver()
+            restart[i] = self._key is not None and key != (self._key[0], self._key[1] + 1)
             self._key = key
-            stream = self._deint.process(metric[i])
-            if self._skip:
-                drop = min(self._skip, stream.shape[0])
-                stream, self._skip = stream[drop:], self._skip - drop
-            stream = np.concatenate([self._pending, stream])
-            n_whole = stream.shape[0] // c.S * c.S
-            self._pending = stream[n_whole:]
-            for j in range(0, n_whole, c.S):
-                items.append((stream[j:j + c.S], float(cw.t[i]), float(cw.csm_llr[i]), bool(cw.locked[i])))
-        todo = [it for it in items if it != "restart"]
-        if not todo:
-            for it in items:
-                self._deframer.restart()
-            return []
-        res = self.decoder.decode(np.stack([it[0] for it in todo]), check=False)
-        frames = []
-        r = 0
-        for it in items:
-            if it == "restart":
-                self._deframer.restart()
-                continue
-            ok = bool(res.crc_ok[r])
-            n_it = int(res.iterations[r])
-            self.stats.codewords += 1
-            self.stats.codewords_crc_failed += int(not ok)
-            frames += self._deframer.push(self._n_cw, res.u_hat[r], ok, it[1], n_it, (ok, n_it, it[2], it[3]))
-            self._n_cw += 1
-            r += 1
+        metric, src = self._deint.push(ppm_symbol_metric(cw.llr, self.code), restart)
+        res = self.decoder.decode(metric, check=False)
+        frames, self._n_cw = deliver_codewords(
+            self._deframer, self.stats, self._n_cw, res, src, restart, cw.t,
+            lambda i, ok, n_it: (ok, n_it, float(cw.csm_llr[i]), bool(cw.locked[i])))
         return frames
 
 
