@@ -85,7 +85,7 @@ from .framing.randomizer import pn8
 from .framing.tm import TMFrameSpec
 from .modulation import dpsk as _dpsk
 from .receiver import ReceivedFrame, ReceiverStats, TMDeframer, deliver_codewords
-from .sync.codeword_sync import csm_llr
+from .sync.codeword_sync import csm_llr, csm_llr_slot_offsets
 from .sync.frame_sync import ASMFrameSync, FrameSyncConfig
 from .sync.slot_clock import SyncEvent
 from .sync.samples import FrontEndConfig, SampleFrontEnd, dpsk_bit_llr, gaussian_slot_llr, ppm_symbol_metric
@@ -506,17 +506,18 @@ class SlotCSMSync:
                               f"search_threshold={search_threshold!r}, lock_threshold={lock_threshold!r}")
         self.search_min, self.lock_min, self.flywheel = st, float(lock_threshold), int(flywheel)
         self.need = self.spc + self.Lq * self.P - 1         # slots scored by one SEARCH period
+        self._phases = np.arange(self.P, dtype=np.int64)
 
     def initial_state(self) -> SlotCSMSyncState:
         return SlotCSMSyncState()
 
     def scores(self, x: np.ndarray) -> np.ndarray:
-        """``Lambda(j)`` for slot offsets ``j = 0 .. spc-1`` of ``x`` (len >= need)."""
-        P, n_sym = self.P, self.per + self.Lq - 1
-        out = np.empty(self.spc)
-        for r in range(P):
-            out[r::P] = csm_llr(x[r:r + n_sym * P].reshape(n_sym, P), self.pat, self.code.M, 1.0)
-        return out
+        """``Lambda(j)`` for slot offsets ``j = 0 .. spc-1`` of ``x`` (len >= need): the symbol-level
+        score at each of the ``P`` slot phases, compiled (:func:`csm_llr_slot_offsets`, equal to
+        :func:`csm_llr` per phase to rounding; 128-PPM: ~57 ms per period, ~790 ms phase by phase)."""
+        lam = csm_llr_slot_offsets(np.ascontiguousarray(x, dtype=np.float64), self.P, self.code.M, 1.0, self.pat,
+                                   self._phases, self.per)
+        return lam.T.reshape(-1)
 
     def score_at(self, x: np.ndarray, j: int) -> float:
         return float(csm_llr(x[j:j + self.Lq * self.P].reshape(self.Lq, self.P), self.pat, self.code.M, 1.0)[0])

@@ -197,9 +197,9 @@ def test_search_scores_equal_csm_llr_at_every_slot_offset(M):
     assert got.shape == (len(cs._offsets), per) and np.isfinite(got).all()
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
     # real-valued metrics far below zero (slot LLRs, w = 1): no shift pinned at 0 underflows
-    from modem.sync.codeword_sync import _search_llr
+    from modem.sync.codeword_sync import csm_llr_slot_offsets
     z = rng.normal(-800.0, 30.0, (per + L) * Pm)
-    got = _search_llr(z, Pm, M, 1.0, cs._pat, cs._offsets_arr, per)
+    got = csm_llr_slot_offsets(z, Pm, M, 1.0, cs._pat, cs._offsets_arr, per)
     want = np.stack([csm_llr(z[o:o + (per + L - 1) * Pm].reshape(-1, Pm), cs._pat, M, 1.0) for o in cs._offsets])
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)

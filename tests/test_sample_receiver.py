@@ -141,6 +141,22 @@ def test_scppm_gap_loses_only_frames_around_it(gap):
     assert ev[1].t_end_ps == ev[2].t_start_ps and b * to_ps < ev[2].t_start_ps < (b + 2 * spc * sps) * to_ps
 
 
+@pytest.mark.parametrize("M", [16, 128])
+def test_slot_csm_scores_equal_csm_llr_at_every_slot_phase(M):
+    """SlotCSMSync.scores (compiled, all P slot phases at once) equals csm_llr on each phase's
+    symbols, on clipped slot-LLR-like input."""
+    from modem.fec.scppm import SCPPMCode
+    from modem.sample_receiver import SlotCSMSync
+    from modem.sync.codeword_sync import csm_llr
+    s = SlotCSMSync(SCPPMCode(M=M, rate="1/2"))
+    x = np.clip(np.random.default_rng(M).normal(-3.0, 4.0, s.need + 7), -40, 40)
+    n_sym = s.per + s.Lq - 1
+    want = np.empty(s.spc)
+    for r in range(s.P):
+        want[r::s.P] = csm_llr(x[r:r + n_sym * s.P].reshape(n_sym, s.P), s.pat, M, 1.0)
+    np.testing.assert_allclose(s.scores(x), want, rtol=1e-12, atol=1e-9)
+
+
 def test_scppm_with_convolutional_channel_interleaver():
     link = SCPPMAPDLink(frame_len=1115, scid=0x42, vcid=1, ppm=-130.0, phase=0.8, interleaver_rows=2,
                         interleaver_shift=1890)                  # delay B N (N-1) = 3780 symbols = S

@@ -66,7 +66,7 @@ import numpy as np
 from ..errors import ConfigError, ShapeError
 
 __all__ = ["CodewordSyncMode", "CodewordSyncConfig", "CodewordSyncState", "CodewordBlocks", "CodewordSync",
-           "csm_llr"]
+           "csm_llr", "csm_llr_slot_offsets"]
 
 
 def csm_llr(counts, pattern, M: int, w: float) -> np.ndarray:
@@ -122,7 +122,7 @@ def _csm_llr_at(counts, starts, pattern, M: int, w: float) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _search_llr(flat, P, M, w, pat, offsets, per):  # pragma: no cover - compiled
+def csm_llr_slot_offsets(flat, P, M, w, pat, offsets, per):  # pragma: no cover - compiled
     """``Lambda`` of every codeword start ``j < per`` at every slot offset: (n_offsets, per) float64.
 
     ``flat`` the window's slot counts, row after row (``P`` slots per row); a start ``(j, o)`` reads
@@ -431,12 +431,12 @@ class CodewordSync:
     def _search_scores(self, window: np.ndarray) -> np.ndarray:
         """``Lambda`` of every symbol offset ``j < period`` at every slot offset: (n_offsets, period),
         from a C-contiguous window of ``period + L - 1`` rows (plus one with a slot search).
-        Without a slot search :func:`csm_llr` itself; with one the compiled ``_search_llr``
+        Without a slot search :func:`csm_llr` itself; with one the compiled ``csm_llr_slot_offsets``
         (the same sums, each row's exponentials shared by its offsets: 128-PPM with 33 offsets
         costs ~10 ms per period instead of ~200)."""
         if len(self._offsets) == 1:
             return csm_llr(window[:self.cfg.period + self._pat.size - 1], self._pat, self.code.M, self._w)[None]
-        return _search_llr(window.reshape(-1), window.shape[1], self.code.M, self._w, self._pat,
+        return csm_llr_slot_offsets(window.reshape(-1), window.shape[1], self.code.M, self._w, self._pat,
                            self._offsets_arr, self.cfg.period)
 
     def _run(self, st: CodewordSyncState, parts: list):
