@@ -203,6 +203,12 @@ def test_search_scores_equal_csm_llr_at_every_slot_offset(M):
     want = np.stack([csm_llr(z[o:o + (per + L - 1) * Pm].reshape(-1, Pm), cs._pat, M, 1.0) for o in cs._offsets])
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+    # without a slot search (offset 0 only) the window needs no extra row; a short one is refused
+    n0 = (per + L - 1) * Pm
+    np.testing.assert_allclose(csm_llr_slot_offsets(z[:n0], Pm, M, 1.0, cs._pat, np.zeros(1, np.int64), per)[0],
+                               want[0], rtol=1e-12, atol=1e-9)
+    with pytest.raises(ValueError, match="shorter"):
+        csm_llr_slot_offsets(z[:n0], Pm, M, 1.0, cs._pat, cs._offsets_arr, per)
 
 
 def test_flush_completes_a_last_codeword_short_of_a_few_symbols(blocks):

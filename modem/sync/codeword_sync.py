@@ -126,15 +126,20 @@ def csm_llr_slot_offsets(flat, P, M, w, pat, offsets, per):  # pragma: no cover 
     """``Lambda`` of every codeword start ``j < per`` at every slot offset: (n_offsets, per) float64.
 
     ``flat`` the window's slot counts, row after row (``P`` slots per row); a start ``(j, o)`` reads
-    its ``L`` CSM symbols from the slots ``(j + i)*P + o + (0 .. M-1)``. The same sums as
+    its ``L`` CSM symbols from the slots ``(j + i)*P + o + (0 .. M-1)`` (``flat`` must hold
+    ``(per + L - 1)*P + max(offsets) + M - P`` slots at least). The same sums as
     :func:`csm_llr` on the re-cut rows, computed per row once for all offsets: the exponentials
-    of a row's span ``[r*P, r*P + P + M - 1)`` shifted by the span's maximum, summed over each
+    of a row's span ``[r*P, r*P + max(offsets) + M)`` shifted by the span's maximum, summed over each
     offset's ``M`` slots (a sum that underflows, a window ~250 counts below the span's brightest
     slot, is recomputed shifted by its own maximum). Equal to ``csm_llr`` to rounding."""
     L = pat.shape[0]
     n_off = offsets.shape[0]
     n_rows = per + L - 1
-    span = P + M - 1
+    span = M
+    for q in range(offsets.shape[0]):
+        span = max(span, offsets[q] + M)          # slots a row's windows reach (at most P + M - 1)
+    if flat.shape[0] < (n_rows - 1) * P + span:
+        raise ValueError("csm_llr_slot_offsets: the window is shorter than (per + L - 2)*P + max(offsets) + M")
     lnM = math.log(M)
     lse = np.empty((n_off, n_rows))
     e = np.empty(span)
@@ -430,14 +435,11 @@ class CodewordSync:
 
     def _search_scores(self, window: np.ndarray) -> np.ndarray:
         """``Lambda`` of every symbol offset ``j < period`` at every slot offset: (n_offsets, period),
-        from a C-contiguous window of ``period + L - 1`` rows (plus one with a slot search).
-        Without a slot search :func:`csm_llr` itself; with one the compiled ``csm_llr_slot_offsets``
-        (the same sums, each row's exponentials shared by its offsets: 128-PPM with 33 offsets
-        costs ~10 ms per period instead of ~200)."""
-        if len(self._offsets) == 1:
-            return csm_llr(window[:self.cfg.period + self._pat.size - 1], self._pat, self.code.M, self._w)[None]
+        from a C-contiguous window of ``period + L - 1`` rows (plus one with a slot search):
+        :func:`csm_llr_slot_offsets` (the sums of :func:`csm_llr`, each row's exponentials shared by
+        its offsets: 128-PPM with 33 offsets costs ~17 ms per period instead of ~200)."""
         return csm_llr_slot_offsets(window.reshape(-1), window.shape[1], self.code.M, self._w, self._pat,
-                           self._offsets_arr, self.cfg.period)
+                                    self._offsets_arr, self.cfg.period)
 
     def _run(self, st: CodewordSyncState, parts: list):
         cfg = self.cfg
