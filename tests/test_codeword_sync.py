@@ -179,6 +179,36 @@ def test_codeword_sync_corrects_a_symbol_boundary_slots_off(blocks, d):
     assert len(off) == 0 and st0.locks == 0
 
 
+@pytest.mark.parametrize("d", [3, -4, 10])
+def test_full_search_finds_a_boundary_beyond_the_slot_search(blocks, d):
+    """A boundary ``d`` slots off, beyond ``slot_search`` (2 for 16-PPM): after
+    ``full_search_after`` (4) SEARCH periods without a lock, one period tries every slot offset and
+    locks; every codeword from there decodes bit-exact, in any chunking. With
+    ``full_search_after=0`` nothing ever locks (the slot clock would keep its wrong boundary)."""
+    u, x = blocks
+    rng = np.random.default_rng(60 + d)
+    flat = simulate_counts(x, NS, NB, rng).reshape(-1)
+    start = 50 * P + d
+    n_rows = (flat.size - start) // P
+    y = flat[start:start + n_rows * P].reshape(n_rows, P)
+    cs = CodewordSync(CodewordSyncConfig(CODE, NS, NB))
+    assert len(cs.cfg.full_offsets) == P and sorted(cs.cfg.full_offsets) == list(range(P))
+    ref, st = sync_all(cs, [as_slot_counts(y, 50)])
+    ref = CodewordBlocks.concat([ref, cs.flush(st)[0]])
+    assert st.locks == 1 and set(ref.slot_offset.tolist()) == {-d % P} and ref.locked.all()
+    r = SCPPMReceiver(CODE, NS, NB, max_iter=10).receive(ref.counts)
+    idx = match_rows(r.u_hat, u)
+    assert r.crc_ok.all() and idx[0] >= 5 and list(idx) == list(range(idx[0], u.shape[0]))
+    cuts = np.sort(rng.integers(0, n_rows, 40))
+    parts = [as_slot_counts(p, 50 + a) for p, a in zip(np.split(y, cuts), np.concatenate([[0], cuts]))]
+    out, st2 = sync_all(cs, parts)
+    out = CodewordBlocks.concat([out, cs.flush(st2)[0]])
+    for f in ("counts", "sym_index", "csm_llr", "locked", "segment", "slot_offset"):
+        np.testing.assert_array_equal(getattr(out, f), getattr(ref, f))
+    none, st0 = sync_all(CodewordSync(CodewordSyncConfig(CODE, NS, NB, full_search_after=0)), [as_slot_counts(y, 50)])
+    assert len(none) == 0 and st0.locks == 0
+
+
 @pytest.mark.parametrize("M", [16, 128])
 def test_search_scores_equal_csm_llr_at_every_slot_offset(M):
     """The compiled slot-offset search gives csm_llr of the re-cut rows at every offset (to
@@ -192,15 +222,15 @@ def test_search_scores_equal_csm_llr_at_every_slot_offset(M):
     w[rng.integers(0, per, 40), rng.integers(0, Pm, 40)] = rng.integers(2, 30, 40)
     w[7, 3] = 1500                                          # w * 1500 ~ 7000: far past exp's range
     w[200, Pm - 1] = 900
-    got = cs._search_scores(w)
-    want = np.stack([csm_llr(cs._rows(w, o)[:per + L - 1], cs._pat, M, cs._w) for o in cs._offsets])
-    assert got.shape == (len(cs._offsets), per) and np.isfinite(got).all()
+    got = cs._search_scores(w, cs._near[1])
+    want = np.stack([csm_llr(cs._rows(w, o)[:per + L - 1], cs._pat, M, cs._w) for o in cs._near[0]])
+    assert got.shape == (len(cs._near[0]), per) and np.isfinite(got).all()
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
     # real-valued metrics far below zero (slot LLRs, w = 1): no shift pinned at 0 underflows
     from modem.sync.codeword_sync import csm_llr_slot_offsets
     z = rng.normal(-800.0, 30.0, (per + L) * Pm)
-    got = csm_llr_slot_offsets(z, Pm, M, 1.0, cs._pat, cs._offsets_arr, per)
-    want = np.stack([csm_llr(z[o:o + (per + L - 1) * Pm].reshape(-1, Pm), cs._pat, M, 1.0) for o in cs._offsets])
+    got = csm_llr_slot_offsets(z, Pm, M, 1.0, cs._pat, cs._near[1], per)
+    want = np.stack([csm_llr(z[o:o + (per + L - 1) * Pm].reshape(-1, Pm), cs._pat, M, 1.0) for o in cs._near[0]])
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
     # without a slot search (offset 0 only) the window needs no extra row; a short one is refused
@@ -208,7 +238,7 @@ def test_search_scores_equal_csm_llr_at_every_slot_offset(M):
     np.testing.assert_allclose(csm_llr_slot_offsets(z[:n0], Pm, M, 1.0, cs._pat, np.zeros(1, np.int64), per)[0],
                                want[0], rtol=1e-12, atol=1e-9)
     with pytest.raises(ValueError, match="shorter"):
-        csm_llr_slot_offsets(z[:n0], Pm, M, 1.0, cs._pat, cs._offsets_arr, per)
+        csm_llr_slot_offsets(z[:n0], Pm, M, 1.0, cs._pat, cs._near[1], per)
 
 
 def test_flush_completes_a_last_codeword_short_of_a_few_symbols(blocks):
@@ -248,7 +278,8 @@ def test_codeword_sync_errors():
     with pytest.raises(ShapeError, match="SlotCounts"):
         cs.push(np.zeros((4, P), np.int64), st)
     for kw in ({"nb": 0.0}, {"ns": float("nan")}, {"flywheel": -1}, {"search_threshold": 1e3},
-               {"slot_search": P // 2}, {"slot_search": -1}, {"slot_search": 1.0}):
+               {"slot_search": P // 2}, {"slot_search": -1}, {"slot_search": 1.0}, {"full_search_after": -1},
+               {"full_search_after": True}):
         args = dict(code=CODE, ns=NS, nb=NB)
         args.update(kw)
         with pytest.raises(ConfigError):

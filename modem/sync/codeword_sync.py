@@ -29,7 +29,10 @@ shifted and no codeword decodes. The CSM locates the boundary far better (its pu
 guard's absence), so SEARCH scores codeword starts at slot resolution: every symbol offset *and*
 every slot offset ``d`` in ``-slot_search .. slot_search`` (default ``guard // 2``) of the slot
 clock's boundary, i.e. symbols re-cut from the flat slot stream ``d`` slots later. The threshold
-counts the extra candidates (``ln(period * (2*slot_search + 1)) + 8``). The offset found is kept in
+counts the extra candidates (``ln(period * (2*slot_search + 1)) + 8``). A boundary further off
+(not seen in the measurements, but then the slot clock would track it for ever) is found by a full
+search: after ``full_search_after`` (4) SEARCH periods without a lock, one period tries all ``P``
+slot offsets (threshold ``ln(period * P) + 8``). The offset found is kept in
 LOCK (``state.slot_offset``, in ``0 .. P-1``: ``P - |d|`` for ``d < 0``, the symbol then starting in the
 row before) and reported per codeword (``CodewordBlocks.slot_offset``).
 
@@ -195,6 +198,10 @@ class CodewordSyncConfig:
     flywheel : consecutive CSM misses still emitted before returning to SEARCH.
     slot_search : SEARCH also tries symbol boundaries up to this many slots either side of the slot
         clock's (None: ``guard // 2``; 0: the slot clock's boundary only).
+    full_search_after : after this many SEARCH periods in a row without a lock (in one slot-clock
+        segment), the next SEARCH period tries every slot offset ``0 .. P-1`` (threshold
+        ``ln(period * P) + 8``), then the count starts again; 0: never. A boundary more than
+        ``slot_search`` slots off is otherwise never found: the slot clock keeps tracking it.
     """
 
     code: object
@@ -204,6 +211,7 @@ class CodewordSyncConfig:
     lock_threshold: float = 0.0
     flywheel: int = 2
     slot_search: int | None = None
+    full_search_after: int = 4
 
     def __post_init__(self):
         who = "CodewordSyncConfig"
@@ -231,6 +239,9 @@ class CodewordSyncConfig:
         f = self.flywheel
         if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or not 0 <= f <= 1 << 20:
             raise ConfigError(f"{who}: flywheel must be an integer >= 0, got {f!r}")
+        fa = self.full_search_after
+        if isinstance(fa, bool) or not isinstance(fa, (int, np.integer)) or not 0 <= fa <= 1 << 20:
+            raise ConfigError(f"{who}: full_search_after must be an integer >= 0, got {fa!r}")
         d = self.slot_search
         if d is not None and (isinstance(d, bool) or not isinstance(d, (int, np.integer))
                               or not 0 <= d <= (c.slots_per_symbol - 1) // 2):
@@ -260,11 +271,20 @@ class CodewordSyncConfig:
         return (0, *(o for d in range(1, D + 1) for o in (d, P - d)))
 
     @property
-    def search_min(self) -> float:
+    def full_offsets(self) -> tuple:
+        """Every slot offset, nearest first (the full search)."""
+        P = self.code.slots_per_symbol
+        return (0, *(o for d in range(1, P // 2 + 1) for o in dict.fromkeys((d, P - d))))
+
+    def search_min_for(self, n_offsets: int) -> float:
+        """SEARCH threshold over ``period * n_offsets`` candidates (``search_threshold`` if given)."""
         if self.search_threshold is not None:
             return float(self.search_threshold)
-        n = self.period * len(self.slot_offsets)
-        return min(math.log(n) + 8.0, 0.75 * self.pattern.size * math.log(self.code.M))
+        return min(math.log(self.period * n_offsets) + 8.0, 0.75 * self.pattern.size * math.log(self.code.M))
+
+    @property
+    def search_min(self) -> float:
+        return self.search_min_for(len(self.slot_offsets))
 
 
 @dataclass
@@ -277,7 +297,8 @@ class CodewordSyncState:
     to move (so a small push costs its own size, not the buffer's); ``buf_index`` the ``sym_index``
     of ``buf[0]``, ``segment`` the slot-clock segment; ``misses`` consecutive CSM misses in LOCK,
     ``fresh`` the next codeword is the one SEARCH locked on; ``slot_offset`` (0 .. P-1) where the
-    locked symbols start within the buffered rows (see the module docstring).
+    locked symbols start within the buffered rows (see the module docstring); ``search_fails``
+    SEARCH periods without a lock since the last lock, segment start or full search.
     Counters: ``codewords`` emitted, ``flywheeled`` (emitted on a miss), ``locks``, ``lock_losses``,
     ``resets`` (segment changes / symbol holes).
     """
@@ -292,6 +313,7 @@ class CodewordSyncState:
     misses: int = 0
     fresh: bool = False
     slot_offset: int = 0
+    search_fails: int = 0
     codewords: int = 0
     flywheeled: int = 0
     locks: int = 0
@@ -338,8 +360,11 @@ class CodewordSync:
         self.code = config.code
         self._pat = config.pattern
         self._w = config.w
-        self._offsets = config.slot_offsets
-        self._offsets_arr = np.array(self._offsets, np.int64)
+        # SEARCH offsets: (tuple, int64 array, threshold), the slot search's and the full search's
+        self._near = (config.slot_offsets, np.array(config.slot_offsets, np.int64),
+                      config.search_min_for(len(config.slot_offsets)))
+        self._full = (config.full_offsets, np.array(config.full_offsets, np.int64),
+                      config.search_min_for(len(config.full_offsets)))
 
     def initial_state(self) -> CodewordSyncState:
         return CodewordSyncState(buf=np.zeros((0, self.code.slots_per_symbol), dtype=np.uint16))
@@ -390,6 +415,7 @@ class CodewordSync:
                     st.mode = CodewordSyncMode.SEARCH
                     st.misses = 0
                     st.slot_offset = 0
+                    st.search_fails = 0
                 else:
                     st.tail = (*st.tail, y[a:b].copy())
                     st.n_tail += b - a
@@ -433,18 +459,23 @@ class CodewordSync:
         n = buf.shape[0] - 1
         return buf.reshape(-1)[o:o + n * P].reshape(n, P)
 
-    def _search_scores(self, window: np.ndarray) -> np.ndarray:
+    def _search_set(self, st: CodewordSyncState) -> tuple:
+        """(offsets, int64 offsets, threshold, extra rows, full) of the next SEARCH period."""
+        full = 0 < self.cfg.full_search_after <= st.search_fails
+        offs, arr, thr = self._full if full else self._near
+        return offs, arr, thr, int(len(offs) > 1), full   # a re-cut symbol reaches into the next row
+
+    def _search_scores(self, window: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """``Lambda`` of every symbol offset ``j < period`` at every slot offset: (n_offsets, period),
         from a C-contiguous window of ``period + L - 1`` rows (plus one with a slot search):
         :func:`csm_llr_slot_offsets` (the sums of :func:`csm_llr`, each row's exponentials shared by
         its offsets: 128-PPM with 33 offsets costs ~17 ms per period instead of ~200)."""
         return csm_llr_slot_offsets(window.reshape(-1), window.shape[1], self.code.M, self._w, self._pat,
-                                    self._offsets_arr, self.cfg.period)
+                                    offsets, self.cfg.period)
 
     def _run(self, st: CodewordSyncState, parts: list):
         cfg = self.cfg
         per, L, P = cfg.period, self._pat.size, self.code.slots_per_symbol
-        extra = int(len(self._offsets) > 1)            # a re-cut symbol reaches into the next row
         out_c, out_i, out_l, out_k, out_o = [], [], [], [], []
         buf = np.ascontiguousarray(st.buf)
         flat = buf.reshape(-1)
@@ -452,27 +483,30 @@ class CodewordSync:
         while True:
             avail = buf.shape[0] - pos
             if st.mode == CodewordSyncMode.SEARCH:
+                offs, arr, thr, extra, full = self._search_set(st)
                 if avail < per + L - 1 + extra:
                     break
-                lam = self._search_scores(buf[pos:pos + per + L - 1 + extra])
+                lam = self._search_scores(buf[pos:pos + per + L - 1 + extra], arr)
                 k = int(np.argmax(lam))
-                if lam.flat[k] < cfg.search_min:
+                if lam.flat[k] < thr:
                     # not enough evidence in one period: add the next period's score at the same
                     # offsets (joint LLR of two CSMs one period apart)
                     if avail < 2 * per + L - 1 + extra:
                         break
-                    lam = lam + self._search_scores(buf[pos + per:pos + 2 * per + L - 1 + extra])
+                    lam = lam + self._search_scores(buf[pos + per:pos + 2 * per + L - 1 + extra], arr)
                     k = int(np.argmax(lam))
-                if lam.flat[k] >= cfg.search_min:
+                if lam.flat[k] >= thr:
                     i, j = divmod(k, per)
                     pos += j
-                    st.slot_offset = self._offsets[i]
+                    st.slot_offset = offs[i]
                     st.mode = CodewordSyncMode.LOCK
                     st.misses = 0
                     st.fresh = True
                     st.locks += 1
+                    st.search_fails = 0
                 else:
                     pos += per
+                    st.search_fails = 0 if full else st.search_fails + 1
                 continue
             # LOCK: the CSMs of every whole codeword buffered, scored at once
             o = st.slot_offset
@@ -509,6 +543,7 @@ class CodewordSync:
         if st.mode == CodewordSyncMode.LOCK:
             st.need = per + int(st.slot_offset > 0)
         else:                                            # SEARCH: one period, else two periods
+            extra = self._search_set(st)[3]
             st.need = (per if avail < per + L - 1 + extra else 2 * per) + L - 1 + extra
         if out_c:
             parts.append(CodewordBlocks(np.stack(out_c), np.array(out_i, np.int64), np.array(out_l),
