@@ -43,6 +43,31 @@ def sync_all(cs, parts):
     return CodewordBlocks.concat(outs), st
 
 
+def chunked(y, first_index, rng, n_cuts):
+    """``y`` (n, P) as SlotCounts cut at ``n_cuts`` random places."""
+    cuts = np.sort(rng.integers(0, y.shape[0], n_cuts))
+    return [as_slot_counts(p, first_index + a) for p, a in zip(np.split(y, cuts), np.concatenate([[0], cuts]))]
+
+
+def sync_flushed(cs, parts):
+    out, st = sync_all(cs, parts)
+    last, st = cs.flush(st)
+    return CodewordBlocks.concat([out, last]), st
+
+
+def assert_same_blocks(a, b):
+    for f in ("counts", "sym_index", "csm_llr", "locked", "segment", "slot_offset"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+
+
+def shifted_rows(flat, first_sym, d):
+    """Rows of P slots as a slot clock placing the symbol boundary ``d`` slots late (d > 0) or
+    early (d < 0), from symbol ``first_sym``: (rows, first slot)."""
+    start = first_sym * P + d
+    n = (flat.size - start) // P
+    return flat[start:start + n * P].reshape(n, P), start
+
+
 def match_rows(u_hat, u):
     """Index of the sent block each decoded block equals (-1: none)."""
     return np.array([next((j for j in range(u.shape[0]) if np.array_equal(r, u[j])), -1) for r in u_hat])
@@ -132,11 +157,8 @@ def test_codeword_sync_chunking(blocks):
     y = simulate_counts(x[:5], NS, NB, rng).reshape(-1, P)[123:]
     cs = CodewordSync(CodewordSyncConfig(CODE, NS, NB))
     ref, st_ref = sync_all(cs, [as_slot_counts(y, 123)])
-    cuts = np.sort(rng.integers(0, y.shape[0], 40))
-    parts = [as_slot_counts(p, 123 + a) for p, a in zip(np.split(y, cuts), np.concatenate([[0], cuts]))]
-    out, st = sync_all(cs, parts)
-    for f in ("counts", "sym_index", "csm_llr", "locked", "segment"):
-        np.testing.assert_array_equal(getattr(out, f), getattr(ref, f))
+    out, st = sync_all(cs, chunked(y, 123, rng, 40))
+    assert_same_blocks(out, ref)
     assert st.codewords == st_ref.codewords and st.buf_index == st_ref.buf_index
 
 
@@ -149,15 +171,11 @@ def test_codeword_sync_corrects_a_symbol_boundary_slots_off(blocks, d):
     u, x = blocks
     rng = np.random.default_rng(40 + d)
     flat = simulate_counts(x[:4], NS, NB, rng).reshape(-1)
-    # rows as a slot clock placing symbols d slots late (d > 0) or early (d < 0), from symbol 300
-    start = 300 * P + d
-    n_rows = (flat.size - start) // P
-    y = flat[start:start + n_rows * P].reshape(n_rows, P)
+    y, start = shifted_rows(flat, 300, d)
+    n_rows = y.shape[0]
     cs = CodewordSync(CodewordSyncConfig(CODE, NS, NB))
     assert CodewordSyncConfig(CODE, NS, NB).slot_offsets == (0, 1, P - 1, 2, P - 2)
-    ref, st = sync_all(cs, [as_slot_counts(y, 300)])
-    last, st = cs.flush(st)
-    ref = CodewordBlocks.concat([ref, last])
+    ref, st = sync_flushed(cs, [as_slot_counts(y, 300)])
     o = -d % P                                             # the true boundary, from the rows
     assert st.locks == 1 and set(ref.slot_offset.tolist()) == {o} and ref.locked.all()
     r = SCPPMReceiver(CODE, NS, NB, max_iter=10).receive(ref.counts)
@@ -169,12 +187,7 @@ def test_codeword_sync_corrects_a_symbol_boundary_slots_off(blocks, d):
     seen = np.zeros_like(flat)
     seen[start:start + n_rows * P] = flat[start:start + n_rows * P]
     np.testing.assert_array_equal(ref.counts, seen[want[:, None] * spc + np.arange(spc)])
-    cuts = np.sort(rng.integers(0, n_rows, 30))
-    parts = [as_slot_counts(p, 300 + a) for p, a in zip(np.split(y, cuts), np.concatenate([[0], cuts]))]
-    out, st2 = sync_all(cs, parts)
-    out = CodewordBlocks.concat([out, cs.flush(st2)[0]])
-    for f in ("counts", "sym_index", "csm_llr", "locked", "segment", "slot_offset"):
-        np.testing.assert_array_equal(getattr(out, f), getattr(ref, f))
+    assert_same_blocks(sync_flushed(cs, chunked(y, 300, rng, 30))[0], ref)
     off, st0 = sync_all(CodewordSync(CodewordSyncConfig(CODE, NS, NB, slot_search=0)), [as_slot_counts(y, 300)])
     assert len(off) == 0 and st0.locks == 0
 
@@ -187,24 +200,15 @@ def test_full_search_finds_a_boundary_beyond_the_slot_search(blocks, d):
     ``full_search_after=0`` nothing ever locks (the slot clock would keep its wrong boundary)."""
     u, x = blocks
     rng = np.random.default_rng(60 + d)
-    flat = simulate_counts(x, NS, NB, rng).reshape(-1)
-    start = 50 * P + d
-    n_rows = (flat.size - start) // P
-    y = flat[start:start + n_rows * P].reshape(n_rows, P)
+    y, _ = shifted_rows(simulate_counts(x, NS, NB, rng).reshape(-1), 50, d)
     cs = CodewordSync(CodewordSyncConfig(CODE, NS, NB))
     assert len(cs.cfg.full_offsets) == P and sorted(cs.cfg.full_offsets) == list(range(P))
-    ref, st = sync_all(cs, [as_slot_counts(y, 50)])
-    ref = CodewordBlocks.concat([ref, cs.flush(st)[0]])
+    ref, st = sync_flushed(cs, [as_slot_counts(y, 50)])
     assert st.locks == 1 and set(ref.slot_offset.tolist()) == {-d % P} and ref.locked.all()
     r = SCPPMReceiver(CODE, NS, NB, max_iter=10).receive(ref.counts)
     idx = match_rows(r.u_hat, u)
     assert r.crc_ok.all() and idx[0] >= 5 and list(idx) == list(range(idx[0], u.shape[0]))
-    cuts = np.sort(rng.integers(0, n_rows, 40))
-    parts = [as_slot_counts(p, 50 + a) for p, a in zip(np.split(y, cuts), np.concatenate([[0], cuts]))]
-    out, st2 = sync_all(cs, parts)
-    out = CodewordBlocks.concat([out, cs.flush(st2)[0]])
-    for f in ("counts", "sym_index", "csm_llr", "locked", "segment", "slot_offset"):
-        np.testing.assert_array_equal(getattr(out, f), getattr(ref, f))
+    assert_same_blocks(sync_flushed(cs, chunked(y, 50, rng, 40))[0], ref)
     none, st0 = sync_all(CodewordSync(CodewordSyncConfig(CODE, NS, NB, full_search_after=0)), [as_slot_counts(y, 50)])
     assert len(none) == 0 and st0.locks == 0
 
