@@ -189,12 +189,12 @@ class CodewordDeinterleaver:
         if c.interleaver_rows == 1:
             return x, np.arange(F, dtype=np.int64)
         outs, src = [], []
-        cuts = [0, *np.flatnonzero(rs).tolist(), F]
+        cuts = sorted({0, *np.flatnonzero(rs).tolist()}) + [F]     # runs of contiguous codewords
         for a, b in zip(cuts[:-1], cuts[1:]):
-            if rs[a] if a < F else False:
-                self.reset()
-            if b == a:
+            if a == b:                                            # no codewords (F = 0)
                 continue
+            if rs[a]:
+                self.reset()
             stream = self._deint.process(x[a:b].reshape(-1, c.M))
             drop = min(self._skip, stream.shape[0])
             # symbols out, per input codeword, counted from before this run's pending ones
