@@ -3,13 +3,14 @@
 (time tags -> slot clock -> codeword sync -> decoder) beside the decoder alone (genie slot counts),
 at the same photon flux, near the decoder's threshold under strong background.
 
-Decoder alone: ``n_rec * (n_cw - 1)`` random codewords, Poisson slot counts
+Decoder alone: ``n_rec * n_cw`` random codewords, Poisson slot counts
 (:func:`modem.channel.poisson.simulate_counts`) -> :class:`SCPPMReceiver`. Receiver: ``n_rec``
 records of ``n_cw`` random codewords each, SNSPD time tags (:func:`simulate_time_tags`: clock offset
 uniform in +-250 ppm, 50 ppm/s drift, 50 ps rms jitter, random start), each through a fresh
-:class:`SCPPMTimeTagReceiver` in one push. The first codeword of a record is cut by the
-acquisition, so the receiver is charged with the ``n_cw - 1`` after it; a codeword counts as
-received when its CRC-32 passes and it equals a sent one (an undetected error is reported apart).
+:class:`SCPPMTimeTagReceiver` in one push. The receiver is charged with every codeword of a
+record, the first included (the slot clock starts tracking a few symbols before the signal's first
+photons, so the first CSM is whole); a codeword counts as received when its CRC-32 passes and it
+equals a sent one (an undetected error is reported apart).
 ``--old`` also runs the receiver with the acquisition and codeword-sync rules before a46c1f3
 (guard-ratio test only, ``acq_guard_z`` off; a 1024-symbol window at every M; no slot-offset
 search, ``slot_search=0``).
@@ -101,7 +102,7 @@ def receiver(code, ns, nb, n_rec, n_cw, seed, options=({}, {})):
         wrong += sum(g not in sent for g in got)
         emitted += rx.stats.codewords
         acq += sum(e.kind == "acquired" for e in rx.stats.events)
-    n = n_rec * (n_cw - 1)
+    n = n_rec * n_cw
     err = max(n - ok, 0)
     P = code.slots_per_symbol
     return {"records": n_rec, "codewords_per_record": n_cw, "codewords_charged": n, "received": ok,
@@ -127,7 +128,7 @@ def main(argv=None):
         code = SCPPMCode(M=M, rate="1/2")
         limit = ns_capacity_limit(M, code.rate, args.nb)
         for ns in points:
-            n = args.records * (args.codewords - 1)
+            n = args.records * args.codewords
             row = {"M": M, "rate": "1/2", "ns": ns, "nb": args.nb, "capacity_limit_ns": limit,
                    "db_above_capacity": 10 * np.log10(ns / limit),
                    "decoder_alone": decoder_alone(code, ns, args.nb, n, args.seed),

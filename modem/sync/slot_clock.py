@@ -27,9 +27,11 @@ ACQUIRE (epoch folding / periodogram, no pilots)
     nb = 0.1 leave the guard ~0.8-0.9 of the mean, yet 6-9 sigma deep). A shallow gap places the
     boundary less precisely (a few slots off, at 128-PPM near threshold): the codeword
     synchroniser's slot-resolution CSM search corrects that. The window's tags are then re-used by
-    tracking (no data lost to acquisition). A window whose FFT estimate of the tone peak
-    (``_tone_bound``: one phasor per tag, binned, FFT'd onto the same grid) is below half
-    ``acq_min_power`` is skipped before the exact search: windows of noise cost ~1 % of it.
+    tracking, from the symbol holding the signal onset less 1/32 of the window (no data lost to
+    acquisition: the first codeword of a pass or after a cloud keeps its first CSM symbol). A
+    window whose FFT estimate of the tone peak (``_tone_bound``: one phasor per tag, binned, FFT'd
+    onto the same grid) is below half ``acq_min_power`` is skipped before the exact search:
+    windows of noise cost ~1 % of it.
 TRACK (second-order loop, per block)
     Blocks of ``block_symbols`` symbols on the current clock model ``(t_start, T)``. Each tag's
     offset from its slot centre (in slots, in [-1/2, 1/2)) is a phase sample; the circular mean
@@ -44,9 +46,10 @@ LOSS OF SIGNAL
     row; one more declares loss of signal, drops back to ACQUIRE, and the ``loss_of_signal`` event
     is reported at re-acquisition: start = where the signal ends (to 1/16 of a block, found in
     the last good block or the first weak one), end = the signal onset found in the
-    successful acquisition window (to 1/32 of the window); tracking resumes at the first symbol
-    boundary after the onset. Each acquisition opens a new ``segment``: symbols of different
-    segments are not contiguous and a codeword synchroniser must restart.
+    successful acquisition window (to 1/32 of the window); tracking resumes at the symbol
+    holding the onset less 1/32 of the window (a few symbols of background first, never a cut
+    CSM). Each acquisition opens a new ``segment``: symbols of different segments are not
+    contiguous and a codeword synchroniser must restart.
     A run with no tag at all longer than ``los_gap`` (32) mean inter-arrival times at the tracked
     rate is a loss of signal at once (from the last tag before it; re-acquisition starts at the
     first tag after it) -- a dropout or a forward jump of the tags' time base.
@@ -393,7 +396,10 @@ class SlotClockRecovery:
         """One acquisition attempt on the tags of ``[t_anchor, t_anchor + window)``.
 
         Returns None (no clock found) or a dict: ``period`` (slot period ps), ``t_sym`` (first
-        symbol start >= t_anchor, ps), ``offset_ppm``, ``power`` (tone power), ``guard_ratio``.
+        symbol start, ps: the symbol holding ``t_onset - window/32`` or ``t_anchor``, whichever is
+        later, so up to a symbol before ``t_anchor``: the window's first tag usually falls inside
+        the first symbol sent), ``t_onset`` (signal onset, to 1/32 of the window),
+        ``offset_ppm``, ``power`` (tone power), ``guard_ratio``, ``guard_z``.
         """
         cfg = self.cfg
         n = tags.size
@@ -444,12 +450,18 @@ class SlotClockRecovery:
         busy = np.sort(sub)[nb_sub // 2:].mean()
         onset = int(np.flatnonzero(sub >= 0.25 * busy)[0]) * (W / nb_sub)
         first = (g + G) % P
-        t_sym = s0 + first * T
-        if t_sym < onset:
-            t_sym += math.ceil((onset - t_sym) / (P * T)) * (P * T)
         n_sig = int(np.count_nonzero(x >= onset))
+        rate = n_sig / max(W - onset, 1.0)
+        # tracking starts a few symbols before the signal's first photons (a cut CSM costs a
+        # codeword; a few symbols of background first cost nothing), at a symbol boundary, which
+        # may be before the window's first tag: that tag usually falls inside the first symbol
+        PT = P * T
+        tau = _signal_start(x, onset, W / nb_sub, rate)
+        lead = min(8, max(1, math.ceil(8.0 / max(rate * PT, 1e-300)))) * PT
+        t_sym = s0 + first * T
+        t_sym += math.floor((tau - lead - t_sym) / PT) * PT
         return {"period": float(T), "t_sym": float(t_anchor + t_sym), "t_onset": float(t_anchor + onset),
-                "rate_per_ps": n_sig / max(W - onset, 1.0), "offset_ppm": float((T / T0 - 1.0) * 1e6),
+                "rate_per_ps": rate, "offset_ppm": float((T / T0 - 1.0) * 1e6),
                 "power": float(pw[k]), "guard_ratio": ratio, "guard_z": z}
 
     # ---------------------------------------------------------------------------------- streaming
@@ -781,6 +793,28 @@ def _tone_bound(x, T0: float, W: float, max_offset_ppm: float) -> float:
     spec = np.abs(np.fft.fft(z, 4 * B)) ** 2 / n                         # bins of 1/(4W)
     k = int(math.ceil(d_max * 4 * W)) + 1                                # +-max offset, one bin spare
     return float(max(spec[:k + 1].max(), spec[-k:].max()))
+
+
+def _signal_start(x, onset: float, width: float, rate: float) -> float:
+    """Start of the signal in an acquisition window: the maximum-likelihood change point of a
+    Poisson process from rate ``lam0`` to ``rate`` (photons/ps) among the tags ``x`` (sorted, ps
+    from the window start) of ``[onset - width, onset + width)``, ``onset`` the first busy
+    sub-window's start and ``width`` a sub-window's length. ``lam0`` is the rate before that
+    interval, kept within ``[rate/1000, rate/4]``: with no tag before it, a stray tag is taken for
+    the signal unless ~7 mean inter-arrival times of silence follow it. Between tags the
+    log-likelihood of a start ``tau`` grows as ``(rate - lam0) * tau`` and drops by
+    ``ln(rate / lam0)`` at each tag left before it, so the maximum is at a tag ``x_i``:
+    ``argmax_i (i * ln(lam0 / rate) + (rate - lam0) * x_i)``. Returns ``onset`` when the interval
+    holds no tag."""
+    a = max(onset - width, 0.0)
+    i_a = int(np.searchsorted(x, a, side="left"))
+    i_b = int(np.searchsorted(x, onset + width, side="left"))
+    if i_b <= i_a or rate <= 0:
+        return onset
+    lam0 = min(max(i_a / a if a > 0 else 0.0, 1e-3 * rate), 0.25 * rate)
+    xi = x[i_a:i_b]
+    score = np.arange(xi.size) * math.log(lam0 / rate) + (rate - lam0) * xi
+    return float(xi[int(np.argmax(score))])
 
 
 @numba.njit(cache=True, nogil=True)
