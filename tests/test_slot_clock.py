@@ -255,6 +255,92 @@ def test_loss_of_signal_and_reacquisition():
     assert abs((i1 - out.sym_index[0]) - (k1 - k0)) <= 2
 
 
+def _late_signal(start_frac, n_sym=6000, seed=31):
+    """128-PPM (G = 32) symbols whose signal starts ``start_frac`` of a 2048-symbol acquisition
+    window after a dark count at t = 0 (a window anchored on it holds signal only from there);
+    clock -72 ppm, ns 2.5, nb 0.01, 4 channels with dark counts. Returns (config, tags, symbols,
+    first signal slot, link)."""
+    rng = np.random.default_rng(seed)
+    Mq, Gq = 128, 32
+    cfg = SlotClockConfig(slot_width_ps=1000.0, M=Mq, guard=Gq, acq_symbols=2048)
+    p, sym = ppm_pulses(rng, n_sym, Mq, Gq)
+    first = int(start_frac * cfg.acq_symbols) * cfg.P
+    link = TimeTagConfig(slot_width_ps=1000, clock_offset_ppm=-72.0, jitter_rms_ps=50, dark_count_rate_hz=1e4,
+                         n_channels=4)
+    t = simulate_time_tags([(first, p)], 2.5, 0.01, rng, link).t_ps
+    return cfg, np.concatenate([[0], t]).astype(np.int64), sym, first, link
+
+
+def _run_p(rec, chunks):
+    st = rec.initial_state()
+    outs = []
+    for ch in chunks:
+        o, st = rec.push(ch, st)
+        outs.append(o)
+    o, st = rec.flush(st)
+    return SlotCounts.concat(outs + [o], rec.cfg.P), st
+
+
+@pytest.mark.parametrize("start_frac", [0.35, 0.97])
+def test_window_with_late_signal_is_acquired_again_from_its_start(start_frac):
+    """A window anchored on a dark count holds the signal from 0.35 / 0.97 of its length only. With
+    the signal in its last 3 %, the clock estimate (from ~60 symbols) is ppm off, which the
+    tracking loop cannot pull in before it sees a phase error beyond ``jump_phase`` and declares a
+    clock jump (found by a sweep of signal returns: a codeword lost). The window from the signal's
+    start is acquired instead: one acquisition, the frequency to 0.3 ppm, the first symbol 1-8
+    symbols before the signal (none cut), every symbol on the true grid; any chunking gives the
+    same output."""
+    cfg, t, sym, first, link = _late_signal(start_frac)
+    P128 = cfg.P
+    out, st = _run_p(SlotClockRecovery(cfg), [t])
+    assert [e.kind for e in out.events] == ["acquired"] and st.refined_windows == 1 and st.jumps == 0
+    assert abs(out.events[0].info["offset_ppm"] - link.clock_offset_ppm) < 0.3
+    true = link.rx_time((first + np.arange(-8, sym.size) * P128) * 1000.0)
+    k = np.searchsorted(true, out.t_sym_ps - 500.0 * P128)
+    assert np.abs(out.t_sym_ps - true[k]).max() < 60.0
+    assert 1 <= 8 - k[0] <= 8                                    # lead symbols before the signal
+    sent = k - 8
+    ok = (sent >= 0) & (sent < sym.size) & (out.counts[:, :cfg.M].sum(axis=1) > 0)
+    assert np.mean(out.counts[ok, :cfg.M].argmax(axis=1) != sym[sent[ok]]) < 0.3
+    cuts = np.sort(np.random.default_rng(4).integers(0, t.size, 40))
+    out2, st2 = _run_p(SlotClockRecovery(cfg), np.split(t, cuts))
+    np.testing.assert_array_equal(out2.counts, out.counts)
+    np.testing.assert_array_equal(out2.t_sym_ps, out.t_sym_ps)
+    assert [(e.kind, e.t_start_ps) for e in out2.events] == [(e.kind, e.t_start_ps) for e in out.events]
+    if start_frac > 0.9:      # without the second acquisition (acq_refine_onset=1): a false clock jump
+        cfg1 = SlotClockConfig(slot_width_ps=1000.0, M=128, guard=32, acq_symbols=2048, acq_refine_onset=1.0)
+        out1, st1 = _run_p(SlotClockRecovery(cfg1), [t])
+        assert st1.refined_windows == 0 and "clock_jump" in [e.kind for e in out1.events]
+        assert abs(out1.events[0].info["offset_ppm"] - link.clock_offset_ppm) > 1.0
+
+
+def test_late_signal_falls_back_on_the_first_window():
+    """The stream ends before the window from the signal's start is complete, or that window fails:
+    tracking then starts from the first window's result (the signal is not dropped)."""
+    cfg, t, sym, first, link = _late_signal(0.6, n_sym=900)
+    W = cfg.acq_window_ps
+    assert t[-1] < 1.6 * W                                       # the second window never completes
+    out, st = _run_p(SlotClockRecovery(cfg), [t])
+    assert [e.kind for e in out.events] == ["acquired"] and st.refined_windows == 1
+    assert out.events[0].info["t_onset"] >= 0.25 * W             # the first window's result
+    assert len(out) >= 890
+    # a second window that fails (signal ends inside it: forced here) -> the first result, too
+    cfg, t, sym, first, link = _late_signal(0.6)
+    rec = SlotClockRecovery(cfg)
+    real, calls = rec.acquire, []
+
+    def second_fails(tags, a):
+        calls.append(a)
+        return None if len(calls) == 2 else real(tags, a)
+
+    rec.acquire = second_fails
+    out, st = _run_p(rec, [t])
+    first_res = real(t[t < W], 0.0)
+    assert len(calls) == 2 and st.refined_windows == 1
+    assert [e.kind for e in out.events] == ["acquired"] and out.events[0].t_start_ps == first_res["t_sym"]
+    assert out.t_sym_ps[0] == first_res["t_sym"] and len(out) >= sym.size
+
+
 def test_chunked_equals_one_shot():
     tags, cfg, sym, n_sym, gap = gap_stream(seed=4)
     rec = SlotClockRecovery(SlotClockConfig(slot_width_ps=1000.0, M=M, guard=G))
@@ -408,20 +494,21 @@ def _digest(out, st) -> dict:
 #: machine): counts / symbol numbers / segments, every event, the loop's counters, and the
 #: floating-point values (symbol times at a stride, event times and info, final loop state).
 #: Recorded again when tracking began to start a few symbols before the signal's first photons
-#: (no longer at the first symbol boundary after the window's start or the onset): 1ea84fe's
-#: NumPy loop driven by the current ``acquire``, which the compiled loop matched to the same
-#: tolerance before the recording.
-RECORDED = {'m128': {'counts': 'a5837606253ffa46',
-                     'floats': [-160001.14581501766, 159034477.02678862, 318548821.14565015, 807817173.0134166,
+#: (no longer at the first symbol boundary after the window's start or the onset), and a window
+#: whose signal started late was acquired again from the signal's start: 1ea84fe's NumPy loop
+#: driven by the acquisitions the current code makes (each window's final result), which the
+#: compiled loop matched to the same tolerance before the recording.
+RECORDED = {'m128': {'counts': '5bcf24ee1d69284c',
+                     'floats': [-160001.14581501766, 159034477.02678862, 318548821.14565015, 807819171.5642911,
                                 967173597.0115275, 1126688024.962016, 1280282669.0101733, -160001.14581501766, nan,
-                                156472623.0, 156837451.0, 156474567.82712346, nan, 422366737.0, 770677453.0,
-                                772938388.853035, nan, 959946658.0, 960445585.0, 960133842.9068627, nan,
+                                156472623.0, 156837451.0, 156474567.82712346, nan, 422366737.0, 772938388.853035,
+                                772940393.0753081, nan, 959946658.0, 960445585.0, 960133842.9068627, nan,
                                 0.8271885568553529, -35.00171631654059, 999.9649982836835, 468.682083777011,
                                 0.00011009521484375, 0.0, 958.0, -160001.14581501766, 0.8625084976206663,
                                 -35.46888079897226, 999.9645311192011, 126.47055658160996, 3.5919189453125e-05, 1.0,
-                                156837451.0, 156474567.82712346, 0.8425535302077529, -34.85778722300825,
-                                999.965142212777, 320.04094282433846, 0.00011248046875, 2.0, 770677453.0,
-                                772938388.853035, 0.8270676691729324, -34.92831466322954, 999.9650716853367,
+                                156837451.0, 156474567.82712346, 0.821749358426005, -35.020384661077486,
+                                999.964979615339, 454.46442337389925, 0.00011416015625, 2.0, 772938388.853035,
+                                772940393.0753081, 0.8270676691729324, -34.92831466322954, 999.9650716853367,
                                 469.5328926486003, 0.000115277099609375, 3.0, 960445585.0, 960133842.9068627,
                                 999.9650758058001, 1287802400.9680412, 4621.033737409232, 0.588570481558749],
                      'info_keys': [['guard_ratio', 'offset_ppm', 'period', 'power', 'rate_per_ps', 'segment', 't_onset',

@@ -27,11 +27,15 @@ ACQUIRE (epoch folding / periodogram, no pilots)
     nb = 0.1 leave the guard ~0.8-0.9 of the mean, yet 6-9 sigma deep). A shallow gap places the
     boundary less precisely (a few slots off, at 128-PPM near threshold): the codeword
     synchroniser's slot-resolution CSM search corrects that. The window's tags are then re-used by
-    tracking, from the symbol holding the signal onset less 1/32 of the window (no data lost to
-    acquisition: the first codeword of a pass or after a cloud keeps its first CSM symbol). A
-    window whose FFT estimate of the tone peak (``_tone_bound``: one phasor per tag, binned, FFT'd
-    onto the same grid) is below half ``acq_min_power`` is skipped before the exact search:
-    windows of noise cost ~1 % of it.
+    tracking, from 1-8 symbols before the signal's first photons (``_signal_start``: the
+    maximum-likelihood change point of the tag rate near the onset), so nothing is lost to
+    acquisition: the first codeword of a pass or after a cloud keeps its first CSM symbol. A
+    window whose signal began late in it (``acq_refine_onset``, a window anchored on a dark count)
+    is acquired again from the signal's start, so the clock comes from a whole window of signal
+    (falling back on the first result if that fails or the stream ends first). A window whose FFT
+    estimate of the tone peak (``_tone_bound``: one phasor per tag, binned, FFT'd onto the same
+    grid) is below half ``acq_min_power`` is skipped before the exact search: windows of noise
+    cost ~1 % of it.
 TRACK (second-order loop, per block)
     Blocks of ``block_symbols`` symbols on the current clock model ``(t_start, T)``. Each tag's
     offset from its slot centre (in slots, in [-1/2, 1/2)) is a phase sample; the circular mean
@@ -46,9 +50,8 @@ LOSS OF SIGNAL
     row; one more declares loss of signal, drops back to ACQUIRE, and the ``loss_of_signal`` event
     is reported at re-acquisition: start = where the signal ends (to 1/16 of a block, found in
     the last good block or the first weak one), end = the signal onset found in the
-    successful acquisition window (to 1/32 of the window); tracking resumes at the symbol
-    holding the onset less 1/32 of the window (a few symbols of background first, never a cut
-    CSM). Each acquisition opens a new ``segment``: symbols of different segments are not
+    successful acquisition window (to 1/32 of the window); tracking resumes 1-8 symbols before
+    the signal's first photons (a few symbols of background first, never a cut CSM). Each acquisition opens a new ``segment``: symbols of different segments are not
     contiguous and a codeword synchroniser must restart.
     A run with no tag at all longer than ``los_gap`` (32) mean inter-arrival times at the tracked
     rate is a loss of signal at once (from the last tag before it; re-acquisition starts at the
@@ -169,6 +172,11 @@ class SlotClockConfig:
         nb = 0.1 photons/slot, say) the guard holds mostly background and its ratio stays near
         ``nb*P / (ns + nb*P)`` (0.8 there), yet a window of ``acq_symbols`` symbols makes the
         deficit many sigma deep.
+    acq_refine_onset : an accepted window whose signal onset lies at least this fraction of the
+        window after its start (a window anchored on a dark count before the signal) is acquired
+        again from the signal's start, on a whole window of signal (default 0.25; 1 disables):
+        the clock estimated from the signal's tail is the poorer (4 ppm off at 128-PPM with 0.4
+        of the window, enough for the tracking loop to declare a clock jump).
     block_symbols : tracking block length (symbols).
     kp, ki : loop gains (phase, frequency), per block; stable for 0 < ki < kp < 1 roughly.
     los_fraction, los_min_photons : weak-block threshold ``max(los_min_photons, los_fraction*mean)``.
@@ -192,6 +200,7 @@ class SlotClockConfig:
     acq_min_power: float = 30.0
     acq_max_guard_ratio: float = 0.5
     acq_guard_z: float = 6.0
+    acq_refine_onset: float = 0.25
     block_symbols: int = 256
     kp: float = 0.25
     ki: float = 0.03
@@ -230,6 +239,7 @@ class SlotClockConfig:
         num("acq_min_power", 0.0, 1e12)
         num("acq_max_guard_ratio", 0.0, 1.0, lo_open=True)
         num("acq_guard_z", 0.0, 1e6, lo_open=True)
+        num("acq_refine_onset", 0.0, 1.0, lo_open=True)
         integer("block_symbols", 1, 1 << 24)
         num("kp", 0.0, 1.0)
         num("ki", 0.0, 1.0)
@@ -278,20 +288,23 @@ class SlotClockState:
 
     ``buf``: tags (int64 ps) received but not yet consumed; ``last_t``: the last tag seen (for the
     monotonicity check). ACQUIRE: ``acq_anchor`` start of the current window (None: the first
-    buffered tag). TRACK: block ``blk_start`` (ps, float), slot period ``period`` (ps),
+    buffered tag); ``acq_pending`` an accepted window's result whose signal started late in it,
+    kept while the window from the signal's start is acquired (the fallback). TRACK: block ``blk_start`` (ps, float), slot period ``period`` (ps),
     ``sym_index`` of the symbol at ``blk_start``, ``rate`` mean photons per block, ``weak_run`` weak
     blocks in a row (from ``weak_start``), ``guard_hist`` guard-monitor histogram,
     ``last_good_t`` where the signal ended (last good block or first weak one).
     ``los_since``: start of the current loss of signal (None when not lost); ``jump_since`` /
     ``jump_info``: a clock jump awaiting re-acquisition; ``bad0``: mean per-photon misalignment
     of the good blocks (jump localisation). Counters: ``acquisitions``, ``failed_windows``,
-    ``losses``, ``slips``, ``jumps``.
+    ``refined_windows`` (accepted windows acquired again from the signal's start), ``losses``,
+    ``slips``, ``jumps``.
     """
 
     mode: ClockMode = ClockMode.ACQUIRE
     buf: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     last_t: int | None = None
     acq_anchor: float | None = None
+    acq_pending: dict | None = None
     blk_start: float = 0.0
     period: float = 0.0
     sym_index: int = 0
@@ -307,6 +320,7 @@ class SlotClockState:
     bad0: float | None = None
     acquisitions: int = 0
     failed_windows: int = 0
+    refined_windows: int = 0
     losses: int = 0
     slips: int = 0
     jumps: int = 0
@@ -396,10 +410,11 @@ class SlotClockRecovery:
         """One acquisition attempt on the tags of ``[t_anchor, t_anchor + window)``.
 
         Returns None (no clock found) or a dict: ``period`` (slot period ps), ``t_sym`` (first
-        symbol start, ps: the symbol holding ``t_onset - window/32`` or ``t_anchor``, whichever is
-        later, so up to a symbol before ``t_anchor``: the window's first tag usually falls inside
-        the first symbol sent), ``t_onset`` (signal onset, to 1/32 of the window),
-        ``offset_ppm``, ``power`` (tone power), ``guard_ratio``, ``guard_z``.
+        symbol start, ps: 1-8 symbols before the signal's first photons, ``_signal_start``, so
+        possibly before ``t_anchor``: the window's first tag usually falls inside the first symbol
+        sent), ``t_onset`` (start of the first of 32 sub-windows holding signal),
+        ``rate_per_ps`` (tags per ps after it), ``offset_ppm``, ``power`` (tone power),
+        ``guard_ratio``, ``guard_z``.
         """
         cfg = self.cfg
         n = tags.size
@@ -490,6 +505,36 @@ class SlotClockRecovery:
         st.buf = np.zeros(0, dtype=np.int64)
         return out, st
 
+    def _start_tracking(self, st: SlotClockState, res: dict, events: list):
+        """ACQUIRE -> TRACK on an acquisition result ``res`` (see :meth:`acquire`): clock model, a new
+        segment, the symbol count carried over the gap, and the events this closes."""
+        P = self.cfg.P
+        st.mode = ClockMode.TRACK
+        st.acq_anchor = None
+        st.acq_pending = None
+        st.period = res["period"]
+        Tsym = P * st.period
+        if st.segment >= 0:                       # continue the symbol count over the gap
+            st.sym_index += max(0, int(round((res["t_sym"] - st.blk_start) / Tsym)))
+        st.blk_start = res["t_sym"]
+        st.segment += 1
+        st.acquisitions += 1
+        st.rate = res["rate_per_ps"] * (self.cfg.block_symbols * Tsym)
+        st.weak_run = 0
+        st.guard_hist = np.zeros(P)
+        st.last_good_t = None
+        if st.los_since is not None:
+            events.append(SyncEvent("loss_of_signal", st.los_since, res["t_onset"], {}))
+            st.los_since = None
+        if st.jump_since is not None:
+            info = dict(st.jump_info or {})
+            ref, Tref = info.pop("_ref"), info.pop("_Tsym")
+            info["offset_ps"] = float((res["t_sym"] - ref + 0.5 * Tref) % Tref - 0.5 * Tref)
+            events.append(SyncEvent("clock_jump", st.jump_since, res["t_sym"], info))
+            st.jump_since, st.jump_info = None, None
+        st.bad0 = None
+        events.append(SyncEvent("acquired", res["t_sym"], None, dict(res, segment=st.segment)))
+
     def _run(self, st: SlotClockState, final: bool) -> tuple[SlotCounts, SlotClockState]:
         cfg = self.cfg
         P, B = cfg.P, cfg.block_symbols
@@ -499,42 +544,35 @@ class SlotClockRecovery:
             if st.mode == ClockMode.ACQUIRE:
                 a = float(buf[0]) if st.acq_anchor is None else st.acq_anchor
                 end = a + cfg.acq_window_ps
-                if buf[-1] < end:
-                    st.acq_anchor = a
-                    buf = buf[_first_at_or_after(buf, a):]
-                    break
                 i0 = _first_at_or_after(buf, a)
+                if buf[-1] < end:
+                    if final and st.acq_pending is not None:    # the stream ended: keep the first
+                        self._start_tracking(st, st.acq_pending, events)
+                        buf = buf[i0:]
+                        continue
+                    st.acq_anchor = a
+                    buf = buf[i0:]
+                    break
                 i1 = _first_at_or_after(buf, end)
                 res = self.acquire(buf[i0:i1], a)
-                if res is None:
+                if res is None and st.acq_pending is not None:
+                    res = st.acq_pending                        # the second window failed: the first
+                elif res is None:
                     st.failed_windows += 1
                     st.acq_anchor = None
                     buf = buf[i1:]
                     continue
-                st.mode = ClockMode.TRACK
-                st.acq_anchor = None
-                st.period = res["period"]
-                Tsym = P * st.period
-                if st.segment >= 0:                       # continue the symbol count over the gap
-                    st.sym_index += max(0, int(round((res["t_sym"] - st.blk_start) / Tsym)))
-                st.blk_start = res["t_sym"]
-                st.segment += 1
-                st.acquisitions += 1
-                st.rate = res["rate_per_ps"] * (B * Tsym)
-                st.weak_run = 0
-                st.guard_hist = np.zeros(P)
-                st.last_good_t = None
-                if st.los_since is not None:
-                    events.append(SyncEvent("loss_of_signal", st.los_since, res["t_onset"], {}))
-                    st.los_since = None
-                if st.jump_since is not None:
-                    info = dict(st.jump_info or {})
-                    ref, Tref = info.pop("_ref"), info.pop("_Tsym")
-                    info["offset_ps"] = float((res["t_sym"] - ref + 0.5 * Tref) % Tref - 0.5 * Tref)
-                    events.append(SyncEvent("clock_jump", st.jump_since, res["t_sym"], info))
-                    st.jump_since, st.jump_info = None, None
-                st.bad0 = None
-                events.append(SyncEvent("acquired", res["t_sym"], None, dict(res, segment=st.segment)))
+                elif res["t_onset"] - a >= cfg.acq_refine_onset * cfg.acq_window_ps and res["t_sym"] > a:
+                    # the signal started late in the window, and its clock estimate is the poorer
+                    # for it (``acq_refine_onset``): acquire again on a whole window from where
+                    # tracking would start (always later), falling back on this result if that
+                    # fails or the stream ends first
+                    st.refined_windows += 1
+                    st.acq_pending = res
+                    st.acq_anchor = res["t_sym"]
+                    buf = buf[i0:]
+                    continue
+                self._start_tracking(st, res, events)
                 buf = buf[i0:]
                 continue
             # ---- TRACK: compiled, as many blocks as the buffered tags complete (``_track``)
@@ -542,8 +580,11 @@ class SlotClockRecovery:
             blk_ps = B * P * st.period
             if buf[-1] < s + blk_ps and not final:
                 break
+            # at the end of the stream, the whole blocks first (there are some only when tracking
+            # began in this flush, on a window's fallback result), then the last, partial one
+            fin = final and buf[-1] < s + blk_ps
             # output room for the blocks the buffer should complete (at most ~8 MB of counts per call)
-            cap = 1 if final else int(min(max((float(buf[-1]) - s) / blk_ps, 0.0), self._max_blocks)) + 2
+            cap = 1 if fin else int(min(max((float(buf[-1]) - s) / blk_ps, 0.0), self._max_blocks)) + 2
             out_c = np.empty((cap * B, P), np.uint16)
             out_i = np.empty(cap * B, np.int64)
             out_t = np.empty(cap * B)
@@ -552,7 +593,7 @@ class SlotClockRecovery:
             gh = st.guard_hist.copy()
             (status, base, n_out, n_ev, _, st.blk_start, st.period, st.rate, st.weak_run, st.weak_start, lgt, bad0,
              st.sym_index, t_event, reason, ref_s) = _track(
-                buf, 0, final, cap, s, st.period, st.rate, st.weak_run, st.weak_start,
+                buf, 0, fin, cap, s, st.period, st.rate, st.weak_run, st.weak_start,
                 math.nan if st.last_good_t is None else st.last_good_t, math.nan if st.bad0 is None else st.bad0,
                 st.sym_index, gh, self._ip, self._fp, out_c, out_i, out_t, ev_t, ev_d)
             st.guard_hist = gh
@@ -577,7 +618,7 @@ class SlotClockRecovery:
                 else:
                     st.losses += 1
                     st.los_since = float(t_event)
-            if final:
+            if fin:
                 break
         st.buf = buf
         if not parts_c:
@@ -768,7 +809,7 @@ def _refine_frequency(x, fh: float, W: float) -> float:
     ok = np.abs(z) >= 0.25 * np.abs(z).max()
     if ok.sum() >= 2:
         ph = np.unwrap(np.angle(z[ok]))
-        xm = np.array([x[q == i].mean() for i in range(4)])[ok]
+        xm = np.array([x[q == i].mean() for i in np.flatnonzero(ok)])
         fh = fh + np.polyfit(xm, ph, 1)[0] / TWO_PI
     return fh
 
