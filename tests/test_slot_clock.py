@@ -150,6 +150,8 @@ def test_noise_only_never_acquires():
     rec = SlotClockRecovery(SlotClockConfig(slot_width_ps=1000.0, M=M, guard=G))
     out, st = run(rec, tags.t_ps)
     assert len(out) == 0 and not out.events and st.acquisitions == 0 and st.failed_windows > 50
+    # each window starts where the last ended: noise shows no rate step to start one earlier at
+    assert st.failed_windows <= int(tags.t_ps[-1] / rec.cfg.acq_window_ps) + 1
 
 
 def test_acquisition_under_strong_background():
@@ -312,6 +314,28 @@ def test_window_with_late_signal_is_acquired_again_from_its_start(start_frac):
         out1, st1 = _run_p(SlotClockRecovery(cfg1), [t])
         assert st1.refined_windows == 0 and "clock_jump" in [e.kind for e in out1.events]
         assert abs(out1.events[0].info["offset_ppm"] - link.clock_offset_ppm) > 1.0
+
+
+@pytest.mark.parametrize("start_frac", [0.98, 0.99])
+def test_failed_window_with_a_late_signal_is_followed_from_the_signal_start(start_frac):
+    """The signal comes back in a window's last 2 % / 1 % (40 / 20 symbols): too little of it
+    to acquire there, so the window fails. The next window starts a few symbols before the
+    signal (the tag rate stepped up by >= 6 sigma), not at the failed window's end, which cut the
+    signal's first 19-39 symbols (with ``acq_step_z`` out of reach, as before); chunked ==
+    one-shot."""
+    cfg, t, sym, first, link = _late_signal(start_frac)
+    t0 = link.rx_time(first * 1000.0)                             # the signal's first symbol
+    out, st = _run_p(SlotClockRecovery(cfg), [t])
+    assert [e.kind for e in out.events] == ["acquired"] and st.failed_windows == 1 and st.refined_windows == 0
+    lead = (t0 - out.t_sym_ps[0]) / (cfg.P * 1000.0)
+    assert 0.99 < lead < 8.01, lead
+    cuts = np.sort(np.random.default_rng(5).integers(0, t.size, 30))
+    out2, _ = _run_p(SlotClockRecovery(cfg), np.split(t, cuts))
+    np.testing.assert_array_equal(out2.counts, out.counts)
+    np.testing.assert_array_equal(out2.t_sym_ps, out.t_sym_ps)
+    off = SlotClockConfig(slot_width_ps=1000.0, M=128, guard=32, acq_symbols=2048, acq_step_z=1e6)
+    out1, st1 = _run_p(SlotClockRecovery(off), [t])
+    assert st1.failed_windows == 1 and (out1.t_sym_ps[0] - t0) / (cfg.P * 1000.0) > 15
 
 
 def test_late_signal_falls_back_on_the_first_window():

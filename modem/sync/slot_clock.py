@@ -32,7 +32,9 @@ ACQUIRE (epoch folding / periodogram, no pilots)
     acquisition: the first codeword of a pass or after a cloud keeps its first CSM symbol. A
     window whose signal began late in it (``acq_refine_onset``, a window anchored on a dark count)
     is acquired again from the signal's start, so the clock comes from a whole window of signal
-    (falling back on the first result if that fails or the stream ends first). A window whose FFT
+    (falling back on the first result if that fails or the stream ends first); a window that fails
+    but whose tag rate steps up inside it (``acq_step_z``: a signal back too late in it to acquire)
+    is followed by a window from the signal's start, not from its end. A window whose FFT
     estimate of the tone peak (``_tone_bound``: one phasor per tag, binned, FFT'd onto the same
     grid) is below half ``acq_min_power`` is skipped before the exact search: windows of noise
     cost ~1 % of it.
@@ -175,8 +177,12 @@ class SlotClockConfig:
     acq_refine_onset : an accepted window whose signal onset lies at least this fraction of the
         window after its start (a window anchored on a dark count before the signal) is acquired
         again from the signal's start, on a whole window of signal (default 0.25; 1 disables):
-        the clock estimated from the signal's tail is the poorer (4 ppm off at 128-PPM with 0.4
-        of the window, enough for the tracking loop to declare a clock jump).
+        the clock estimated from the signal's tail is the poorer (ppm off at 128-PPM with the
+        signal in the window's last few percent, enough for the tracking loop to declare a clock
+        jump).
+    acq_step_z : a window that fails is followed by one starting at the signal's start, not at its
+        end, when its tag rate steps up inside it by at least this many Poisson sigma (a signal
+        that came back too late in the window to acquire there).
     block_symbols : tracking block length (symbols).
     kp, ki : loop gains (phase, frequency), per block; stable for 0 < ki < kp < 1 roughly.
     los_fraction, los_min_photons : weak-block threshold ``max(los_min_photons, los_fraction*mean)``.
@@ -201,6 +207,7 @@ class SlotClockConfig:
     acq_max_guard_ratio: float = 0.5
     acq_guard_z: float = 6.0
     acq_refine_onset: float = 0.25
+    acq_step_z: float = 6.0
     block_symbols: int = 256
     kp: float = 0.25
     ki: float = 0.03
@@ -240,6 +247,7 @@ class SlotClockConfig:
         num("acq_max_guard_ratio", 0.0, 1.0, lo_open=True)
         num("acq_guard_z", 0.0, 1e6, lo_open=True)
         num("acq_refine_onset", 0.0, 1.0, lo_open=True)
+        num("acq_step_z", 0.0, 1e6, lo_open=True)
         integer("block_symbols", 1, 1 << 24)
         num("kp", 0.0, 1.0)
         num("ki", 0.0, 1.0)
@@ -505,6 +513,37 @@ class SlotClockRecovery:
         st.buf = np.zeros(0, dtype=np.int64)
         return out, st
 
+    def _step_in_window(self, tags, t_anchor: float) -> float | None:
+        """Where the next acquisition window starts after the window ``[t_anchor, +window)`` failed:
+        None (its end) unless the tag rate steps up inside it, by at least ``acq_step_z`` Poisson
+        sigma, from a sub-window on (of 32; the onset rule of :meth:`acquire`): a signal that
+        came back late in the window, too little of it there to acquire. Then the next window
+        starts a few symbols before the signal's first photons (``_signal_start``), not at the
+        window's end, which would cut up to the whole window's share of signal (a codeword's CSM
+        with it). A later start always: at most two windows per step."""
+        cfg = self.cfg
+        W, nb_sub = cfg.acq_window_ps, 32
+        if tags.size < 16:
+            return None
+        # sub-window counts from 31 searches of the sorted tags (a window of noise costs no pass)
+        cut = np.searchsorted(tags, t_anchor + np.arange(1, nb_sub) * (W / nb_sub), side="left")
+        sub = np.diff(np.concatenate([[0], cut, [tags.size]]))
+        busy = np.sort(sub)[nb_sub // 2:].mean()
+        k = int(np.flatnonzero(sub >= 0.25 * busy)[0])
+        if k == 0:
+            return None
+        n_after = int(sub[k:].sum())
+        expected = n_after * k / (nb_sub - k)             # before the step, at the rate after it
+        if (expected - sub[:k].sum()) < cfg.acq_step_z * math.sqrt(max(expected, 1.0)):
+            return None
+        onset = k * (W / nb_sub)
+        x = (tags - t_anchor).astype(np.float64)
+        tau = _signal_start(x, onset, W / nb_sub, n_after / (W - onset))
+        nxt = tau - 4 * cfg.P * cfg.slot_width_ps
+        if nxt <= 0.0:
+            nxt = tau
+        return t_anchor + nxt if nxt > 0.0 else None
+
     def _start_tracking(self, st: SlotClockState, res: dict, events: list):
         """ACQUIRE -> TRACK on an acquisition result ``res`` (see :meth:`acquire`): clock model, a new
         segment, the symbol count carried over the gap, and the events this closes."""
@@ -559,8 +598,13 @@ class SlotClockRecovery:
                     res = st.acq_pending                        # the second window failed: the first
                 elif res is None:
                     st.failed_windows += 1
-                    st.acq_anchor = None
-                    buf = buf[i1:]
+                    nxt = self._step_in_window(buf[i0:i1], a)
+                    if nxt is None:
+                        st.acq_anchor = None
+                        buf = buf[i1:]
+                    else:                  # the signal came back late in it: a window from there
+                        st.acq_anchor = nxt
+                        buf = buf[_first_at_or_after(buf, nxt):]
                     continue
                 elif res["t_onset"] - a >= cfg.acq_refine_onset * cfg.acq_window_ps and res["t_sym"] > a:
                     # the signal started late in the window, and its clock estimate is the poorer
