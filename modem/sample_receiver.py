@@ -444,7 +444,8 @@ class CodewordSlots:
 class SlotCSMSyncState:
     """Memory of :class:`SlotCSMSync`: buffered slot LLRs ``llr`` / positions ``t`` from slot
     number ``base``; ``pos`` the buffer index of the next expected codeword (LOCK) or search start; ``mode`` 0 SEARCH / 1 LOCK; ``misses``; ``segment`` (locks so far), ``seq``.
-    Counters: codewords, flywheeled, locks, lock_losses, slips (+-1 slot re-timings in LOCK)."""
+    Counters: codewords, flywheeled, locks, lock_losses, slips (re-timings in LOCK), relocks
+    (re-alignments by more than a slot after missed CSMs, reported as a loss and an acquisition)."""
 
     llr: np.ndarray = field(default_factory=lambda: np.zeros(0))
     t: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -453,6 +454,7 @@ class SlotCSMSyncState:
     mode: int = 0
     misses: int = 0
     miss_t: float = float("nan")
+    lock_slot: int = 0
     fresh: bool = False
     segment: int = -1
     seq: int = 0
@@ -461,6 +463,7 @@ class SlotCSMSyncState:
     locks: int = 0
     lock_losses: int = 0
     slips: int = 0
+    relocks: int = 0
 
 
 class SlotCSMSync:
@@ -475,8 +478,13 @@ class SlotCSMSync:
     ``ln(slots_per_codeword) + 8``), else the next period's scores are added (joint LLR of two
     CSMs) and the same threshold applied, else one period is dropped. LOCK scores the CSM at the
     expected slot and +-1 slot (the timing loop may slip a slot; ties keep the expected slot), a hit is
-    ``Lambda > lock_threshold`` (default 0); up to ``flywheel`` consecutive misses are still emitted
-    (``locked`` False), one more returns to SEARCH. Decisions depend only on the slots of their
+    ``Lambda > lock_threshold`` (default 0). Failing that, every slot within +-P of the expected one
+    is scored, and the best is a hit if it reaches the search threshold: the timing loop coasting
+    through a gap of no signal slips a few slots (2 over 1.5 codewords of 16-PPM), and the first
+    codeword after the gap used to be emitted misaligned and lost. Such a re-alignment after missed
+    CSMs is reported as ``lost`` (at the first miss) and ``acquired`` (``relock``), without one a
+    ``slip``. Up to ``flywheel`` consecutive misses are still emitted (``locked`` False), one more
+    returns to SEARCH. Decisions depend only on the slots of their
     window, so any chunking gives identical output.
 
     ``push(llr, t, state) -> (CodewordSlots, state)``: llr, t 1-D float64 of consecutive slots.
@@ -548,6 +556,7 @@ class SlotCSMSync:
                     j = int(np.argmax(lam))
                 if lam[j] >= self.search_min:
                     pos += j
+                    st.lock_slot = st.base + pos
                     events.append(("acquired", float(tb[pos]), {"csm_llr": float(lam[j])}))
                     st.mode, st.misses, st.fresh = 1, 0, True
                     st.locks += 1
@@ -563,8 +572,19 @@ class SlotCSMSync:
             sc = [self.score_at(buf, pos + d) for d in cands]
             b = max(range(len(cands)), key=lambda i: (sc[i], -i))
             d, lam0 = cands[b], sc[b]
-            st.fresh = False
             hit = lam0 > self.lock_min
+            if not hit and not st.fresh:
+                # the slots moved by more than one (the timing loop coasting through a gap slips a
+                # few): the CSM within +-P slots, on the search threshold (strong evidence only),
+                # never before the lock's first slot (present in every chunking)
+                lo = max(-self.P, st.lock_slot - st.base - pos)
+                wide = [w for w in range(lo, self.P + 1) if w not in cands]
+                sw = [self.score_at(buf, pos + w) for w in wide]
+                if sw:
+                    i = max(range(len(wide)), key=lambda i: (sw[i], -abs(wide[i]), -wide[i]))
+                    if sw[i] >= self.search_min:
+                        d, lam0, hit = wide[i], sw[i], True
+            st.fresh = False
             if not hit:
                 if st.misses == 0:
                     st.miss_t = float(tb[pos])
@@ -576,6 +596,12 @@ class SlotCSMSync:
                     continue
                 st.flywheeled += 1
                 d, lam0 = 0, sc[0]
+            elif st.misses and abs(d) > 1:          # re-aligned after missed CSMs: sync was lost there
+                events.append(("lost", st.miss_t, {"missed_csm": st.misses}))
+                events.append(("acquired", float(tb[pos + d]), {"csm_llr": float(lam0), "slots": int(d),
+                                                                "relock": True}))
+                st.misses = 0
+                st.relocks += 1
             else:
                 st.misses = 0
                 if d != 0:
@@ -592,7 +618,8 @@ class SlotCSMSync:
             st.seq += 1
             st.codewords += 1
             pos = p + spc
-        keep = min(max(pos - 1, 0) if st.mode == 1 else pos, buf.size)
+        # LOCK keeps P slots before the next CSM (the +-P re-alignment), none before the lock
+        keep = min(max(pos - self.P, st.lock_slot - st.base, 0) if st.mode == 1 else pos, buf.size)
         st.llr, st.t = buf[keep:].copy(), tb[keep:].copy()
         st.base += keep
         st.pos = pos - keep
