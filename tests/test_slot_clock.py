@@ -32,7 +32,7 @@ def run(rec, t, chunks=None):
         outs.append(o)
     o, st = rec.flush(st)
     outs.append(o)
-    return SlotCounts.concat(outs, P), st
+    return SlotCounts.concat(outs, rec.cfg.P), st
 
 
 def truth_starts(cfg, n_sym, first_sym=0):
@@ -273,16 +273,6 @@ def _late_signal(start_frac, n_sym=6000, seed=31):
     return cfg, np.concatenate([[0], t]).astype(np.int64), sym, first, link
 
 
-def _run_p(rec, chunks):
-    st = rec.initial_state()
-    outs = []
-    for ch in chunks:
-        o, st = rec.push(ch, st)
-        outs.append(o)
-    o, st = rec.flush(st)
-    return SlotCounts.concat(outs + [o], rec.cfg.P), st
-
-
 @pytest.mark.parametrize("start_frac", [0.35, 0.97])
 def test_window_with_late_signal_is_acquired_again_from_its_start(start_frac):
     """A window anchored on a dark count holds the signal from 0.35 / 0.97 of its length only. With
@@ -294,7 +284,7 @@ def test_window_with_late_signal_is_acquired_again_from_its_start(start_frac):
     same output."""
     cfg, t, sym, first, link = _late_signal(start_frac)
     P128 = cfg.P
-    out, st = _run_p(SlotClockRecovery(cfg), [t])
+    out, st = run(SlotClockRecovery(cfg), t)
     assert [e.kind for e in out.events] == ["acquired"] and st.refined_windows == 1 and st.jumps == 0
     assert abs(out.events[0].info["offset_ppm"] - link.clock_offset_ppm) < 0.3
     true = link.rx_time((first + np.arange(-8, sym.size) * P128) * 1000.0)
@@ -305,13 +295,13 @@ def test_window_with_late_signal_is_acquired_again_from_its_start(start_frac):
     ok = (sent >= 0) & (sent < sym.size) & (out.counts[:, :cfg.M].sum(axis=1) > 0)
     assert np.mean(out.counts[ok, :cfg.M].argmax(axis=1) != sym[sent[ok]]) < 0.3
     cuts = np.sort(np.random.default_rng(4).integers(0, t.size, 40))
-    out2, st2 = _run_p(SlotClockRecovery(cfg), np.split(t, cuts))
+    out2, st2 = run(SlotClockRecovery(cfg), None, np.split(t, cuts))
     np.testing.assert_array_equal(out2.counts, out.counts)
     np.testing.assert_array_equal(out2.t_sym_ps, out.t_sym_ps)
     assert [(e.kind, e.t_start_ps) for e in out2.events] == [(e.kind, e.t_start_ps) for e in out.events]
     if start_frac > 0.9:      # without the second acquisition (acq_refine_onset=1): a false clock jump
         cfg1 = SlotClockConfig(slot_width_ps=1000.0, M=128, guard=32, acq_symbols=2048, acq_refine_onset=1.0)
-        out1, st1 = _run_p(SlotClockRecovery(cfg1), [t])
+        out1, st1 = run(SlotClockRecovery(cfg1), t)
         assert st1.refined_windows == 0 and "clock_jump" in [e.kind for e in out1.events]
         assert abs(out1.events[0].info["offset_ppm"] - link.clock_offset_ppm) > 1.0
 
@@ -325,16 +315,16 @@ def test_failed_window_with_a_late_signal_is_followed_from_the_signal_start(star
     one-shot."""
     cfg, t, sym, first, link = _late_signal(start_frac)
     t0 = link.rx_time(first * 1000.0)                             # the signal's first symbol
-    out, st = _run_p(SlotClockRecovery(cfg), [t])
+    out, st = run(SlotClockRecovery(cfg), t)
     assert [e.kind for e in out.events] == ["acquired"] and st.failed_windows == 1 and st.refined_windows == 0
     lead = (t0 - out.t_sym_ps[0]) / (cfg.P * 1000.0)
     assert 0.99 < lead < 8.01, lead
     cuts = np.sort(np.random.default_rng(5).integers(0, t.size, 30))
-    out2, _ = _run_p(SlotClockRecovery(cfg), np.split(t, cuts))
+    out2, _ = run(SlotClockRecovery(cfg), None, np.split(t, cuts))
     np.testing.assert_array_equal(out2.counts, out.counts)
     np.testing.assert_array_equal(out2.t_sym_ps, out.t_sym_ps)
     off = SlotClockConfig(slot_width_ps=1000.0, M=128, guard=32, acq_symbols=2048, acq_step_z=1e6)
-    out1, st1 = _run_p(SlotClockRecovery(off), [t])
+    out1, st1 = run(SlotClockRecovery(off), t)
     assert st1.failed_windows == 1 and (out1.t_sym_ps[0] - t0) / (cfg.P * 1000.0) > 15
 
 
@@ -344,7 +334,7 @@ def test_late_signal_falls_back_on_the_first_window():
     cfg, t, sym, first, link = _late_signal(0.6, n_sym=900)
     W = cfg.acq_window_ps
     assert t[-1] < 1.6 * W                                       # the second window never completes
-    out, st = _run_p(SlotClockRecovery(cfg), [t])
+    out, st = run(SlotClockRecovery(cfg), t)
     assert [e.kind for e in out.events] == ["acquired"] and st.refined_windows == 1
     assert out.events[0].info["t_onset"] >= 0.25 * W             # the first window's result
     assert len(out) >= 890
@@ -358,7 +348,7 @@ def test_late_signal_falls_back_on_the_first_window():
         return None if len(calls) == 2 else real(tags, a)
 
     rec.acquire = second_fails
-    out, st = _run_p(rec, [t])
+    out, st = run(rec, t)
     first_res = real(t[t < W], 0.0)
     assert len(calls) == 2 and st.refined_windows == 1
     assert [e.kind for e in out.events] == ["acquired"] and out.events[0].t_start_ps == first_res["t_sym"]
