@@ -484,8 +484,8 @@ class SlotCSMSync:
     codeword after the gap used to be emitted misaligned and lost. Such a re-alignment after missed
     CSMs is reported as ``lost`` (at the first miss) and ``acquired`` (``relock``), without one a
     ``slip``. Up to ``flywheel`` consecutive misses are still emitted (``locked`` False), one more
-    returns to SEARCH. Decisions depend only on the slots of their
-    window, so any chunking gives identical output.
+    returns to SEARCH. Decisions depend only on the slots of their window, so any chunking gives
+    identical output.
 
     ``push(llr, t, state) -> (CodewordSlots, state)``: llr, t 1-D float64 of consecutive slots.
     """

@@ -53,8 +53,9 @@ LOSS OF SIGNAL
     is reported at re-acquisition: start = where the signal ends (to 1/16 of a block, found in
     the last good block or the first weak one), end = the signal onset found in the
     successful acquisition window (to 1/32 of the window); tracking resumes 1-8 symbols before
-    the signal's first photons (a few symbols of background first, never a cut CSM). Each acquisition opens a new ``segment``: symbols of different segments are not
-    contiguous and a codeword synchroniser must restart.
+    the signal's first photons (a few symbols of background first, never a cut CSM). Each
+    acquisition opens a new ``segment``: symbols of different segments are not contiguous and a
+    codeword synchroniser must restart.
     A run with no tag at all longer than ``los_gap`` (32) mean inter-arrival times at the tracked
     rate is a loss of signal at once (from the last tag before it; re-acquisition starts at the
     first tag after it) -- a dropout or a forward jump of the tags' time base.
@@ -297,10 +298,11 @@ class SlotClockState:
     ``buf``: tags (int64 ps) received but not yet consumed; ``last_t``: the last tag seen (for the
     monotonicity check). ACQUIRE: ``acq_anchor`` start of the current window (None: the first
     buffered tag); ``acq_pending`` an accepted window's result whose signal started late in it,
-    kept while the window from the signal's start is acquired (the fallback). TRACK: block ``blk_start`` (ps, float), slot period ``period`` (ps),
-    ``sym_index`` of the symbol at ``blk_start``, ``rate`` mean photons per block, ``weak_run`` weak
-    blocks in a row (from ``weak_start``), ``guard_hist`` guard-monitor histogram,
-    ``last_good_t`` where the signal ended (last good block or first weak one).
+    kept while the window from the signal's start is acquired (the fallback). TRACK: block
+    ``blk_start`` (ps, float), slot period ``period`` (ps), ``sym_index`` of the symbol at
+    ``blk_start``, ``rate`` mean photons per block, ``weak_run`` weak blocks in a row (from
+    ``weak_start``), ``guard_hist`` guard-monitor histogram, ``last_good_t`` where the signal
+    ended (last good block or first weak one).
     ``los_since``: start of the current loss of signal (None when not lost); ``jump_since`` /
     ``jump_info``: a clock jump awaiting re-acquisition; ``bad0``: mean per-photon misalignment
     of the good blocks (jump localisation). Counters: ``acquisitions``, ``failed_windows``,
@@ -470,8 +472,7 @@ class SlotClockRecovery:
         # returns): the first of 32 sub-windows holding >= 1/4 of the busy sub-windows' mean
         nb_sub = 32
         sub = np.bincount(np.minimum((x * (nb_sub / W)).astype(np.int64), nb_sub - 1), minlength=nb_sub)
-        busy = np.sort(sub)[nb_sub // 2:].mean()
-        onset = int(np.flatnonzero(sub >= 0.25 * busy)[0]) * (W / nb_sub)
+        onset = _first_busy(sub) * (W / nb_sub)
         first = (g + G) % P
         n_sig = int(np.count_nonzero(x >= onset))
         rate = n_sig / max(W - onset, 1.0)
@@ -528,8 +529,7 @@ class SlotClockRecovery:
         # sub-window counts from 31 searches of the sorted tags (a window of noise costs no pass)
         cut = np.searchsorted(tags, t_anchor + np.arange(1, nb_sub) * (W / nb_sub), side="left")
         sub = np.diff(np.concatenate([[0], cut, [tags.size]]))
-        busy = np.sort(sub)[nb_sub // 2:].mean()
-        k = int(np.flatnonzero(sub >= 0.25 * busy)[0])
+        k = _first_busy(sub)
         if k == 0:
             return None
         n_after = int(sub[k:].sum())
@@ -878,6 +878,13 @@ def _tone_bound(x, T0: float, W: float, max_offset_ppm: float) -> float:
     spec = np.abs(np.fft.fft(z, 4 * B)) ** 2 / n                         # bins of 1/(4W)
     k = int(math.ceil(d_max * 4 * W)) + 1                                # +-max offset, one bin spare
     return float(max(spec[:k + 1].max(), spec[-k:].max()))
+
+
+def _first_busy(sub) -> int:
+    """Index of the first sub-window holding at least 1/4 of the busy ones' mean count (the mean of
+    the upper half): where the signal begins in a window (0 when it fills the window, or none)."""
+    busy = np.sort(sub)[sub.size // 2:].mean()
+    return int(np.flatnonzero(sub >= 0.25 * busy)[0])
 
 
 def _signal_start(x, onset: float, width: float, rate: float) -> float:
