@@ -8,7 +8,11 @@ take hours, and a real-time receiver drop data. Measured:
 * ``slot_clock_noise``: :class:`SlotClockRecovery` pushed a stream of background-only time tags
   (nb photons per slot, no signal) for ``--windows`` acquisition windows; seconds and the
   real-time factor (seconds of compute per second of tags). Every window is refused. Also with
-  the FFT pre-check disabled (every window through the exact candidate search, as before a3b4766).
+  the FFT pre-check and the screen disabled (every window through the exact candidate search,
+  as before a3b4766).
+* ``slot_clock_weak_tone``: the same on a signal too weak to acquire (16-PPM ns 0.3, 128-PPM
+  ns 0.6, nb 0.1), whose slot tone passes the pre-check and whose guard fails: exact sums only
+  where the screen (``_tone_screen``) puts the peak, and at every candidate (as before it).
 * ``codeword_search``: one SEARCH period of :class:`CodewordSync` (the time-tag receiver: the
   slot offsets +-guard/2, and the full search over all P offsets) and of the APD receiver's
   :class:`SlotCSMSync` (all P slot phases), on random counts / LLRs, best of ``--repeats``; with
@@ -41,27 +45,33 @@ from modem.sync.timetags import TimeTagConfig, simulate_time_tags  # noqa: E402
 SLOT_PS = 1000.0
 
 
-def slot_clock_noise(M: int, nb: float, windows: int, seed: int = 1, precheck: bool = True) -> dict:
+def slot_clock_noise(M: int, nb: float, windows: int, seed: int = 1, precheck: bool = True, screen: bool = True,
+                     ns: float = 0.0) -> dict:
     code = SCPPMCode(M=M, rate="1/2")
     cfg = SlotClockConfig.from_code(code, SLOT_PS)
-    n_slots = windows * cfg.acq_symbols * cfg.P
-    t = simulate_time_tags(np.zeros(n_slots, np.uint8), 0.0, nb, np.random.default_rng(seed),
-                           TimeTagConfig(slot_width_ps=SLOT_PS)).t_ps
+    n_sym = windows * cfg.acq_symbols
+    rng = np.random.default_rng(seed)
+    pulses = np.zeros((n_sym, cfg.P), np.uint8)
+    if ns > 0:
+        pulses[np.arange(n_sym), rng.integers(0, M, n_sym)] = 1
+    t = simulate_time_tags(pulses.reshape(-1), ns, nb, rng, TimeTagConfig(slot_width_ps=SLOT_PS)).t_ps
     rec = SlotClockRecovery(cfg)
-    rec.push(t[: t.size // 20], rec.initial_state())            # warm-up (compilation)
-    bound = slot_clock._tone_bound
+    saved = slot_clock._tone_bound, slot_clock._tone_screen
     if not precheck:
         slot_clock._tone_bound = lambda *a: float("inf")
+    if not screen:                                              # every candidate's exact sum
+        slot_clock._tone_screen = lambda x, f, *a: (np.zeros(f.size), float("inf"))
     try:
+        rec.push(t[: t.size // 3], rec.initial_state())         # warm-up (compilation), same path
         t0 = time.perf_counter()
         out, st = rec.push(t, rec.initial_state())
         sec = time.perf_counter() - t0
     finally:
-        slot_clock._tone_bound = bound
+        slot_clock._tone_bound, slot_clock._tone_screen = saved
     span = float(t[-1] - t[0]) * 1e-12
-    return {"M": M, "nb": nb, "precheck": precheck, "acq_symbols": cfg.acq_symbols, "windows_refused": st.failed_windows,
-            "acquisitions": st.acquisitions, "tags": int(t.size), "seconds": sec, "stream_s": span,
-            "real_time_factor": sec / span}
+    return {"M": M, "nb": nb, "ns": ns, "precheck": precheck, "screen": screen, "acq_symbols": cfg.acq_symbols,
+            "windows_refused": st.failed_windows, "acquisitions": st.acquisitions, "tags": int(t.size),
+            "seconds": sec, "stream_s": span, "real_time_factor": sec / span}
 
 
 def _best(fn, repeats: int) -> float:
@@ -99,10 +109,12 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
-    noise = [slot_clock_noise(M, 0.1, args.windows, precheck=p) for M in (16, 128) for p in (True, False)]
-    for r in noise:
-        print(f"slot clock, {r['M']:3d}-PPM noise nb {r['nb']}, pre-check {r['precheck']}: "
-              f"{r['windows_refused']} windows refused, "
+    noise = [slot_clock_noise(M, 0.1, args.windows, precheck=p, screen=p) for M in (16, 128) for p in (True, False)]
+    weak = [slot_clock_noise(M, 0.1, args.windows, screen=sc, ns=ns) for M, ns in ((16, 0.3), (128, 0.6))
+            for sc in (True, False)]
+    for r in noise + weak:
+        print(f"slot clock, {r['M']:3d}-PPM ns {r['ns']} nb {r['nb']}, pre-check {r['precheck']}, "
+              f"screen {r['screen']}: {r['windows_refused']} windows refused, {r['acquisitions']} acquired, "
               f"{r['seconds']:.3f} s for {r['stream_s'] * 1e3:.2f} ms of tags ({r['real_time_factor']:.1f}x real time)")
     search = [codeword_search(M, args.repeats) for M in (16, 64, 128)]
     for r in search:
@@ -112,7 +124,7 @@ def main(argv=None):
     report = {"benchmark": "acquisition_search_cost", "date": dt.date.today().isoformat(),
               "backend_info": be.backend_info("cpu"),
               "command": " ".join(["python3 bench/bench_acquisition.py"] + list(sys.argv[1:] if argv is None else argv)),
-              "slot_clock_noise": noise, "codeword_search": search}
+              "slot_clock_noise": noise, "slot_clock_weak_tone": weak, "codeword_search": search}
     out = args.out or ROOT / "bench" / "results" / f"acquisition_{report['date']}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")

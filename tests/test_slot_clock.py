@@ -215,6 +215,73 @@ def test_tone_bound_tracks_the_exact_periodogram(Mq, slot_ps, max_ppm):
     assert 0.9 < min(ratios) and max(ratios) < 1.2, ratios
 
 
+def _tone_windows(rng, Mq, slot_ps, max_ppm, cfg):
+    """Acquisition windows (x ps from the anchor, in [0, W)) of noise, weak and strong signal at a
+    random offset, plus tags on the window's edges and a tag pile-up in one bin."""
+    W = cfg.acq_window_ps
+    for ns in (0.0, 0.1, 0.3, 0.6, 2.0):
+        p, _ = ppm_pulses(rng, 2 * cfg.acq_symbols, Mq, Mq // 4)
+        link = TimeTagConfig(slot_width_ps=slot_ps, clock_offset_ppm=float(rng.uniform(-max_ppm, max_ppm)),
+                             jitter_rms_ps=0.05 * slot_ps)
+        t = simulate_time_tags(p, ns, 0.1, rng, link).t_ps
+        a = float(t[0] + rng.uniform(0, 0.5) * W)
+        yield (t[(t >= a) & (t < a + W)] - a).astype(np.float64)
+    x = np.sort(np.concatenate([rng.uniform(0, W, 3000), np.zeros(50), np.full(50, np.nextafter(W, 0)),
+                                np.full(400, 0.3 * W)]))
+    yield x
+
+
+@pytest.mark.parametrize("Mq, slot_ps, max_ppm", [(16, 1000.0, 300.0), (128, 1000.0, 300.0), (64, 500.0, 1000.0),
+                                                  (256, 250.0, 50.0)])
+def test_tone_screen_bounds_every_exact_sum(Mq, slot_ps, max_ppm):
+    """The binned Taylor evaluation of the slot-tone sums is within its proven error of every
+    exact sum (noise, weak and strong tone, tags on the edges), and that error is far below the
+    periodogram's scale (sqrt(n)), so it can decide which candidates need the exact sum."""
+    import math
+    import numba
+    from modem.sync.slot_clock import _tone, _tone_screen
+    rng = np.random.default_rng(Mq + 1)
+    cfg = SlotClockConfig(slot_width_ps=slot_ps, M=Mq, guard=Mq // 4, max_offset_ppm=max_ppm)
+    W = cfg.acq_window_ps
+    for x in _tone_windows(rng, Mq, slot_ps, max_ppm, cfg):
+        step = slot_ps / (4 * W)
+        K = int(math.ceil(max_ppm * 1e-6 / step))
+        f = 1.0 / (slot_ps * (1.0 + np.arange(-K, K + 1) * step))
+        a, err = _tone_screen(x, f, slot_ps, W)
+        exact = np.abs(_tone(x, f, numba.get_num_threads()))
+        assert np.abs(exact - a).max() <= err, (np.abs(exact - a).max(), err)
+        assert err < 1e-3 * math.sqrt(x.size), err
+
+
+def test_acquire_exact_sums_only_where_the_peak_can_be(monkeypatch):
+    """Acquisition with the screen (exact sums at the candidates that can hold the peak and their
+    neighbours) returns exactly what the full exact search returns, window by window, and on
+    weak-tone windows (the tone passes, the guard does not) computes a handful of exact sums
+    instead of hundreds."""
+    from modem.sync import slot_clock
+    rng = np.random.default_rng(12)
+    weak = acquired = False
+    for Mq, slot_ps, max_ppm in ((16, 1000.0, 300.0), (128, 1000.0, 300.0), (64, 500.0, 1000.0)):
+        cfg = SlotClockConfig(slot_width_ps=slot_ps, M=Mq, guard=Mq // 4, max_offset_ppm=max_ppm,
+                              acq_symbols=1024)
+        rec = SlotClockRecovery(cfg)
+        W = cfg.acq_window_ps
+        for x in _tone_windows(rng, Mq, slot_ps, max_ppm, cfg):
+            sizes = []
+            tone = slot_clock._tone
+            monkeypatch.setattr(slot_clock, "_tone", lambda x1, f, nw: sizes.append(f.size) or tone(x1, f, nw))
+            got = rec.acquire(x + 1e6, 1e6)
+            screened = list(sizes)
+            monkeypatch.setattr(slot_clock, "_tone_screen", lambda x1, f, *a: (np.zeros(f.size), float("inf")))
+            assert rec.acquire(x + 1e6, 1e6) == got
+            monkeypatch.undo()
+            if screened:
+                assert screened[0] <= 12, screened           # of 2 K + 1 = 51 .. 785 candidates
+            weak |= got is None and bool(screened)
+            acquired |= got is not None
+    assert weak and acquired              # windows whose tone passed and guard failed, and acquisitions
+
+
 def gap_stream(seed=3):
     rng = np.random.default_rng(seed)
     n_sym = 20000
