@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """CCSDS 133.0-B space packets; packetizer / depacketizer over TM frames (FHP, idle fill, resync)."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -211,3 +213,100 @@ def test_starting_mid_stream_resyncs_on_fhp(rng):
     out, st = TMDepacketizer(SPEC).push(frames[5:], TMDepacketizer(SPEC).initial_state())
     assert [p.to_bytes() for p in out.packets] == _intact(pk, range(5), SPEC.data_len)
     assert {d.reason for d in out.dropped} <= {"no_packet_start"}
+
+
+def _frames_with_secondary_header(packets, sh: bytes, spec=SPEC):
+    """Frames whose data field starts with a TM secondary header ``sh`` (ID octet: version 00, length
+    field = len(sh) - 1); the FHP counts from the first octet after it (132.0-B-3 4.1.2.7, 4.1.3)."""
+    from modem.framing.tm import encode_tm_frame
+    zone = spec.data_len - len(sh)
+    stream = b"".join(packets)
+    stream += idle_packet(zone - len(stream) % zone + (zone if zone - len(stream) % zone < 7 else 0))
+    starts = set(np.cumsum([0] + [len(p) for p in packets]).tolist())
+    frames = []
+    for k in range(len(stream) // zone):
+        inside = sorted(s - k * zone for s in starts if k * zone <= s < (k + 1) * zone)
+        fhp = inside[0] if inside else FHP_NO_PACKET_START
+        frames.append(encode_tm_frame(spec, mcfc=k % 256, vcfc=k % 256, fhp=fhp, secondary_header=True,
+                                      data_field=sh + stream[k * zone:(k + 1) * zone]))
+    return frames
+
+
+def test_secondary_header_is_not_packet_data(rng):
+    # A frame with the secondary header flag carries the secondary header (its first octet: version
+    # 00 + total length - 1) before the packet zone; the FHP is counted after it.
+    sh = bytes([0x03, 0xAA, 0xBB, 0xCC])                 # 4-octet secondary header
+    pk = _packets(rng, 40)
+    frames = _frames_with_secondary_header(pk, sh)
+    assert decode_tm_frame(SPEC, frames[0]).header.secondary_header
+    out, st = TMDepacketizer(SPEC).push(frames, TMDepacketizer(SPEC).initial_state())
+    assert [p.to_bytes() for p in out.packets] == pk and not out.dropped
+    assert st.packets == 40 and st.idle_packets == 1
+
+
+def test_bad_fecf_on_another_virtual_channel_is_no_gap(rng):
+    # Frames of VC 5 interleaved with ours (VC 2); one VC-5 frame arrives with a bad FECF. Our VC's
+    # frame count is continuous across it: no gap, no frames lost, no packet of ours lost.
+    pk = _packets(rng, 40)
+    frames, _ = _frames(pk)
+    other = TMFrameSpec(frame_len=64, scid=0x2C, vcid=5)
+    of, _ = _frames(_packets(rng, 20), spec=other)
+    mixed = []
+    for i, f in enumerate(frames):
+        mixed.append(f)
+        if i < len(of):
+            mixed.append(bytes([of[i][0] ^ 0x01]) + of[i][1:] if i == 3 else of[i])
+    dp = TMDepacketizer(SPEC)
+    out, st = dp.push(mixed, dp.initial_state())
+    assert st.bad_fecf == 1
+    assert st.gaps == 0 and st.frames_lost == 0
+    assert [p.to_bytes() for p in out.packets] == pk and not out.dropped
+    # chunk invariance across the bad frame
+    st2, got = dp.initial_state(), []
+    for f in mixed:
+        o, st2 = dp.push([f], st2)
+        got += o.packets
+    assert got == out.packets and st2 == st
+
+
+def test_bad_fecf_then_real_gap_counts_only_the_missing_frames(rng):
+    # frames 10 (bad FECF) and 11 (never received) of our VC: one bad, one lost
+    pk = _packets(rng, 80)
+    frames, _ = _frames(pk)
+    rx = [bytes([f[0] ^ 0x01]) + f[1:] if k == 10 else f for k, f in enumerate(frames) if k != 11]
+    dp = TMDepacketizer(SPEC)
+    out, st = dp.push(rx, dp.initial_state())
+    assert st.bad_fecf == 1 and st.gaps == 1 and st.frames_lost == 1
+    assert [p.to_bytes() for p in out.packets] == _intact(pk, [10, 11], SPEC.data_len)
+
+
+def test_flush_with_a_data_field_shorter_than_an_idle_packet():
+    # data field of 3 octets: the idle packet completing a partial frame needs >= 7 octets, so it
+    # runs over as many frames as it takes
+    spec = TMFrameSpec(frame_len=11, scid=1, vcid=0)
+    assert spec.data_len == 3
+    pk = [build_space_packet(9, b"\x01")]                # 7 octets: 2 frames + 1 octet
+    frames, st = _frames(pk, spec=spec)
+    assert st.pending == b""
+    out, dst = TMDepacketizer(spec).push(frames, TMDepacketizer(spec).initial_state())
+    assert [p.to_bytes() for p in out.packets] == pk and dst.idle_packets == 1 and not out.dropped
+
+
+def test_sync_flag_frame_is_not_parsed_as_packets(rng):
+    # sync flag 1: the data field holds a VCA_SDU, not packets, and the FHP is undefined
+    # (132.0-B-3 4.1.2.7.3); octets that happen to look like a packet must not come out as one
+    from modem.framing.tm import encode_tm_frame
+    pk = _packets(rng, 30)
+    frames, _ = _frames(pk)
+    n = len(frames)
+    fake = build_space_packet(0x123, bytes(SPEC.data_len - 6))           # fills the data field exactly
+    vca = encode_tm_frame(SPEC, mcfc=n, vcfc=n, fhp=0, sync_flag=True, data_field=fake)
+    more = _packets(rng, 10)
+    pz = TMPacketizer(SPEC)
+    f2, st2 = pz.push(more, replace(pz.initial_state(), mcfc=n + 1, vcfc=n + 1))
+    f3, _ = pz.flush(st2)
+    dp = TMDepacketizer(SPEC)
+    out, st = dp.push(frames + [vca] + f2 + f3, dp.initial_state())
+    assert all(p.header.apid != 0x123 for p in out.packets)
+    assert [p.to_bytes() for p in out.packets] == pk + more
+    assert [d.reason for d in out.dropped] == ["not_packets"] and out.dropped[0].n_octets == SPEC.data_len

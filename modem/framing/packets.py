@@ -148,7 +148,7 @@ class TMPacketizer:
 
     ``frames, state = pz.push(packets, state)`` queues whole packets (bytes) and returns every frame
     that is full; ``pz.flush(state)`` completes the partial frame with one idle packet (if fewer than
-    7 octets are left, the idle packet runs on to fill the next frame too, whose FHP is then 0x7FF);
+    7 octets are left, the idle packet runs on to fill the next frame(s) too, whose FHP is then 0x7FF);
     ``pz.idle_frame(state)`` flushes, then emits one frame of only idle data (FHP 0x7FE). Frame
     counts run mod 256 (both counts advance together: one VC on the master channel).
     """
@@ -192,7 +192,9 @@ class TMPacketizer:
         if not state.pending:
             return [], state
         r = self.spec.data_len - len(state.pending)
-        n = r if r >= MIN_PACKET_LEN else r + self.spec.data_len
+        n = r
+        while n < MIN_PACKET_LEN:                       # runs on over whole frames (data fields < 7 too)
+            n += self.spec.data_len
         pkt = idle_packet(n, state.idle_seq)
         return self.push([pkt], replace(state, idle_seq=(state.idle_seq + 1) % 0x4000))
 
@@ -208,11 +210,13 @@ class TMPacketizer:
 class DroppedData:
     """Octets the depacketizer discarded instead of emitting a possibly corrupt packet.
 
-    ``reason``: ``frame_gap`` (VC frame count jumped), ``bad_fecf``, ``fhp_mismatch`` (the FHP
-    disagrees with the packet lengths), ``bad_packet_header`` (packet version != 0 or an impossible
-    FHP), ``idle_frame_in_packet`` (an OID frame arrived mid-packet), ``no_packet_start`` (octets
-    before the first packet header after a resynchronisation). ``vcfc``: count of the frame at
-    which it was detected (as received).
+    ``reason``: ``frame_gap`` (VC frame count jumped), ``bad_fecf`` (the jump is explained by frames
+    that failed their FECF: detected at the next good frame of the VC), ``fhp_mismatch`` (the FHP
+    disagrees with the packet lengths), ``bad_packet_header`` (packet version != 0, an impossible
+    FHP, or a frame secondary header that leaves no packet zone), ``idle_frame_in_packet`` (an OID
+    frame arrived mid-packet), ``no_packet_start`` (octets before the first packet header after a
+    resynchronisation), ``not_packets`` (a frame with the synchronisation flag set: its data field
+    is a VCA_SDU, not packets). ``vcfc``: count of the frame at which it was detected (as received).
     """
 
     reason: str
@@ -225,7 +229,10 @@ class DepacketizerState:
     """Depacketizer memory and counters.
 
     ``buf``: octets of the packet being reassembled (starts at a packet header when ``in_sync``);
-    ``expected_vcfc``: VC frame count of the next frame (None before the first frame).
+    ``expected_vcfc``: VC frame count of the next frame (None before the first frame);
+    ``unknown_frames``: frames with a bad FECF since the last good frame of this VC (of any VC: the
+    header of a bad frame is not trusted). ``gaps`` / ``frames_lost`` count the frame-count jumps not
+    explained by those bad frames; ``bad_fecf`` counts the bad frames themselves.
     """
 
     buf: bytes = b""
@@ -240,6 +247,7 @@ class DepacketizerState:
     other_vc: int = 0
     dropped_events: int = 0
     dropped_octets: int = 0
+    unknown_frames: int = 0
 
 
 @dataclass(frozen=True)
@@ -253,8 +261,9 @@ class TMDepacketizer:
 
     ``out, state = dp.push(frames, state)`` with frames as bytes (or bits, decoded here) or
     :class:`~modem.framing.tm.TMFrame` results. Frames of other SCID / VCID are counted and ignored.
-    Idle packets are counted and dropped unless ``keep_idle``. A frame-count gap of exactly a
-    multiple of 256 frames cannot be seen in the 8-bit count.
+    Idle packets are counted and dropped unless ``keep_idle``. A frame secondary header (flagged in
+    the primary header; its first octet gives its length) is skipped: the FHP counts from the octet
+    after it. A frame-count gap of exactly a multiple of 256 frames cannot be seen in the 8-bit count.
     """
 
     def __init__(self, spec: TMFrameSpec, keep_idle: bool = False):
@@ -286,19 +295,30 @@ class TMDepacketizer:
     def _one(self, fr: TMFrame, state: DepacketizerState, out: DepacketizerOutput) -> DepacketizerState:
         h = fr.header
         if fr.fecf_ok is False:
-            state = replace(state, bad_fecf=state.bad_fecf + 1)
-            state = self._lose_sync(state, out, "bad_fecf", h.vcfc)
-            exp = state.expected_vcfc
-            return replace(state, expected_vcfc=None if exp is None else (exp + 1) % 256)
+            # its VCID is unknown: the next good frame of this VC tells (by its frame count) whether
+            # frames of ours were among the bad ones
+            return replace(state, bad_fecf=state.bad_fecf + 1, unknown_frames=state.unknown_frames + 1)
         if h.scid != self.spec.scid or h.vcid != self.spec.vcid:
             return replace(state, other_vc=state.other_vc + 1)
         state = replace(state, frames=state.frames + 1)
         if state.expected_vcfc is not None and h.vcfc != state.expected_vcfc:
-            lost = (h.vcfc - state.expected_vcfc) % 256
-            state = replace(state, gaps=state.gaps + 1, frames_lost=state.frames_lost + lost)
-            state = self._lose_sync(state, out, "frame_gap", h.vcfc)
-        state = replace(state, expected_vcfc=(h.vcfc + 1) % 256)
-        d, fhp, D = fr.data_field, h.fhp, len(fr.data_field)
+            missing = (h.vcfc - state.expected_vcfc) % 256
+            lost = missing - min(missing, state.unknown_frames)     # not explained by bad frames
+            if lost:
+                state = replace(state, gaps=state.gaps + 1, frames_lost=state.frames_lost + lost)
+            state = self._lose_sync(state, out, "frame_gap" if lost else "bad_fecf", h.vcfc)
+        state = replace(state, expected_vcfc=(h.vcfc + 1) % 256, unknown_frames=0)
+        d, fhp = fr.data_field, h.fhp
+        if h.sync_flag:                                 # a VCA_SDU, not packets; the FHP is undefined
+            state = self._lose_sync(state, out, "not_packets", h.vcfc)
+            return self._drop(state, out, "not_packets", len(d), h.vcfc)
+        if h.secondary_header:                          # 132.0-B-3 4.1.3: ID octet = version(2) | length-1 (6)
+            n_sh = (d[0] & 0x3F) + 1
+            if n_sh >= len(d):
+                state = self._lose_sync(state, out, "bad_packet_header", h.vcfc)
+                return self._drop(state, out, "bad_packet_header", len(d), h.vcfc)
+            d = d[n_sh:]                                # the FHP counts from the first octet after it
+        D = len(d)
         if fhp == FHP_IDLE_ONLY:
             return self._lose_sync(state, out, "idle_frame_in_packet", h.vcfc)
         if state.in_sync and self._expected_fhp(state.buf, d) != fhp:
