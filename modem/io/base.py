@@ -90,16 +90,19 @@ class MonotonicFilter:
         self.dropped = 0
 
     def __call__(self, t: np.ndarray) -> np.ndarray:
+        return t[self.keep(t)] if t.size else t
+
+    def keep(self, t: np.ndarray) -> np.ndarray:
+        """(n,) bool: the tags of ``t`` that are kept (the state advances as in ``__call__``)."""
         if t.size == 0:
-            return t
+            return np.zeros(0, bool)
         run = np.maximum.accumulate(np.concatenate([[self.last], t]))[:-1]
         keep = t >= run
-        if not keep.all():
-            self.dropped += int((~keep).sum())
-            t = t[keep]
-        if t.size:
-            self.last = int(t[-1])
-        return t
+        self.dropped += int(t.size - keep.sum())
+        kept = np.flatnonzero(keep)
+        if kept.size:
+            self.last = int(t[kept[-1]])
+        return keep
 
 
 class Capture:

@@ -15,7 +15,9 @@ file's first), so memory is bounded by the chunk size. Photon records become tim
 * T3: ``t = nsync * sync period + dtime * MeasDesc_Resolution`` (sync period =
   ``MeasDesc_GlobalResolution``).
 
-Markers, sync and overflow records carry no photon and are skipped. Overflow bookkeeping per record
+Markers, sync and overflow records carry no photon and are skipped (a HydraHarp-family T2 sync
+record, special bit with channel 0, is counted in ``stats['syncs']``: ptufile 2026.2.6 decodes it
+as a photon of channel 0). Overflow bookkeeping per record
 type (counts ``c`` added to the time base ``c * wrap``):
 
 ===================  =================  ==========  ==============================================
@@ -55,6 +57,8 @@ META_TAG = "Modem_LinkParams"
 T2_WRAP = 1 << 25
 #: a silence longer than this between two tags is reported as a suspected corrupt region (1 s)
 JUMP_PS = 10 ** 12
+#: time jumps listed in ``stats['corrupt_regions']`` (all are counted in ``stats['time_jumps']``)
+MAX_JUMPS_LISTED = 64
 OVF_MAX = 127                    # overflow count per written record (see the module docstring)
 
 # tag type codes (PicoQuant unified format)
@@ -76,6 +80,14 @@ _RECTYPES = {
     0x00010306: (True, 1024, "v2"),
     0x00010307: (True, 1024, "v2"),
 }
+
+
+def _syncs(rec: np.ndarray, rectype: int) -> np.ndarray:
+    """True for the sync records of the HydraHarp-family T2 formats (special bit, channel 0)."""
+    is_t3, _, rule = _RECTYPES[rectype]
+    if is_t3 or rule == "ph":
+        return np.zeros(rec.shape, bool)
+    return (rec >> 31 == 1) & ((rec >> 25) & 63 == 0)
 
 
 def _overflows(rec: np.ndarray, rectype: int) -> np.ndarray:
@@ -158,7 +170,7 @@ class PTUCapture(Capture):
         if not meta:
             raise fail(self.path, f"no link parameters (tag {META_TAG} absent); give them with --param KEY=VALUE")
         self.meta = check_meta(self.path, meta, "timetags")
-        self.stats.update(photons=0, overflows=0, markers=0, per_channel={})
+        self.stats.update(photons=0, overflows=0, markers=0, syncs=0, time_jumps=0, per_channel={})
 
     def chunks(self, n: int = 1 << 20):
         n = self._check_n(n)
@@ -179,7 +191,8 @@ class PTUCapture(Capture):
                 dec = self._pf.decode_records(rec)
                 ov = _overflows(rec, self.rectype)
                 base = ofl + np.cumsum(ov)                 # overflows up to and including each record
-                photon = dec["channel"] >= 0
+                sync = _syncs(rec, self.rectype)
+                photon = (dec["channel"] >= 0) & ~sync
                 # ptufile decodes each record (channel, dtime, markers, time field); the time base
                 # is carried here across chunks (and ptufile 2026.2.6 takes V2 overflow counts
                 # modulo 128, so the full count is applied from the raw records)
@@ -191,17 +204,24 @@ class PTUCapture(Capture):
                     t = tt * int(round(self.global_res_ps))
                 ofl = int(base[-1]) if base.size else ofl
                 ch = dec["channel"][photon]
+                start = self.stats["records"]
                 self.stats["records"] += int(m)
                 self.stats["overflows"] += int((ov > 0).sum())
                 self.stats["markers"] += int(((dec["channel"] < 0) & (dec["marker"] > 0)).sum())
+                self.stats["syncs"] += int(sync.sum())
                 self._count_channels(ch)
-                t = mono(t)
+                rec_idx = start + np.flatnonzero(photon)
+                keep = mono.keep(t)
+                t, rec_idx = t[keep], rec_idx[keep]
                 self.stats["dropped_non_monotonic"] = mono.dropped
                 if t.size:                                 # a corrupt overflow record: time leaps
-                    d = np.diff(np.concatenate([[prev], t])) if prev is not None else np.diff(t)
-                    for i in np.flatnonzero(d > JUMP_PS)[:8]:
+                    d = np.diff(t, prepend=t[0] if prev is None else prev)
+                    jumps = np.flatnonzero(d > JUMP_PS)
+                    self.stats["time_jumps"] += int(jumps.size)
+                    room = max(0, MAX_JUMPS_LISTED - len(self.stats["corrupt_regions"]))
+                    for i in jumps[:room].tolist():         # where the time leaps: record, tag time
                         self.stats["corrupt_regions"].append(
-                            {"kind": "time_jump", "record_chunk_start": self.stats["records"] - int(m),
+                            {"kind": "time_jump", "record": int(rec_idx[i]), "t_ps": int(t[i]),
                              "jump_s": float(d[i]) * 1e-12})
                     prev = int(t[-1])
                 self.stats["photons"] += int(t.size)
