@@ -17,6 +17,11 @@ codeword and frame sync re-acquire from scratch on the data after the gap) and l
 its span (sequence numbers and stream time / sample index before and after). For time tags a gap
 is a silent interval; resetting at the marker makes the re-acquisition explicit whatever the gap
 length (the slot clock alone would only notice gaps longer than ``los_gap`` inter-arrival times).
+A raw (GNU Radio) message that is rejected puts a ``rejected`` marker there too. At stop, messages
+still held for reordering are delivered (behind their gap marker) and the decode thread ends only
+after the ingest thread's last entry. An exception in the decode thread (decoder, outputs) loses
+that batch only: counted (``decode_errors`` / ``decode_error_items``), logged as a ``decode_error``
+event, and the decoder replaced by a fresh one.
 
 Decoders: any object with ``push(items) -> list[frame]``, ``flush() -> list[frame]`` and ``stats``
 (``modem.receiver.SCPPMTimeTagReceiver`` for time tags; a sample receiver for samples); frames
@@ -86,6 +91,9 @@ class RealtimeConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise ConfigError(f"RealtimeConfig: {name} must be > 0 s, got {v!r}")
+        if self.ring_bytes < self.max_payload_len:
+            raise ConfigError(f"RealtimeConfig: ring_bytes {self.ring_bytes} < max_payload_len {self.max_payload_len}: "
+                              "a valid message could never enter the ring (every one dropped as backpressure)")
 
 
 @dataclass
@@ -117,6 +125,8 @@ class RealtimeStats:
     packets: int = 0
     eos: int = 0
     discarded_at_stop: int = 0       # items left in the ring at stop(drain=False)
+    decode_errors: int = 0           # exceptions in the decode thread (decoder, outputs): batch lost, decoder reset
+    decode_error_items: int = 0      # items of the batches lost that way
     stream_time_s: float = 0.0       # stream time decoded (tags: span of tags; samples: n / rate)
 
 
@@ -138,6 +148,7 @@ class SequenceTracker:
         self.recent_set = set()
         self.last_end = None            # stream position after the last delivered message
         self.max_seen = None            # highest seq accepted since the last (re)start
+        self.restart_header = None      # header of the last RESTART message
 
     def _remember(self, seq):
         if len(self.recent) == self.recent.maxlen:
@@ -146,8 +157,10 @@ class SequenceTracker:
         self.recent_set.add(seq)
 
     @staticmethod
-    def _end(h: Header) -> int:
-        return h.first + (h.span if h.payload_kind == PayloadKind.TIME_TAGS else h.n_items)
+    def _end(h: Header, items) -> int:
+        """Stream position after the message: the last tag (not first + span: span is a saturating
+        u32, 4.3 ms of ps ticks) or the index after the last sample."""
+        return int(items[-1]) if h.payload_kind == PayloadKind.TIME_TAGS else h.first + h.n_items
 
     def _deliver(self, h, items, out):
         if h.flags & Flags.OVERFLOW:
@@ -156,7 +169,7 @@ class SequenceTracker:
         self._remember(h.seq)
         self.expected = h.seq + 1
         if h.n_items:
-            self.last_end = self._end(h)
+            self.last_end = self._end(h, items)
         out.append(("data", h, items))
         if h.flags & Flags.END_OF_STREAM:
             out.append(("eos", {"kind": "eos", "seq": h.seq}))
@@ -181,14 +194,20 @@ class SequenceTracker:
 
     def push(self, h: Header, items, now: float) -> list:
         out = []
-        if h.flags & Flags.RESTART:
+        if h.flags & Flags.RESTART and not (h == self.restart_header and h.seq in self.recent_set):
             self.drain(out)
             self.stats.restarts += 1
             out.append(("restart", {"kind": "restart", "seq": h.seq, "before": self.last_end, "after": h.first}))
+            self.restart_header = h          # a second copy of it is a duplicate, not another restart
             self.expected = h.seq
             self.max_seen = None
             self.recent.clear()
             self.recent_set.clear()
+            if h.seq > 0:                    # the new run's seq 0 .. seq-1 never arrived
+                self.stats.gaps += 1
+                self.stats.lost_messages += h.seq
+                out.append(("gap", {"kind": "seq_gap", "first_seq": 0, "last_seq": h.seq - 1, "n": h.seq,
+                                    "before": None, "after": h.first}))
         if self.expected is None:
             self.expected = h.seq            # joined the stream here: not a gap
         s = h.seq
@@ -243,20 +262,27 @@ class RingBuffer:
 
     def put_marker(self, kind: str, info: dict):
         with self.cv:
-            self._flush_pending()
+            self._flush_pending(info.get("before"))
             self.q.append((kind, info))
             self.cv.notify()
 
-    def _flush_pending(self):
+    def flush_pending(self):
+        """Queue the marker of chunks dropped since the last admitted entry (end of ingest)."""
+        with self.cv:
+            self._flush_pending(None)
+            self.cv.notify()
+
+    def _flush_pending(self, after):
+        """``after``: stream position where the stream resumes (first item of what follows)."""
         if self.pending_drop is not None:
-            self.q.append(("backpressure", self.pending_drop))
+            self.q.append(("backpressure", {**self.pending_drop, "after": after}))
             self.pending_drop = None
 
     def put_data(self, h, items) -> bool:
         with self.cv:
             if self.n_msgs + 1 > self.max_messages or self.n_bytes + h.payload_len > self.max_bytes:
                 return False
-            self._flush_pending()
+            self._flush_pending(h.first)
             self.q.append(("data", h, items))
             self.n_msgs += 1
             self.n_bytes += h.payload_len
@@ -374,6 +400,7 @@ class RealtimeReceiver:
         self._stream_kind = None         # (payload_kind, sample_dtype, stream_id) fixed by the first message
         self._gr_index = 0
         self._stop = threading.Event()
+        self._ingest_done = threading.Event()   # the ingest thread has put its last entry in the ring
         self._discard = threading.Event()
         self.eos_event = threading.Event()
         self._decoder_totals = collections.Counter()
@@ -434,6 +461,20 @@ class RealtimeReceiver:
         log.warning("rejected message (%s): %s", reason, msg)
 
     def _ingest_loop(self):
+        try:
+            self._ingest()
+        finally:
+            # what is still held for reordering is delivered (behind its gap marker), chunks dropped
+            # since the last admitted entry get their marker, and only then may the decoder end
+            try:
+                if not self.raw:
+                    for e in self.tracker.drain():
+                        self._enqueue(e)
+                self.ring.flush_pending()
+            finally:
+                self._ingest_done.set()
+
+    def _ingest(self):
         import zmq  # noqa: PLC0415
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
@@ -459,11 +500,17 @@ class RealtimeReceiver:
         code = self._raw_code
         buf = b"".join(p.buffer for p in parts) if len(parts) > 1 else parts[0].buffer
         size = itemsize(code)
+        reason = None
         if len(buf) % size:
-            self._reject("length_mismatch", f"raw message of {len(buf)} octets is not whole {size}-octet items")
-            return
-        if len(buf) > self.cfg.max_payload_len:
-            self._reject("oversize", f"raw message of {len(buf)} octets exceeds {self.cfg.max_payload_len}")
+            reason, msg = "length_mismatch", f"raw message of {len(buf)} octets is not whole {size}-octet items"
+        elif len(buf) > self.cfg.max_payload_len:
+            reason, msg = "oversize", f"raw message of {len(buf)} octets exceeds {self.cfg.max_payload_len}"
+        if reason is not None:
+            # no sequence numbers here: the hole in the sample stream is marked where it happened,
+            # so the decoder re-acquires after it instead of splicing across it
+            self._reject(reason, msg)
+            self._enqueue(("rejected", {"kind": "rejected", "reason": reason, "octets": len(buf),
+                                        "before": self._gr_index, "after": None}))
             return
         items = np.frombuffer(buf, dtype=numpy_dtype(code))
         h = Header(stream_id=0, payload_kind=int(PayloadKind.SAMPLES), sample_dtype=int(code), flags=0,
@@ -520,28 +567,59 @@ class RealtimeReceiver:
         while True:
             e = self.ring.get(self.cfg.batch_items, 0.05)
             if e is None:
-                if self._stop.is_set():
+                if self._ingest_done.is_set():      # set after the ingest thread's last entry
                     break
             elif self._discard.is_set():
                 if e[0] == "batch":
                     self.stats.discarded_at_stop += sum(h.n_items for h, _ in e[1])
-            elif e[0] == "batch":
-                self._decode_batch(e[1])
-            elif e[0] == "eos":
-                self._resync(None)
-                self.stats.eos += 1
-                self._event(e[1])
-                self.eos_event.set()
             else:
-                self._resync(e[1])
+                try:
+                    self._decode_entry(e)
+                except Exception as exc:  # noqa: BLE001  (counted, logged, decoder reset: the stream goes on)
+                    self._decode_error(e, exc)
             self.stats.backlog_messages = self.ring.n_msgs
             self.stats.backlog_items = self.ring.n_items
             now = time.monotonic()
             if now - self._last_status >= self.cfg.status_interval_s:
                 self._last_status = now
                 self._publish_status()
-        self._resync(None)
+        try:
+            self._resync(None)
+        except Exception as exc:  # noqa: BLE001
+            self._decode_error(("flush",), exc)
         self._publish_status()
+
+    def _decode_entry(self, e):
+        if e[0] == "batch":
+            self._decode_batch(e[1])
+        elif e[0] == "eos":
+            self._resync(None)
+            self.stats.eos += 1
+            self._event(e[1])
+            self.eos_event.set()
+        else:
+            self._resync(e[1])
+
+    def _decode_error(self, e, exc):
+        """An exception while decoding / writing an entry: the entry's data are lost (counted, an
+        event), the decoder is replaced by a fresh one, and the decode thread goes on."""
+        info = {"kind": "decode_error", "error": f"{type(exc).__name__}: {exc}", "during": e[0]}
+        if e[0] == "batch":
+            n = sum(h.n_items for h, _ in e[1])
+            self.stats.decode_error_items += n
+            info.update(first_seq=e[1][0][0].seq, last_seq=e[1][-1][0].seq, items=n)
+        self.stats.decode_errors += 1
+        log.error("decode thread: %s on %s; decoder reset, stream goes on", info["error"], e[0], exc_info=exc)
+        if self.decoder_factory is not None:
+            self.decoder = self.decoder_factory()
+            self._lock_state = "search"
+            self._valid_since_resync = False
+        if e[0] == "eos":
+            self.eos_event.set()
+        try:
+            self._event(info)
+        except Exception:  # noqa: BLE001  (the outputs themselves fail: the counter and the log remain)
+            log.exception("decode thread: could not record the decode_error event")
 
     def _decode_batch(self, batch):
         h0 = batch[0][0]
@@ -698,6 +776,8 @@ class RealtimeReceiver:
                                        ("backpressure_chunks", "backpressure_chunks", "chunks dropped, ring full"),
                                        ("backpressure_items", "backpressure_items", "items dropped, ring full"),
                                        ("resyncs", "resyncs", "decoder resets after a gap"),
+                                       ("decode_errors", "decode_errors", "decode-thread exceptions (batch lost)"),
+                                       ("decode_error_items", "decode_error_items", "items lost to decode errors"),
                                        ("packets", "packets", "space packets out")):
                     yield CounterMetricFamily(f"modem_rx_{name}", doc, value=st[key])
                 c = CounterMetricFamily("modem_rx_rejected", "malformed messages rejected", labels=["reason"])

@@ -1,0 +1,234 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Real-time receiver edge cases found in review: nothing received is lost silently at stop, a
+decoder exception does not kill the decode thread, gap spans are right for long time-tag messages,
+dropped / rejected data always put a marker in stream order, restarts are accounted exactly.
+Sockets bind loopback on free ports."""
+import threading
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from modem.board.emulator import ArraySource, BoardEmulator, FaultPlan
+from modem.board.protocol import Flags, pack_message, parse_message
+from modem.board.realtime import RealtimeConfig, RealtimeReceiver, RealtimeStats, RingBuffer, SequenceTracker
+from modem.errors import ConfigError
+
+N = 16                                           # items per test message
+
+
+def _msg(seq, flags=0, n=N, step=10):
+    return pack_message(np.arange(n, dtype=np.int64) * step + 1000 * seq, seq=seq, flags=flags)
+
+
+def _push():
+    push = zmq.Context.instance().socket(zmq.PUSH)
+    push.linger = 1000
+    port = push.bind_to_random_port("tcp://127.0.0.1")
+    return push, f"tcp://127.0.0.1:{port}"
+
+
+def _wait(cond, timeout=10.0):
+    t_end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > t_end:
+            raise AssertionError("condition not reached")
+        time.sleep(0.005)
+
+
+class Recorder:
+    """A decoder that records the batches it was given (optionally blocking or failing on one)."""
+
+    def __init__(self, fail_on=None, gate=None):
+        self.got, self.fail_on, self.gate = [], fail_on, gate
+        self.entered = threading.Event()
+        self.resets = 0
+
+    def push(self, items):
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait(10)
+        a = np.array(items)
+        if self.fail_on is not None and self.fail_on in a:
+            raise RuntimeError(f"decoder bug on item {self.fail_on}")
+        self.got.append(a)
+        return []
+
+    def flush(self):
+        return []
+
+    def reset(self):
+        self.resets += 1
+
+
+def test_stop_delivers_messages_held_for_reordering():
+    """Messages held in the reorder window (waiting for a seq that never comes) are decoded at
+    stop, behind a declared gap, instead of vanishing after being counted as received."""
+    push, ep = _push()
+    dec = Recorder()
+    rx = RealtimeReceiver(board=ep, decoder_factory=lambda: dec,
+                          config=RealtimeConfig(reorder_window=8, reorder_timeout_s=60.0, batch_items=N)).start()
+    for s in (0, 2, 3):
+        push.send_multipart(_msg(s))
+    _wait(lambda: rx.stats.messages == 3)
+    rx.stop()
+    push.close()
+    s = rx.stats
+    assert (s.gaps, s.lost_messages) == (1, 1)
+    assert s.items == s.decoded_items == 3 * N
+    np.testing.assert_array_equal(np.concatenate(dec.got),
+                                  np.concatenate([np.arange(N) * 10 + 1000 * q for q in (0, 2, 3)]))
+    assert [e["kind"] for e in rx.events] == ["seq_gap"]
+
+
+def test_stop_waits_for_the_ingest_thread_before_the_decoder_ends():
+    """A message the ingest thread is still handling when stop() is called is decoded (the decode
+    thread used to end as soon as the ring was empty, and the last message went nowhere)."""
+    push, ep = _push()
+    dec = Recorder()
+    rx = RealtimeReceiver(board=ep, decoder_factory=lambda: dec, config=RealtimeConfig(batch_items=N))
+    orig, entered = rx.tracker.push, threading.Event()
+
+    def slow_push(h, items, now):                 # a slow ingest step (a large message being checked)
+        entered.set()
+        time.sleep(0.3)
+        return orig(h, items, now)
+    rx.tracker.push = slow_push
+    rx.start()
+    push.send_multipart(_msg(0))
+    assert entered.wait(10)
+    rx.stop()
+    push.close()
+    assert rx.stats.items == rx.stats.decoded_items == N
+    assert sum(a.size for a in dec.got) == N
+
+
+def test_backpressure_drop_at_the_end_still_logged():
+    """Chunks dropped because the ring was full just before stop give their backpressure event."""
+    push, ep = _push()
+    gate = threading.Event()
+    dec = Recorder(gate=gate)
+    rx = RealtimeReceiver(board=ep, decoder_factory=lambda: dec,
+                          config=RealtimeConfig(ring_messages=1, batch_items=N)).start()
+    push.send_multipart(_msg(0))
+    assert dec.entered.wait(10)                   # the decoder holds message 0
+    push.send_multipart(_msg(1))
+    _wait(lambda: rx.stats.items == 2 * N)        # message 1 fills the ring
+    push.send_multipart(_msg(2))
+    _wait(lambda: rx.stats.backpressure_chunks == 1)
+    gate.set()
+    rx.stop()
+    push.close()
+    bp = [e for e in rx.events if e["kind"] == "backpressure"]
+    assert len(bp) == 1 and (bp[0]["first_seq"], bp[0]["last_seq"], bp[0]["items"]) == (2, 2, N)
+    assert rx.stats.resyncs == 1
+
+
+def test_decoder_exception_is_counted_and_the_stream_goes_on():
+    """A decoder that raises on one batch loses that batch (counted, logged as an event) and is
+    reset; the decode thread keeps decoding the rest of the stream up to the end of stream."""
+    push, ep = _push()
+    dec = Recorder(fail_on=1000 * 2 + 30)         # an item of message 2
+    rx = RealtimeReceiver(board=ep, decoder_factory=lambda: dec, config=RealtimeConfig(batch_items=N)).start()
+    for s in range(5):
+        push.send_multipart(_msg(s))
+    push.send_multipart(pack_message(np.zeros(0, np.int64), seq=5, flags=Flags.END_OF_STREAM))
+    assert rx.wait_eos(10), "decode thread died on the decoder exception"
+    rx.stop()
+    push.close()
+    s = rx.stats
+    assert s.decode_errors == 1 and s.decode_error_items == N
+    assert [int(a[0]) for a in dec.got] == [0, 1000, 3000, 4000]
+    err = [e for e in rx.events if e["kind"] == "decode_error"]
+    assert len(err) == 1 and "decoder bug on item 2030" in err[0]["error"] and err[0]["first_seq"] == 2
+    assert rx.status()["decode_errors"] == 1
+
+
+def _track(msgs, window=4):
+    st = RealtimeStats()
+    tr = SequenceTracker(window, 1.0, st)
+    out = []
+    for parts in msgs:
+        out += tr.push(*parse_message(parts), 0.0)
+    return out + tr.drain(), st
+
+
+def test_gap_span_uses_the_last_tag_when_the_span_field_saturates():
+    """span is u32 (saturating): a message of tags longer than 2**32 ticks (4.3 ms in ps, e.g.
+    4096 tags at 100 kcounts/s) must not put the gap's 'before' at first + 2**32 - 1."""
+    step = 10_000_000                             # 10 us between tags: 1000 tags span 10 ms = 1e10 ticks
+    msgs = [pack_message(np.arange(1000, dtype=np.int64) * step + s * 1000 * step, seq=s) for s in (0, 2)]
+    assert parse_message(msgs[0])[0].span == 0xFFFFFFFF            # saturated on the wire
+    out, st = _track(msgs)
+    gap = [e[1] for e in out if e[0] == "gap"]
+    assert len(gap) == 1 and gap[0]["before"] == 999 * step and gap[0]["after"] == 2000 * step
+
+
+def test_restart_with_its_first_message_lost_counts_the_loss():
+    """A RESTART carried by seq 3 means seqs 0..2 of the new run never arrived: a gap, counted."""
+    out, st = _track([_msg(0), _msg(1), _msg(2), _msg(3, Flags.RESTART), _msg(4)])
+    kinds = [(e[0], e[1].get("first_seq"), e[1].get("last_seq")) if e[0] != "data" else ("data", e[1].seq)
+             for e in out]
+    assert kinds == [("data", 0), ("data", 1), ("data", 2), ("restart", None, None), ("gap", 0, 2),
+                     ("data", 3), ("data", 4)]
+    assert (st.restarts, st.gaps, st.lost_messages) == (1, 1, 3)
+
+
+def test_emulator_drop_at_a_restart_is_accounted():
+    data = np.arange(8 * 64, dtype=np.int64) * 10
+    emu = BoardEmulator(ArraySource(data), "tcp://127.0.0.1:*", items_per_message=64,
+                        faults=FaultPlan(restart={4}, drop={4}))
+    rx = RealtimeReceiver(board=emu.data_endpoint, decoder_factory=Recorder,
+                          config=RealtimeConfig(batch_items=64)).start()
+    emu.run()
+    assert rx.wait_eos(10)
+    rx.stop()
+    emu.close()
+    assert [k for k, _, _ in emu.log] == ["restart", "drop"]
+    s = rx.stats
+    assert (s.restarts, s.gaps, s.lost_messages) == (1, 1, 1)
+    assert s.items + 64 == data.size
+
+
+def test_backpressure_marker_names_where_the_stream_resumes():
+    rb = RingBuffer(max_messages=1, max_bytes=10**6)
+    hs = [parse_message(_msg(i)) for i in range(3)]
+    assert rb.put_data(*hs[0]) and not rb.put_data(*hs[1])
+    rb.mark_dropped(hs[1][0], hs[1][0].first)
+    assert rb.get(100, 0.1)[0] == "batch" and rb.put_data(*hs[2])
+    e = rb.get(100, 0.1)
+    assert e[0] == "backpressure" and (e[1]["before"], e[1]["after"]) == (1000, 2000)
+
+
+def test_gnuradio_rejected_message_resyncs_the_decoder():
+    """A raw (GNU Radio) message that is rejected leaves a hole in the sample stream: the decoder
+    is reset there and the event logged, as for a sequence gap."""
+    push, ep = _push()
+    dec = Recorder()
+    rx = RealtimeReceiver(gnuradio=ep, decoder_factory=lambda: dec, config=RealtimeConfig(batch_items=100)).start()
+    a, b = np.arange(100, dtype=np.float32), np.arange(100, 200, dtype=np.float32)
+    push.send(a.tobytes())
+    _wait(lambda: rx.stats.decoded_items == 100)
+    push.send(b"\0\0\0")                          # not whole float32 items: rejected
+    push.send(b.tobytes())
+    _wait(lambda: rx.stats.decoded_items == 200)
+    rx.stop()
+    push.close()
+    assert rx.stats.rejected["length_mismatch"] == 1 and rx.stats.resyncs == 1
+    ev = [e for e in rx.events if e["kind"] == "rejected"]
+    assert len(ev) == 1 and ev[0]["reason"] == "length_mismatch" and ev[0]["before"] == 100
+
+
+def test_ring_smaller_than_a_valid_message_refused():
+    with pytest.raises(ConfigError, match="ring_bytes 1000 < max_payload_len 4096"):
+        RealtimeConfig(ring_bytes=1000, max_payload_len=4096)
+    RealtimeConfig(ring_bytes=4096, max_payload_len=4096)           # exactly one message fits
+
+
+def test_duplicated_restart_message_is_a_duplicate_not_a_second_restart():
+    """A duplicate of the RESTART message (seq 0 again, same header) must not restart the run a
+    second time and deliver its data twice."""
+    out, st = _track([_msg(0), _msg(1), _msg(2), _msg(0, Flags.RESTART), _msg(0, Flags.RESTART), _msg(1)])
+    assert [e[1].seq for e in out if e[0] == "data"] == [0, 1, 2, 0, 1]
+    assert (st.restarts, st.duplicates, st.gaps) == (1, 1, 0)
