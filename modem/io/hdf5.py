@@ -12,8 +12,10 @@ Layout (``h5py``)::
                                        slot_width_ps, ns, nb, frame_len, scid, vcid, ...)
 
 Datasets are chunked (16384 elements) with shuffle + gzip and the Fletcher-32 checksum filter, so
-a corrupt region of the file is detected per chunk: the reader skips that chunk, records it in
-``stats['corrupt_regions']`` and goes on (every tag outside it is still delivered).
+a corrupt region of the file is detected per chunk: the reader skips the tags of the records in
+that chunk (of either dataset, whatever their chunk sizes), records the region in
+``stats['corrupt_regions']`` (adjacent failing chunks of one dataset as one region, the same list
+for every read size) and goes on (every tag outside it is still delivered).
 """
 from __future__ import annotations
 
@@ -120,22 +122,30 @@ class HDF5Capture(Capture):
         self.stats.update(photons=0, per_channel={})
 
     def _read(self, ds, a: int, b: int):
-        """ds[a:b], or None for the parts that fail their checksum (recorded as corrupt regions)."""
+        """(ds[a:b], bad): ``bad`` None when every element read, else an (b - a,) bool mask of the
+        elements in HDF5 chunks that fail their checksum (recorded as corrupt regions, adjacent
+        ones merged, so the list does not depend on the read size)."""
         try:
-            return ds[a:b]
+            return ds[a:b], None
         except OSError:
             pass
-        parts, c = [], ds.chunks[0] if ds.chunks else (b - a)
+        x = np.zeros(b - a, ds.dtype)
+        bad = np.zeros(b - a, bool)
+        c = ds.chunks[0] if ds.chunks else (b - a)
         i = a
         while i < b:
             j = min(b, (i // c + 1) * c)
             try:
-                parts.append(ds[i:j])
+                x[i - a:j - a] = ds[i:j]
             except OSError:
-                self.stats["corrupt_regions"].append({"dataset": ds.name, "start": i, "stop": j})
-                parts.append(None)
+                bad[i - a:j - a] = True
+                last = [r for r in self.stats["corrupt_regions"] if r.get("dataset") == ds.name][-1:]
+                if last and last[0]["stop"] == i:
+                    last[0]["stop"] = j
+                else:
+                    self.stats["corrupt_regions"].append({"dataset": ds.name, "start": i, "stop": j})
             i = j
-        return parts
+        return x, bad
 
     def chunks(self, n: int = 1 << 20):
         n = self._check_n(n)
@@ -145,13 +155,10 @@ class HDF5Capture(Capture):
         step = n if n < c else (n // c) * c               # whole HDF5 chunks per read when n allows
         for a in range(0, self.n_records, step):
             b = min(self.n_records, a + step)
-            t, d = self._read(ts, a, b), self._read(det, a, b)
-            if isinstance(t, list) or isinstance(d, list):
-                tl = t if isinstance(t, list) else self._split(t, a, b, c)
-                dl = d if isinstance(d, list) else self._split(d, a, b, c)
-                keep = [(x, y) for x, y in zip(tl, dl) if x is not None and y is not None]
-                t = np.concatenate([x for x, _ in keep]) if keep else np.zeros(0, np.int64)
-                d = np.concatenate([y for _, y in keep]) if keep else np.zeros(0, np.int16)
+            (t, bad_t), (d, bad_d) = self._read(ts, a, b), self._read(det, a, b)
+            if bad_t is not None or bad_d is not None:      # drop the tags of corrupt chunks
+                keep = ~((bad_t if bad_t is not None else False) | (bad_d if bad_d is not None else False))
+                t, d = t[keep], d[keep]
             self.stats["records"] += b - a
             self._count_channels(d)
             t = t.astype(np.int64, copy=False)
@@ -161,11 +168,6 @@ class HDF5Capture(Capture):
             self.stats["dropped_non_monotonic"] = mono.dropped
             self.stats["photons"] += int(t.size)
             yield t
-
-    @staticmethod
-    def _split(x, a, b, c):
-        edges = [i - a for i in range((a // c + 1) * c, b, c)]
-        return np.split(x, edges)
 
     def close(self) -> None:
         f = getattr(self, "_f", None)
