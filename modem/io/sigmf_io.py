@@ -123,7 +123,10 @@ class SigMFCapture(Capture):
         if int(g.get("core:num_channels", 1)) != 1:
             raise fail(meta_path, f"core:num_channels={g.get('core:num_channels')}, only 1 is supported")
         self.dtype = np.dtype(_DTYPES[dt])
-        size = os.path.getsize(data_path) - int(g.get("core:header_bytes", 0) or 0)
+        header = self._header_bytes(meta_path, doc)
+        size = os.path.getsize(data_path) - header
+        if size < 0:
+            raise fail(data_path, f"truncated: {size + header} octets, shorter than core:header_bytes={header}")
         if size % self.dtype.itemsize:
             raise fail(data_path, f"truncated: {size} octets is not a whole number of {dt} samples")
         self.n_records = size // self.dtype.itemsize
@@ -148,9 +151,24 @@ class SigMFCapture(Capture):
         self.meta = meta
         self.sample_rate = float(g.get("core:sample_rate", 0.0) or 0.0)
         self.annotations = doc.get("annotations", [])
-        self._header = int(g.get("core:header_bytes", 0) or 0)
+        self._header = header
         self._lsb = float(meta.get("adc_lsb", 1.0)) if self.dtype.kind == "i" else 1.0
         self.stats.update(samples=0, clipped=0, mean=0.0, mean_square=0.0)
+
+    @staticmethod
+    def _header_bytes(meta_path, doc) -> int:
+        """Octets before the first sample: ``core:header_bytes`` of the first capture segment (where
+        SigMF puts it; also accepted in the global object). Header bytes in a later segment (inside
+        the sample stream) are refused, naming the segment."""
+        caps = doc.get("captures") or [{}]
+        header = caps[0].get("core:header_bytes", doc["global"].get("core:header_bytes", 0)) or 0
+        for i, c in enumerate(caps[1:], 1):
+            if c.get("core:header_bytes"):
+                raise fail(meta_path, f"core:header_bytes={c['core:header_bytes']} in capture segment {i} (sample "
+                                      f"{c.get('core:sample_start')}): header octets inside the data are not supported")
+        if isinstance(header, bool) or not isinstance(header, int) or header < 0:
+            raise fail(meta_path, f"core:header_bytes must be a non-negative integer, got {header!r}")
+        return header
 
     def chunks(self, n: int = 1 << 20):
         n = self._check_n(n)
