@@ -232,3 +232,27 @@ def test_duplicated_restart_message_is_a_duplicate_not_a_second_restart():
     out, st = _track([_msg(0), _msg(1), _msg(2), _msg(0, Flags.RESTART), _msg(0, Flags.RESTART), _msg(1)])
     assert [e[1].seq for e in out if e[0] == "data"] == [0, 1, 2, 0, 1]
     assert (st.restarts, st.duplicates, st.gaps) == (1, 1, 0)
+
+
+def test_tags_going_back_across_messages_resync_instead_of_losing_the_batch():
+    """Tags must be non-decreasing across messages too; a message starting before the end of the
+    previous one (time base reset without RESTART) is a marked discontinuity: the decoder is reset
+    there (a ``time_jump`` event) rather than fed a decreasing batch (the slot clock raises on it)."""
+    from modem.board.emulator import SimulatedLink
+    from modem.offline import receiver_for
+    meta = SimulatedLink(n_frames=2).meta
+    push, ep = _push()
+    rx = RealtimeReceiver(board=ep, decoder_factory=lambda: receiver_for(meta),
+                          config=RealtimeConfig(batch_items=4 * N)).start()
+    base = [0, 1, 2, 0, 1]                       # the time base goes back at message 3
+    for s, b in enumerate(base):
+        push.send_multipart(pack_message(np.arange(N, dtype=np.int64) * 1000 + b * N * 1000 + 10**6, seq=s))
+    push.send_multipart(pack_message(np.zeros(0, np.int64), seq=len(base), flags=Flags.END_OF_STREAM))
+    assert rx.wait_eos(20)
+    rx.stop()
+    push.close()
+    s = rx.stats
+    assert s.decode_errors == 0 and s.decoded_items == len(base) * N and s.time_jumps == 1
+    ev = [e for e in rx.events if e["kind"] == "time_jump"]
+    assert len(ev) == 1 and ev[0]["seq"] == 3 and ev[0]["before"] == 10**6 + 3 * N * 1000 - 1000
+    assert ev[0]["after"] == 10**6

@@ -111,6 +111,7 @@ class RealtimeStats:
     reordered: int = 0               # messages that arrived after a later one and were put back in order
     overflows: int = 0               # OVERFLOW flags from the board
     restarts: int = 0                # RESTART flags
+    time_jumps: int = 0              # tag messages starting before the previous one ended (no RESTART): decoder reset
     backpressure_chunks: int = 0     # chunks dropped here because the ring was full
     backpressure_items: int = 0
     backlog_messages: int = 0
@@ -136,7 +137,8 @@ class SequenceTracker:
 
     ``push(h, items, now)`` returns a list of entries to deliver in order: ``("data", h, items)``,
     ``("gap", info)`` (lost sequence numbers ``info["first_seq"] .. info["last_seq"]``),
-    ``("restart", info)``, ``("overflow", info)``, ``("eos", info)``. ``expire(now)`` releases
+    ``("restart", info)``, ``("overflow", info)``, ``("time_jump", info)`` (tags going back across
+    messages without RESTART), ``("eos", info)``. ``expire(now)`` releases
     messages held longer than the timeout; ``drain()`` releases everything (end of stream).
     """
 
@@ -166,6 +168,12 @@ class SequenceTracker:
         if h.flags & Flags.OVERFLOW:
             self.stats.overflows += 1
             out.append(("overflow", {"kind": "overflow", "seq": h.seq, "before": self.last_end, "after": h.first}))
+        if h.payload_kind == PayloadKind.TIME_TAGS and h.n_items and self.last_end is not None \
+                and int(items[0]) < self.last_end:
+            # tags must be non-decreasing across messages too: the time base went back without a
+            # RESTART; the decoder restarts here instead of being fed a decreasing batch
+            self.stats.time_jumps += 1
+            out.append(("time_jump", {"kind": "time_jump", "seq": h.seq, "before": self.last_end, "after": h.first}))
         self._remember(h.seq)
         self.expected = h.seq + 1
         if h.n_items:
@@ -198,6 +206,7 @@ class SequenceTracker:
             self.drain(out)
             self.stats.restarts += 1
             out.append(("restart", {"kind": "restart", "seq": h.seq, "before": self.last_end, "after": h.first}))
+            self.last_end = None             # the time base may restart
             self.restart_header = h          # a second copy of it is a duplicate, not another restart
             self.expected = h.seq
             self.max_seen = None
@@ -773,6 +782,7 @@ class RealtimeReceiver:
                                        ("reordered", "reordered", "messages put back in order"),
                                        ("overflows", "overflows", "board FIFO overflows flagged"),
                                        ("restarts", "restarts", "board restarts"),
+                                       ("time_jumps", "time_jumps", "tag time base went back without RESTART"),
                                        ("backpressure_chunks", "backpressure_chunks", "chunks dropped, ring full"),
                                        ("backpressure_items", "backpressure_items", "items dropped, ring full"),
                                        ("resyncs", "resyncs", "decoder resets after a gap"),
