@@ -440,14 +440,17 @@ class SlotClockRecovery:
         W1 = min(W, cfg.acq_tone_symbols * P * T0)
         x1 = x[x >= W - W1] - (W - W1)
         n1 = x1.size
-        if n1 < cfg.acq_min_photons or _tone_bound(x1, T0, W1, cfg.max_offset_ppm) < 0.5 * cfg.acq_min_power:
+        if n1 < cfg.acq_min_photons:
+            return None
+        ph = _phasors(x1, T0)                 # exp(-2 pi i x/T0), shared by the two screens
+        if _tone_bound(x1, T0, W1, cfg.max_offset_ppm, ph) < 0.5 * cfg.acq_min_power:
             return None                       # no slot tone near threshold (noise alone): skip the exact search
         step = T0 / (4.0 * W1)
         K = int(math.ceil(cfg.max_offset_ppm * 1e-6 / step))
         eps = np.arange(-K, K + 1) * step
         f = 1.0 / (T0 * (1.0 + eps))
         # the exact sums only where the peak can be: |S_j| within +-err of the Taylor evaluation
-        a, err = _tone_screen(x1, f, T0, W1)
+        a, err = _tone_screen(x1, f, T0, W1, ph)
         if (a.max() + err) ** 2 / n1 < cfg.acq_min_power:
             return None                       # every candidate provably below acq_min_power
         top = np.flatnonzero(a + err >= a.max() - err)
@@ -857,36 +860,41 @@ def _tone(x, f, nw):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _tone_taylor(x, T0, W, nu, B, order):  # pragma: no cover - compiled
+def _tone_taylor(x, ar, ai, W, nu, B, order, nw):  # pragma: no cover - compiled
     """Slot-tone sums ``S_j = sum_k exp(-2 pi i (1/T0 + nu_j) x_k)`` (complex128 (m,)) for residual
     frequencies ``nu`` (1/ps) near the nominal, from ``B`` bins of the window ``[0, W)``
     (``W = B w``, ``x`` (n,) float64 ps in it) instead of one phasor per tag and candidate: with
-    ``a_k = exp(-2 pi i x_k / T0)``, bin centre ``c_b`` and ``x_k = c_b + v_k w / 2`` (``|v_k| <= 1``),
+    ``a_k = exp(-2 pi i x_k / T0) = ar_k + i ai_k`` (:func:`_phasors`), bin centre ``c_b`` and ``x_k = c_b + v_k w / 2`` (``|v_k| <= 1``),
     ``exp(-2 pi i nu x_k) = exp(-2 pi i nu c_b) sum_p (-i theta)^p v_k^p / p!``, ``theta = pi nu w``,
     cut after ``p = order``: ``S_j = sum_b exp(-2 pi i nu_j c_b) sum_p (-i theta_j)^p Z_bp`` with the
     bin moments ``Z_bp = sum_{k in b} a_k v_k^p / p!``, computed once. Cost ``n (order+1)`` for the
     moments and ``B (order+1)`` per candidate, against ``n`` sincos per candidate exactly.
-    Truncation error ``<= n |theta|^(order+1) / (order+1)!`` (Taylor remainder of ``exp(i y)``)."""
+    Truncation error ``<= n |theta|^(order+1) / (order+1)!`` (Taylor remainder of ``exp(i y)``).
+    The moments are summed over up to ``nw`` threads' shares of the tags, the candidates split
+    over the threads (the values vary with ``nw`` only by rounding)."""
     n = x.size
     m = nu.size
     w = W / B
     inv = 1.0 / np.arange(1.0, order + 2.0)
-    Zr = np.zeros((B, order + 1))
-    Zi = np.zeros((B, order + 1))
-    for k in range(n):
-        ph = x[k] / T0
-        ph -= math.floor(ph)
-        y = -TWO_PI * ph
-        b = min(max(int(x[k] / w), 0), B - 1)
-        v = (x[k] - (b + 0.5) * w) / (0.5 * w)
-        tr = math.cos(y)
-        ti = math.sin(y)
-        for p in range(order + 1):
-            Zr[b, p] += tr
-            Zi[b, p] += ti
-            c = v * inv[p]
-            tr *= c
-            ti *= c
+    nt = max(1, min(nw, n // 4096))                       # moments: a share of the tags per thread
+    Zt = np.zeros((nt, 2, B, order + 1))
+    for t in numba.prange(nt):
+        for k in range(t * n // nt, (t + 1) * n // nt):
+            b = min(max(int(x[k] / w), 0), B - 1)
+            v = (x[k] - (b + 0.5) * w) / (0.5 * w)
+            tr = ar[k]
+            ti = ai[k]
+            for p in range(order + 1):
+                Zt[t, 0, b, p] += tr
+                Zt[t, 1, b, p] += ti
+                c = v * inv[p]
+                tr *= c
+                ti *= c
+    Zr = Zt[0, 0].copy()
+    Zi = Zt[0, 1].copy()
+    for t in range(1, nt):
+        Zr += Zt[t, 0]
+        Zi += Zt[t, 1]
     out = np.empty(m, np.complex128)
     for j in numba.prange(m):
         tau = math.pi * nu[j] * w                  # s * (-i tau) = (tau s_i, -tau s_r)
@@ -906,7 +914,7 @@ def _tone_taylor(x, T0, W, nu, B, order):  # pragma: no cover - compiled
     return out
 
 
-def _tone_screen(x, f, T0: float, W: float):
+def _tone_screen(x, f, T0: float, W: float, ph=None):
     """``|S_j|`` of the slot-tone sums ``S_j = sum_k exp(-2 pi i f_j x_k)`` (x (n,) float64 ps in
     ``[0, W)``, f (m,) 1/ps near ``1/T0``) to within a proven ``err``: returns ``(a (m,) float64,
     err)`` with ``| |S_j| - a_j | <= err`` for every candidate, from :func:`_tone_taylor` (bins of
@@ -923,7 +931,8 @@ def _tone_screen(x, f, T0: float, W: float):
     while rem > 1e-12:                        # rem = theta^(order+1) / (order+1)!
         order += 1
         rem *= theta / (order + 1)
-    a = np.abs(_tone_taylor(x, T0, W, nu, B, order))
+    ar, ai = _phasors(x, T0) if ph is None else ph
+    a = np.abs(_tone_taylor(x, ar, ai, W, nu, B, order, numba.get_num_threads()))
     err = n * (rem + 1e-9 + 1e-14 * (W / T0))
     return a, err
 
@@ -941,7 +950,7 @@ def _refine_frequency(x, fh: float, W: float) -> float:
     return fh
 
 
-def _tone_bound(x, T0: float, W: float, max_offset_ppm: float) -> float:
+def _tone_bound(x, T0: float, W: float, max_offset_ppm: float, ph=None) -> float:
     """A cheap estimate of the slot-tone periodogram's peak ``max_f |sum_k exp(-2 pi i f x_k)|^2 / n``
     over ``|f T0 - 1| <= max_offset_ppm``, from one phasor per tag instead of one per tag and
     candidate: the tags' phasors at the nominal slot rate ``exp(-2 pi i x/T0)``, summed in ``B``
@@ -955,12 +964,52 @@ def _tone_bound(x, T0: float, W: float, max_offset_ppm: float) -> float:
     n = x.size
     d_max = max_offset_ppm * 1e-6 / T0                                   # residual tone, 1/ps
     B = 1 << max(6, int(math.ceil(math.log2(max(16.0 * W * d_max, 1.0)))))
-    ph = (x / T0) % 1.0
-    b = np.minimum((x * (B / W)).astype(np.int64), B - 1)
-    z = np.bincount(b, np.cos(TWO_PI * ph), B) - 1j * np.bincount(b, np.sin(TWO_PI * ph), B)
-    spec = np.abs(np.fft.fft(z, 4 * B)) ** 2 / n                         # bins of 1/(4W)
+    ar, ai = _phasors(x, T0) if ph is None else ph
+    spec = np.abs(np.fft.fft(_binned_sum(x, ar, ai, W, B), 4 * B)) ** 2 / n   # bins of 1/(4W)
     k = int(math.ceil(d_max * 4 * W)) + 1                                # +-max offset, one bin spare
     return float(max(spec[:k + 1].max(), spec[-k:].max()))
+
+
+def _phasors(x, T0: float):
+    """Each tag's phasor at the nominal slot rate, ``exp(-2 pi i x_k / T0)`` as ``(re, im)``
+    float64 (n,) arrays (x (n,) float64 ps; the phase reduced to ``x/T0 - floor(x/T0)``); split
+    over the worker threads for large windows (the same values either way)."""
+    ar = np.empty(x.size)
+    ai = np.empty(x.size)
+    nt = min(numba.get_num_threads(), x.size // 8192)
+    if nt > 1:
+        _phasors_mt(x, T0, ar, ai, nt)
+    else:
+        _phasor_range(x, T0, ar, ai, 0, x.size)
+    return ar, ai
+
+
+@numba.njit(cache=True, nogil=True)
+def _phasor_range(x, T0, ar, ai, lo, hi):  # pragma: no cover - compiled
+    for k in range(lo, hi):
+        ph = x[k] / T0
+        y = -TWO_PI * (ph - math.floor(ph))
+        ar[k] = math.cos(y)
+        ai[k] = math.sin(y)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _phasors_mt(x, T0, ar, ai, nt):  # pragma: no cover - compiled
+    for t in numba.prange(nt):
+        _phasor_range(x, T0, ar, ai, t * x.size // nt, (t + 1) * x.size // nt)
+
+
+@numba.njit(cache=True, nogil=True)
+def _binned_sum(x, ar, ai, W, B):  # pragma: no cover - compiled
+    """``z_b = sum_{k in bin b} (ar_k + i ai_k)`` (complex128 (B,)) over ``B`` equal bins of
+    ``[0, W)`` (x (n,) float64 ps; a tag at ``W`` or beyond goes to the last bin)."""
+    zr = np.zeros(B)
+    zi = np.zeros(B)
+    for k in range(x.size):
+        b = min(int(x[k] * (B / W)), B - 1)
+        zr[b] += ar[k]
+        zi[b] += ai[k]
+    return zr + 1j * zi
 
 
 def _first_busy(sub) -> int:
