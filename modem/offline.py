@@ -277,6 +277,8 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
     if requested_backend() == "gpu":     # never a silent CPU run when the GPU was asked for
         raise BackendUnavailable("modem decode: the replay receivers run on the CPU in this build (no GPU "
                                  "path); set MODEM_BACKEND=cpu or auto")
+    if plots and not out_dir:            # refused before the pass is decoded, not after
+        raise ConfigError("decode_capture: plots need out_dir")
     path = os.fspath(path)
     t_wall = time.perf_counter()
     with open_capture(path, meta_overrides) as cap:
@@ -284,6 +286,7 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
             rx = receiver_for(cap.meta)
         except (ConfigError, TypeError, KeyError) as exc:
             raise CaptureFormatError(f"{path}: bad link parameters for the receiver ({exc})") from exc
+        _check_sample_rate(cap, rx)
         sink = _Sink(out_dir)
         handler = _FrameHandler(cap.meta, sink, keep_timeline=bool(plots and out_dir))
         bar = None
@@ -317,9 +320,20 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
             rep["plots"] = _plots(rep, handler, rx, out_dir)
         with open(os.path.join(out_dir, "report.json"), "w") as fh:
             json.dump(rep, fh, indent=2, default=_json_default)
-    elif plots:
-        raise ConfigError("decode_capture: plots need out_dir")
     return rep
+
+
+def _check_sample_rate(cap, rx) -> None:
+    """A sample recording's rate (SigMF ``core:sample_rate``) must be the one the receiver runs at
+    (the link's ``slot_rate_hz * sps``): otherwise it would decode on a wrong time base."""
+    file_rate = getattr(cap, "sample_rate", 0.0) or 0.0
+    link = getattr(rx, "link", None)
+    if cap.kind != "samples" or not file_rate or link is None:
+        return
+    want = float(link.sample_rate_hz)
+    if abs(file_rate - want) > 1e-9 * want:
+        raise CaptureFormatError(f"{cap.path}: metadata contradicts data: core:sample_rate={file_rate} Hz, the link "
+                                 f"parameters give slot_rate_hz * sps = {want} Hz")
 
 
 def _json_default(o):
