@@ -103,11 +103,13 @@ class TMDeframer:
         self.fs = ASMFrameSync(FrameSyncConfig(frame_len=spec.n_bits, **{**TM_SYNC_DEFAULTS, **(options or {})}))
         self.state = self.fs.initial_state()
         self.bits = 0
+        self.received = 0          # stream bits that came in blocks (flush's erased bits do not)
         self.blocks: list = []     # (first stream bit, block number, t, ok, iterations, fec)
 
     def restart(self):
         self.state = self.fs.initial_state()
         self.bits = 0
+        self.received = 0
         self.blocks = []
         self.stats.frame_sync_restarts += 1
 
@@ -119,11 +121,13 @@ class TMDeframer:
             llr = np.zeros(self.k, np.float32)
         out, self.state = self.fs.push(llr, self.state)
         self.bits += self.k
+        self.received = self.bits
         return self._frames_from(out)
 
     def flush(self) -> list:
         """End of the block stream: ``slip`` erased bits let the synchroniser close a last frame
-        that ends exactly at the end of the last block (its marker window reaches past it)."""
+        that ends exactly at the end of the last block (its marker window reaches past it). A frame
+        that runs into those erased bits comes out with ``crc_ok`` False."""
         out, self.state = self.fs.push(np.zeros(self.fs.cfg.slip, np.float32), self.state)
         self.bits += self.fs.cfg.slip
         return self._frames_from(out)
@@ -138,7 +142,7 @@ class TMDeframer:
             lo = int(np.searchsorted(starts, first, side="right") - 1)
             hi = int(np.searchsorted(starts, last, side="right") - 1)
             carriers = self.blocks[max(lo, 0): hi + 1]
-            crc_ok = bool(carriers) and all(b[3] for b in carriers)
+            crc_ok = bool(carriers) and all(b[3] for b in carriers) and last < self.received
             data = np.packbits((out.llr[j] < 0).astype(np.uint8)).tobytes()
             try:
                 fecf_ok = decode_tm_frame(self.spec, data).fecf_ok

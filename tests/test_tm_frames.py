@@ -108,3 +108,27 @@ def test_config_errors_name_the_value():
         TMPrimaryHeader(scid=0, vcid=0, mcfc=0, vcfc=0, fhp=2048)
     with pytest.raises(ConfigError, match="vcfc.*256"):
         encode_tm_frame(TMFrameSpec(frame_len=100, scid=0), mcfc=0, vcfc=256, fhp=0, data_field=bytes(92))
+
+
+def test_deframer_flush_never_validates_bits_that_never_arrived():
+    # Receiver TM deframer: the last frame's marker is found 2 bits late (within the slip window)
+    # and the record ends 2 bits before that frame does. flush() lets the synchroniser close it with
+    # 2 erased bits: the frame must come out flagged (crc_ok False), not valid with invented bits.
+    from modem.receiver import ReceiverStats, TMDeframer
+    from modem.sync.frame_sync import ASM_BITS
+    spec = TMFrameSpec(frame_len=32, scid=5, fecf=False)            # nothing else would catch it
+    frames = [encode_tm_frame(spec, mcfc=i, vcfc=i, fhp=0, data_field=bytes([0xFF]) * spec.data_len)
+              for i in range(10)]
+    P = 32 + spec.n_bits
+    parts = [np.concatenate([ASM_BITS, unpack_bytes(f)]) for f in frames]
+    stream = np.concatenate(parts[:9] + [np.array([0, 1], np.uint8), parts[9][:-2]])
+    assert stream.size == 10 * P
+    d = TMDeframer(spec, P, ReceiverStats())
+    out = []
+    for b in range(10):
+        out += d.push(b, stream[b * P:(b + 1) * P], True, float(b), 1)
+    assert len(out) == 9 and all(f.valid and f.data == frames[i] for i, f in enumerate(out))
+    last = d.flush()
+    assert len(last) == 1 and last[0].data != frames[9]             # its last 2 bits never arrived
+    assert not last[0].crc_ok and not last[0].valid
+    assert d.stats.frames == 10 and d.stats.frames_bad == 1
