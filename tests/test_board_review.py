@@ -256,3 +256,53 @@ def test_tags_going_back_across_messages_resync_instead_of_losing_the_batch():
     ev = [e for e in rx.events if e["kind"] == "time_jump"]
     assert len(ev) == 1 and ev[0]["seq"] == 3 and ev[0]["before"] == 10**6 + 3 * N * 1000 - 1000
     assert ev[0]["after"] == 10**6
+
+
+def _emulate(faults, n_msgs=8, per=64, **kw):
+    data = np.arange(n_msgs * per, dtype=np.int64) * 10
+    emu = BoardEmulator(ArraySource(data), "tcp://127.0.0.1:*", items_per_message=per, faults=faults, **kw)
+    rx = RealtimeReceiver(board=emu.data_endpoint, decoder_factory=Recorder,
+                          config=RealtimeConfig(batch_items=per)).start()
+    emu.run()
+    assert rx.wait_eos(10)
+    rx.stop()
+    emu.close()
+    return emu, rx
+
+
+def test_emulator_logs_only_reorders_it_made():
+    """A reorder asked for on the last message cannot happen (no next message to swap with): the
+    message goes out in order, and the log must not claim a reorder the receiver never saw."""
+    emu, rx = _emulate(FaultPlan(reorder={3, 7}))
+    assert [(k, n) for k, n, _ in emu.log] == [("reorder", 3)]
+    assert rx.stats.reordered == 1 and rx.stats.lost_messages == 0
+
+
+def test_emulator_held_message_lost_to_a_full_queue_is_logged():
+    """rate_factor > 0: a full send queue loses messages (logged as overflows). A message held for
+    a reorder that then cannot be sent either must be logged as lost too, not as reordered."""
+    ctx = zmq.Context()
+    per = 64
+    data = np.arange(8 * per, dtype=np.int64) * 10
+    emu = BoardEmulator(ArraySource(data), "inproc://review-held", items_per_message=per, rate_factor=1e6,
+                        sndhwm=1, faults=FaultPlan(reorder={2}), context=ctx)
+    pull = ctx.socket(zmq.PULL)
+    pull.rcvhwm = 1
+    pull.connect("inproc://review-held")
+    t = threading.Thread(target=emu.run, daemon=True)
+    t.start()
+    time.sleep(0.5)                               # the emulator fills the queue, then blocks on its end of stream
+    got = []
+    while True:
+        h, items = parse_message(pull.recv_multipart())
+        if h.flags & Flags.END_OF_STREAM:
+            break
+        got.append(int(items[0]) // (per * 10))
+    t.join(10)
+    pull.close()
+    emu.close()
+    ctx.term()
+    lost = sorted(n for k, n, _ in emu.log if k in ("drop", "overflow"))
+    assert sorted(got + lost) == list(range(8)) and not set(got) & set(lost), (got, emu.log)
+    reordered = {n for k, n, _ in emu.log if k == "reorder"}
+    assert all(any(g > n for g in got[:got.index(n)]) for n in reordered), (got, emu.log)

@@ -54,7 +54,9 @@ class FaultPlan:
 
     drop : messages not sent (the receiver sees a sequence gap).
     duplicate : messages sent twice in a row.
-    reorder : message ``n`` is held and sent after message ``n+1`` (a swap; keep swaps apart).
+    reorder : message ``n`` is held and sent after message ``n+1`` (a swap; keep swaps apart). The
+        log has only the swaps made: none for the last message (sent in order), and a held message
+        that a full send queue then loses is logged as a ``drop``.
     overflow : message ``n`` is lost in the board FIFO; ``n+1`` carries the OVERFLOW flag (seq contiguous).
     restart : the board restarts before message ``n``: seq back to 0 and the RESTART flag on it.
     drop_rate, duplicate_rate, reorder_rate : random faults per message (seeded by ``seed``) on top.
@@ -346,9 +348,15 @@ class BoardEmulator:
         tags = self.source.kind == PayloadKind.TIME_TAGS
         rng = np.random.default_rng(self.faults.seed)
         fp = self.faults
-        seq, held, overflow_next, restart_next = 0, None, False, False
+        seq, held, held_n, overflow_next, restart_next = 0, None, None, False, False
         t_wall0, t_stream0 = time.perf_counter(), None
         n_msg = 0
+
+        def send_held():
+            # a held message that cannot be sent (queue full) is lost after its seq was used: the
+            # receiver sees a sequence gap, so it is logged as a drop, not as the reorder planned
+            if not send(*held):
+                self.log[self.log.index(("reorder", held_n, held[1]))] = ("drop", held_n, held[1])
 
         def send(parts, s):
             flags_nb = 0 if rate == 0 else zmq.NOBLOCK
@@ -404,7 +412,7 @@ class BoardEmulator:
                 continue
             if held is None and (n in fp.reorder or (fp.reorder_rate and rng.random() < fp.reorder_rate)):
                 self.log.append(("reorder", n, this_seq))
-                held = (parts, this_seq)
+                held, held_n = (parts, this_seq), n
                 overflow_next = restart_next = False
                 continue
             if not send(parts, this_seq):       # send queue full: the board FIFO overflows
@@ -418,11 +426,15 @@ class BoardEmulator:
                 self.log.append(("duplicate", n, this_seq))
                 send(parts, this_seq)
             if held is not None:
-                send(*held)
+                send_held()
                 held = None
             self.regs.set("next_seq", seq)
-        if held is not None:
-            send(*held)
+        if held is not None:                     # nothing came after it: it goes out in order, no reorder made
+            i = self.log.index(("reorder", held_n, held[1]))
+            if send(*held):
+                del self.log[i]
+            else:
+                self.log[i] = ("drop", held_n, held[1])
         # end of stream marker (blocking: the receiver must learn that the stream ended)
         end = pack_message(np.zeros(0, self.source.sample_dtype == SampleDtype.INT64_TAG and np.int64 or np.float32),
                            seq=seq, first=0, stream_id=int(regs["stream_id"]), sample_rate=float(regs["sample_rate_hz"]),
