@@ -306,3 +306,35 @@ def test_emulator_held_message_lost_to_a_full_queue_is_logged():
     assert sorted(got + lost) == list(range(8)) and not set(got) & set(lost), (got, emu.log)
     reordered = {n for k, n, _ in emu.log if k == "reorder"}
     assert all(any(g > n for g in got[:got.index(n)]) for n in reordered), (got, emu.log)
+
+
+def test_status_reports_the_running_decoders_counters():
+    """status()["decoder"] during a pass without gaps: the decoder's counters so far (they used to
+    appear only after a resync, i.e. never during a clean pass), and no double count after one."""
+    from modem.receiver import ReceiverStats
+
+    class Counting(Recorder):
+        def __init__(self):
+            super().__init__()
+            self.stats = ReceiverStats()
+
+        def push(self, items):
+            self.stats.tags += len(items)
+            return super().push(items)
+
+        def reset(self):
+            self.stats = ReceiverStats()
+
+    push, ep = _push()
+    rx = RealtimeReceiver(board=ep, decoder_factory=Counting, config=RealtimeConfig(batch_items=N)).start()
+    for s in range(3):
+        push.send_multipart(_msg(s))
+    _wait(lambda: rx.stats.decoded_items == 3 * N)
+    assert rx.status()["decoder"]["tags"] == 3 * N
+    push.send_multipart(_msg(5))                                    # a gap: resync, counters carried over
+    push.send_multipart(pack_message(np.zeros(0, np.int64), seq=6, flags=Flags.END_OF_STREAM))
+    assert rx.wait_eos(10)
+    assert rx.status()["decoder"]["tags"] == 4 * N
+    rx.stop()
+    push.close()
+    assert rx.status()["decoder"]["tags"] == 4 * N

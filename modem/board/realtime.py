@@ -412,7 +412,8 @@ class RealtimeReceiver:
         self._ingest_done = threading.Event()   # the ingest thread has put its last entry in the ring
         self._discard = threading.Event()
         self.eos_event = threading.Event()
-        self._decoder_totals = collections.Counter()
+        self._decoder_totals = collections.Counter()   # counters of the decoders reset so far
+        self._decoder_live: dict = {}                   # + the running decoder's, after each batch
         self._lock_state = "search"
         self._last_status = 0.0
         self._rate = {"t": time.monotonic(), "items": 0, "value": 0.0}
@@ -620,7 +621,9 @@ class RealtimeReceiver:
         self.stats.decode_errors += 1
         log.error("decode thread: %s on %s; decoder reset, stream goes on", info["error"], e[0], exc_info=exc)
         if self.decoder_factory is not None:
+            self._decoder_totals.update(self._decoder_counts())
             self.decoder = self.decoder_factory()
+            self._decoder_live = dict(self._decoder_totals)
             self._lock_state = "search"
             self._valid_since_resync = False
         if e[0] == "eos":
@@ -648,22 +651,20 @@ class RealtimeReceiver:
         if self.decoder is not None:
             self._frames_out(self.decoder.push(items))
             self._update_lock()
+            live = collections.Counter(self._decoder_totals)
+            live.update(self._decoder_counts())
+            self._decoder_live = dict(live)      # status() reads this snapshot (decode thread writes it)
 
     def _resync(self, info):
         """Flush and reset the decoder (gap, overflow, restart, backpressure drop, end of stream)."""
         if self.decoder is not None:
             self._frames_out(self.decoder.flush())
-            st = getattr(self.decoder, "stats", None)
-            if st is not None:
-                for k, v in asdict(st).items() if hasattr(st, "__dataclass_fields__") else ():
-                    if isinstance(v, (int, float)) and not isinstance(v, bool):
-                        self._decoder_totals[k] += v
-                    elif isinstance(v, list):
-                        self._decoder_totals[k + "_count"] += len(v)
+            self._decoder_totals.update(self._decoder_counts())
             if hasattr(self.decoder, "reset"):
                 self.decoder.reset()
             else:
                 self.decoder = self.decoder_factory()
+            self._decoder_live = dict(self._decoder_totals)
             self._lock_state = "search"
             self._valid_since_resync = False
         if info is not None:
@@ -672,6 +673,18 @@ class RealtimeReceiver:
             log.warning("stream %s: seq %s..%s (%s messages), stream position %s -> %s; decoder re-acquires",
                         info.get("kind"), info.get("first_seq", info.get("seq")), info.get("last_seq", ""),
                         info.get("n", ""), info.get("before"), info.get("after"))
+
+    def _decoder_counts(self) -> dict:
+        """The current decoder's counters (numbers; lists as ``<name>_count``) since its last reset."""
+        st = getattr(self.decoder, "stats", None)
+        out = {}
+        for k in getattr(st, "__dataclass_fields__", ()):
+            v = getattr(st, k)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                out[k] = v
+            elif isinstance(v, list):
+                out[k + "_count"] = len(v)
+        return out
 
     def _update_lock(self):
         """"frame": a valid frame came out since the last resync; "clock": the slot clock tracks
@@ -753,7 +766,7 @@ class RealtimeReceiver:
         d.update(backend=self.backend, lock=self._lock_state, item_rate_stream=self._stream_rate, ingest_items_per_s=r["value"],
                  fer=(s.frames_bad / s.frames) if s.frames else None,
                  dropped_messages=s.lost_messages + s.backpressure_chunks,
-                 rejected_total=sum(s.rejected.values()), decoder=dict(self._decoder_totals),
+                 rejected_total=sum(s.rejected.values()), decoder=dict(self._decoder_live),
                  kind=("timetags" if self._stream_kind and self._stream_kind[0] == PayloadKind.TIME_TAGS
                        else "samples" if self.raw or self._stream_kind else None))
         return d
