@@ -284,7 +284,7 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
     with open_capture(path, meta_overrides) as cap:
         try:
             rx = receiver_for(cap.meta)
-        except (ConfigError, TypeError, KeyError) as exc:
+        except (ConfigError, TypeError, KeyError, ValueError) as exc:
             raise CaptureFormatError(f"{path}: bad link parameters for the receiver ({exc})") from exc
         _check_sample_rate(cap, rx)
         sink = _Sink(out_dir)

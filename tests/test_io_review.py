@@ -263,3 +263,71 @@ def test_plots_without_out_dir_fail_before_decoding(tmp_path):
     from modem.offline import decode_capture
     with pytest.raises(ConfigError, match="plots need out_dir"):
         decode_capture(tmp_path / "does_not_exist.h5", plots=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# bad header fields: an error naming the file and the value, never a bare ValueError / TypeError
+
+def _sigmf_with(tmp_path, key, value, adc=False):
+    m = write_sigmf(tmp_path / "b", np.arange(100) * 0.5, {"chain": "dpsk"}, 1e9, adc_lsb=0.5 if adc else None)
+    doc = json.loads(open(m).read())
+    doc["global"][key] = value
+    open(m, "w").write(json.dumps(doc))
+    return m
+
+
+@pytest.mark.parametrize("key,value,problem", [
+    ("modem:n_samples", "many", "modem:n_samples must be a non-negative integer, got 'many'"),
+    ("modem:adc_lsb", 0, "modem:adc_lsb must be a positive finite number, got 0"),
+    ("modem:adc_lsb", -0.5, "modem:adc_lsb must be a positive finite number, got -0.5"),
+    ("modem:adc_lsb", "nan", "modem:adc_lsb must be a positive finite number, got 'nan'"),
+])
+def test_sigmf_bad_global_fields_named(tmp_path, key, value, problem):
+    m = _sigmf_with(tmp_path, key, value, adc=key == "modem:adc_lsb")
+    with pytest.raises(CaptureFormatError, match=r"b\.sigmf-meta: " + problem.replace("(", r"\(")):
+        open_capture(m)
+
+
+def _h5_with(tmp_path, edit):
+    p = tmp_path / "b.h5"
+    write_timetags_hdf5(p, np.arange(10) * 1000, np.zeros(10), META)
+    with h5py.File(p, "r+") as f:
+        edit(f)
+    return p
+
+
+def _set_unit(value):
+    def edit(f):
+        del f["photon_data/timestamps_specs/timestamps_unit"]
+        f["photon_data/timestamps_specs/timestamps_unit"] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit,problem", [
+    (lambda f: f.attrs.__setitem__("n_photons", "ten"), "n_photons attribute must be an integer, got 'ten'"),
+    (_set_unit("ps"), "timestamps_unit must be a number of seconds, got b'ps'"),
+    (_set_unit(np.array([1e-12, 2e-12])), r"timestamps_unit must be a number of seconds, got array\(\[1.e-12, 2.e-12\]\)"),
+], ids=["n_photons", "unit-string", "unit-array"])
+def test_hdf5_bad_attributes_named(tmp_path, edit, problem):
+    with pytest.raises(CaptureFormatError, match=r"b\.h5: " + problem):
+        open_capture(_h5_with(tmp_path, edit))
+
+
+def test_bad_receiver_parameter_is_a_capture_error_through_the_cli(tmp_path, capsys):
+    """A link parameter only the receiver reads (max_iter) with a bad value: exit status 2, one
+    line naming the file, no traceback."""
+    from modem.cli import main
+    p = _h5_with(tmp_path, lambda f: f["modem_link"].attrs.__setitem__("max_iter", "x"))
+    assert main(["decode", str(p), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "b.h5: bad link parameters for the receiver" in err[0] and "'x'" in err[0]
+
+
+def test_ptu_negative_record_count_named(tmp_path):
+    p = tmp_path / "n.ptu"
+    _craft_ptu(p, [(0 << 25) | 100])
+    head = bytearray(p.read_bytes())
+    _patch(head, "TTResult_NumberOfRecords", -3)
+    p.write_bytes(bytes(head))
+    with pytest.raises(CaptureFormatError, match=r"n\.ptu: TTResult_NumberOfRecords is -3, not a record count"):
+        open_capture(p)

@@ -101,14 +101,19 @@ class HDF5Capture(Capture):
         if ts.shape != det.shape:
             raise fail(self.path, f"metadata contradicts data: {ts.shape[0]} timestamps but {det.shape[0]} "
                                   f"detector ids")
-        n_attr = f.attrs.get("n_photons")
+        n_attr = _attr_value(f.attrs.get("n_photons"))
+        if n_attr is not None and (isinstance(n_attr, bool) or not isinstance(n_attr, int)):
+            raise fail(self.path, f"n_photons attribute must be an integer, got {n_attr!r}")
         if n_attr is not None and int(n_attr) != ts.shape[0]:
             raise fail(self.path, f"metadata contradicts data: n_photons attribute is {int(n_attr)}, "
                                   f"/photon_data/timestamps holds {ts.shape[0]}")
         try:
-            unit = float(f["photon_data/timestamps_specs/timestamps_unit"][()])
+            unit = f["photon_data/timestamps_specs/timestamps_unit"][()]
         except KeyError as exc:
             raise fail(self.path, "no /photon_data/timestamps_specs/timestamps_unit") from exc
+        if isinstance(unit, (bool, np.bool_)) or not isinstance(unit, (int, float, np.integer, np.floating)):
+            raise fail(self.path, f"timestamps_unit must be a number of seconds, got {unit!r}")
+        unit = float(unit)
         scale = unit * 1e12
         if not scale > 0 or abs(scale - round(scale)) > 1e-6 or round(scale) < 1:
             raise fail(self.path, f"timestamps_unit {unit!r} s is not a whole number of picoseconds")

@@ -152,10 +152,12 @@ class PTUCapture(Capture):
         if not self.is_t3 and abs(self.global_res_ps - round(self.global_res_ps)) > 1e-6:
             raise fail(self.path, f"T2 global resolution {self.global_res_ps} ps is not a whole number of ps")
         self._offset = int(pf.record_offset)
-        n = int(tags.get("TTResult_NumberOfRecords", -1))
+        if "TTResult_NumberOfRecords" not in tags:
+            raise fail(self.path, "header lacks TTResult_NumberOfRecords")
+        n = int(tags["TTResult_NumberOfRecords"])
         size = os.path.getsize(self.path) - self._offset
         if n < 0:
-            raise fail(self.path, "header lacks TTResult_NumberOfRecords")
+            raise fail(self.path, f"TTResult_NumberOfRecords is {n}, not a record count")
         if size < 4 * n:
             raise fail(self.path, f"truncated: header says {n} records ({4 * n} octets), the file holds "
                                   f"{size} octets of records")

@@ -133,6 +133,9 @@ class SigMFCapture(Capture):
         ann_end = max((int(a.get("core:sample_start", 0)) + int(a.get("core:sample_count", 0))
                        for a in doc.get("annotations", [])), default=0)
         declared = g.get("modem:n_samples")
+        if declared is not None and (isinstance(declared, bool) or not isinstance(declared, (int, float))
+                                     or not float(declared).is_integer() or declared < 0):
+            raise fail(meta_path, f"modem:n_samples must be a non-negative integer, got {declared!r}")
         if declared is not None and int(declared) != self.n_records:
             raise fail(meta_path, f"metadata contradicts data: modem:n_samples={declared}, the data file holds "
                                   f"{self.n_records} samples")
@@ -152,7 +155,12 @@ class SigMFCapture(Capture):
         self.sample_rate = float(g.get("core:sample_rate", 0.0) or 0.0)
         self.annotations = doc.get("annotations", [])
         self._header = header
-        self._lsb = float(meta.get("adc_lsb", 1.0)) if self.dtype.kind == "i" else 1.0
+        self._lsb = 1.0
+        if self.dtype.kind == "i" and "adc_lsb" in meta:
+            lsb = meta["adc_lsb"]
+            if isinstance(lsb, bool) or not isinstance(lsb, (int, float)) or not np.isfinite(lsb) or lsb <= 0:
+                raise fail(meta_path, f"modem:adc_lsb must be a positive finite number, got {lsb!r}")
+            self._lsb = float(lsb)
         self.stats.update(samples=0, clipped=0, mean=0.0, mean_square=0.0)
 
     @staticmethod
