@@ -338,3 +338,22 @@ def test_status_reports_the_running_decoders_counters():
     rx.stop()
     push.close()
     assert rx.status()["decoder"]["tags"] == 4 * N
+
+
+def test_gap_still_logged_when_the_decoder_flush_raises():
+    class BadFlush(Recorder):
+        def flush(self):
+            raise ValueError("flush failed")
+
+    push, ep = _push()
+    rx = RealtimeReceiver(board=ep, decoder_factory=BadFlush,
+                          config=RealtimeConfig(batch_items=N, reorder_window=0)).start()
+    for s in (0, 2):
+        push.send_multipart(_msg(s))
+    push.send_multipart(pack_message(np.zeros(0, np.int64), seq=3, flags=Flags.END_OF_STREAM))
+    assert rx.wait_eos(10)
+    rx.stop()
+    push.close()
+    kinds = [e["kind"] for e in rx.events]
+    assert kinds[:2] == ["seq_gap", "decode_error"] and rx.stats.resyncs == 1 and rx.stats.gaps == 1
+    assert rx.stats.decode_errors == 3              # the flushes at the gap, at the end of stream, at stop

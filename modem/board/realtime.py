@@ -603,10 +603,12 @@ class RealtimeReceiver:
         if e[0] == "batch":
             self._decode_batch(e[1])
         elif e[0] == "eos":
-            self._resync(None)
-            self.stats.eos += 1
-            self._event(e[1])
-            self.eos_event.set()
+            try:
+                self._resync(None)
+            finally:                              # counted and logged even if the decoder's flush raises
+                self.stats.eos += 1
+                self._event(e[1])
+                self.eos_event.set()
         else:
             self._resync(e[1])
 
@@ -656,23 +658,26 @@ class RealtimeReceiver:
             self._decoder_live = dict(live)      # status() reads this snapshot (decode thread writes it)
 
     def _resync(self, info):
-        """Flush and reset the decoder (gap, overflow, restart, backpressure drop, end of stream)."""
-        if self.decoder is not None:
-            self._frames_out(self.decoder.flush())
-            self._decoder_totals.update(self._decoder_counts())
-            if hasattr(self.decoder, "reset"):
-                self.decoder.reset()
-            else:
-                self.decoder = self.decoder_factory()
-            self._decoder_live = dict(self._decoder_totals)
-            self._lock_state = "search"
-            self._valid_since_resync = False
-        if info is not None:
-            self.stats.resyncs += 1
-            self._event(info)
-            log.warning("stream %s: seq %s..%s (%s messages), stream position %s -> %s; decoder re-acquires",
-                        info.get("kind"), info.get("first_seq", info.get("seq")), info.get("last_seq", ""),
-                        info.get("n", ""), info.get("before"), info.get("after"))
+        """Flush and reset the decoder (gap, overflow, restart, backpressure drop, end of stream).
+        The marker is counted and logged even if the decoder's flush raises."""
+        try:
+            if self.decoder is not None:
+                self._frames_out(self.decoder.flush())
+                self._decoder_totals.update(self._decoder_counts())
+                if hasattr(self.decoder, "reset"):
+                    self.decoder.reset()
+                else:
+                    self.decoder = self.decoder_factory()
+                self._decoder_live = dict(self._decoder_totals)
+                self._lock_state = "search"
+                self._valid_since_resync = False
+        finally:
+            if info is not None:
+                self.stats.resyncs += 1
+                self._event(info)
+                log.warning("stream %s: seq %s..%s (%s messages), stream position %s -> %s; decoder re-acquires",
+                            info.get("kind"), info.get("first_seq", info.get("seq")), info.get("last_seq", ""),
+                            info.get("n", ""), info.get("before"), info.get("after"))
 
     def _decoder_counts(self) -> dict:
         """The current decoder's counters (numbers; lists as ``<name>_count``) since its last reset."""
