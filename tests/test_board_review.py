@@ -357,3 +357,28 @@ def test_gap_still_logged_when_the_decoder_flush_raises():
     kinds = [e["kind"] for e in rx.events]
     assert kinds[:2] == ["seq_gap", "decode_error"] and rx.stats.resyncs == 1 and rx.stats.gaps == 1
     assert rx.stats.decode_errors == 3              # the flushes at the gap, at the end of stream, at stop
+
+
+def test_cli_receiver_does_not_keep_every_frame_in_memory(tmp_path, monkeypatch, capsys):
+    """``modem receive`` runs for whole passes (or days with --loop): frames and packets go to the
+    files and the PUB socket, not into ever-growing lists in memory."""
+    import modem.board.realtime as realtime
+    from modem.cli import main
+    made = []
+
+    class Spy(realtime.RealtimeReceiver):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            made.append(self)
+    monkeypatch.setattr(realtime, "RealtimeReceiver", Spy)
+    data, ctl = f"ipc://{tmp_path}/data", f"ipc://{tmp_path}/ctl"
+    th = threading.Thread(target=main, args=(["board", "emulate", "--source", "sim", "--frames", "6", "--rate", "0",
+                                              "--endpoint", data, "--control", ctl, "--wait-start"],))
+    th.start()
+    out = tmp_path / "rx"
+    assert main(["receive", "--board", data, "--control", ctl, "--out", str(out), "--until-eos", "--publish", "none",
+                 "--quiet"]) == 0
+    th.join(60)
+    rx, = made
+    assert rx.stats.frames_valid >= 2 and (out / "frames.bin").stat().st_size == rx.stats.frames_valid * 1115
+    assert rx.frames == [] and rx.packets == [] and rx.stats.packets > 0

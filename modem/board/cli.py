@@ -232,7 +232,7 @@ def _run_receive(args) -> int:
     rx = RealtimeReceiver(board=args.board, gnuradio=args.gnuradio, decoder_factory=factory, config=cfg,
                           out_dir=args.out, publish=publish, status=args.status, gnuradio_dtype=args.gnuradio_dtype,
                           gnuradio_rate=args.sample_rate, gnuradio_socket=args.gnuradio_socket, record=args.record,
-                          curve_dir=args.curve_keys)
+                          curve_dir=args.curve_keys, keep_frames=False)   # frames go to files / PUB, not memory
     if args.metrics_port is not None:
         from prometheus_client import start_http_server  # noqa: PLC0415
         start_http_server(args.metrics_port, addr=args.metrics_addr, registry=rx.metrics_registry())

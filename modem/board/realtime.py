@@ -345,12 +345,15 @@ class RealtimeReceiver:
     record : also write the raw accepted stream to ``out_dir/stream.<ext>``.
     curve_dir : CURVE keys (needed to bind a non-loopback publish/status endpoint, and used as
         client keys towards a CURVE board).
+    keep_frames : also keep every frame and packet in memory (``.frames`` / ``.packets``); for
+        tests and short runs: a long-running receiver (``modem receive``) passes False.
     """
 
     def __init__(self, *, board: str | None = None, gnuradio: str | None = None, decoder_factory=None,
                  config: RealtimeConfig | None = None, out_dir=None, publish: str | None = None,
                  status: str | None = None, spec=None, gnuradio_dtype: str = "float32", gnuradio_rate: float = 1.0,
-                 gnuradio_socket: str = "pull", record: bool = False, curve_dir=None, context=None):
+                 gnuradio_socket: str = "pull", record: bool = False, curve_dir=None, context=None,
+                 keep_frames: bool = True):
         import zmq  # noqa: PLC0415
         if (board is None) == (gnuradio is None):
             raise ConfigError("RealtimeReceiver: give exactly one of board= and gnuradio= endpoints")
@@ -404,7 +407,7 @@ class RealtimeReceiver:
         self.events: list = []
         self.frames: list = []           # every frame out (valid or not), kept for tests when keep_frames
         self.packets: list = []
-        self.keep = True
+        self.keep = bool(keep_frames)
         self._files = {}
         self._stream_kind = None         # (payload_kind, sample_dtype, stream_id) fixed by the first message
         self._gr_index = 0
