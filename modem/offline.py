@@ -8,7 +8,8 @@ size, not the file size), and returns a JSON-able report::
     file, format, kind, chain, meta, backend
     frames      total / good / bad / crc_failed (a carrying codeword failed its CRC-32) /
                 fecf_failed, frames_sha256 (of the good frames' octets, in order)
-    packets     count (non-idle), idle, dropped_events / dropped_octets (depacketizer), and
+    packets     count (non-idle), idle, dropped_events / dropped_octets (depacketizer, including
+                the packet left incomplete when the pass ends: incomplete_at_end_octets), and
                 payload_sha256: SHA-256 of the concatenated non-idle space packets (primary header +
                 data field) extracted from the good frames in order -- what captures/manifest.json
                 pins for the shipped captures
@@ -351,13 +352,15 @@ def _report(cap, rx, h: _FrameHandler, wall: float, t_first, t_last) -> dict:
     cw = int(st_d.get("codewords", 0))
     cw_bad = int(st_d.get("codewords_crc_failed", 0))
     dps = h.dp_state
+    tail = len(dps.buf)        # a packet begun in the last good frame and never completed: lost
     rep = {
         "file": cap.path, "format": cap.format, "kind": cap.kind, "chain": cap.meta.get("chain"),
         "meta": cap.meta,
         "frames": {"total": h.n, "good": h.good, "bad": h.n - h.good, "crc_failed": h.crc_failed,
                    "fecf_failed": h.fecf_failed, "frames_sha256": h.frames_hash.hexdigest()},
-        "packets": {"count": h.packets, "idle": dps.idle_packets, "dropped_events": dps.dropped_events,
-                    "dropped_octets": dps.dropped_octets, "frame_count_gaps": dps.gaps,
+        "packets": {"count": h.packets, "idle": dps.idle_packets, "dropped_events": dps.dropped_events + int(tail > 0),
+                    "dropped_octets": dps.dropped_octets + tail, "incomplete_at_end_octets": tail,
+                    "frame_count_gaps": dps.gaps,
                     "payload_sha256": h.payload_hash.hexdigest()},
         "quality": {"codewords": cw, "codewords_crc_failed": cw_bad,
                     "codeword_error_rate": cw_bad / cw if cw else None,

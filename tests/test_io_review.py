@@ -306,7 +306,8 @@ def _set_unit(value):
 @pytest.mark.parametrize("edit,problem", [
     (lambda f: f.attrs.__setitem__("n_photons", "ten"), "n_photons attribute must be an integer, got 'ten'"),
     (_set_unit("ps"), "timestamps_unit must be a number of seconds, got b'ps'"),
-    (_set_unit(np.array([1e-12, 2e-12])), r"timestamps_unit must be a number of seconds, got array\(\[1.e-12, 2.e-12\]\)"),
+    (_set_unit(np.array([1e-12, 2e-12])),
+     r"timestamps_unit must be a number of seconds, got array\(\[1.e-12, 2.e-12\]\)"),
 ], ids=["n_photons", "unit-string", "unit-array"])
 def test_hdf5_bad_attributes_named(tmp_path, edit, problem):
     with pytest.raises(CaptureFormatError, match=r"b\.h5: " + problem):
@@ -331,3 +332,24 @@ def test_ptu_negative_record_count_named(tmp_path):
     p.write_bytes(bytes(head))
     with pytest.raises(CaptureFormatError, match=r"n\.ptu: TTResult_NumberOfRecords is -3, not a record count"):
         open_capture(p)
+
+
+def test_packet_left_incomplete_at_the_end_of_a_pass_is_counted(tmp_path):
+    """A recording that stops in the middle of a packet (the frame carrying its end never came):
+    the octets of the packet begun in the last good frame are lost, and the report counts them."""
+    from modem.io.generate import SCPPMPassSpec, generate_scppm_pass
+    from modem.offline import decode_capture
+    g = generate_scppm_pass(SCPPMPassSpec(n_packets=12, seed=3, lead_in=4, cloud_ms=0.0, tail=0))
+    k = int(g.t_ps.size * 0.7)                                       # the recording stops here
+    p = tmp_path / "cut.h5"
+    write_timetags_hdf5(p, g.t_ps[:k], g.channel[:k], g.meta)
+    rep = decode_capture(p)
+    pk = rep["packets"]
+    assert rep["frames"]["good"] == 5 and pk["count"] == 2
+    assert pk["incomplete_at_end_octets"] > 0
+    assert pk["dropped_events"] == 1 and pk["dropped_octets"] == pk["incomplete_at_end_octets"]
+    full = tmp_path / "full.h5"
+    write_timetags_hdf5(full, g.t_ps, g.channel, g.meta)
+    rep = decode_capture(full)
+    assert rep["packets"]["count"] == 12 and rep["packets"]["incomplete_at_end_octets"] == 0
+    assert rep["packets"]["dropped_events"] == 0
