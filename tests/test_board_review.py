@@ -382,3 +382,37 @@ def test_cli_receiver_does_not_keep_every_frame_in_memory(tmp_path, monkeypatch,
     rx, = made
     assert rx.stats.frames_valid >= 2 and (out / "frames.bin").stat().st_size == rx.stats.frames_valid * 1115
     assert rx.frames == [] and rx.packets == [] and rx.stats.packets > 0
+
+
+def test_no_space_packet_spliced_across_a_stream_gap():
+    """At a stream gap the depacketizer must lose sync: the frames after it may continue the VC
+    frame count modulo 256 (256 frames lost) and carry a matching FHP, and the packet in progress
+    would be completed with another packet's tail and passed on as good."""
+    from types import SimpleNamespace
+
+    from modem.framing.packets import TMPacketizer, build_space_packet
+    from modem.framing.tm import TMFrameSpec
+    spec = TMFrameSpec(frame_len=1115, scid=0x42, vcid=1)
+    D = spec.data_len
+    pz = TMPacketizer(spec)
+    frames, st = pz.push([build_space_packet(0x100, bytes([k % 256]) * (2 * D - 6), seq_count=k) for k in range(130)],
+                         pz.initial_state())                    # packet k fills frames 2k and 2k+1
+
+    class FrameSource(Recorder):                                # "decodes" item i into frame i
+        def push(self, items):
+            super().push(items)
+            return [SimpleNamespace(data=frames[int(i)], valid=True) for i in items]
+
+    push, ep = _push()
+    rx = RealtimeReceiver(board=ep, decoder_factory=FrameSource, spec=spec,
+                          config=RealtimeConfig(batch_items=N, reorder_window=0)).start()
+    push.send_multipart(pack_message(np.array([0], np.int64), seq=0))       # first half of packet 0
+    push.send_multipart(pack_message(np.array([257], np.int64), seq=2))     # (gap) second half of packet 128
+    push.send_multipart(pack_message(np.zeros(0, np.int64), seq=3, flags=Flags.END_OF_STREAM))
+    assert rx.wait_eos(10)
+    rx.stop()
+    push.close()
+    assert rx.stats.gaps == 1 and rx.stats.frames_valid == 2
+    assert rx.packets == [] and rx.stats.packets == 0
+    dp = rx.status()["depacketizer"]                            # the half packet dropped, and reported
+    assert dp["dropped_octets"] >= D and dp["packets"] == 0 and dp["frames"] == 2

@@ -39,7 +39,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -676,6 +676,14 @@ class RealtimeReceiver:
                 self._valid_since_resync = False
         finally:
             if info is not None:
+                if self._depack is not None:
+                    # the frames after the gap do not continue the bit stream: the packet in progress
+                    # is dropped (counted in the depacketizer state), never completed with another's
+                    # tail (the VC frame count is only 8 bits and the FHP may match by chance)
+                    ds = self._depack_state
+                    self._depack_state = replace(ds, buf=b"", in_sync=False,
+                                                 dropped_events=ds.dropped_events + bool(ds.buf),
+                                                 dropped_octets=ds.dropped_octets + len(ds.buf))
                 self.stats.resyncs += 1
                 self._event(info)
                 log.warning("stream %s: seq %s..%s (%s messages), stream position %s -> %s; decoder re-acquires",
@@ -775,6 +783,8 @@ class RealtimeReceiver:
                  fer=(s.frames_bad / s.frames) if s.frames else None,
                  dropped_messages=s.lost_messages + s.backpressure_chunks,
                  rejected_total=sum(s.rejected.values()), decoder=dict(self._decoder_live),
+                 depacketizer=None if self._depack is None else
+                 {k: v for k, v in asdict(self._depack_state).items() if isinstance(v, int)},
                  kind=("timetags" if self._stream_kind and self._stream_kind[0] == PayloadKind.TIME_TAGS
                        else "samples" if self.raw or self._stream_kind else None))
         return d
