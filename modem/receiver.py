@@ -26,7 +26,7 @@ from .errors import ConfigError, ShapeError
 from .fec.scppm import SCPPMCode, SCPPMReceiver
 from .framing.tm import TMFrameSpec, decode_tm_frame
 from .sync.codeword_sync import CodewordSync, CodewordSyncConfig
-from .sync.frame_sync import ASMFrameSync, FrameSyncConfig
+from .sync.frame_sync import ASMFrameSync, FrameSyncConfig, SyncMode
 from .sync.slot_clock import SlotClockConfig, SlotClockRecovery
 
 #: magnitude of the LLR given to bits of a codeword whose CRC-32 checked
@@ -41,7 +41,9 @@ class ReceivedFrame:
     t_ps : receiver time of the first symbol of the codeword that carried the frame's ASM.
     codewords : stream indices of the codewords that carried the ASM and the frame.
     crc_ok : every one of those codewords passed its CRC-32.
-    fecf_ok : the frame's CRC-16 (None when the spec has no FECF).
+    fecf_ok : the frame's CRC-16 (None when the spec has no FECF); False also for a header that
+        cannot be one of the spec and for a frame the synchroniser emitted without its marker
+        (flywheel) although the marker's bits passed their check (the frame is misaligned).
     iterations : most turbo iterations among those codewords.
     sync_metric : Massey metric of the frame's ASM.
     t_sample : sample receivers (:mod:`modem.sample_receiver`): input sample position (sample 0 =
@@ -148,6 +150,8 @@ class TMDeframer:
                 fecf_ok = decode_tm_frame(self.spec, data).fecf_ok
             except ShapeError:       # header inconsistent with the spec: not a good frame
                 fecf_ok = False
+            if crc_ok and out.state[j] == int(SyncMode.FLYWHEEL):
+                fecf_ok = False      # its marker bits passed their check and are not the ASM: misaligned
             t = carriers[0][2] if carriers else float("nan")
             fr = ReceivedFrame(data=data, t_ps=t * self.time_unit_ps, codewords=tuple(b[1] for b in carriers),
                                crc_ok=crc_ok, fecf_ok=fecf_ok, iterations=max((b[4] for b in carriers), default=0),

@@ -132,3 +132,28 @@ def test_deframer_flush_never_validates_bits_that_never_arrived():
     assert len(last) == 1 and last[0].data != frames[9]             # its last 2 bits never arrived
     assert not last[0].crc_ok and not last[0].valid
     assert d.stats.frames == 10 and d.stats.frames_bad == 1
+
+
+def test_deframer_flywheel_frame_on_decoded_bits_is_not_valid():
+    # 8 stray bits before frame 6 (a transmitter hiccup): the synchroniser flywheels 3 frames at the
+    # old alignment. Their blocks all passed their check, so their marker bits are known and are
+    # not the ASM: those frames are misaligned and must not come out valid (here no FECF and a
+    # header that still looks right would let them through).
+    from modem.receiver import ReceiverStats, TMDeframer
+    from modem.sync.frame_sync import ASM_BITS
+    spec = TMFrameSpec(frame_len=32, scid=5, fecf=False)
+    frames = [encode_tm_frame(spec, mcfc=i, vcfc=i, fhp=0, data_field=bytes(spec.data_len)) for i in range(12)]
+    parts = [np.concatenate([ASM_BITS, unpack_bytes(f)]) for f in frames]
+    stream = np.concatenate(parts[:6] + [np.zeros(8, np.uint8)] + parts[6:])
+    P = parts[0].size
+    stream = np.concatenate([stream, np.zeros(-stream.size % P, np.uint8)])
+    d = TMDeframer(spec, P, ReceiverStats())
+    out = []
+    for b in range(stream.size // P):
+        out += d.push(b, stream[b * P:(b + 1) * P], True, float(b), 1)
+    out += d.flush()
+    assert len(out) == 12
+    assert all(f.data == frames[i] and f.valid for i, f in enumerate(out[:6]))
+    assert all(f.data not in frames and f.crc_ok and not f.valid for f in out[6:9])   # the flywheel
+    assert all(f.data == frames[9 + i] and f.valid for i, f in enumerate(out[9:]))
+    assert d.stats.frames_bad == 3
