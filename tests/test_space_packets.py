@@ -310,3 +310,15 @@ def test_sync_flag_frame_is_not_parsed_as_packets(rng):
     assert all(p.header.apid != 0x123 for p in out.packets)
     assert [p.to_bytes() for p in out.packets] == pk + more
     assert [d.reason for d in out.dropped] == ["not_packets"] and out.dropped[0].n_octets == SPEC.data_len
+
+
+def test_frame_count_gap_across_the_256_wrap(rng):
+    # frames 254, 255 and 256 (counts 254, 255, 0) lost: one gap of 3 frames, seen across the wrap
+    pk = _packets(rng, 250)
+    frames, _ = _frames(pk)
+    assert len(frames) > 260
+    bad = [254, 255, 256]
+    dp = TMDepacketizer(SPEC)
+    out, st = dp.push([f for k, f in enumerate(frames) if k not in bad], dp.initial_state())
+    assert st.gaps == 1 and st.frames_lost == 3
+    assert [p.to_bytes() for p in out.packets] == _intact(pk, bad, SPEC.data_len)
