@@ -178,10 +178,15 @@ class _Sink:
         self.dir = out_dir
         self._fr = self._pk = self._csv = self._fh = None
         if out_dir:
-            os.makedirs(out_dir, exist_ok=True)
-            self._fr = open(os.path.join(out_dir, "frames.bin"), "wb")
-            self._pk = open(os.path.join(out_dir, "packets.bin"), "wb")
-            self._fh = open(os.path.join(out_dir, "frames.csv"), "w", newline="")
+            try:
+                os.makedirs(out_dir, exist_ok=True)
+                self._fr = open(os.path.join(out_dir, "frames.bin"), "wb")
+                self._pk = open(os.path.join(out_dir, "packets.bin"), "wb")
+                self._fh = open(os.path.join(out_dir, "frames.csv"), "w", newline="")
+            except OSError as exc:
+                self.close()
+                raise ConfigError(f"output folder {os.fspath(out_dir)} cannot be written "
+                                  f"({exc.strerror}: {exc.filename})") from exc
             self._csv = csv.writer(self._fh)
             self._csv.writerow(self.FIELDS)
 

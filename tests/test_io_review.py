@@ -353,3 +353,20 @@ def test_packet_left_incomplete_at_the_end_of_a_pass_is_counted(tmp_path):
     rep = decode_capture(full)
     assert rep["packets"]["count"] == 12 and rep["packets"]["incomplete_at_end_octets"] == 0
     assert rep["packets"]["dropped_events"] == 0
+
+
+def test_unwritable_out_dir_is_an_error_naming_it(tmp_path, capsys):
+    """``--out`` naming an existing file: exit status 2 with one line naming it (was a traceback);
+    in a Dask batch each pass comes back with that error instead of the batch failing."""
+    import os
+    from modem.cli import main
+    from modem.offline import decode_many
+    default = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "captures",
+                           "snspd16_pass.h5")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert main(["decode", default, "--out", str(blocker), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"output folder {blocker}" in err[0] and "cannot be written" in err[0], err
+    rep, = decode_many([default], out_dir=str(blocker), n_workers=1)
+    assert "error" in rep and "cannot be written" in rep["error"]
