@@ -416,3 +416,25 @@ def test_no_space_packet_spliced_across_a_stream_gap():
     assert rx.packets == [] and rx.stats.packets == 0
     dp = rx.status()["depacketizer"]                            # the half packet dropped, and reported
     assert dp["dropped_octets"] >= D and dp["packets"] == 0 and dp["frames"] == 2
+
+
+def test_second_emulator_run_is_a_restart_not_duplicates(tmp_path):
+    """A board (emulator) started again begins at seq 0: the protocol's firmware rule puts RESTART
+    on the first message after a start, so a receiver that stays up decodes the second run instead
+    of discarding all of it as duplicates of the first."""
+    data = np.arange(6 * 64, dtype=np.int64) * 10
+    ep = f"ipc://{tmp_path}/board"
+    emu = BoardEmulator(ArraySource(data), ep, items_per_message=64)
+    rx = RealtimeReceiver(board=ep, decoder_factory=Recorder, config=RealtimeConfig(batch_items=64)).start()
+    emu.run()
+    assert rx.wait_eos(10)
+    emu.close()
+    emu = BoardEmulator(ArraySource(data + data[-1] + 10), ep, items_per_message=64)
+    emu.run()
+    _wait(lambda: rx.stats.eos == 2)
+    rx.stop()
+    emu.close()
+    s = rx.stats
+    assert s.decoded_items == 2 * data.size and s.duplicates == 0 and s.late == 0
+    assert s.restarts == 1 and s.gaps == 0
+    assert [e["kind"] for e in rx.events] == ["eos", "restart", "eos"]

@@ -7,7 +7,8 @@ status, :mod:`modem.board.control`). It cuts the source into messages of ``items
 items, numbers them (``seq`` +1 per message from 0), and sends them at ``rate_factor`` times real
 time (1 = real time, 0 = as fast as the socket takes them), with fault injection
 (:class:`FaultPlan`): dropped, duplicated and reordered messages, a FIFO overflow (a lost message
-and the OVERFLOW flag on the next one) and a restart (seq back to 0 with the RESTART flag).
+and the OVERFLOW flag on the next one) and a restart (seq back to 0 with the RESTART flag). The first message of every :meth:`run`
+carries RESTART too (the firmware rule for the first message after a start).
 Every injected fault is logged in ``emulator.log`` (a list of ``(kind, seq)``) so tests can
 compare the receiver's accounting with what was done.
 
@@ -348,7 +349,9 @@ class BoardEmulator:
         tags = self.source.kind == PayloadKind.TIME_TAGS
         rng = np.random.default_rng(self.faults.seed)
         fp = self.faults
-        seq, held, held_n, overflow_next, restart_next = 0, None, None, False, False
+        # the first message of a run carries RESTART (firmware rule: first message after a start), so a
+        # receiver that stayed up across runs restarts its sequence instead of taking it for duplicates
+        seq, held, held_n, overflow_next, restart_next = 0, None, None, False, True
         t_wall0, t_stream0 = time.perf_counter(), None
         n_msg = 0
 
@@ -439,7 +442,7 @@ class BoardEmulator:
         end = pack_message(np.zeros(0, self.source.sample_dtype == SampleDtype.INT64_TAG and np.int64 or np.float32),
                            seq=seq, first=0, stream_id=int(regs["stream_id"]), sample_rate=float(regs["sample_rate_hz"]),
                            flags=int(Flags.SIMULATED | Flags.END_OF_STREAM
-                                     | (Flags.OVERFLOW if overflow_next else 0)),
+                                     | (Flags.OVERFLOW if overflow_next else 0) | (Flags.RESTART if restart_next else 0)),
                            payload_kind=int(self.source.kind), sample_dtype=int(self.source.sample_dtype))
         self.data.send_multipart(end)
         self.sent_seq.append(seq)

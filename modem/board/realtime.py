@@ -201,11 +201,13 @@ class SequenceTracker:
             self._deliver(h, items, out)
 
     def push(self, h: Header, items, now: float) -> list:
+        """Entries to deliver after message ``h`` (see the class docstring)."""
         out = []
         if h.flags & Flags.RESTART and not (h == self.restart_header and h.seq in self.recent_set):
-            self.drain(out)
-            self.stats.restarts += 1
-            out.append(("restart", {"kind": "restart", "seq": h.seq, "before": self.last_end, "after": h.first}))
+            if self.expected is not None:    # (a RESTART on the first message seen is the stream's start)
+                self.drain(out)
+                self.stats.restarts += 1
+                out.append(("restart", {"kind": "restart", "seq": h.seq, "before": self.last_end, "after": h.first}))
             self.last_end = None             # the time base may restart
             self.restart_header = h          # a second copy of it is a duplicate, not another restart
             self.expected = h.seq
