@@ -544,12 +544,12 @@ def manifest_check(path, payload_sha256: str) -> dict | None:
     try:
         with open(mpath) as fh:
             caps = json.load(fh).get("captures", {})
-    except (OSError, ValueError, AttributeError) as exc:
-        return {"manifest": mpath, "error": f"unreadable manifest ({exc})", "match": None}
-    for key, entry in caps.items():
-        if name == key or name in entry.get("files", ()):
-            want = entry.get("payload_sha256")
-            return {"manifest": mpath, "expected_payload_sha256": want, "match": want == payload_sha256}
+        for key, entry in caps.items():
+            if name == key or name in entry.get("files", ()):
+                want = entry.get("payload_sha256")
+                return {"manifest": mpath, "expected_payload_sha256": want, "match": want == payload_sha256}
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
+        return {"manifest": mpath, "error": f"unreadable manifest ({type(exc).__name__}: {exc})", "match": None}
     return None
 
 

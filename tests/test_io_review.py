@@ -370,3 +370,16 @@ def test_unwritable_out_dir_is_an_error_naming_it(tmp_path, capsys):
     assert len(err) == 1 and f"output folder {blocker}" in err[0] and "cannot be written" in err[0], err
     rep, = decode_many([default], out_dir=str(blocker), n_workers=1)
     assert "error" in rep and "cannot be written" in rep["error"]
+
+
+@pytest.mark.parametrize("doc", [{"captures": ["c.h5"]}, {"captures": {"c.h5": "7b3a"}}, [1, 2]],
+                         ids=["captures-list", "entry-string", "top-list"])
+def test_malformed_manifest_beside_a_capture_never_spoils_the_decode(tmp_path, doc):
+    """manifest_check's promise: an unreadable manifest is reported in the result, never raised
+    (the decode of the whole pass is already done when it is read)."""
+    from modem.offline import decode_capture
+    write_timetags_hdf5(tmp_path / "c.h5", np.arange(100) * 1000, np.zeros(100), META)
+    (tmp_path / "manifest.json").write_text(json.dumps(doc))
+    rep = decode_capture(tmp_path / "c.h5")
+    assert rep["photons"]["tags"] == 100
+    assert rep["manifest"]["match"] is None and "unreadable manifest" in rep["manifest"]["error"]
