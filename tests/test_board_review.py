@@ -438,3 +438,16 @@ def test_second_emulator_run_is_a_restart_not_duplicates(tmp_path):
     assert s.decoded_items == 2 * data.size and s.duplicates == 0 and s.late == 0
     assert s.restarts == 1 and s.gaps == 0
     assert [e["kind"] for e in rx.events] == ["eos", "restart", "eos"]
+
+
+@pytest.mark.parametrize("req,match", [
+    (b'{"cmd": "read", "names": [["items_per_message"]]}', "names"),
+    (b'{"cmd": "read", "names": [{"a": 1}]}', "names"),
+    (b"[" * 100000 + b"]" * 100000, "not JSON"),
+])
+def test_control_request_that_used_to_raise_gets_an_error_reply(req, match):
+    """handle_request never raises (a REQ client without its reply is stuck and the emulator's
+    serving loop would die): unhashable register names and absurdly nested JSON get error replies."""
+    from modem.board.control import RegisterFile, handle_request
+    rep = handle_request(RegisterFile(), req)
+    assert rep["ok"] is False and match in rep["error"], rep

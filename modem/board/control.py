@@ -146,8 +146,8 @@ def handle_request(regs: RegisterFile, raw: bytes, on_configure=None) -> dict:
     try:
         try:
             req = json.loads(bytes(raw).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"control request is not JSON: {exc}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise ConfigError(f"control request is not JSON: {str(exc)[:200]}") from None
         if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
             raise ConfigError(f"control request must be an object with a string 'cmd', got {str(req)[:80]!r}")
         cmd = req["cmd"]
@@ -176,7 +176,7 @@ def handle_request(regs: RegisterFile, raw: bytes, on_configure=None) -> dict:
             regs.set("running", 0)
         elif cmd == "read":
             names = req.get("names")
-            if not isinstance(names, list) or not all(n in REGISTERS for n in names):
+            if not isinstance(names, list) or not all(isinstance(n, str) and n in REGISTERS for n in names):
                 raise ConfigError(f"read: 'names' must be a list of registers, got {names!r}")
             snap = regs.snapshot()
             return {"ok": True, "registers": {n: snap[n] for n in names}}
