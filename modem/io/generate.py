@@ -24,7 +24,8 @@ DPSK sample recordings (:func:`generate_dpsk_pass`): the same payload framing th
 DVB-S2 + DPSK transmitter ``modem.sample_receiver.dpsk_transmit_frames`` (burst mode, channel
 interleaver, log-normal scintillation from ``modem.channel.fading`` on the optical field through
 its ``scintillation`` input), a pre-amplified balanced receiver with thermal
-noise, clock offset and an ADC; written as SigMF (ADC codes, ``ri16_le``).
+noise, clock offset and an ADC; written as SigMF (ADC codes, ``ri8`` or ``ri16_le``, the narrowest
+that holds them).
 """
 from __future__ import annotations
 
@@ -348,7 +349,7 @@ def _generate_apd_pass(spec: DPSKPassSpec) -> GeneratedSamples:
 
 
 def write_samples(g: GeneratedSamples, path, description: str = "") -> str:
-    """Write a generated sample pass as SigMF (ADC codes as ri16_le when the link has an ADC)."""
+    """Write a generated sample pass as SigMF (ADC codes as ri8 / ri16_le when the link has an ADC)."""
     from .sigmf_io import write_sigmf  # noqa: PLC0415
     ann = [(s0, n, {"core:label": "burst"}) for s0, n in g.bursts]
     return write_sigmf(path, g.samples, g.meta, g.sample_rate, description=description, annotations=ann,
