@@ -451,3 +451,25 @@ def test_control_request_that_used_to_raise_gets_an_error_reply(req, match):
     from modem.board.control import RegisterFile, handle_request
     rep = handle_request(RegisterFile(), req)
     assert rep["ok"] is False and match in rep["error"], rep
+
+
+@pytest.mark.parametrize("rate", [0.0, -1e12, float("nan"), float("inf")])
+def test_header_sample_rate_must_be_positive_and_finite(rate):
+    """sample_rate is divided by for stream time and rates: a header with 0 (a firmware that leaves
+    the field unset), a negative, NaN or infinite rate is malformed, rejected with its reason."""
+    from modem.board.protocol import MessageError
+    parts = pack_message(np.arange(4, dtype=np.int64), seq=0, sample_rate=rate)
+    with pytest.raises(MessageError, match=f"sample_rate {rate}") as e:
+        parse_message(parts)
+    assert e.value.reason == "bad_rate"
+
+
+def test_zero_rate_header_rejected_not_a_decode_error_per_batch():
+    push, ep = _push()
+    rx = RealtimeReceiver(board=ep, decoder_factory=Recorder, config=RealtimeConfig(batch_items=N)).start()
+    push.send_multipart(pack_message(np.arange(N, dtype=np.int64), seq=0, sample_rate=0.0))
+    push.send_multipart(_msg(1))
+    _wait(lambda: rx.stats.decoded_items == N)
+    rx.stop()
+    push.close()
+    assert rx.stats.rejected["bad_rate"] == 1 and rx.stats.decode_errors == 0

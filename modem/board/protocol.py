@@ -20,6 +20,7 @@ whose ``reason`` is one of :data:`REJECT_REASONS` (the receiver counts them per 
 from __future__ import annotations
 
 import enum
+import math
 import os
 import struct
 import tomllib
@@ -73,7 +74,7 @@ Flags = enum.IntFlag("Flags", dict(PROTOCOL["flags"]))
 _DTYPES = {v["code"]: (np.dtype(v["numpy"]), v["itemsize"]) for v in PROTOCOL["sample_dtype"].values()}
 
 REJECT_REASONS = ("parts", "short_header", "bad_magic", "bad_version", "bad_header_len", "bad_kind", "bad_dtype",
-                  "oversize", "length_mismatch", "crc", "bad_tags")
+                  "bad_rate", "oversize", "length_mismatch", "crc", "bad_tags")
 
 
 def numpy_dtype(code: int) -> np.dtype:
@@ -205,7 +206,7 @@ def parse_message(parts, max_payload_len: int = MAX_PAYLOAD_LEN, check_crc: bool
 
     Raises :class:`MessageError` (``reason`` in REJECT_REASONS) for anything that is not a valid
     message of this protocol version: wrong part count, short header, bad magic / version /
-    header_len / kind / dtype, payload above ``max_payload_len``, length not matching
+    header_len / kind / dtype, a sample_rate not finite and > 0, payload above ``max_payload_len``, length not matching
     ``n_items * itemsize`` or ``payload_len``, CRC mismatch, time tags out of order.
     """
     if len(parts) != 2:
@@ -228,6 +229,8 @@ def parse_message(parts, max_payload_len: int = MAX_PAYLOAD_LEN, check_crc: bool
             (h.payload_kind == PayloadKind.TIME_TAGS) != (h.sample_dtype == SampleDtype.INT64_TAG):
         raise MessageError("bad_dtype", f"board message: sample_dtype {h.sample_dtype} invalid for payload_kind "
                                         f"{h.payload_kind}")
+    if not (math.isfinite(h.sample_rate) and h.sample_rate > 0):
+        raise MessageError("bad_rate", f"board message: sample_rate {h.sample_rate} must be finite and > 0 (Hz)")
     pb = memoryview(pb)
     if len(pb) > max_payload_len or h.payload_len > max_payload_len:
         raise MessageError("oversize", f"board message: payload of {len(pb)} octets (header says {h.payload_len}) "
