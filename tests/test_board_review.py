@@ -473,3 +473,25 @@ def test_zero_rate_header_rejected_not_a_decode_error_per_batch():
     rx.stop()
     push.close()
     assert rx.stats.rejected["bad_rate"] == 1 and rx.stats.decode_errors == 0
+
+
+def test_time_tags_in_other_tick_units_reach_the_decoder_in_ps():
+    """The header's sample_rate is the tick rate of the tags (1e12 = ps); the decoders take ps. A
+    board with 10 ps ticks (1e11) must be decoded like the same tags in ps, not as 10x too fast."""
+    from modem.board.emulator import SimulatedLink
+    from modem.offline import receiver_for
+    link = SimulatedLink(n_frames=8, seed=3)
+    ticks = link.tags() // 10
+    ref = receiver_for(link.meta)
+    want = [(f.data, f.valid) for f in ref.push(ticks * 10) + ref.flush()]
+    assert sum(v for _, v in want) >= 4
+    push, ep = _push()
+    rx = RealtimeReceiver(board=ep, decoder_factory=lambda: receiver_for(link.meta),
+                          config=RealtimeConfig(batch_items=ticks.size)).start()
+    push.send_multipart(pack_message(ticks, seq=0, sample_rate=1e11))
+    push.send_multipart(pack_message(np.zeros(0, np.int64), seq=1, sample_rate=1e11, flags=Flags.END_OF_STREAM))
+    assert rx.wait_eos(30)
+    rx.stop()
+    push.close()
+    assert [(f.data, f.valid) for f in rx.frames] == want
+    assert abs(rx.stats.stream_time_s - (int(ticks[-1]) - int(ticks[0])) / 1e11) < 1e-12

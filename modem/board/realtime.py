@@ -23,6 +23,9 @@ after the ingest thread's last entry. An exception in the decode thread (decoder
 that batch only: counted (``decode_errors`` / ``decode_error_items``), logged as a ``decode_error``
 event, and the decoder replaced by a fresh one.
 
+Time tags reach the decoder in ps whatever the board's tick rate (header ``sample_rate``; 1e12 =
+ps, passed as is); the recorded ``stream.i64`` keeps the board's ticks.
+
 Decoders: any object with ``push(items) -> list[frame]``, ``flush() -> list[frame]`` and ``stats``
 (``modem.receiver.SCPPMTimeTagReceiver`` for time tags; a sample receiver for samples); frames
 need ``data`` (bytes) and ``valid``. ``decoder_factory=None`` records the raw stream only
@@ -129,6 +132,15 @@ class RealtimeStats:
     decode_errors: int = 0           # exceptions in the decode thread (decoder, outputs): batch lost, decoder reset
     decode_error_items: int = 0      # items of the batches lost that way
     stream_time_s: float = 0.0       # stream time decoded (tags: span of tags; samples: n / rate)
+
+
+def _ticks_to_ps(ticks: np.ndarray, tick_rate: float) -> np.ndarray:
+    """int64 tags in ticks of ``1 / tick_rate`` s -> int64 ps (exact for an integer ps per tick,
+    else rounded to the nearest ps: still non-decreasing)."""
+    f = 1e12 / tick_rate
+    if f == round(f):
+        return ticks * np.int64(round(f))
+    return np.rint(ticks * f).astype(np.int64)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -656,6 +668,9 @@ class RealtimeReceiver:
             self.stats.stream_time_s += items.size / h0.sample_rate
             self._stream_rate = h0.sample_rate
         if self.decoder is not None:
+            if h0.payload_kind == PayloadKind.TIME_TAGS and any(h.sample_rate != 1e12 for h, _ in batch):
+                # tags in board ticks of 1/sample_rate s: the decoders take ps
+                items = np.concatenate([_ticks_to_ps(b, h.sample_rate) for h, b in batch])
             self._frames_out(self.decoder.push(items))
             self._update_lock()
             live = collections.Counter(self._decoder_totals)
