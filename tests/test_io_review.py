@@ -383,3 +383,15 @@ def test_malformed_manifest_beside_a_capture_never_spoils_the_decode(tmp_path, d
     rep = decode_capture(tmp_path / "c.h5")
     assert rep["photons"]["tags"] == 100
     assert rep["manifest"]["match"] is None and "unreadable manifest" in rep["manifest"]["error"]
+
+
+@pytest.mark.parametrize("extra", [b"\x01\x02\x03", np.array([300], "<u4").tobytes()], ids=["3-octets", "1-record"])
+def test_ptu_octets_after_the_declared_records_are_reported(tmp_path, extra):
+    """Up to 4 octets past TTResult_NumberOfRecords are tolerated (more are an error), but never
+    dropped unseen: they are listed as a corrupt region (and so in the report's gaps)."""
+    p = tmp_path / "x.ptu"
+    _craft_ptu(p, [(0 << 25) | 100, (0 << 25) | 200])
+    p.write_bytes(p.read_bytes() + extra)
+    with open_capture(p) as cap:
+        np.testing.assert_array_equal(np.concatenate(list(cap.chunks(10))), [400, 800])
+        assert cap.stats["corrupt_regions"] == [{"kind": "trailing_octets", "record": 2, "octets": len(extra)}]

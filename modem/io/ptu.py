@@ -165,6 +165,8 @@ class PTUCapture(Capture):
             raise fail(self.path, f"metadata contradicts data: header says {n} records, the file holds "
                                   f"{size // 4}")
         self.n_records = n
+        if size > 4 * n:                  # tolerated, but not dropped unseen: reported with the gaps
+            self.stats["corrupt_regions"].append({"kind": "trailing_octets", "record": n, "octets": size - 4 * n})
         meta = {}
         if META_TAG in tags:
             meta = meta_from_json(self.path, tags[META_TAG])
