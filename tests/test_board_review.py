@@ -258,8 +258,8 @@ def test_tags_going_back_across_messages_resync_instead_of_losing_the_batch():
     assert ev[0]["after"] == 10**6
 
 
-def _emulate(faults, n_msgs=8, per=64, **kw):
-    data = np.arange(n_msgs * per, dtype=np.int64) * 10
+def _emulate(faults, n_msgs=8, per=64, dtype=np.int64, **kw):
+    data = (np.arange(n_msgs * per) * 10).astype(dtype)
     emu = BoardEmulator(ArraySource(data), "tcp://127.0.0.1:*", items_per_message=per, faults=faults, **kw)
     rx = RealtimeReceiver(board=emu.data_endpoint, decoder_factory=Recorder,
                           config=RealtimeConfig(batch_items=per)).start()
@@ -527,17 +527,32 @@ def test_sequence_tracker_accounts_every_message_under_random_faults(seed, windo
     assert st.lost_messages == len(covered) - len(data) and st.gaps == sum(e[0] == "gap" for e in out)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_random_emulator_faults_accounted_exactly(seed):
-    """Random drop / duplicate / reorder rates: the receiver's counters equal the emulator's log
-    and every item that was not dropped reaches the decoder, in order."""
+@pytest.mark.parametrize("seed,dtype", [(1, np.int64), (2, np.int64), (3, np.float32), (4, np.float32)])
+def test_random_emulator_faults_accounted_exactly(seed, dtype):
+    """Random drop / duplicate / reorder rates (tags and samples): the receiver's counters equal
+    the emulator's log and every item that was not dropped reaches the decoder."""
     per = 16
-    emu, rx = _emulate(FaultPlan(drop_rate=0.05, duplicate_rate=0.05, reorder_rate=0.05, seed=seed), n_msgs=200,
-                       per=per)
+    emu, rx = _emulate(FaultPlan(drop_rate=0.05, duplicate_rate=0.05, reorder_rate=0.05, overflow={50}, restart={120},
+                                 seed=seed), n_msgs=200, per=per, dtype=dtype)
     kinds = [k for k, _, _ in emu.log]
     s = rx.stats
     assert (s.lost_messages, s.duplicates, s.reordered, s.late) == \
         (kinds.count("drop"), kinds.count("duplicate"), kinds.count("reorder"), 0), emu.log
-    assert s.rejected == {k: 0 for k in s.rejected} and s.restarts == 0
-    dropped = {n for k, n, _ in emu.log if k == "drop"}
+    assert s.rejected == {k: 0 for k in s.rejected} and s.restarts == 1 and s.overflows == 1
+    assert s.time_jumps == s.index_jumps == 0
+    dropped = {n for k, n, _ in emu.log if k in ("drop", "overflow")}
     assert s.items == s.decoded_items == (200 - len(dropped)) * per
+
+
+def test_sample_index_discontinuity_without_flag_is_marked():
+    """Samples: ``first`` counts samples since the start, so a message whose first sample is not
+    the one after the previous message's last (no seq gap, no OVERFLOW) means samples were lost
+    or repeated in the board: a marked discontinuity (``index_jump``), not a silent splice. After a
+    declared gap / overflow the jump is expected and not counted twice."""
+    def m(seq, first, flags=0):
+        return pack_message(np.ones(10, np.float32), seq=seq, first=first, sample_rate=1e6, flags=flags)
+    out, st = _track([m(0, 0), m(1, 10), m(2, 25), m(3, 35), m(5, 60), m(6, 80, Flags.OVERFLOW), m(7, 90), m(8, 85)])
+    kinds = [e[0] if e[0] == "data" else (e[0], e[1].get("before"), e[1].get("after")) for e in out]
+    assert kinds == ["data", "data", ("index_jump", 20, 25), "data", "data", ("gap", 45, 60), "data",
+                     ("overflow", 70, 80), "data", "data", ("index_jump", 100, 85), "data"]
+    assert st.index_jumps == 2 and st.time_jumps == 0

@@ -56,8 +56,8 @@ class FaultPlan:
     drop : messages not sent (the receiver sees a sequence gap).
     duplicate : messages sent twice in a row.
     reorder : message ``n`` is held and sent after message ``n+1`` (a swap; keep swaps apart). The
-        log has only the swaps made: none for the last message (sent in order), and a held message
-        that a full send queue then loses is logged as a ``drop``.
+        log has only the swaps made: none for the last message or one before a restart (sent in
+        order), and a held message that a full send queue then loses is logged as a ``drop``.
     overflow : message ``n`` is lost in the board FIFO; ``n+1`` carries the OVERFLOW flag (seq contiguous).
     restart : the board restarts before message ``n``: seq back to 0 and the RESTART flag on it.
     drop_rate, duplicate_rate, reorder_rate : random faults per message (seeded by ``seed``) on top.
@@ -361,6 +361,13 @@ class BoardEmulator:
             if not send(*held):
                 self.log[self.log.index(("reorder", held_n, held[1]))] = ("drop", held_n, held[1])
 
+        def send_held_in_order():
+            i = self.log.index(("reorder", held_n, held[1]))
+            if send(*held):
+                del self.log[i]
+            else:
+                self.log[i] = ("drop", held_n, held[1])
+
         def send(parts, s):
             flags_nb = 0 if rate == 0 else zmq.NOBLOCK
             try:
@@ -380,6 +387,9 @@ class BoardEmulator:
             n = n_msg
             n_msg += 1
             if n in fp.restart:
+                if held is not None:             # never swapped across a restart (the board's FIFO restarts)
+                    send_held_in_order()
+                    held = None
                 seq, restart_next = 0, True
                 self.log.append(("restart", n, 0))
             flags = Flags.SIMULATED
@@ -433,11 +443,7 @@ class BoardEmulator:
                 held = None
             self.regs.set("next_seq", seq)
         if held is not None:                     # nothing came after it: it goes out in order, no reorder made
-            i = self.log.index(("reorder", held_n, held[1]))
-            if send(*held):
-                del self.log[i]
-            else:
-                self.log[i] = ("drop", held_n, held[1])
+            send_held_in_order()
         # end of stream marker (blocking: the receiver must learn that the stream ended)
         end = pack_message(np.zeros(0, self.source.sample_dtype == SampleDtype.INT64_TAG and np.int64 or np.float32),
                            seq=seq, first=0, stream_id=int(regs["stream_id"]), sample_rate=float(regs["sample_rate_hz"]),

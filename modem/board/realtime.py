@@ -115,6 +115,7 @@ class RealtimeStats:
     overflows: int = 0               # OVERFLOW flags from the board
     restarts: int = 0                # RESTART flags
     time_jumps: int = 0              # tag messages starting before the previous one ended (no RESTART): decoder reset
+    index_jumps: int = 0             # sample messages not continuing the sample index (no gap / OVERFLOW): decoder reset
     backpressure_chunks: int = 0     # chunks dropped here because the ring was full
     backpressure_items: int = 0
     backlog_messages: int = 0
@@ -150,7 +151,8 @@ class SequenceTracker:
     ``push(h, items, now)`` returns a list of entries to deliver in order: ``("data", h, items)``,
     ``("gap", info)`` (lost sequence numbers ``info["first_seq"] .. info["last_seq"]``),
     ``("restart", info)``, ``("overflow", info)``, ``("time_jump", info)`` (tags going back across
-    messages without RESTART), ``("eos", info)``. ``expire(now)`` releases
+    messages without RESTART), ``("index_jump", info)`` (samples not continuing the sample index
+    without a gap or OVERFLOW), ``("eos", info)``. ``expire(now)`` releases
     messages held longer than the timeout; ``drain()`` releases everything (end of stream).
     """
 
@@ -176,10 +178,16 @@ class SequenceTracker:
         u32, 4.3 ms of ps ticks) or the index after the last sample."""
         return int(items[-1]) if h.payload_kind == PayloadKind.TIME_TAGS else h.first + h.n_items
 
-    def _deliver(self, h, items, out):
+    def _deliver(self, h, items, out, after_gap: bool = False):
         if h.flags & Flags.OVERFLOW:
             self.stats.overflows += 1
             out.append(("overflow", {"kind": "overflow", "seq": h.seq, "before": self.last_end, "after": h.first}))
+        elif h.payload_kind == PayloadKind.SAMPLES and h.n_items and self.last_end is not None \
+                and not after_gap and h.first != self.last_end:
+            # samples: first = index since the start, so contiguous messages continue it exactly;
+            # samples lost or repeated in the board without OVERFLOW are marked, not spliced
+            self.stats.index_jumps += 1
+            out.append(("index_jump", {"kind": "index_jump", "seq": h.seq, "before": self.last_end, "after": h.first}))
         if h.payload_kind == PayloadKind.TIME_TAGS and h.n_items and self.last_end is not None \
                 and int(items[0]) < self.last_end:
             # tags must be non-decreasing across messages too: the time base went back without a
@@ -204,7 +212,7 @@ class SequenceTracker:
             out.append(("gap", {"kind": "seq_gap", "first_seq": self.expected, "last_seq": s - 1, "n": n,
                                 "before": self.last_end, "after": h.first}))
         _, h, items = self.held.pop(s)
-        self._deliver(h, items, out)
+        self._deliver(h, items, out, after_gap=s > self.expected)
         self._drain_consecutive(out)
 
     def _drain_consecutive(self, out):
@@ -831,6 +839,7 @@ class RealtimeReceiver:
                                        ("overflows", "overflows", "board FIFO overflows flagged"),
                                        ("restarts", "restarts", "board restarts"),
                                        ("time_jumps", "time_jumps", "tag time base went back without RESTART"),
+                                       ("index_jumps", "index_jumps", "sample index discontinuities without a flag"),
                                        ("backpressure_chunks", "backpressure_chunks", "chunks dropped, ring full"),
                                        ("backpressure_items", "backpressure_items", "items dropped, ring full"),
                                        ("resyncs", "resyncs", "decoder resets after a gap"),
