@@ -556,3 +556,20 @@ def test_sample_index_discontinuity_without_flag_is_marked():
     assert kinds == ["data", "data", ("index_jump", 20, 25), "data", "data", ("gap", 45, 60), "data",
                      ("overflow", 70, 80), "data", "data", ("index_jump", 100, 85), "data"]
     assert st.index_jumps == 2 and st.time_jumps == 0
+
+
+def test_cli_duration_run_decodes_its_tail(tmp_path, monkeypatch, capsys):
+    """``modem receive --duration`` is a planned end (the pass is over): what was received is still
+    decoded and written (stop with drain), as with --until-eos; only an interrupt skips the backlog."""
+    import modem.board.realtime as realtime
+    from modem.cli import main
+    drains = []
+
+    class Spy(realtime.RealtimeReceiver):
+        def stop(self, drain=True):
+            drains.append(drain)
+            return super().stop(drain)
+    monkeypatch.setattr(realtime, "RealtimeReceiver", Spy)
+    assert main(["receive", "--board", f"ipc://{tmp_path}/none", "--out", str(tmp_path / "rx"), "--duration", "0.2",
+                 "--status-interval", "0.05", "--publish", "none", "--quiet"]) == 0
+    assert drains == [True]

@@ -112,7 +112,7 @@ def register(subparsers) -> None:
     r.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics over HTTP on this port")
     r.add_argument("--metrics-addr", default="127.0.0.1")
     r.add_argument("--until-eos", action="store_true", help="stop after the board's END_OF_STREAM message")
-    r.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    r.add_argument("--duration", type=float, default=None, help="stop after this many seconds (what was received is still decoded and written)")
     r.add_argument("--batch-items", type=int, default=None, help="items per decoder batch (default: ~8 codewords)")
     r.add_argument("--ring-messages", type=int, default=1024)
     r.add_argument("--reorder-window", type=int, default=8)
@@ -244,6 +244,7 @@ def _run_receive(args) -> int:
         ctl.start()                                          # connected first, so nothing is missed
         ctl.close()
     t_end = None if args.duration is None else time.monotonic() + args.duration
+    interrupted = False
     try:
         while not stop.is_set():
             if args.until_eos and rx.eos_event.is_set():
@@ -259,8 +260,10 @@ def _run_receive(args) -> int:
                       f"lost {s['lost_messages']} gaps {s['gaps']} dup {s['duplicates']} ovf {s['overflows']} "
                       f"bp-drop {s['backpressure_chunks']} rejected {s['rejected_total']}", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
-        pass
-    rx.stop(drain=args.until_eos)                             # an interrupted run does not wait for the backlog
+        interrupted = True
+    # end of stream or of --duration: the tail received is decoded and written; an interrupt
+    # (Ctrl-C, SIGTERM) does not wait for the backlog (discarded, counted in discarded_at_stop)
+    rx.stop(drain=not (interrupted or stop.is_set()))
     st = rx.status()
     if args.json:
         print(json.dumps(st, default=str))
