@@ -573,3 +573,26 @@ def test_cli_duration_run_decodes_its_tail(tmp_path, monkeypatch, capsys):
     assert main(["receive", "--board", f"ipc://{tmp_path}/none", "--out", str(tmp_path / "rx"), "--duration", "0.2",
                  "--status-interval", "0.05", "--publish", "none", "--quiet"]) == 0
     assert drains == [True]
+
+
+def test_stop_without_drain_still_logs_the_gaps_it_discards():
+    """stop(drain=False) discards the backlog (counted), but the gap markers in it are still logged:
+    events.jsonl must agree with the gap counters."""
+    push, ep = _push()
+    gate = threading.Event()
+    dec = Recorder(gate=gate)
+    rx = RealtimeReceiver(board=ep, decoder_factory=lambda: dec, out_dir=None,
+                          config=RealtimeConfig(batch_items=N, reorder_window=0)).start()
+    push.send_multipart(_msg(0))
+    assert dec.entered.wait(10)                   # the decoder is busy with message 0
+    push.send_multipart(_msg(2))                  # gap (seq 1) + message 2 wait in the ring
+    _wait(lambda: rx.stats.items == 2 * N)
+    th = threading.Thread(target=rx.stop, kwargs={"drain": False})
+    th.start()
+    _wait(lambda: rx._discard.is_set())
+    gate.set()
+    th.join(10)
+    push.close()
+    s = rx.stats
+    assert s.gaps == 1 and s.discarded_at_stop == N and s.decoded_items == N
+    assert [e["kind"] for e in rx.events] == ["seq_gap"]

@@ -607,6 +607,8 @@ class RealtimeReceiver:
             elif self._discard.is_set():
                 if e[0] == "batch":
                     self.stats.discarded_at_stop += sum(h.n_items for h, _ in e[1])
+                else:                                 # markers discarded with it are still logged
+                    self._event(e[1])
             else:
                 try:
                     self._decode_entry(e)
