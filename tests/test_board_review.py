@@ -596,3 +596,31 @@ def test_stop_without_drain_still_logs_the_gaps_it_discards():
     s = rx.stats
     assert s.gaps == 1 and s.discarded_at_stop == N and s.decoded_items == N
     assert [e["kind"] for e in rx.events] == ["seq_gap"]
+
+
+def test_emulator_duplicate_lost_to_a_full_queue_is_not_logged():
+    """rate_factor > 0 and a full send queue: a duplicate that could not be sent was logged as
+    injected, so the receiver's duplicate count could never match the log."""
+    ctx = zmq.Context()
+    per = 64
+    data = np.arange(6 * per, dtype=np.int64) * 10
+    emu = BoardEmulator(ArraySource(data), "inproc://review-dup", items_per_message=per, rate_factor=1e6,
+                        sndhwm=1, faults=FaultPlan(duplicate={1}), context=ctx)
+    pull = ctx.socket(zmq.PULL)
+    pull.rcvhwm = 1
+    pull.connect("inproc://review-dup")
+    t = threading.Thread(target=emu.run, daemon=True)
+    t.start()
+    time.sleep(0.5)
+    got = []
+    while True:
+        h, items = parse_message(pull.recv_multipart())
+        if h.flags & Flags.END_OF_STREAM:
+            break
+        got.append(h.seq)
+    t.join(10)
+    pull.close()
+    emu.close()
+    ctx.term()
+    dups = len(got) - len(set(got))
+    assert dups == sum(k == "duplicate" for k, _, _ in emu.log), (got, emu.log)

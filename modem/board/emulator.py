@@ -436,8 +436,8 @@ class BoardEmulator:
                 continue
             overflow_next = restart_next = False
             if n in fp.duplicate or (fp.duplicate_rate and rng.random() < fp.duplicate_rate):
-                self.log.append(("duplicate", n, this_seq))
-                send(parts, this_seq)
+                if send(parts, this_seq):           # logged only if the copy went out (queue full: none)
+                    self.log.append(("duplicate", n, this_seq))
             if held is not None:
                 send_held()
                 held = None
