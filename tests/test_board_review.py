@@ -624,3 +624,25 @@ def test_emulator_duplicate_lost_to_a_full_queue_is_not_logged():
     ctx.term()
     dups = len(got) - len(set(got))
     assert dups == sum(k == "duplicate" for k, _, _ in emu.log), (got, emu.log)
+
+
+def test_seq_going_back_without_restart_flag_is_an_implicit_restart():
+    """A board that restarts without the RESTART flag (or a 32-bit seq counter that wraps) sends
+    seq 0, 1, ... again. Those are new data, not duplicates (a duplicate repeats the header) and
+    not late (far behind any reorder window): the receiver restarts its sequence there (counted as
+    seq_resets, a seq_reset event, decoder reset) instead of discarding the rest of the stream."""
+    def m(seq, base):
+        return pack_message(np.arange(N, dtype=np.int64) * 10 + base, seq=seq)
+    first = [m(s, 1000 * s) for s in range(5)]
+    again = [m(s, 10**6 + 1000 * s) for s in range(3)]             # new data, seq from 0 again
+    out, st = _track(first + [first[3]] + again)                     # one true duplicate, then the reset
+    kinds = [e[0] if e[0] != "data" else ("data", e[1].seq) for e in out]
+    assert kinds == [("data", s) for s in range(5)] + ["seq_reset"] + [("data", s) for s in range(3)]
+    assert (st.duplicates, st.late, st.seq_resets, st.restarts, st.gaps) == (1, 0, 1, 0, 0)
+    # a wrap-around far behind the recent window (seq 2**32 - 3 .. then 0)
+    out, st = _track([m(2**32 - 3 + i, 1000 * i) for i in range(3)] + [m(0, 10**6), m(1, 10**6 + 1000)])
+    assert [e[1].seq for e in out if e[0] == "data"] == [2**32 - 3, 2**32 - 2, 2**32 - 1, 0, 1]
+    assert (st.seq_resets, st.late, st.duplicates) == (1, 0, 0)
+    # a truly late message (its gap already declared) is still late
+    out, st = _track([m(0, 0), m(2, 2000), m(3, 3000), m(4, 4000), m(5, 5000), m(6, 6000), m(1, 1000)])
+    assert (st.seq_resets, st.late) == (0, 1)

@@ -114,6 +114,7 @@ class RealtimeStats:
     reordered: int = 0               # messages that arrived after a later one and were put back in order
     overflows: int = 0               # OVERFLOW flags from the board
     restarts: int = 0                # RESTART flags
+    seq_resets: int = 0              # seq went back without RESTART (new data, not duplicates): handled as a restart
     time_jumps: int = 0              # tag messages starting before the previous one ended (no RESTART): decoder reset
     index_jumps: int = 0             # sample messages not continuing the sample index (no gap / OVERFLOW): decoder reset
     backpressure_chunks: int = 0     # chunks dropped here because the ring was full
@@ -150,7 +151,8 @@ class SequenceTracker:
 
     ``push(h, items, now)`` returns a list of entries to deliver in order: ``("data", h, items)``,
     ``("gap", info)`` (lost sequence numbers ``info["first_seq"] .. info["last_seq"]``),
-    ``("restart", info)``, ``("overflow", info)``, ``("time_jump", info)`` (tags going back across
+    ``("restart", info)``, ``("seq_reset", info)`` (seq went back without RESTART),
+    ``("overflow", info)``, ``("time_jump", info)`` (tags going back across
     messages without RESTART), ``("index_jump", info)`` (samples not continuing the sample index
     without a gap or OVERFLOW), ``("eos", info)``. ``expire(now)`` releases
     messages held longer than the timeout; ``drain()`` releases everything (end of stream).
@@ -161,16 +163,31 @@ class SequenceTracker:
         self.expected = None
         self.held = {}                  # seq -> (arrival time, header, items)
         self.recent = collections.deque(maxlen=4096)
-        self.recent_set = set()
+        self.recent_h = {}              # seq -> header of the last 4096 delivered (a duplicate repeats it)
         self.last_end = None            # stream position after the last delivered message
         self.max_seen = None            # highest seq accepted since the last (re)start
-        self.restart_header = None      # header of the last RESTART message
 
-    def _remember(self, seq):
+    def _remember(self, h):
         if len(self.recent) == self.recent.maxlen:
-            self.recent_set.discard(self.recent[0])
-        self.recent.append(seq)
-        self.recent_set.add(seq)
+            self.recent_h.pop(self.recent[0], None)
+        self.recent.append(h.seq)
+        self.recent_h[h.seq] = h
+
+    def _restart(self, h, out, kind):
+        """The board's sequence starts again at ``h`` (``kind`` "restart": RESTART flag;
+        "seq_reset": seq went back without it). Nothing to cut on the first message seen."""
+        if self.expected is not None:
+            self.drain(out)
+            if kind == "restart":
+                self.stats.restarts += 1
+            else:
+                self.stats.seq_resets += 1
+            out.append((kind, {"kind": kind, "seq": h.seq, "before": self.last_end, "after": h.first}))
+        self.last_end = None             # the time base may restart
+        self.expected = h.seq
+        self.max_seen = None
+        self.recent.clear()
+        self.recent_h.clear()
 
     @staticmethod
     def _end(h: Header, items) -> int:
@@ -194,7 +211,7 @@ class SequenceTracker:
             # RESTART; the decoder restarts here instead of being fed a decreasing batch
             self.stats.time_jumps += 1
             out.append(("time_jump", {"kind": "time_jump", "seq": h.seq, "before": self.last_end, "after": h.first}))
-        self._remember(h.seq)
+        self._remember(h)
         self.expected = h.seq + 1
         if h.n_items:
             self.last_end = self._end(h, items)
@@ -223,17 +240,8 @@ class SequenceTracker:
     def push(self, h: Header, items, now: float) -> list:
         """Entries to deliver after message ``h`` (see the class docstring)."""
         out = []
-        if h.flags & Flags.RESTART and not (h == self.restart_header and h.seq in self.recent_set):
-            if self.expected is not None:    # (a RESTART on the first message seen is the stream's start)
-                self.drain(out)
-                self.stats.restarts += 1
-                out.append(("restart", {"kind": "restart", "seq": h.seq, "before": self.last_end, "after": h.first}))
-            self.last_end = None             # the time base may restart
-            self.restart_header = h          # a second copy of it is a duplicate, not another restart
-            self.expected = h.seq
-            self.max_seen = None
-            self.recent.clear()
-            self.recent_set.clear()
+        if h.flags & Flags.RESTART and self.recent_h.get(h.seq) != h:   # (a second copy is a duplicate)
+            self._restart(h, out, "restart")
             if h.seq > 0:                    # the new run's seq 0 .. seq-1 never arrived
                 self.stats.gaps += 1
                 self.stats.lost_messages += h.seq
@@ -242,12 +250,20 @@ class SequenceTracker:
         if self.expected is None:
             self.expected = h.seq            # joined the stream here: not a gap
         s = h.seq
-        if s < self.expected or s in self.held:
-            if s in self.recent_set or s in self.held:
-                self.stats.duplicates += 1
-            else:
-                self.stats.late += 1
+        if s in self.held:
+            self.stats.duplicates += 1
             return out
+        if s < self.expected:
+            prev = self.recent_h.get(s)
+            if prev == h:
+                self.stats.duplicates += 1
+                return out
+            if prev is None and self.expected - s <= self.recent.maxlen:
+                self.stats.late += 1         # its gap was declared already
+                return out
+            # same seq with other content, or far behind any reorder window: the board's sequence
+            # went back without RESTART (a restart without the flag, a counter that wrapped)
+            self._restart(h, out, "seq_reset")
         if self.max_seen is not None and s < self.max_seen:
             self.stats.reordered += 1        # arrived after a later message: put back in order
         self.max_seen = s if self.max_seen is None else max(self.max_seen, s)
@@ -840,6 +856,7 @@ class RealtimeReceiver:
                                        ("reordered", "reordered", "messages put back in order"),
                                        ("overflows", "overflows", "board FIFO overflows flagged"),
                                        ("restarts", "restarts", "board restarts"),
+                                       ("seq_resets", "seq_resets", "seq went back without RESTART"),
                                        ("time_jumps", "time_jumps", "tag time base went back without RESTART"),
                                        ("index_jumps", "index_jumps", "sample index discontinuities without a flag"),
                                        ("backpressure_chunks", "backpressure_chunks", "chunks dropped, ring full"),
