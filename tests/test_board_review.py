@@ -646,3 +646,39 @@ def test_seq_going_back_without_restart_flag_is_an_implicit_restart():
     # a truly late message (its gap already declared) is still late
     out, st = _track([m(0, 0), m(2, 2000), m(3, 3000), m(4, 4000), m(5, 5000), m(6, 6000), m(1, 1000)])
     assert (st.seq_resets, st.late) == (0, 1)
+
+
+def test_cli_receive_stops_its_receiver_when_the_board_refuses_start(tmp_path, monkeypatch, capsys):
+    """``modem receive --control``: the receiver is started before the board; if the board then
+    refuses 'start' (or times out) the receiver must still be stopped (threads, sockets, stats.json)."""
+    import json as _json
+
+    import modem.board.realtime as realtime
+    from modem.cli import main
+    made = []
+
+    class Spy(realtime.RealtimeReceiver):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            made.append(self)
+    monkeypatch.setattr(realtime, "RealtimeReceiver", Spy)
+    ctx = zmq.Context.instance()
+    rep = ctx.socket(zmq.REP)
+    rep.linger = 0
+    ctl = f"tcp://127.0.0.1:{rep.bind_to_random_port('tcp://127.0.0.1')}"
+
+    def board():
+        for _ in range(2):
+            req = _json.loads(rep.recv())
+            rep.send(_json.dumps({"ok": True, "registers": {}, "meta": {}} if req["cmd"] == "status"
+                                 else {"ok": False, "error": "start refused by test board"}).encode())
+    th = threading.Thread(target=board, daemon=True)
+    th.start()
+    out = tmp_path / "rx"
+    assert main(["receive", "--board", f"ipc://{tmp_path}/data", "--control", ctl, "--out", str(out),
+                 "--publish", "none", "--quiet"]) == 2
+    assert "start refused by test board" in capsys.readouterr().err
+    th.join(5)
+    rep.close()
+    rx, = made
+    assert rx._threads == [] and (out / "stats.json").exists()

@@ -241,8 +241,13 @@ def _run_receive(args) -> int:
         signal.signal(signal.SIGTERM, lambda *a: stop.set())
     rx.start()
     if ctl is not None:
-        ctl.start()                                          # connected first, so nothing is missed
-        ctl.close()
+        try:
+            ctl.start()                                      # connected first, so nothing is missed
+        except BaseException:
+            rx.stop(drain=False)                             # board refused / timed out: no receiver left running
+            raise
+        finally:
+            ctl.close()
     t_end = None if args.duration is None else time.monotonic() + args.duration
     interrupted = False
     try:
