@@ -682,3 +682,14 @@ def test_cli_receive_stops_its_receiver_when_the_board_refuses_start(tmp_path, m
     rep.close()
     rx, = made
     assert rx._threads == [] and (out / "stats.json").exists()
+
+
+@pytest.mark.parametrize("faults", [FaultPlan(reorder={0}), FaultPlan(restart={3}, reorder={3})])
+def test_emulator_never_swaps_the_restart_message(faults):
+    """The RESTART message starts the run's sequence: swapping it with the next message would put
+    a seq of the new run before its start (the receiver sees a restart late, not a reorder)."""
+    emu, rx = _emulate(faults)
+    kinds = [k for k, _, _ in emu.log]
+    s = rx.stats
+    assert "reorder" not in kinds and s.reordered == 0 and s.restarts == kinds.count("restart")
+    assert s.items == s.decoded_items == 8 * 64 and s.lost_messages == s.duplicates == s.late == 0

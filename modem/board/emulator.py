@@ -56,8 +56,9 @@ class FaultPlan:
     drop : messages not sent (the receiver sees a sequence gap).
     duplicate : messages sent twice in a row.
     reorder : message ``n`` is held and sent after message ``n+1`` (a swap; keep swaps apart). The
-        log has only the swaps made: none for the last message or one before a restart (sent in
-        order), and a held message that a full send queue then loses is logged as a ``drop``.
+        log has only the swaps made: none for the last message, one before a restart or the
+        RESTART message itself (sent in order), and a held message that a full send queue then
+        loses is logged as a ``drop``.
     overflow : message ``n`` is lost in the board FIFO; ``n+1`` carries the OVERFLOW flag (seq contiguous).
     restart : the board restarts before message ``n``: seq back to 0 and the RESTART flag on it.
     drop_rate, duplicate_rate, reorder_rate : random faults per message (seeded by ``seed``) on top.
@@ -423,7 +424,8 @@ class BoardEmulator:
             if n in fp.drop or (fp.drop_rate and rng.random() < fp.drop_rate):
                 self.log.append(("drop", n, this_seq))
                 continue
-            if held is None and (n in fp.reorder or (fp.reorder_rate and rng.random() < fp.reorder_rate)):
+            if held is None and not restart_next and \
+                    (n in fp.reorder or (fp.reorder_rate and rng.random() < fp.reorder_rate)):   # never the RESTART one
                 self.log.append(("reorder", n, this_seq))
                 held, held_n = (parts, this_seq), n
                 overflow_next = restart_next = False
