@@ -41,7 +41,7 @@ ACQUIRE (epoch folding / periodogram, no pilots)
     (``_tone_screen``: every candidate's sum from binned Taylor moments, to within a proven error
     ~1e-9 of the tag count; the candidates that can still be the largest, and their neighbours
     for the interpolation), with the same result bit for bit: a weak tone whose guard fails
-    (128-PPM below threshold) costs ~5 % of the full search.
+    (128-PPM below threshold) costs ~3 % of the full search.
 TRACK (second-order loop, per block)
     Blocks of ``block_symbols`` symbols on the current clock model ``(t_start, T)``. Each tag's
     offset from its slot centre (in slots, in [-1/2, 1/2)) is a phase sample; the circular mean
