@@ -365,3 +365,28 @@ def test_gnuradio_apd_samples_decoded_to_frames():
     push.close()
     assert [f.data for f in rx.frames] == frames and all(f.valid for f in rx.frames)
     assert rx.stats.frames_valid == 6 and rx.stats.frames_bad == 0 and rx.status()["kind"] == "samples"
+
+
+def test_out_dir_of_an_earlier_run_is_refused_unless_appending(tmp_path):
+    """A second run into the same --out would mix two runs' frames, packets and events under one
+    stats.json: it is refused naming the files, and --append adds the run to them explicitly."""
+    ctx = zmq.Context.instance()
+    push = ctx.socket(zmq.PUSH)
+    port = push.bind_to_random_port("tcp://127.0.0.1")
+
+    def run(data, **kw):
+        rx = RealtimeReceiver(gnuradio=f"tcp://127.0.0.1:{port}", out_dir=tmp_path, **kw).start()
+        push.send(data.tobytes())
+        t_end = time.monotonic() + 20
+        while rx.stats.decoded_items < data.size and time.monotonic() < t_end:
+            time.sleep(0.01)
+        rx.stop()
+
+    a, b = np.arange(100, dtype=np.float32), -np.arange(50, dtype=np.float32)
+    run(a)
+    with pytest.raises(ConfigError, match=r"already holds a run's output \(stats.json, stream.f32\).*--append"):
+        RealtimeReceiver(gnuradio=f"tcp://127.0.0.1:{port}", out_dir=tmp_path)
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "stream.f32", np.float32), a)   # untouched
+    run(b, append=True)
+    push.close()
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "stream.f32", np.float32), np.concatenate([a, b]))

@@ -105,7 +105,10 @@ def register(subparsers) -> None:
                                                          "its status and start it once connected")
     r.add_argument("--meta", metavar="FILE", help="link parameters (JSON or TOML, the capture metadata schema)")
     r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="set / override a link parameter")
-    r.add_argument("--out", metavar="DIR", help="write frames.bin/.jsonl, packets.bin/.jsonl, events.jsonl, stats.json")
+    r.add_argument("--out", metavar="DIR", help="write frames.bin/.jsonl, packets.bin/.jsonl, events.jsonl, stats.json "
+                                                "(a DIR holding a run's files is refused unless --append)")
+    r.add_argument("--append", action="store_true", help="append this run's frames, packets, events and stream to "
+                                                         "the files already in --out (stats.json is this run's)")
     r.add_argument("--publish", metavar="ENDPOINT", default="tcp://127.0.0.1:5557",
                    help="PUB endpoint for frames, packets, events and status (default %(default)s; 'none' to disable)")
     r.add_argument("--status", metavar="ENDPOINT", help="separate status PUB endpoint")
@@ -232,7 +235,8 @@ def _run_receive(args) -> int:
     rx = RealtimeReceiver(board=args.board, gnuradio=args.gnuradio, decoder_factory=factory, config=cfg,
                           out_dir=args.out, publish=publish, status=args.status, gnuradio_dtype=args.gnuradio_dtype,
                           gnuradio_rate=args.sample_rate, gnuradio_socket=args.gnuradio_socket, record=args.record,
-                          curve_dir=args.curve_keys, keep_frames=False)   # frames go to files / PUB, not memory
+                          curve_dir=args.curve_keys, keep_frames=False,   # frames go to files / PUB, not memory
+                          append=args.append)
     if args.metrics_port is not None:
         from prometheus_client import start_http_server  # noqa: PLC0415
         start_http_server(args.metrics_port, addr=args.metrics_addr, registry=rx.metrics_registry())

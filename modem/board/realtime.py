@@ -385,16 +385,30 @@ class RealtimeReceiver:
         client keys towards a CURVE board).
     keep_frames : also keep every frame and packet in memory (``.frames`` / ``.packets``); for
         tests and short runs: a long-running receiver (``modem receive``) passes False.
+    append : ``out_dir`` may already hold a run's output files; this run's frames, packets,
+        events and raw stream are appended to them (``stats.json`` is this run's). Without it such
+        an ``out_dir`` is refused (:class:`ConfigError` naming the files), so two runs are never
+        mixed by accident.
     """
+
+    #: the files a run writes in ``out_dir`` (and ``stream.<ext>``)
+    OUTPUT_FILES = ("frames.bin", "frames.jsonl", "packets.bin", "packets.jsonl", "events.jsonl", "stats.json")
 
     def __init__(self, *, board: str | None = None, gnuradio: str | None = None, decoder_factory=None,
                  config: RealtimeConfig | None = None, out_dir=None, publish: str | None = None,
                  status: str | None = None, spec=None, gnuradio_dtype: str = "float32", gnuradio_rate: float = 1.0,
                  gnuradio_socket: str = "pull", record: bool = False, curve_dir=None, context=None,
-                 keep_frames: bool = True):
+                 keep_frames: bool = True, append: bool = False):
         import zmq  # noqa: PLC0415
         if (board is None) == (gnuradio is None):
             raise ConfigError("RealtimeReceiver: give exactly one of board= and gnuradio= endpoints")
+        if out_dir is not None and not append and Path(out_dir).is_dir():
+            old = sorted(p.name for p in Path(out_dir).iterdir()
+                         if p.name in self.OUTPUT_FILES or p.name.startswith("stream."))
+            if old:
+                raise ConfigError(f"RealtimeReceiver: out_dir {str(out_dir)!r} already holds a run's output "
+                                  f"({', '.join(old)}); give another directory, or append=True (--append) "
+                                  "to add this run to it")
         if gnuradio_socket not in ("pull", "sub"):
             raise ConfigError(f"RealtimeReceiver: gnuradio_socket must be 'pull' or 'sub', got {gnuradio_socket!r}")
         gr_codes = {"float32": SampleDtype.FLOAT32, "int16": SampleDtype.INT16, "complex64": SampleDtype.COMPLEX64}
