@@ -379,6 +379,10 @@ def _report(cap, rx, h: _FrameHandler, wall: float, t_first, t_last) -> dict:
         "gaps": {"loss_of_signal": [e for e in events if e["kind"] == "loss_of_signal"],
                  "corrupt_regions": cap.stats.get("corrupt_regions", []),
                  "dropped_non_monotonic": cap.stats.get("dropped_non_monotonic", 0)},
+        # every counter the format's reader keeps (PTU overflows / markers / syncs / time jumps,
+        # .ttbin overflow events: tags the tagger itself lost, ...)
+        "reader": {k: v for k, v in cap.stats.items()
+                   if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)},
     }
     info_bits = h.good * 8 * h.spec.frame_len
     if cap.kind == "timetags":

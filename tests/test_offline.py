@@ -49,12 +49,23 @@ def test_report_contents(default_report):
     assert hist.size == 20 and hist[16:].max() < 0.2 * hist[:16].min()     # guard slots: background only
     assert r["throughput"]["wall_s"] > 0 and r["throughput"]["decoded_info_bits"] == r["frames"]["good"] * 8920
     assert r["backend"]["backend"] == "cpu"
+    assert r["reader"] == {"records": ph["records"], "dropped_non_monotonic": 0, "photons": ph["tags"]}
     re = r["reencode"]                                  # channel measured on the re-encoded codewords
     assert re["codewords"] == r["quality"]["codewords"] and re["symbols"] == re["codewords"] * 3796
     # the 20 ns dead time of each pixel swallows part of the 2.4 detected photons per pulse
     assert 1.0 < re["ns_estimate"] < r["meta"]["ns"] and 0.5 * r["meta"]["nb"] < re["nb_estimate"] < r["meta"]["nb"]
     assert 0.05 < re["hard_symbol_error_rate"] < 0.5 and re["empty_symbol_rate"] < re["hard_symbol_error_rate"]
     json.dumps(r)                                                             # JSON-able as is
+
+
+def test_report_carries_the_format_readers_counters():
+    """The PTU reader's overflow / marker / sync / time-jump counters reach the report (a tagger's
+    own losses must not stay inside the reader)."""
+    r = decode_capture(os.path.join(CAPTURES, "snspd16_pass.ptu"))
+    rd = r["reader"]
+    assert {"overflows", "markers", "syncs", "time_jumps", "records", "photons"} <= set(rd)
+    assert rd["photons"] == r["photons"]["tags"] and rd["records"] >= rd["photons"] + rd["overflows"]
+    assert rd["overflows"] > 0 and rd["syncs"] == 0 and rd["time_jumps"] == 0
 
 
 def test_output_files_and_plots(tmp_path, default_report):
