@@ -133,9 +133,27 @@ def test_sigmf_written_files_pass_validation_and_read_back(tmp_path):
         np.testing.assert_array_equal(_all(cap, 999), (codes * 0.25).astype(np.float32))
 
 
-def test_ttbin_needs_the_vendor_module(tmp_path):
+def test_ttbin_side_file_checked_before_the_vendor_module(tmp_path):
+    """The link parameters of a .ttbin (side file) are checked first, with or without TimeTagger:
+    none, not JSON, or not a JSON object is an error naming the file."""
     p = tmp_path / "pass.ttbin"
     p.write_bytes(b"\0" * 64)
+    with pytest.raises(CaptureFormatError, match=r"pass\.ttbin: no link parameters"):
+        open_capture(p)
+    side = tmp_path / "pass.ttbin.modem.json"
+    side.write_text("[1, 2]")
+    with pytest.raises(CaptureFormatError, match=r"pass\.ttbin\.modem\.json: link parameters must be a JSON object, got list"):
+        open_capture(p)
+    side.write_text("{")
+    with pytest.raises(CaptureFormatError, match=r"modem\.json: link parameters are not valid JSON"):
+        open_capture(p)
+
+
+def test_ttbin_needs_the_vendor_module(tmp_path):
+    from modem.board.emulator import SimulatedLink
+    p = tmp_path / "pass.ttbin"
+    p.write_bytes(b"\0" * 64)
+    (tmp_path / "pass.ttbin.modem.json").write_text(json.dumps(SimulatedLink().meta))
     try:
         import TimeTagger  # noqa: F401
     except ImportError:

@@ -123,6 +123,15 @@ def test_cli_batch_with_output_folders(tmp_path, capsys):
     assert "nope.ptu: error: " in out and "payload sha256" in out
 
 
+def test_capture_generate_refuses_a_bad_output_name_before_writing(tmp_path, capsys, monkeypatch):
+    """A bad output name among several is refused before the pass is generated or any file written."""
+    import modem.io.generate as gen
+    monkeypatch.setattr(gen, "generate_scppm_pass", lambda spec: pytest.fail("generated before the check"))
+    h5 = tmp_path / "g.h5"
+    assert main(["capture", "generate", str(h5), str(tmp_path / "g.txt")]) == 2
+    assert "output must end in .h5, .hdf5 or .ptu, got" in capsys.readouterr().err and not h5.exists()
+
+
 def test_capture_generate_round_trip(tmp_path, capsys):
     h5, ptu = str(tmp_path / "g.h5"), str(tmp_path / "g.ptu")
     assert main(["capture", "generate", h5, ptu, "--packets", "12", "--cloud-ms", "0", "--seed", "9"]) == 0

@@ -509,9 +509,10 @@ class RealtimeReceiver:
         self._files = {}
         if self.out_dir is not None:
             (self.out_dir / "stats.json").write_text(json.dumps(self.status(), indent=1, default=str))
-        for s in (self.sock, self.pub, self.status_sock):
-            if s is not None:
-                s.close()
+        self.sock.close()
+        for s in (self.pub, self.status_sock):   # what is queued for a connected subscriber still goes
+            if s is not None:                    # out (the context's I/O thread, up to 2 s; close does not wait)
+                s.close(linger=2000)
         return self.stats
 
     def __enter__(self):

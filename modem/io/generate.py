@@ -468,9 +468,9 @@ def _run_generate(args) -> int:
         if args.packets is not None or args.scale != 1:
             kw["n_packets"] = args.packets if args.packets is not None else ds.n_packets * args.scale
         ds = _replace(ds, **kw)
-        gs = generate_dpsk_pass(ds)
         if len(args.out) != 1:
             raise ConfigError("capture generate: the DPSK preset writes one SigMF recording (give one stem)")
+        gs = generate_dpsk_pass(ds)
         meta_path = write_samples(gs, args.out[0], description=ds.description)
         entry = {"files": [os.path.basename(meta_path), os.path.basename(meta_path)[:-5] + "data"],
                  "kind": "samples", "link": gs.meta, "generator": gs.generator, "description": ds.description,
@@ -490,10 +490,11 @@ def _run_generate(args) -> int:
     if args.scale != 1:
         kw.setdefault("n_packets", spec.n_packets * args.scale)
     spec = replace(spec, **kw)
-    gp = generate_scppm_pass(spec)
-    for p in args.out:
+    for p in args.out:                        # before the (long) generation and any file written
         if not p.endswith((".h5", ".hdf5", ".ptu")):
             raise ConfigError(f"capture generate: output must end in .h5, .hdf5 or .ptu, got {p!r}")
+    gp = generate_scppm_pass(spec)
+    for p in args.out:
         write_pass(gp, p, description=spec.description)
     entry = manifest_entry(gp, [os.path.basename(p) for p in args.out], spec)
     print(json.dumps(entry, indent=2))

@@ -29,13 +29,6 @@ class TTBinCapture(Capture):
 
     def __init__(self, path, meta_overrides: dict | None = None):
         super().__init__(path)
-        try:
-            import TimeTagger  # noqa: PLC0415
-        except ImportError as exc:
-            raise fail(self.path, "reading .ttbin needs Swabian Instruments' TimeTagger Python module, which is "
-                                  "not installed (install the Time Tagger software or convert the file to "
-                                  "HDF5/PTU)") from exc
-        self._tt = TimeTagger
         meta = {}
         side = self.path + SIDE_FILE_SUFFIX
         if os.path.isfile(side):
@@ -44,10 +37,19 @@ class TTBinCapture(Capture):
                     meta = json.load(fh)
                 except ValueError as exc:
                     raise fail(side, f"link parameters are not valid JSON ({exc})") from exc
+            if not isinstance(meta, dict):
+                raise fail(side, f"link parameters must be a JSON object, got {type(meta).__name__}")
         meta.update(meta_overrides or {})
         if not meta:
             raise fail(self.path, f"no link parameters: write them to {side} or give --param KEY=VALUE")
         self.meta = check_meta(self.path, meta, "timetags")
+        try:
+            import TimeTagger  # noqa: PLC0415
+        except ImportError as exc:
+            raise fail(self.path, "reading .ttbin needs Swabian Instruments' TimeTagger Python module, which is "
+                                  "not installed (install the Time Tagger software or convert the file to "
+                                  "HDF5/PTU)") from exc
+        self._tt = TimeTagger
         try:
             self._reader = TimeTagger.FileReader(self.path)
         except Exception as exc:  # the vendor module raises its own types
