@@ -67,6 +67,35 @@ def test_fecf_covers_whole_frame_minus_fecf(rng):
         assert d.fecf_ok is False                       # a result, not an exception
 
 
+@pytest.mark.parametrize("fec", [True, False])
+def test_ocf_may_differ_between_virtual_channels(fec):
+    """OCF presence is per VC (CCSDS 132.0-B-3 VC_OCF): a frame of another VC with the other OCF
+    flag is parsed by its own flag (no error, so it is not counted bad), and the depacketizer
+    passes over it; on the spec's own VC a mismatch is still an error naming it."""
+    from modem.framing.packets import TMDepacketizer, TMPacketizer, build_space_packet
+    ours = TMFrameSpec(frame_len=80, scid=5, vcid=1, ocf=True, fecf=fec)
+    other = TMFrameSpec(frame_len=80, scid=5, vcid=7, ocf=False, fecf=fec)
+    f_other = encode_tm_frame(other, mcfc=1, vcfc=9, fhp=FHP_IDLE_ONLY, data_field=bytes(range(other.data_len)))
+    d = decode_tm_frame(ours, f_other)
+    assert d.header.vcid == 7 and d.ocf is None and d.data_field == bytes(range(other.data_len))
+    assert d.fecf_ok is (True if fec else None)
+    d = decode_tm_frame(other, encode_tm_frame(ours, mcfc=0, vcfc=0, fhp=0, data_field=bytes(ours.data_len),
+                                               ocf=b"CLCW"))
+    assert d.ocf == b"CLCW" and len(d.data_field) == ours.data_len
+    pz = TMPacketizer(ours, ocf=b"CLCW")
+    pk = [build_space_packet(0x100, bytes([i]) * 90, seq_count=i) for i in range(3)]
+    frames, st = pz.push(pk, pz.initial_state())
+    mixed = [x for f in frames for x in (f, f_other)]
+    dp = TMDepacketizer(ours)
+    out, dst = dp.push(mixed, dp.initial_state())
+    assert [p.data for p in out.packets] == [bytes([i]) * 90 for i in range(len(out.packets))]
+    assert len(out.packets) >= 2 and dst.other_vc == len(frames) and dst.gaps == 0 and not out.dropped
+    same_vc_no_ocf = TMFrameSpec(frame_len=80, scid=5, vcid=1, ocf=False, fecf=fec)
+    f = encode_tm_frame(same_vc_no_ocf, mcfc=0, vcfc=0, fhp=0, data_field=bytes(same_vc_no_ocf.data_len))
+    with pytest.raises(ShapeError, match=r"OCF flag 0 does not match the spec \(ocf=True\) on its virtual channel"):
+        decode_tm_frame(ours, f)
+
+
 def test_bad_fecf_with_garbage_header_is_a_result():
     spec = TMFrameSpec(frame_len=32, scid=1)
     f = bytearray(encode_tm_frame(spec, mcfc=0, vcfc=0, fhp=0, data_field=bytes(spec.data_len)))

@@ -212,8 +212,11 @@ def decode_tm_frame(spec: TMFrameSpec, frame) -> TMFrame:
 
     The FECF is checked first. A frame whose FECF fails is returned as is (``fecf_ok=False``, header
     fields as received, possibly corrupt). A frame whose FECF passes, or any frame when the spec
-    has no FECF, must be a TM frame of this spec: version 0 and OCF flag equal to ``spec.ocf``,
-    else ShapeError naming the value. SCID / VCID are reported, not filtered.
+    has no FECF, must be a TM frame of this spec: version 0 and, on the spec's virtual channel, the
+    OCF flag equal to ``spec.ocf``, else ShapeError naming the value. The OCF may be a per-VC
+    service (CCSDS 132.0-B-3 VC_OCF), so a frame of another VC is parsed by its own OCF flag (its
+    data field then 4 octets longer or shorter than ``spec.data_len``). SCID / VCID are reported,
+    not filtered.
     """
     who = "decode_tm_frame"
     b = _as_frame_bytes(frame, spec, who)
@@ -222,13 +225,15 @@ def decode_tm_frame(spec: TMFrameSpec, frame) -> TMFrame:
         crc_rx = (b[-2] << 8) | b[-1]
         crc_ok = fecf(b[:-FECF_LEN]) == crc_rx
     hdr = TMPrimaryHeader.from_bytes(b[:PRIMARY_HEADER_LEN])
-    if crc_ok is not False:
-        if hdr.version != TM_VERSION:
-            raise ShapeError(f"{who}: transfer frame version must be {TM_VERSION} (TM), got {hdr.version}")
-        if hdr.ocf_flag != bool(spec.ocf):
-            raise ShapeError(f"{who}: OCF flag {int(hdr.ocf_flag)} does not match the spec (ocf={spec.ocf})")
-    end = PRIMARY_HEADER_LEN + spec.data_len
-    ocf = b[end:end + OCF_LEN] if spec.ocf else None
+    if crc_ok is not False and hdr.version != TM_VERSION:
+        raise ShapeError(f"{who}: transfer frame version must be {TM_VERSION} (TM), got {hdr.version}")
+    ours = hdr.scid == spec.scid and hdr.vcid == spec.vcid          # the spec's virtual channel
+    if crc_ok is not False and ours and hdr.ocf_flag != bool(spec.ocf):
+        raise ShapeError(f"{who}: OCF flag {int(hdr.ocf_flag)} does not match the spec (ocf={spec.ocf}) "
+                         f"on its virtual channel (SCID {spec.scid}, VCID {spec.vcid})")
+    has_ocf = bool(spec.ocf) if (crc_ok is False or ours) else hdr.ocf_flag
+    end = len(b) - FECF_LEN * bool(spec.fecf) - OCF_LEN * has_ocf
+    ocf = b[end:end + OCF_LEN] if has_ocf else None
     return TMFrame(header=hdr, data_field=b[PRIMARY_HEADER_LEN:end], ocf=ocf, fecf=crc_rx, fecf_ok=crc_ok)
 
 
