@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from modem.errors import ShapeError
+from modem.errors import ConfigError, ShapeError
 from modem.framing.bits import pack_bits
 from modem.framing.crc import crc16_ccitt, crc32_hpe
 from modem.framing.randomizer import pn8, pn17, randomize
@@ -59,3 +59,5 @@ def test_bad_bits_named():
         crc32_hpe(np.array([0, 1, 2]))
     with pytest.raises(ShapeError, match="dtype"):
         randomize(np.array([0.5, 1.0]))
+    with pytest.raises(ConfigError, match=r"kind must be one of \['pn17', 'pn8'\], got 'pn9'"):
+        randomize(np.zeros(8, np.uint8), kind="pn9")

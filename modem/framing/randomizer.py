@@ -16,6 +16,7 @@ import functools
 
 import numpy as np
 
+from ..errors import ConfigError
 from .bits import check_bits
 
 
@@ -54,6 +55,9 @@ def pn17(n: int) -> np.ndarray:
 
 def randomize(bits, kind: str = "pn8") -> np.ndarray:
     """XOR each block ``(*batch, n)`` with the randomizer restarted at its bit 0 (self-inverse)."""
+    gens = {"pn8": pn8, "pn17": pn17}
+    if kind not in gens:
+        raise ConfigError(f"randomize: kind must be one of {sorted(gens)}, got {kind!r}")
     b = check_bits(bits, None, "randomize", "bits")
-    seq = {"pn8": pn8, "pn17": pn17}[kind](b.shape[-1])
+    seq = gens[kind](b.shape[-1])
     return b ^ seq
