@@ -278,17 +278,18 @@ def test_emulator_logs_only_reorders_it_made():
     assert rx.stats.reordered == 1 and rx.stats.lost_messages == 0
 
 
-def test_emulator_held_message_lost_to_a_full_queue_is_logged():
-    """rate_factor > 0: a full send queue loses messages (logged as overflows). A message held for
-    a reorder that then cannot be sent either must be logged as lost too, not as reordered."""
+def _through_a_full_queue(n_msgs: int, faults, name: str):
+    """An emulator sending ``n_msgs`` messages of 64 tags with a send queue of 1 to a reader that
+    lets it fill (rate_factor > 0: a full queue loses messages); returns the (seq, first tag)
+    of each message received, in order, and the emulator's log."""
     ctx = zmq.Context()
     per = 64
-    data = np.arange(8 * per, dtype=np.int64) * 10
-    emu = BoardEmulator(ArraySource(data), "inproc://review-held", items_per_message=per, rate_factor=1e6,
-                        sndhwm=1, faults=FaultPlan(reorder={2}), context=ctx)
+    data = np.arange(n_msgs * per, dtype=np.int64) * 10
+    emu = BoardEmulator(ArraySource(data), f"inproc://{name}", items_per_message=per, rate_factor=1e6,
+                        sndhwm=1, faults=faults, context=ctx)
     pull = ctx.socket(zmq.PULL)
     pull.rcvhwm = 1
-    pull.connect("inproc://review-held")
+    pull.connect(f"inproc://{name}")
     t = threading.Thread(target=emu.run, daemon=True)
     t.start()
     time.sleep(0.5)                               # the emulator fills the queue, then blocks on its end of stream
@@ -297,15 +298,23 @@ def test_emulator_held_message_lost_to_a_full_queue_is_logged():
         h, items = parse_message(pull.recv_multipart())
         if h.flags & Flags.END_OF_STREAM:
             break
-        got.append(int(items[0]) // (per * 10))
+        got.append((h.seq, int(items[0]) // (per * 10)))
     t.join(10)
     pull.close()
     emu.close()
     ctx.term()
-    lost = sorted(n for k, n, _ in emu.log if k in ("drop", "overflow"))
-    assert sorted(got + lost) == list(range(8)) and not set(got) & set(lost), (got, emu.log)
-    reordered = {n for k, n, _ in emu.log if k == "reorder"}
-    assert all(any(g > n for g in got[:got.index(n)]) for n in reordered), (got, emu.log)
+    return got, emu.log
+
+
+def test_emulator_held_message_lost_to_a_full_queue_is_logged():
+    """rate_factor > 0: a full send queue loses messages (logged as overflows). A message held for
+    a reorder that then cannot be sent either must be logged as lost too, not as reordered."""
+    got, log = _through_a_full_queue(8, FaultPlan(reorder={2}), "review-held")
+    got = [m for _, m in got]
+    lost = sorted(n for k, n, _ in log if k in ("drop", "overflow"))
+    assert sorted(got + lost) == list(range(8)) and not set(got) & set(lost), (got, log)
+    reordered = {n for k, n, _ in log if k == "reorder"}
+    assert all(any(g > n for g in got[:got.index(n)]) for n in reordered), (got, log)
 
 
 def test_status_reports_the_running_decoders_counters():
@@ -359,11 +368,9 @@ def test_gap_still_logged_when_the_decoder_flush_raises():
     assert rx.stats.decode_errors == 3              # the flushes at the gap, at the end of stream, at stop
 
 
-def test_cli_receiver_does_not_keep_every_frame_in_memory(tmp_path, monkeypatch, capsys):
-    """``modem receive`` runs for whole passes (or days with --loop): frames and packets go to the
-    files and the PUB socket, not into ever-growing lists in memory."""
+def _spy_receivers(monkeypatch) -> list:
+    """Every RealtimeReceiver the CLI makes from now on, in a list (the class is patched)."""
     import modem.board.realtime as realtime
-    from modem.cli import main
     made = []
 
     class Spy(realtime.RealtimeReceiver):
@@ -371,6 +378,14 @@ def test_cli_receiver_does_not_keep_every_frame_in_memory(tmp_path, monkeypatch,
             super().__init__(*a, **kw)
             made.append(self)
     monkeypatch.setattr(realtime, "RealtimeReceiver", Spy)
+    return made
+
+
+def test_cli_receiver_does_not_keep_every_frame_in_memory(tmp_path, monkeypatch, capsys):
+    """``modem receive`` runs for whole passes (or days with --loop): frames and packets go to the
+    files and the PUB socket, not into ever-growing lists in memory."""
+    from modem.cli import main
+    made = _spy_receivers(monkeypatch)
     data, ctl = f"ipc://{tmp_path}/data", f"ipc://{tmp_path}/ctl"
     th = threading.Thread(target=main, args=(["board", "emulate", "--source", "sim", "--frames", "6", "--rate", "0",
                                               "--endpoint", data, "--control", ctl, "--wait-start"],))
@@ -601,29 +616,9 @@ def test_stop_without_drain_still_logs_the_gaps_it_discards():
 def test_emulator_duplicate_lost_to_a_full_queue_is_not_logged():
     """rate_factor > 0 and a full send queue: a duplicate that could not be sent was logged as
     injected, so the receiver's duplicate count could never match the log."""
-    ctx = zmq.Context()
-    per = 64
-    data = np.arange(6 * per, dtype=np.int64) * 10
-    emu = BoardEmulator(ArraySource(data), "inproc://review-dup", items_per_message=per, rate_factor=1e6,
-                        sndhwm=1, faults=FaultPlan(duplicate={1}), context=ctx)
-    pull = ctx.socket(zmq.PULL)
-    pull.rcvhwm = 1
-    pull.connect("inproc://review-dup")
-    t = threading.Thread(target=emu.run, daemon=True)
-    t.start()
-    time.sleep(0.5)
-    got = []
-    while True:
-        h, items = parse_message(pull.recv_multipart())
-        if h.flags & Flags.END_OF_STREAM:
-            break
-        got.append(h.seq)
-    t.join(10)
-    pull.close()
-    emu.close()
-    ctx.term()
-    dups = len(got) - len(set(got))
-    assert dups == sum(k == "duplicate" for k, _, _ in emu.log), (got, emu.log)
+    got, log = _through_a_full_queue(6, FaultPlan(duplicate={1}), "review-dup")
+    seqs = [q for q, _ in got]
+    assert len(seqs) - len(set(seqs)) == sum(k == "duplicate" for k, _, _ in log), (got, log)
 
 
 def test_seq_going_back_without_restart_flag_is_an_implicit_restart():
@@ -653,15 +648,8 @@ def test_cli_receive_stops_its_receiver_when_the_board_refuses_start(tmp_path, m
     refuses 'start' (or times out) the receiver must still be stopped (threads, sockets, stats.json)."""
     import json as _json
 
-    import modem.board.realtime as realtime
     from modem.cli import main
-    made = []
-
-    class Spy(realtime.RealtimeReceiver):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw)
-            made.append(self)
-    monkeypatch.setattr(realtime, "RealtimeReceiver", Spy)
+    made = _spy_receivers(monkeypatch)
     ctx = zmq.Context.instance()
     rep = ctx.socket(zmq.REP)
     rep.linger = 0

@@ -193,18 +193,25 @@ def test_depacketizer_chunking_invariant(rng):
     assert pk_c == one.packets and st == s1
 
 
-def test_other_virtual_channels_ignored(rng):
-    pk = _packets(rng, 40)
-    frames, _ = _frames(pk)
-    other = TMFrameSpec(frame_len=64, scid=0x2C, vcid=5)
-    of, _ = _frames(_packets(rng, 20), spec=other)
+def _with_other_vc(rng, frames, corrupt=()):
+    """``frames`` with a frame of VC 5 (another SCID too) after each of the first ones; the VC-5
+    frames whose index is in ``corrupt`` get a flipped header bit (a bad FECF). Returns (mixed,
+    number of VC-5 frames)."""
+    of, _ = _frames(_packets(rng, 20), spec=TMFrameSpec(frame_len=64, scid=0x2C, vcid=5))
     mixed = []
     for i, f in enumerate(frames):
         mixed.append(f)
         if i < len(of):
-            mixed.append(of[i])
+            mixed.append(bytes([of[i][0] ^ 0x01]) + of[i][1:] if i in corrupt else of[i])
+    return mixed, len(of)
+
+
+def test_other_virtual_channels_ignored(rng):
+    pk = _packets(rng, 40)
+    frames, _ = _frames(pk)
+    mixed, n_other = _with_other_vc(rng, frames)
     out, st = TMDepacketizer(SPEC).push(mixed, TMDepacketizer(SPEC).initial_state())
-    assert [p.to_bytes() for p in out.packets] == pk and st.other_vc == len(of) and st.gaps == 0
+    assert [p.to_bytes() for p in out.packets] == pk and st.other_vc == n_other and st.gaps == 0
 
 
 def test_starting_mid_stream_resyncs_on_fhp(rng):
@@ -249,13 +256,7 @@ def test_bad_fecf_on_another_virtual_channel_is_no_gap(rng):
     # frame count is continuous across it: no gap, no frames lost, no packet of ours lost.
     pk = _packets(rng, 40)
     frames, _ = _frames(pk)
-    other = TMFrameSpec(frame_len=64, scid=0x2C, vcid=5)
-    of, _ = _frames(_packets(rng, 20), spec=other)
-    mixed = []
-    for i, f in enumerate(frames):
-        mixed.append(f)
-        if i < len(of):
-            mixed.append(bytes([of[i][0] ^ 0x01]) + of[i][1:] if i == 3 else of[i])
+    mixed, _ = _with_other_vc(rng, frames, corrupt={3})
     dp = TMDepacketizer(SPEC)
     out, st = dp.push(mixed, dp.initial_state())
     assert st.bad_fecf == 1
