@@ -323,3 +323,22 @@ def test_frame_count_gap_across_the_256_wrap(rng):
     out, st = dp.push([f for k, f in enumerate(frames) if k not in bad], dp.initial_state())
     assert st.gaps == 1 and st.frames_lost == 3
     assert [p.to_bytes() for p in out.packets] == _intact(pk, bad, SPEC.data_len)
+
+
+def test_lose_sync_drops_the_packet_in_progress(rng):
+    """A caller that knows of a gap (the real-time receiver at a stream gap) makes the depacketizer
+    drop the packet in progress (counted, reason stream_gap) and find the next from an FHP."""
+    pk = _packets(rng, 40)
+    frames, _ = _frames(pk)
+    dp = TMDepacketizer(SPEC)
+    out, st = dp.push(frames[:3], dp.initial_state())
+    partial = len(st.buf)
+    assert partial                                     # a packet begun in frame 3 goes on in frame 4
+    lost, st = dp.lose_sync(st)
+    assert [(d.reason, d.n_octets) for d in lost.dropped] == [("stream_gap", partial)]
+    assert st.dropped_events == 1 and st.dropped_octets == partial and not st.buf
+    out2, st = dp.push(frames[3:], st)
+    got = [p.to_bytes() for p in out.packets + out2.packets]
+    assert set(got) <= set(pk) and len(got) < len(pk) and got[-1] == pk[-1]
+    _, st2 = dp.lose_sync(dp.initial_state())          # nothing in progress: nothing dropped
+    assert st2.dropped_events == 0

@@ -42,7 +42,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -738,10 +738,7 @@ class RealtimeReceiver:
                     # the frames after the gap do not continue the bit stream: the packet in progress
                     # is dropped (counted in the depacketizer state), never completed with another's
                     # tail (the VC frame count is only 8 bits and the FHP may match by chance)
-                    ds = self._depack_state
-                    self._depack_state = replace(ds, buf=b"", in_sync=False,
-                                                 dropped_events=ds.dropped_events + bool(ds.buf),
-                                                 dropped_octets=ds.dropped_octets + len(ds.buf))
+                    _, self._depack_state = self._depack.lose_sync(self._depack_state)
                 self.stats.resyncs += 1
                 self._event(info)
                 log.warning("stream %s: seq %s..%s (%s messages), stream position %s -> %s; decoder re-acquires",

@@ -216,12 +216,14 @@ class DroppedData:
     FHP, or a frame secondary header that leaves no packet zone), ``idle_frame_in_packet`` (an OID
     frame arrived mid-packet), ``no_packet_start`` (octets before the first packet header after a
     resynchronisation), ``not_packets`` (a frame with the synchronisation flag set: its data field
-    is a VCA_SDU, not packets). ``vcfc``: count of the frame at which it was detected (as received).
+    is a VCA_SDU, not packets), ``stream_gap`` (the caller's :meth:`TMDepacketizer.lose_sync`: a
+    gap in the stream before the frames). ``vcfc``: count of the frame at which it was detected
+    (as received; None for ``stream_gap``).
     """
 
     reason: str
     n_octets: int
-    vcfc: int
+    vcfc: int | None
 
 
 @dataclass(frozen=True)
@@ -279,6 +281,13 @@ class TMDepacketizer:
             fr = f if isinstance(f, TMFrame) else decode_tm_frame(self.spec, f)
             state = self._one(fr, state, out)
         return out, state
+
+    def lose_sync(self, state: DepacketizerState, reason: str = "stream_gap") -> tuple[DepacketizerOutput, DepacketizerState]:
+        """The frames that follow do not continue the stream (a gap the caller knows of): the
+        packet in progress is dropped (``reason``, counted) and the next one is found again from a
+        first header pointer, never completed with another packet's tail."""
+        out = DepacketizerOutput()
+        return out, self._lose_sync(state, out, reason, None)
 
     # internals
     @staticmethod
