@@ -358,13 +358,14 @@ def _report(cap, rx, h: _FrameHandler, wall: float, t_first, t_last) -> dict:
     cw_bad = int(st_d.get("codewords_crc_failed", 0))
     dps = h.dp_state
     tail = len(dps.buf)        # a packet begun in the last good frame and never completed: lost
+    _, end = h.dp.lose_sync(dps, "incomplete_at_end")      # counted as the depacketizer counts drops
     rep = {
         "file": cap.path, "format": cap.format, "kind": cap.kind, "chain": cap.meta.get("chain"),
         "meta": cap.meta,
         "frames": {"total": h.n, "good": h.good, "bad": h.n - h.good, "crc_failed": h.crc_failed,
                    "fecf_failed": h.fecf_failed, "frames_sha256": h.frames_hash.hexdigest()},
-        "packets": {"count": h.packets, "idle": dps.idle_packets, "dropped_events": dps.dropped_events + int(tail > 0),
-                    "dropped_octets": dps.dropped_octets + tail, "incomplete_at_end_octets": tail,
+        "packets": {"count": h.packets, "idle": dps.idle_packets, "dropped_events": end.dropped_events,
+                    "dropped_octets": end.dropped_octets, "incomplete_at_end_octets": tail,
                     "frame_count_gaps": dps.gaps,
                     "payload_sha256": h.payload_hash.hexdigest()},
         "quality": {"codewords": cw, "codewords_crc_failed": cw_bad,

@@ -216,8 +216,8 @@ class DroppedData:
     FHP, or a frame secondary header that leaves no packet zone), ``idle_frame_in_packet`` (an OID
     frame arrived mid-packet), ``no_packet_start`` (octets before the first packet header after a
     resynchronisation), ``not_packets`` (a frame with the synchronisation flag set: its data field
-    is a VCA_SDU, not packets), ``stream_gap`` (the caller's :meth:`TMDepacketizer.lose_sync`: a
-    gap in the stream before the frames). ``vcfc``: count of the frame at which it was detected
+    is a VCA_SDU, not packets), ``stream_gap`` / ``incomplete_at_end`` (the caller's
+    :meth:`TMDepacketizer.lose_sync`: a gap in the stream before the frames, the end of a pass). ``vcfc``: count of the frame at which it was detected
     (as received; None for ``stream_gap``).
     """
 
