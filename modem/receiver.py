@@ -273,10 +273,11 @@ class SCPPMTimeTagReceiver:
 
     def _remember_times(self, slots):
         """Keep (segment, sym_index) -> receive time of this batch's symbols and of the 8 codewords
-        before it (codeword sync may still be holding those), bounded by the batch size."""
+        before it (codeword sync may still be holding those), bounded by the batch size. A codeword
+        is ``cw_sync.cfg.period`` received symbols: repetition included."""
         if not len(slots):
             return
-        keep = 8 * self.code.symbols_per_codeword + len(slots)
+        keep = 8 * self.cw_sync.cfg.period + len(slots)
         for name, new in (("_t_seg", slots.segment), ("_t_idx", slots.sym_index), ("_t_ps", slots.t_sym_ps)):
             setattr(self, name, np.concatenate([getattr(self, name), np.asarray(new)])[-keep:])
 
