@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """Review tests of the SCPPM chain (CCSDS 142.0-B-1): each one pins a bug found in review."""
 import numpy as np
+import pytest
 
-from modem.fec.scppm import SCPPMCode, SCPPMTransmitter, attach_asm, slice_blocks
+from modem.errors import ConfigError
+from modem.fec.scppm import (SCPPMCode, SCPPMEncoder, SCPPMReceiver, SCPPMTransmitter, attach_asm, ppm_unmap,
+                             slice_blocks, symbols_to_slots)
 from modem.framing.bits import unpack_bytes
 from modem.receiver import SCPPMTimeTagReceiver
 from modem.sync.timetags import TimeTagConfig, simulate_time_tags
@@ -24,3 +27,29 @@ def test_frame_times_with_high_repetition_do_not_depend_on_chunking():
     assert [f.data for f in got] == frames and all(f.valid for f in got)
     assert all(np.isfinite(f.t_ps) for f in got)
     assert [(f.data, f.t_ps, f.codewords) for f in got] == [(f.data, f.t_ps, f.codewords) for f in one]
+
+
+def test_empty_batch_through_the_transmitter():
+    """Zero information blocks are zero codewords, not a ValueError: the PPM mapper, its inverse,
+    the slot mapper and the transmitter (modulate, and flush without a channel interleaver)
+    reshaped with -1 on an empty array."""
+    for M in (4, 16, 256):
+        code = SCPPMCode(M=M, rate="1/3")
+        u = np.zeros((0, code.k), np.uint8)
+        assert SCPPMEncoder(code)(u).shape == (0, code.S)
+        assert ppm_unmap(np.zeros((0, code.S), np.int64), M).shape == (0, 15120)
+        assert symbols_to_slots(np.zeros((0, 5), np.int64), code).shape == (0, 5 * code.slots_per_symbol)
+        tx = SCPPMTransmitter(code)
+        assert tx.modulate(u).shape == (0, code.slots_per_codeword)
+        assert tx.flush().shape == (0, code.slots_per_codeword)
+        assert SCPPMReceiver(code, 1.0, 0.1).receive(tx.modulate(u)).crc_ok.shape == (0,)
+
+
+@pytest.mark.parametrize("kw", [dict(repetition=2.0), dict(repetition=True), dict(repetition=np.float64(4)),
+                                dict(interleaver_rows=True), dict(interleaver_shift=True, interleaver_rows=2)])
+def test_non_integer_code_parameters_are_named(kw):
+    """repetition=2.0 passed ``in (1, 2, ...)`` and gave a float slots_per_codeword (151840.0);
+    True passed as 1. Each is now a ConfigError naming the value."""
+    name = next(iter(kw))
+    with pytest.raises(ConfigError, match=name):
+        SCPPMCode(M=16, **kw)

@@ -101,14 +101,15 @@ class SCPPMCode:
             raise ConfigError(f"SCPPMCode: rate must be one of {tuple(K_INFO)}, got rate={self.rate!r}")
         object.__setattr__(self, "rate", rate)
         N, B = self.interleaver_rows, self.interleaver_shift
-        if not isinstance(N, (int, np.integer)) or N < 1:
+        if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 1:
             raise ConfigError(f"SCPPMCode: interleaver_rows N must be an integer >= 1, got N={N!r}")
-        if not isinstance(B, (int, np.integer)) or B < 0 or (N > 1 and B < 1):
+        if isinstance(B, bool) or not isinstance(B, (int, np.integer)) or B < 0 or (N > 1 and B < 1):
             raise ConfigError(f"SCPPMCode: interleaver_shift B must be >= 1 when N > 1 (>= 0 otherwise), got B={B!r}")
         if N > 1 and self.check_interleaver_multiple and (B * N) % self.S:
             raise ConfigError(f"SCPPMCode: B*N must be a multiple of S={self.S} symbols (got B={B}, N={N}, "
                               f"B*N={B * N}); pass check_interleaver_multiple=False to lift this unconfirmed rule")
-        if self.repetition not in REPETITIONS:
+        q = self.repetition
+        if isinstance(q, bool) or not isinstance(q, (int, np.integer)) or q not in REPETITIONS:
             raise ConfigError(f"SCPPMCode: repetition must be one of {REPETITIONS}, got repetition={self.repetition!r}")
         if self.repeat_unit not in ("symbol", "codeword"):
             raise ConfigError(f"SCPPMCode: repeat_unit must be 'symbol' or 'codeword', got {self.repeat_unit!r}")

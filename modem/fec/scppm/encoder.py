@@ -99,7 +99,7 @@ def ppm_map(bits, M: int) -> np.ndarray:
     if b.shape[-1] % m:
         raise ShapeError(f"ppm_map: last axis {b.shape[-1]} is not a multiple of log2 M = {m}")
     w = (1 << np.arange(m - 1, -1, -1)).astype(np.int64)
-    return (b.reshape(b.shape[:-1] + (-1, m)).astype(np.int64) @ w).astype(np.int64)
+    return (b.reshape(b.shape[:-1] + (b.shape[-1] // m, m)).astype(np.int64) @ w).astype(np.int64)
 
 
 def ppm_unmap(symbols, M: int) -> np.ndarray:
@@ -107,7 +107,7 @@ def ppm_unmap(symbols, M: int) -> np.ndarray:
     m = int(M).bit_length() - 1
     s = np.asarray(symbols, dtype=np.int64)
     sh = np.arange(m - 1, -1, -1)
-    return ((s[..., None] >> sh) & 1).astype(np.uint8).reshape(s.shape[:-1] + (-1,))
+    return ((s[..., None] >> sh) & 1).astype(np.uint8).reshape(s.shape[:-1] + (s.shape[-1] * m,))
 
 
 class SCPPMEncoder:
@@ -220,7 +220,7 @@ def symbols_to_slots(symbols, code: SCPPMCode) -> np.ndarray:
         raise ShapeError(f"symbols_to_slots: PPM symbol {bad} is outside 0..{code.M - 1}")
     out = np.zeros(s.shape + (code.slots_per_symbol,), dtype=np.uint8)
     np.put_along_axis(out, s[..., None], 1, axis=-1)
-    return out.reshape(s.shape[:-1] + (-1,))
+    return out.reshape(s.shape[:-1] + (s.shape[-1] * code.slots_per_symbol,))
 
 
 class SCPPMTransmitter:
@@ -241,7 +241,7 @@ class SCPPMTransmitter:
 
     def _frame(self, sym_stream) -> np.ndarray:
         c = self.code
-        blocks = sym_stream.reshape(-1, c.S)
+        blocks = sym_stream.reshape(sym_stream.size // c.S, c.S)
         return symbols_to_slots(repeat(attach_csm(blocks, c), c), c)
 
     def modulate(self, u) -> np.ndarray:
