@@ -290,6 +290,8 @@ def llr_exact(xa, xb, es, sigma2: float, modes: int = 1, erase=None) -> np.ndarr
     if M > 1:
         tiny = 1e-300
         llr = llr + 0.5 * (M - 1) * (np.log(np.maximum(xb, tiny)) - np.log(np.maximum(xa, tiny)))
+        # es = 0: x_A, x_B identically distributed, LLR 0 (the Bessel terms cancel, this one must too)
+        llr = np.where(es == 0, 0.0, llr)
     llr = np.broadcast_to(llr, xa.shape).astype(np.float32)
     if erase is not None:
         llr = np.where(np.broadcast_to(np.asarray(erase, dtype=bool), llr.shape), np.float32(0), llr)

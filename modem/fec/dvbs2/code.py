@@ -216,10 +216,13 @@ class DVBS2Code:
         if a.dtype.kind not in "fiu":
             raise ShapeError(f"{who}: llr must be a real float array, got dtype {a.dtype}")
         lead = a.shape[:-1]
-        flat = np.ascontiguousarray(a.reshape(-1, self.n), dtype=np.float32)
+        flat = a.reshape(-1, self.n)
         if flat.size and not np.isfinite(flat).all():
             bad = flat[~np.isfinite(flat)].flat[0]
             raise ShapeError(f"{who}: llr must be finite, found value {bad}")
+        if flat.dtype.kind == "f" and flat.dtype.itemsize > 4:   # clip before the cast: 1e39 must not become inf
+            flat = np.clip(flat, -LLR_CLIP, LLR_CLIP)
+        flat = np.ascontiguousarray(flat, dtype=np.float32)
         if algorithm != "minsum":          # the fixed-point min-sum kernel clips as it reads (no copy)
             flat = np.clip(flat, -LLR_CLIP, LLR_CLIP)
         hard, ok, iters = self.ldpc.decode(flat, int(max_iter), algorithm, float(scale), float(offset))
@@ -245,10 +248,13 @@ class DVBS2Code:
         if a.dtype.kind not in "fiu":
             raise ShapeError(f"{who}: llr must be a real float array, got dtype {a.dtype}")
         lead = a.shape[:-1]
-        flat = xp.ascontiguousarray(a.reshape(-1, self.n), dtype=np.float32)
+        flat = a.reshape(-1, self.n)
         if flat.size and not bool(xp.isfinite(flat).all()):
             bad = flat[~xp.isfinite(flat)].ravel()[0]
             raise ShapeError(f"{who}: llr must be finite, found value {bad}")
+        if flat.dtype.kind == "f" and flat.dtype.itemsize > 4:   # as decode(): clip before the cast
+            flat = xp.clip(flat, -LLR_CLIP, LLR_CLIP)
+        flat = xp.ascontiguousarray(flat, dtype=np.float32)
         if algorithm != "minsum":          # as decode(): the fixed-point kernel clips as it reads
             flat = xp.clip(flat, -LLR_CLIP, LLR_CLIP)
         hard, ok, iters = self.ldpc.decode_device(flat, max_iter, algorithm, scale, offset, launcher)
