@@ -53,3 +53,16 @@ def test_non_integer_code_parameters_are_named(kw):
     name = next(iter(kw))
     with pytest.raises(ConfigError, match=name):
         SCPPMCode(M=16, **kw)
+
+
+@pytest.mark.parametrize("name, value", [("batch", 0), ("frames", 0), ("batch", -3)])
+def test_simulation_run_counts_are_checked(name, value):
+    """``modem simulate scppm --batch 0`` looped for ever (min(0, ...) blocks per pass, never done);
+    --batch -3 was a NumPy ValueError. Now a ConfigError naming the option, as the DPSK chain does."""
+    import argparse
+    from modem.sim import scppm as sim
+    p = argparse.ArgumentParser()
+    sim.add_arguments(p)
+    args = p.parse_args(["--order", "4", "--frames", "1", f"--{name}", str(value)])
+    with pytest.raises(ConfigError, match=f"--{name}"):
+        sim.run(args)

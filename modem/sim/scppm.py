@@ -11,7 +11,7 @@ import numpy as np
 from .. import backend as be
 from ..analysis.capacity import gap_db, ns_capacity_limit
 from ..channel.poisson import SNSPD, simulate_counts
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, ConfigError
 from ..fec.scppm import SCPPMCode, SCPPMReceiver, SCPPMTransmitter
 from .common import ErrorCounter, report
 
@@ -40,6 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args, progress=None) -> dict:
+    for name in ("frames", "batch"):
+        v = getattr(args, name)
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ConfigError(f"scppm simulation: --{name} must be an integer >= 1, got {name}={v!r}")
     backend = be.resolve_backend()
     if backend == "gpu":
         raise BackendUnavailable("the SCPPM chain has no GPU path in this build (kernels/ pending); "
