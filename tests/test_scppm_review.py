@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from modem.errors import ConfigError
-from modem.fec.scppm import (SCPPMCode, SCPPMEncoder, SCPPMReceiver, SCPPMTransmitter, attach_asm, ppm_unmap,
-                             slice_blocks, symbols_to_slots)
+from modem.errors import ConfigError, ShapeError
+from modem.fec.scppm import (CodewordDeinterleaver, SCPPMCode, SCPPMDecoder, SCPPMEncoder, SCPPMReceiver,
+                             SCPPMTransmitter, attach_asm, llr_weight, ppm_map, ppm_unmap, slice_blocks,
+                             symbols_to_slots)
 from modem.framing.bits import unpack_bytes
 from modem.receiver import SCPPMTimeTagReceiver
 from modem.sync.timetags import TimeTagConfig, simulate_time_tags
@@ -66,3 +67,25 @@ def test_simulation_run_counts_are_checked(name, value):
     args = p.parse_args(["--order", "4", "--frames", "1", f"--{name}", str(value)])
     with pytest.raises(ConfigError, match=f"--{name}"):
         sim.run(args)
+
+
+@pytest.mark.parametrize("call, exc, words", [
+    (lambda: SCPPMDecoder(SCPPMCode(), max_iter=True), ConfigError, "max_iter=True"),
+    (lambda: SCPPMDecoder(SCPPMCode(), ext_scale="a"), ConfigError, "ext_scale='a'"),
+    (lambda: SCPPMDecoder(SCPPMCode(), ext_scale=None), ConfigError, "ext_scale=None"),
+    (lambda: llr_weight("x", 0.1), ConfigError, "ns='x'"),
+    (lambda: SCPPMReceiver(SCPPMCode(), 1.0, "y"), ConfigError, "nb='y'"),
+    (lambda: slice_blocks(np.zeros(10, np.uint8), 0), ConfigError, "k=0"),
+    (lambda: ppm_map(np.zeros(4, np.uint8), 5), ConfigError, "M=5"),
+    (lambda: ppm_map(np.array([2, 0, 0, 0]), 4), ShapeError, "value 2"),
+    (lambda: ppm_unmap(np.array([20]), 16), ShapeError, "20"),
+    (lambda: ppm_unmap(np.array([1]), 3), ConfigError, "M=3"),
+    (lambda: symbols_to_slots(np.array([1.5, 2.0]), SCPPMCode(M=4)), ShapeError, "1.5"),
+    (lambda: CodewordDeinterleaver(SCPPMCode()).push(np.float64(1.0)), ShapeError, r"\(\)"),
+])
+def test_bad_arguments_of_the_chain_are_named(call, exc, words):
+    """Bad values used to pass silently (ppm_map of a '2' bit gave symbol 4, ppm_unmap of symbol 20
+    for M = 16 the bits of 4, M = 5 was read as 4-PPM, symbol 1.5 became 1) or failed with a
+    TypeError / ZeroDivisionError / IndexError that did not name them."""
+    with pytest.raises(exc, match=words):
+        call()

@@ -70,9 +70,10 @@ class SCPPMDecoder:
     def __init__(self, code: SCPPMCode, max_iter: int = 16, max_log: bool = False, ext_scale: float = 1.0):
         if not isinstance(code, SCPPMCode):
             raise ConfigError(f"SCPPMDecoder: code must be an SCPPMCode, got {type(code).__name__}")
-        if not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+        if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
             raise ConfigError(f"SCPPMDecoder: max_iter must be an integer >= 1, got max_iter={max_iter!r}")
-        if not (0.0 < ext_scale <= 1.0):
+        if isinstance(ext_scale, bool) or not isinstance(ext_scale, (int, float, np.integer, np.floating)) \
+                or not (0.0 < ext_scale <= 1.0):
             raise ConfigError(f"SCPPMDecoder: ext_scale must be in (0, 1], got ext_scale={ext_scale!r}")
         self.code = code
         self.max_iter = int(max_iter)
@@ -144,6 +145,12 @@ class SCPPMDecoder:
 
 def llr_weight(ns: float, nb: float) -> float:
     """Poisson slot LLR weight ln(1 + ns/nb); a count y in a slot contributes y * weight."""
+    for name, v in (("ns", ns), ("nb", nb)):
+        try:
+            float(v)
+        except (TypeError, ValueError):
+            raise ConfigError(f"llr_weight: {name} must be a real number, got {name}={v!r}") from None
+    ns, nb = float(ns), float(nb)
     if not (np.isfinite(ns) and ns > 0):
         raise ConfigError(f"llr_weight: ns (signal photons per pulse) must be > 0, got ns={ns!r}")
     if not (np.isfinite(nb) and nb > 0):
@@ -180,9 +187,9 @@ class CodewordDeinterleaver:
     def push(self, metric, restart=None) -> tuple[np.ndarray, np.ndarray]:
         c = self.code
         x = np.asarray(metric)
-        F = x.shape[0]
         if x.ndim != 3 or x.shape[1:] != (c.S, c.M):
             raise ShapeError(f"CodewordDeinterleaver.push: metric must have shape (F, {c.S}, {c.M}), got {x.shape}")
+        F = x.shape[0]
         rs = np.zeros(F, bool) if restart is None else np.asarray(restart, dtype=bool)
         if rs.shape != (F,):
             raise ShapeError(f"CodewordDeinterleaver.push: restart must have shape ({F},), got {rs.shape}")
@@ -227,8 +234,8 @@ class SCPPMReceiver:
 
     def __init__(self, code: SCPPMCode, ns: float, nb: float, **decoder_options):
         self.code = code
+        self.weight = llr_weight(ns, nb)
         self.ns, self.nb = float(ns), float(nb)
-        self.weight = llr_weight(self.ns, self.nb)
         self.decoder = SCPPMDecoder(code, **decoder_options)
         self.deinterleaver = CodewordDeinterleaver(code)
 

@@ -16,7 +16,7 @@ from ...errors import ConfigError, ShapeError
 from ...framing.bits import bits_from_int, check_bits
 from ...framing.crc import crc32_hpe, crc_bits
 from ...framing.randomizer import pn8
-from .code import ASM_HPE, SCPPMCode, bit_interleaver
+from .code import ASM_HPE, PPM_ORDERS, SCPPMCode, bit_interleaver
 
 
 # --- 3.3 / 3.4: ASM and slicing ---------------------------------------------------------------
@@ -33,6 +33,8 @@ def slice_blocks(stream, k: int) -> np.ndarray:
 
     The final block is zero-filled (3.4.2.1.1: only at transmission closure).
     """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ConfigError(f"slice_blocks: k must be an integer >= 1, got k={k!r}")
     s = check_bits(stream, None, "slice_blocks", "stream")
     if s.ndim != 1:
         raise ShapeError(f"slice_blocks: stream must be 1-D, got shape {s.shape}")
@@ -92,10 +94,17 @@ def accumulate(v) -> np.ndarray:
     return np.bitwise_xor.accumulate(v, axis=-1).astype(np.uint8)
 
 
+def _ppm_bits(M, who: str) -> int:
+    """log2 M of an allowed PPM order (ConfigError naming any other)."""
+    if isinstance(M, bool) or not isinstance(M, (int, np.integer)) or int(M) not in PPM_ORDERS:
+        raise ConfigError(f"{who}: M must be one of {PPM_ORDERS}, got M={M!r}")
+    return int(M).bit_length() - 1
+
+
 def ppm_map(bits, M: int) -> np.ndarray:
     """Group log2 M bits (first bit = MSB) into PPM symbols: ``(*batch, n) -> (*batch, n/log2 M)``."""
-    m = int(M).bit_length() - 1
-    b = np.asarray(bits)
+    m = _ppm_bits(M, "ppm_map")
+    b = check_bits(bits, None, "ppm_map", "bits")
     if b.shape[-1] % m:
         raise ShapeError(f"ppm_map: last axis {b.shape[-1]} is not a multiple of log2 M = {m}")
     w = (1 << np.arange(m - 1, -1, -1)).astype(np.int64)
@@ -104,8 +113,8 @@ def ppm_map(bits, M: int) -> np.ndarray:
 
 def ppm_unmap(symbols, M: int) -> np.ndarray:
     """Inverse of :func:`ppm_map`: symbols ``(*batch, S)`` -> bits ``(*batch, S log2 M)``, MSB first."""
-    m = int(M).bit_length() - 1
-    s = np.asarray(symbols, dtype=np.int64)
+    m = _ppm_bits(M, "ppm_unmap")
+    s = _check_symbols(symbols, int(M), "ppm_unmap")
     sh = np.arange(m - 1, -1, -1)
     return ((s[..., None] >> sh) & 1).astype(np.uint8).reshape(s.shape[:-1] + (s.shape[-1] * m,))
 
@@ -212,12 +221,25 @@ def repeat(symbols, code: SCPPMCode) -> np.ndarray:
     return np.tile(s, (1,) * (s.ndim - 1) + (q,))
 
 
+def _check_symbols(symbols, M: int, who: str) -> np.ndarray:
+    """PPM symbols as int64, each an integer in 0..M-1 (ShapeError naming the first other value)."""
+    a = np.asarray(symbols)
+    if a.dtype.kind not in "iub":
+        if a.dtype.kind != "f":
+            raise ShapeError(f"{who}: PPM symbols must be integers, got dtype {a.dtype}")
+        frac = ~np.isfinite(a) | (a != np.round(a))
+        if frac.any():
+            raise ShapeError(f"{who}: PPM symbol {a[frac].flat[0]} is not an integer")
+    s = a.astype(np.int64)
+    if s.size and (s.min() < 0 or s.max() >= M):
+        bad = s[(s < 0) | (s >= M)].flat[0]
+        raise ShapeError(f"{who}: PPM symbol {bad} is outside 0..{M - 1}")
+    return s
+
+
 def symbols_to_slots(symbols, code: SCPPMCode) -> np.ndarray:
     """Slot mapper + guard slots (3.12, 3.13): symbols ``(*b, n)`` -> pulses ``(*b, n (M + M/4))`` uint8."""
-    s = np.asarray(symbols, dtype=np.int64)
-    if s.size and (s.min() < 0 or s.max() >= code.M):
-        bad = s[(s < 0) | (s >= code.M)].flat[0]
-        raise ShapeError(f"symbols_to_slots: PPM symbol {bad} is outside 0..{code.M - 1}")
+    s = _check_symbols(symbols, code.M, "symbols_to_slots")
     out = np.zeros(s.shape + (code.slots_per_symbol,), dtype=np.uint8)
     np.put_along_axis(out, s[..., None], 1, axis=-1)
     return out.reshape(s.shape[:-1] + (s.shape[-1] * code.slots_per_symbol,))
