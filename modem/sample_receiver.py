@@ -719,11 +719,19 @@ class SCPPMSampleReceiver:
         return self._decode(cw)
 
     def flush(self) -> list[ReceivedFrame]:
-        """End of record: the slots still in the front end's interpolation window cannot form a
-        codeword (a partial codeword is dropped); the TM synchroniser closes a frame that ends
-        exactly at the end of the last codeword. ``reset()`` before pushing another record."""
+        """End of record: the front end reads the slots it still held back (:meth:`SampleFrontEnd.drain`)
+        and one erased slot (LLR 0) past the record end lets codeword sync (which scores the CSM at
+        +-1 slot) take a codeword that ends with the record; a partial codeword is dropped. The TM
+        synchroniser closes a frame that ends exactly at the end of the last codeword. ``reset()``
+        before pushing another record."""
+        s, self._fe_state = self.frontend.drain(self._fe_state)
         _, self._fe_state = self.frontend.flush(self._fe_state)
-        return self._deframer.flush()
+        lam = np.concatenate([np.clip(self.slot_llr(s.z), -SLOT_LLR_CLIP, SLOT_LLR_CLIP), [0.0]])
+        cw, self._sync_state = self.sync.push(lam, np.concatenate([s.t, [np.nan]]), self._sync_state)
+        for kind, t, info in cw.events:
+            self._event({"lost": "loss_of_signal"}.get(kind, kind), t, info)
+        frames = self._decode(cw)
+        return frames + self._deframer.flush()
 
     def _decode(self, cw: CodewordSlots) -> list[ReceivedFrame]:
         """Symbol metrics -> [convolutional de-interleaver] -> decoder -> TM deframer. A hole in the
@@ -1297,13 +1305,17 @@ class DPSKSampleReceiver:
         s, fe_state = self.frontend.push(y, self._fe_state)
         self._fe_state = fe_state
         self.stats.samples += int(y.size)
+        return self._from_slots(s)
+
+    def _from_slots(self, s) -> list[ReceivedFrame]:
+        """Front-end slots (after ``self._fe_state`` took them) -> [burst grid] -> bit LLRs -> frames."""
         if self.grid is None:
             z, t, erase = s.z, s.t, None
         else:
             # burst-periodic front end: it has placed every burst start on its own grid (edges
             # measured burst by burst, then locked); the fold of the first windows, where that
             # grid may still be settling, picked a phase a slot off for whole windows of bursts
-            start = fe_state.burst_start
+            start = self._fe_state.burst_start
             z, t, erase, self._grid_state = self.grid.push(
                 s.z, s.t, self._grid_state, phase=None if start is None else start % self.grid.Pb,
                 external=self.frontend.config.burst_period > 0)
@@ -1312,10 +1324,12 @@ class DPSKSampleReceiver:
     def flush(self) -> list[ReceivedFrame]:
         """End of record: the burst grid releases the last burst if all its slots arrived, and
         ``slip`` erased bits let the synchroniser close the last FEC frame (its marker search
-        window reaches past the frame end). The receiver is then at the end of its record:
-        ``reset()`` before pushing another."""
+        window reaches past the frame end). Before that the front end reads the slots it still
+        held back (:meth:`SampleFrontEnd.drain`), so a FEC frame that ends with the record is
+        complete. The receiver is then at the end of its record: ``reset()`` before pushing another."""
+        s, self._fe_state = self.frontend.drain(self._fe_state)
         _, self._fe_state = self.frontend.flush(self._fe_state)
-        frames = []
+        frames = self._from_slots(s)
         if self.grid is not None:
             z, t, erase, self._grid_state = self.grid.flush(self._grid_state)
             if z.size:

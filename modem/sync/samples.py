@@ -646,6 +646,25 @@ class SampleFrontEnd:
                                bursts=bursts[:nb].copy())
         return stats, new
 
+    def drain(self, state: FrontEndState) -> tuple[SlotStatistics, FrontEndState]:
+        """End of record: the slots :meth:`push` has not read yet although their centres lie in the
+        record (the matched filter's delay and the interpolation window, or the look-ahead of a
+        phase acquisition / burst re-acquisition, hold back the last slots: ~2.5 slots at sps 4,
+        a burst and more in burst-periodic mode). Zeros are pushed past the record end and the
+        slots are returned up to the last one centred at or before its last sample
+        (``t <= n_in - 1``). Call it once, before :meth:`flush`; the state is then at the end of
+        its record (``n_in`` unchanged)."""
+        c = self.config
+        look = max(c.acquire_slots, c.burst_length) + _LEAD_SLOTS + 2 * _EDGE_RANGE + _EDGE_WIDTH + 12
+        pad = int(math.ceil(look * c.sps * 1.01)) + 2 * self.delay + 8
+        s, st = self.push(np.zeros(pad), state)
+        past = np.flatnonzero(s.t > state.n_in - 1)
+        n = len(s) if past.size == 0 else int(past[0])
+        last = int(s.index[n - 1]) if n else int(state.ivars[_I_SLOT]) - 1
+        out = SlotStatistics(z=s.z[:n].copy(), t=s.t[:n].copy(), index=s.index[:n].copy(),
+                             in_burst=s.in_burst[:n].copy(), bursts=s.bursts[s.bursts[:, 1] <= last].copy())
+        return out, replace(st, n_in=state.n_in)
+
     def flush(self, state: FrontEndState) -> tuple[np.ndarray, FrontEndState]:
         """End of record: the open burst (if any) as a (0|1, 2) array [start, last hot slot]; state closed."""
         iv = state.ivars.copy()
