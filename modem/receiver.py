@@ -211,6 +211,8 @@ class SCPPMTimeTagReceiver:
 
     def __init__(self, code: SCPPMCode, spec: TMFrameSpec, slot_width_ps: float, ns: float, nb: float,
                  max_iter: int = 16, clock_options: dict | None = None, sync_options: dict | None = None):
+        if not isinstance(code, SCPPMCode):
+            raise ConfigError(f"SCPPMTimeTagReceiver: code must be an SCPPMCode, got {code!r}")
         if not isinstance(spec, TMFrameSpec):
             raise ConfigError(f"SCPPMTimeTagReceiver: spec must be a TMFrameSpec, got {type(spec).__name__}")
         self.code, self.spec, self.slot_width_ps = code, spec, float(slot_width_ps)

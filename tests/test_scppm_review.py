@@ -82,6 +82,7 @@ def test_simulation_run_counts_are_checked(name, value):
     (lambda: ppm_unmap(np.array([1]), 3), ConfigError, "M=3"),
     (lambda: symbols_to_slots(np.array([1.5, 2.0]), SCPPMCode(M=4)), ShapeError, "1.5"),
     (lambda: CodewordDeinterleaver(SCPPMCode()).push(np.float64(1.0)), ShapeError, r"\(\)"),
+    (lambda: SCPPMTimeTagReceiver("16-PPM", SPEC, SLOT_PS, 1.0, 0.1), ConfigError, "16-PPM"),
 ])
 def test_bad_arguments_of_the_chain_are_named(call, exc, words):
     """Bad values used to pass silently (ppm_map of a '2' bit gave symbol 4, ppm_unmap of symbol 20
