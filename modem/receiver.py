@@ -213,6 +213,10 @@ class SCPPMTimeTagReceiver:
                  max_iter: int = 16, clock_options: dict | None = None, sync_options: dict | None = None):
         if not isinstance(code, SCPPMCode):
             raise ConfigError(f"SCPPMTimeTagReceiver: code must be an SCPPMCode, got {code!r}")
+        if not code.commutator_aligned:
+            raise ConfigError(f"SCPPMTimeTagReceiver: the channel interleaver's rows N={code.interleaver_rows} must "
+                              f"divide S={code.S}: the receiver locks on codewords mid-stream and restarts at "
+                              "every hole, and only then does each codeword start in commutator row 0")
         if not isinstance(spec, TMFrameSpec):
             raise ConfigError(f"SCPPMTimeTagReceiver: spec must be a TMFrameSpec, got {type(spec).__name__}")
         self.code, self.spec, self.slot_width_ps = code, spec, float(slot_width_ps)

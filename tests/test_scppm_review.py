@@ -90,3 +90,36 @@ def test_bad_arguments_of_the_chain_are_named(call, exc, words):
     TypeError / ZeroDivisionError / IndexError that did not name them."""
     with pytest.raises(exc, match=words):
         call()
+
+
+def _decode_after_hole(code, hole, n=10):
+    """Noiseless codewords through the channel interleaver, ``hole`` received codewords from the
+    third on lost, a restart at the next: (crc_ok, equal to the sent block) per output."""
+    rng = np.random.default_rng(hole)
+    u = rng.integers(0, 2, (n, code.k), dtype=np.uint8)
+    tx = SCPPMTransmitter(code)
+    x = np.concatenate([tx.modulate(u), tx.flush()])
+    keep = [i for i in range(len(x)) if not 2 <= i < 2 + hole]
+    restart = np.array([i == 2 + hole for i in keep])
+    res, _ = SCPPMReceiver(code, 4.0, 1e-3, max_iter=4).receive_stream(x[keep] * 4, restart)
+    sent = np.concatenate([u[:max(2 - code.interleaver_delay // code.S, 0)], u[2 + hole:]])  # before, after
+    assert len(res.crc_ok) == len(sent)
+    return res.crc_ok.tolist(), [bool((a == b).all()) for a, b in zip(res.u_hat, sent)]
+
+
+def test_channel_interleaver_rows_must_divide_the_codeword():
+    """The commutator runs on across codewords, so codeword c starts in row (c S) mod N. A receiver
+    that locks on (or restarts after a hole at) a codeword assumes row 0: with N not dividing S
+    (M = 256: S = 1890, N = 4, B = 945, which passed the B*N = 0 mod S rule) every codeword after
+    a hole of an odd number of codewords failed its CRC, for ever. Such codes are now refused by
+    default, and always by the time-tag receiver (which restarts at every hole); with N | S the
+    codewords after a hole of any length decode."""
+    with pytest.raises(ConfigError, match="N=4.*S=1890"):
+        SCPPMCode(M=256, rate="1/2", interleaver_rows=4, interleaver_shift=945)
+    loose = SCPPMCode(M=256, rate="1/2", interleaver_rows=4, interleaver_shift=945, check_interleaver_multiple=False)
+    with pytest.raises(ConfigError, match="N=4.*S=1890"):
+        SCPPMTimeTagReceiver(loose, SPEC, SLOT_PS, 1.0, 0.1)
+    ok = SCPPMCode(M=256, rate="1/2", interleaver_rows=2, interleaver_shift=945)
+    for hole in (1, 2, 3):
+        crc, same = _decode_after_hole(ok, hole)
+        assert all(crc) and all(same), (hole, crc, same)

@@ -73,7 +73,10 @@ class SCPPMCode:
     interleaver_rows : channel interleaver rows N (3.9). 1 = no channel interleaving. [NC]
     interleaver_shift : channel interleaver shift increment B in PPM symbols (row j delays j*N*B
         symbol periods). [NC]
-    check_interleaver_multiple : enforce B*N = 0 (mod S) (single-source rule, on by default).
+    check_interleaver_multiple : enforce B*N = 0 (mod S) (single-source rule) and N | S (on by
+        default). The commutator runs on across codewords, so codeword c starts in row (c S) mod N;
+        a receiver that locks on a codeword (or restarts after a hole) assumes row 0, which holds
+        for every codeword only when N divides S (:meth:`commutator_aligned`).
     repetition : repeat factor q_d (3.11), one of 1, 2, 3, 4, 8, 16, 32.
     repeat_unit : "symbol" (each PPM symbol and its guard slots sent q_d times in a row) or
         "codeword" (each CSM-marked codeword sent q_d times). [NC: the standard's unit is not
@@ -108,6 +111,11 @@ class SCPPMCode:
         if N > 1 and self.check_interleaver_multiple and (B * N) % self.S:
             raise ConfigError(f"SCPPMCode: B*N must be a multiple of S={self.S} symbols (got B={B}, N={N}, "
                               f"B*N={B * N}); pass check_interleaver_multiple=False to lift this unconfirmed rule")
+        if self.check_interleaver_multiple and not self.commutator_aligned:
+            raise ConfigError(f"SCPPMCode: interleaver_rows N={N} must divide S={self.S} (M={self.M}): otherwise "
+                              "a codeword may start in any commutator row and a receiver that locks on one (or "
+                              "restarts after a hole) de-interleaves it with the wrong rows; pass "
+                              "check_interleaver_multiple=False for a loopback that starts with codeword 0")
         q = self.repetition
         if isinstance(q, bool) or not isinstance(q, (int, np.integer)) or q not in REPETITIONS:
             raise ConfigError(f"SCPPMCode: repetition must be one of {REPETITIONS}, got repetition={self.repetition!r}")
@@ -186,6 +194,11 @@ class SCPPMCode:
     def slots_per_codeword(self) -> int:
         """Transmitted slots per codeword (CSM, guard slots and repetition included)."""
         return self.symbols_per_codeword * self.slots_per_symbol * self.repetition
+
+    @property
+    def commutator_aligned(self) -> bool:
+        """Every codeword starts in channel-interleaver row 0 (N divides S, or no interleaver)."""
+        return self.S % self.interleaver_rows == 0
 
     @property
     def interleaver_delay(self) -> int:
