@@ -228,6 +228,7 @@ class SCPPMTimeTagReceiver:
     def reset(self):
         self._clock_state = self.clock.initial_state()
         self._cw_state = self.cw_sync.initial_state()
+        self.decoder.reset()         # the channel de-interleaver starts empty, as in a fresh receiver
         self._stream_key = None      # (segment, sym_index, slot offset) the next codeword of a contiguous bit stream has
         self._n_cw = 0
         self._t_seg = np.zeros(0, np.int32)

@@ -123,3 +123,25 @@ def test_channel_interleaver_rows_must_divide_the_codeword():
     for hole in (1, 2, 3):
         crc, same = _decode_after_hole(ok, hole)
         assert all(crc) and all(same), (hole, crc, same)
+
+
+def test_reset_receiver_equals_a_fresh_one():
+    """SCPPMTimeTagReceiver.reset() left the channel de-interleaver holding the last record's
+    symbols: the next record's first codeword was decoded from a mix of both (a CRC failure that
+    a fresh receiver does not have: 9 codewords / 1 failed instead of 8 / 0)."""
+    code = SCPPMCode(M=16, rate="1/2", interleaver_rows=2, interleaver_shift=1890)
+    frames = _frames(6)
+    u = slice_blocks(attach_asm(np.stack([unpack_bytes(f) for f in frames])).reshape(-1), code.k)
+    tx = SCPPMTransmitter(code)
+    x = np.concatenate([tx.modulate(u), tx.flush()])
+    tags = simulate_time_tags([(0, x)], 3.0, NB, np.random.default_rng(2), TimeTagConfig(**LINK))
+    rx = SCPPMTimeTagReceiver(code, SPEC, SLOT_PS, 3.0, NB_DET)
+    _run(rx, tags, 0, 1)
+    rx.reset()
+    again = _run(rx, tags, 7, 1)
+    fresh = SCPPMTimeTagReceiver(code, SPEC, SLOT_PS, 3.0, NB_DET)
+    first = _run(fresh, tags, 7, 1)
+    assert [f.data for f in first] == frames
+    assert [(f.data, f.t_ps, f.codewords, f.crc_ok) for f in again] == [(f.data, f.t_ps, f.codewords, f.crc_ok)
+                                                                        for f in first]
+    assert (rx.stats.codewords, rx.stats.codewords_crc_failed) == (fresh.stats.codewords, 0)
