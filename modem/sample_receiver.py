@@ -88,7 +88,8 @@ from .receiver import ReceivedFrame, ReceiverStats, TMDeframer, deliver_codeword
 from .sync.codeword_sync import csm_llr, csm_llr_slot_offsets
 from .sync.frame_sync import ASMFrameSync, FrameSyncConfig
 from .sync.slot_clock import SyncEvent
-from .sync.samples import FrontEndConfig, SampleFrontEnd, dpsk_bit_llr, gaussian_slot_llr, ppm_symbol_metric
+from .sync.samples import (FrontEndConfig, SampleFrontEnd, dpsk_bit_llr, gaussian_slot_llr, matched_filter_taps,
+                           ppm_symbol_metric)
 
 #: slot LLRs are clipped to +-this: the probability-domain SCPPM decoder needs symbol metrics
 #: within ~+-60 of each other (a single Gaussian model once gave 1900 on a heavy gamma tail)
@@ -875,8 +876,9 @@ class DPSKLink(_LinkBase):
         """Front-end gating: the z^2 signal gate (both modes) and the burst detector (duty < 1).
 
         Mean z^2 per slot: with signal ``E_b^2 + v1``, without ``v0`` (``v1 = 2 M s^4 + 2 E_b s^2 +
-        x``, ``v0 = 2 M s^4 + x``, s^2 = N0/2, x thermal/ADC after the matched filter; the matched
-        filter gain of white noise is taken as 1/4 here, a bound for sps >= 2); averaged over 64
+        x``, ``v0 = 2 M s^4 + x``, s^2 = N0/2, x thermal/ADC after the matched filter: the per-sample
+        variance times its white-noise gain ``sum g^2``, 0.97 at sps 2, 0.56 at sps 4; it was taken
+        as 1/4, which put the gate below the noise-only level under thermal noise); averaged over 64
         slots (it must open within the first slots of a burst or of the record), the gate opens
         at ``v0 + max(0.15 g (S - v0), 0.75 v0)`` (``S`` the duty-weighted signal level, ``g`` the
         gate gain of the signal term): about 6 standard deviations of the running mean above the
@@ -887,7 +889,8 @@ class DPSKLink(_LinkBase):
         Feed-forward phase acquisition over 256 slots (or the burst) when the loop first runs;
         burst-periodic mode (``burst_period``, ``burst_length``) for gaps over ``BURST_PERIODIC_GAP``."""
         rx = self.receiver_model
-        x = (self.thermal_sigma ** 2 + self.adc_noise_var) * 0.25
+        noise_gain = float(np.sum(matched_filter_taps(self.sps, self.pulse_sigma) ** 2))
+        x = (self.thermal_sigma ** 2 + self.adc_noise_var) * noise_gain
         v0 = 2.0 * rx.modes * rx.sigma2 ** 2 + x
         v1 = v0 + 2.0 * rx.es * rx.sigma2
         duty = 1.0 / self.divider

@@ -60,3 +60,35 @@ def test_dpsk_record_ending_with_the_last_fec_frame_decodes_it(divider):
     cuts = np.sort(np.random.default_rng(5).integers(0, y.size + 1, 20))
     assert [_key(f) for f in _run(rx2, y, cuts)] == [_key(f) for f in got]
 
+
+# ---------------------------------------------------------------------------------------------
+# DPSK signal gate: thermal / ADC noise through the matched filter
+
+@pytest.mark.parametrize("sps,thermal_sigma,ppb", [(2.0, 2.0, 4.0), (4.0, 3.0, 5.0), (3.0, 1.5, 3.0)])
+def test_dpsk_signal_gate_stays_closed_on_thermal_noise(sps, thermal_sigma, ppb):
+    """DPSKLink took the matched filter's white-noise gain as 1/4 ("a bound for sps >= 2"); it is
+    sum g^2 = 0.97 at sps 2, 0.56 at sps 4: with thermal noise the z^2 signal gate's threshold sat
+    below the noise-only level, the gate stayed open on noise and the timing loop integrated noise
+    (-27800 ppm after 20000 dark slots at sps 2), so the signal then arrived to a clock far off."""
+    from modem.channel.apd import dpsk_balanced_samples
+    link = DPSKLink(frame_len=256, sps=sps, thermal_sigma=thermal_sigma, ppb=ppb, ppm=100.0, phase=0.3)
+    rx = DPSKSampleReceiver(link)
+    assert rx.frontend.config.signal_threshold > 1.3 * (2 * rx.link.receiver_model.sigma2 ** 2
+                                                        + thermal_sigma ** 2 * rx.frontend.noise_gain)
+    y = dpsk_balanced_samples(np.zeros(20000, complex), link.receiver_model, link.clock, np.random.default_rng(0),
+                              thermal_sigma=thermal_sigma)
+    assert rx.push(y) == []
+    assert rx._fe_state.frequency_offset == 0.0 and rx._fe_state.ivars[1] == 0     # the loop never ran
+
+
+def test_dpsk_first_fec_frame_after_a_long_dark_lead_with_thermal_noise():
+    """The same bug end to end: 20000 dark slots, then 12 TM frames (4 FEC frames) at sps 2 with
+    thermal noise 2: the first FEC frame was lost (8 of 12 TM frames)."""
+    link = DPSKLink(frame_len=256, sps=2.0, thermal_sigma=2.0, ppb=4.0, ppm=100.0, phase=0.3)
+    frames = random_tm_frames(link.spec, 12, seed=3)
+    y = dpsk_transmit_frames(frames, link, np.random.default_rng(0), lead_slots=20000)
+    rx = DPSKSampleReceiver(link)
+    got = _run(rx, y)
+    assert [f.data for f in got if f.valid] == frames
+    assert rx.stats.codewords == 4 and rx.stats.codewords_crc_failed == 0
+
