@@ -274,6 +274,15 @@ class APDSlotLLR:
 
     def __init__(self, apd: APDDetector, ns: float, nb: float, noise_var: float, n_points: int = 4096):
         from scipy.special import gammaln, logsumexp  # noqa: PLC0415
+        if not isinstance(apd, APDDetector):
+            raise ConfigError(f"APDSlotLLR: apd must be an APDDetector, got {type(apd).__name__}")
+        for name, v, positive in (("ns", ns, True), ("nb", nb, False), ("noise_var", noise_var, False)):
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                    or not (math.isfinite(float(v)) and (float(v) > 0 if positive else float(v) >= 0)):
+                raise ConfigError(f"APDSlotLLR: {name} must be a finite number {'> 0' if positive else '>= 0'}, "
+                                  f"got {name}={v!r}")
+        if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or not 16 <= n_points <= 1 << 24:
+            raise ConfigError(f"APDSlotLLR: n_points must be an integer in 16..{1 << 24}, got n_points={n_points!r}")
         G, F = apd.gain, apd.excess_noise_factor
         n1 = float(ns) + float(nb)
         floor = (1e-3 * G) ** 2                  # N = 0 without thermal noise: a narrow spike at 0

@@ -92,3 +92,33 @@ def test_dpsk_first_fec_frame_after_a_long_dark_lead_with_thermal_noise():
     assert [f.data for f in got if f.valid] == frames
     assert rx.stats.codewords == 4 and rx.stats.codewords_crc_failed == 0
 
+
+# ---------------------------------------------------------------------------------------------
+# soft-metric parameters: bad values named, never turned into NaN / constant LLRs
+
+def test_slot_and_bit_llr_bad_parameters_are_named():
+    """APDSlotLLR took n_points=1 (a constant LLR of +4.3 for every z), noise_var=NaN (NaN LLRs)
+    and raised bare 'math domain error' / 'array of sample points is empty' for ns < 0, nb < 0,
+    n_points=0; gaussian_slot_llr passed a NaN mean on; dpsk_bit_llr divided by zero
+    (sigma2=0, es=0) into NaN LLRs."""
+    from modem.channel.apd import APDDetector
+    from modem.errors import ConfigError
+    from modem.sample_receiver import APDSlotLLR
+    from modem.sync.samples import dpsk_bit_llr, gaussian_slot_llr
+    apd = APDDetector()
+    for kw, name in ((dict(n_points=1), "n_points=1"), (dict(n_points=0), "n_points=0"),
+                     (dict(noise_var=float("nan")), "noise_var=nan"), (dict(noise_var=-1.0), "noise_var=-1.0"),
+                     (dict(ns=-1.0), "ns=-1.0"), (dict(ns=0.0), "ns=0.0"), (dict(nb=-0.1), "nb=-0.1")):
+        args = {"ns": 4.0, "nb": 0.1, "noise_var": 100.0, **kw}
+        with pytest.raises(ConfigError, match=name):
+            APDSlotLLR(apd, **args)
+    llr = APDSlotLLR(apd, 4.0, 0.1, 100.0)
+    assert np.all(np.isfinite(llr(np.array([-1e6, 0.0, 200.0, 1e6]))))
+    with pytest.raises(ConfigError, match="mean1=nan"):
+        gaussian_slot_llr([0.0], {"mean0": 0.0, "var0": 1.0, "mean1": float("nan"), "var1": 2.0})
+    for kw, name in ((dict(es=0.0, sigma2=0.0), "sigma2=0.0"), (dict(es=float("inf"), sigma2=1.0), "es=inf"),
+                     (dict(es=4.0, sigma2=1.0, modes=0), "modes=0"), (dict(es=4.0, sigma2=1.0, extra_var=-1.0),
+                                                                        "extra_var=-1.0")):
+        with pytest.raises(ConfigError, match=name):
+            dpsk_bit_llr([1.0, -1.0], **kw)
+    assert np.all(dpsk_bit_llr([1.0, -1.0], 4.0, 0.5) * [1, -1] > 0)       # positive = bit 0 (d > 0)

@@ -697,6 +697,8 @@ def gaussian_slot_llr(z, moments: dict) -> np.ndarray:
     m0, v0, m1, v1 = (float(moments[k]) for k in ("mean0", "var0", "mean1", "var1"))
     if not (v0 > 0 and v1 > 0):
         raise ConfigError(f"gaussian_slot_llr: variances must be > 0, got var0={v0}, var1={v1}")
+    if not all(math.isfinite(v) for v in (m0, v0, m1, v1)):
+        raise ConfigError(f"gaussian_slot_llr: moments must be finite, got mean0={m0}, var0={v0}, mean1={m1}, var1={v1}")
     return 0.5 * math.log(v0 / v1) + (z - m0) ** 2 / (2 * v0) - (z - m1) ** 2 / (2 * v1)
 
 
@@ -725,5 +727,14 @@ def dpsk_bit_llr(d, es: float, sigma2: float, modes: int = 1, extra_var: float =
     Positive = bit 0. ``extra_var``: thermal/ADC variance after the matched filter. The reference
     (dvbs2-ldpc-dpsk.md 8.2) notes this slope is 1.4-1.8x too small; scale it for BP decoders.
     """
+    for name, v, lo_open in (("es", es, False), ("sigma2", sigma2, True), ("extra_var", extra_var, False)):
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise ConfigError(f"dpsk_bit_llr: {name} must be a number, got {name}={v!r}") from None
+        if not math.isfinite(f) or f < 0 or (lo_open and f == 0):
+            raise ConfigError(f"dpsk_bit_llr: {name} must be finite and {'> 0' if lo_open else '>= 0'}, got {name}={v!r}")
+    if isinstance(modes, bool) or not isinstance(modes, (int, np.integer)) or modes < 1:
+        raise ConfigError(f"dpsk_bit_llr: modes must be an integer >= 1, got modes={modes!r}")
     d = np.asarray(d, dtype=np.float64)
     return 2.0 * es * d / (2.0 * modes * sigma2 ** 2 + 2.0 * es * sigma2 + extra_var)
