@@ -122,3 +122,48 @@ def test_slot_and_bit_llr_bad_parameters_are_named():
         with pytest.raises(ConfigError, match=name):
             dpsk_bit_llr([1.0, -1.0], **kw)
     assert np.all(dpsk_bit_llr([1.0, -1.0], 4.0, 0.5) * [1, -1] > 0)       # positive = bit 0 (d > 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# coverage of the brief's streaming cases (found correct in review; kept as regressions)
+
+def test_front_end_one_sample_chunks_at_a_non_integer_sample_rate():
+    """Signal gate + feed-forward acquisition at 3.7 samples per slot, 120 ppm: chunks of 1 sample
+    and of sizes that split slots give the one-shot output and state bit for bit."""
+    from modem.channel.apd import APDDetector, SampleClock, apd_samples
+    from modem.sync.samples import FrontEndConfig, SampleFrontEnd, SlotStatistics
+    rng = np.random.default_rng(5)
+    p = np.zeros((150, 20), np.uint8)
+    p[np.arange(150), rng.integers(0, 16, 150)] = 1
+    y = apd_samples(p.ravel(), 20.0, 0.1, APDDetector(thermal_sigma=20.0), SampleClock(sps=3.7, ppm=120.0, phase=0.3),
+                    rng)
+    cfg = FrontEndConfig(sps=3.7, signal_threshold=FrontEndConfig(sps=3.7).gate_gain() * 50.0 * 0.6, acquire_slots=64)
+    fe = SampleFrontEnd(cfg)
+    one, st1 = fe.push(y)
+    assert len(one) > 2900
+    for sizes in ([1], [5, 1, 7, 2]):
+        st, parts, a, i = None, [], 0, 0
+        while a < y.size:
+            b = min(y.size, a + sizes[i % len(sizes)])
+            s, st = fe.push(y[a:b], st)
+            parts.append(s)
+            a, i = b, i + 1
+        many = SlotStatistics.concat(parts)
+        for f in ("z", "t", "index", "in_burst", "bursts"):
+            np.testing.assert_array_equal(getattr(many, f), getattr(one, f))
+        assert st.same_as(st1)
+        tail, _ = fe.drain(st)
+        tail1, _ = fe.drain(st1)
+        np.testing.assert_array_equal(tail.z, tail1.z)
+
+
+def test_dpsk_burst_mode_non_integer_sample_rate_small_chunks():
+    """2.5 samples per bit, duty 1/4, chunks of 97 samples (not a multiple of a bit): every frame, as one shot."""
+    link = DPSKLink(frame_len=256, divider=4, burst_bits=256, ppb=20.0, thermal_sigma=0.5, ppm=-150.0, phase=0.3,
+                    sps=2.5)
+    frames = random_tm_frames(link.spec, 6, seed=4)
+    y = dpsk_transmit_frames(frames, link, np.random.default_rng(4), lead_slots=500, tail_slots=5)
+    one = _run(DPSKSampleReceiver(link), y)
+    assert [f.data for f in one if f.valid] == frames
+    many = _run(DPSKSampleReceiver(link), y, np.arange(97, y.size, 97))
+    assert [_key(f) for f in many] == [_key(f) for f in one]
