@@ -897,6 +897,10 @@ class DPSKLink(_LinkBase):
         continuous mode whose mean fade left 3-4 photons/bit, which decode without the fade.)
         Feed-forward phase acquisition over 256 slots (or the burst) when the loop first runs;
         burst-periodic mode (``burst_period``, ``burst_length``) for gaps over ``BURST_PERIODIC_GAP``."""
+        if self.divider > 1 and self.burst_bits < 9:
+            raise ConfigError(f"DPSKLink: burst_bits must be >= 9 in burst mode (the receiver acquires the phase "
+                              f"over burst_bits - 8 slots), got burst_bits={self.burst_bits!r} "
+                              f"(divider={self.divider!r})")
         rx = self.receiver_model
         noise_gain = float(np.sum(matched_filter_taps(self.sps, self.pulse_sigma) ** 2))
         x = (self.thermal_sigma ** 2 + self.adc_noise_var) * noise_gain

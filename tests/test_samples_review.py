@@ -167,3 +167,14 @@ def test_dpsk_burst_mode_non_integer_sample_rate_small_chunks():
     assert [f.data for f in one if f.valid] == frames
     many = _run(DPSKSampleReceiver(link), y, np.arange(97, y.size, 97))
     assert [_key(f) for f in many] == [_key(f) for f in one]
+
+
+def test_dpsk_link_too_short_bursts_name_burst_bits():
+    """DPSKLink(divider=2, burst_bits=4) (a valid BurstFormat) failed with 'FrontEndConfig:
+    acquire_slots must be ..., got acquire_slots=-4': a value the user never gave."""
+    from modem.errors import ConfigError
+    for bb in (2, 4, 8):
+        with pytest.raises(ConfigError, match=f"burst_bits={bb}"):
+            DPSKLink(divider=2, burst_bits=bb)
+    assert DPSKLink(divider=2, burst_bits=9)._burst_options()["acquire_slots"] == 1
+    assert DPSKLink(divider=1, burst_bits=4).burst_bits == 4          # unused at duty 1
