@@ -155,6 +155,7 @@ def test_front_end_one_sample_chunks_at_a_non_integer_sample_rate():
         tail, _ = fe.drain(st)
         tail1, _ = fe.drain(st1)
         np.testing.assert_array_equal(tail.z, tail1.z)
+    assert len(tail1) >= 2 and np.all(tail1.t <= y.size - 1) and len(fe.drain(None)[0]) == 0
 
 
 def test_dpsk_burst_mode_non_integer_sample_rate_small_chunks():

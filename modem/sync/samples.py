@@ -646,7 +646,7 @@ class SampleFrontEnd:
                                bursts=bursts[:nb].copy())
         return stats, new
 
-    def drain(self, state: FrontEndState) -> tuple[SlotStatistics, FrontEndState]:
+    def drain(self, state: FrontEndState | None) -> tuple[SlotStatistics, FrontEndState]:
         """End of record: the slots :meth:`push` has not read yet although their centres lie in the
         record (the matched filter's delay and the interpolation window, or the look-ahead of a
         phase acquisition / burst re-acquisition, hold back the last slots: ~2.5 slots at sps 4,
@@ -655,6 +655,7 @@ class SampleFrontEnd:
         (``t <= n_in - 1``). Call it once, before :meth:`flush`; the state is then at the end of
         its record (``n_in`` unchanged)."""
         c = self.config
+        state = self.initial_state() if state is None else state
         look = max(c.acquire_slots, c.burst_length) + _LEAD_SLOTS + 2 * _EDGE_RANGE + _EDGE_WIDTH + 12
         pad = int(math.ceil(look * c.sps * 1.01)) + 2 * self.delay + 8
         s, st = self.push(np.zeros(pad), state)
