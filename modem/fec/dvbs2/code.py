@@ -66,7 +66,46 @@ ALGORITHMS = ("minsum", "sum-product", "minsum-serial")
 SCALE_LOW_DEGREE = 0.875     # check-node degree <= 6 (normal 1/4, 1/3, 2/5 and their short twins)
 SCALE_HIGH_DEGREE = 0.8      # check-node degree >= 7
 DEFAULT_SCALE = None         # decode(scale=None) uses DVBS2Code.minsum_scale
+#: 'minsum' (16-bit) input guard. The kernel maps each frame's MEAN |LLR| (over all n bits) to
+#: FIXED_POINT_MEAN (1024). A few huge LLRs (known bits, values at LLR_CLIP) inflate that mean until
+#: the ordinary LLRs round to 0/+-1 and the frame fails. Where the mean exceeds OUTLIER_RATIO x the
+#: 90th percentile q90 of the frame's non-zero |LLR| (only a minority of at most 10 % can do that),
+#: the frame is first clipped at the level C where mean(min(|LLR|, C)) = OUTLIER_RATIO x q90: its
+#: typical LLRs then keep about 32 levels; every other frame reaches the kernel unchanged.
+OUTLIER_RATIO = 16.0
 # LLR_CLIP (defined in ldpc.py): channel LLR magnitudes are clipped there (float32 head-room for the sums)
+
+
+def _clip_outliers(flat, xp):
+    """The 'minsum' input guard (see OUTLIER_RATIO) on the (B, n) float32 LLRs ``flat`` of module
+    ``xp``: returns ``flat`` itself when no frame needs it, else a copy with those frames clipped."""
+    nfr, n = flat.shape
+    if nfr == 0:
+        return flat
+    ratio = OUTLIER_RATIO
+    if xp is np:
+        from . import _cpu  # noqa: PLC0415
+        rows = np.flatnonzero(_cpu.llr_outlier_rows(flat, LLR_CLIP, ratio))
+    else:
+        a = xp.minimum(xp.abs(flat), np.float32(LLR_CLIP))
+        thr = (a.sum(axis=1, dtype=np.float64) / (ratio * n))[:, None]
+        rows = xp.flatnonzero(10 * xp.count_nonzero(a >= thr, axis=1) < xp.count_nonzero(a, axis=1))
+    if rows.size == 0:
+        return flat
+    out = flat.copy()
+    for r in to_numpy(rows).tolist():
+        s = xp.sort(xp.minimum(xp.abs(flat[r]).astype(np.float64), LLR_CLIP))
+        nz = s[s > 0]
+        target = ratio * float(nz[(9 * (nz.size - 1)) // 10])     # the clipped frame's mean
+        cs = xp.cumsum(s)
+        if target * n >= float(cs[-1]):
+            continue
+        f_at = (cs + s * (n - 1 - xp.arange(n))) / n               # mean(min(s, s[i])), non-decreasing
+        i = int(xp.argmax(f_at >= target))
+        below = float(cs[i - 1]) if i else 0.0
+        cap = (target * n - below) / (n - i)
+        out[r] = xp.clip(flat[r], -cap, cap)
+    return out
 
 
 def load_table(frame: str, rate: str) -> tuple[tuple[int, ...], ...]:
@@ -225,6 +264,8 @@ class DVBS2Code:
         flat = np.ascontiguousarray(flat, dtype=np.float32)
         if algorithm != "minsum":          # the fixed-point min-sum kernel clips as it reads (no copy)
             flat = np.clip(flat, -LLR_CLIP, LLR_CLIP)
+        else:
+            flat = _clip_outliers(flat, np)
         hard, ok, iters = self.ldpc.decode(flat, int(max_iter), algorithm, float(scale), float(offset))
         info = np.ascontiguousarray(hard[:, :self.k_ldpc])
         corrected = self.bch.decode_inplace(info)
@@ -257,6 +298,8 @@ class DVBS2Code:
         flat = xp.ascontiguousarray(flat, dtype=np.float32)
         if algorithm != "minsum":          # as decode(): the fixed-point kernel clips as it reads
             flat = xp.clip(flat, -LLR_CLIP, LLR_CLIP)
+        else:
+            flat = _clip_outliers(flat, xp)
         hard, ok, iters = self.ldpc.decode_device(flat, max_iter, algorithm, scale, offset, launcher)
         info = xp.ascontiguousarray(hard[:, :self.k_ldpc])
         from . import _gpu  # noqa: PLC0415
