@@ -113,3 +113,15 @@ def test_outlier_guard_array_module_path_flags_the_same_frames():
     np.testing.assert_array_equal(a, b)
     changed = np.any(a != llr, axis=1)
     np.testing.assert_array_equal(changed, [False, True, False, False, False, False])
+
+
+def test_check_degree_is_the_rounded_up_mean_and_short_half_keeps_the_low_degree_scale():
+    """check_degree documents what it computes (it is not the largest degree of the irregular short
+    1/2, 3/4 and 5/6 codes); the min-sum scale of short 1/2 stays 0.875."""
+    for frame, rate in dvbs2.all_codes():
+        c = dvbs2.code(frame, rate)
+        links = sum(len(r) for r in c.table) * 360
+        assert c.check_degree == -(-links // (c.n - c.k_ldpc)) + 2
+        irregular = (frame, rate) in {("short", "1/2"), ("short", "3/4"), ("short", "5/6")}
+        assert (c.check_degree < c.ldpc.dc_max) == irregular
+    assert dvbs2.code("short", "1/2").minsum_scale == 0.875

@@ -191,7 +191,10 @@ class DVBS2Code:
 
     @functools.cached_property
     def check_degree(self) -> int:
-        """Largest check-node degree (information links + 2 parity links)."""
+        """Information links per check, rounded up, + 2 parity links: the largest check-node degree
+        of every code except short 1/2, 3/4 and 5/6, whose check degrees vary (largest 7, 13, 19;
+        here 6, 11, 18). minsum_scale keys on it: short 1/2 gets 0.875, measured better there than
+        0.8 (QPSK Es/N0 0.6 dB, 1500 frames: 0 vs 3 frame errors, 17 vs 31 mean iterations)."""
         links = sum(len(r) for r in self.table) * 360
         return -(-links // (self.n - self.k_ldpc)) + 2
 
