@@ -125,3 +125,18 @@ def test_check_degree_is_the_rounded_up_mean_and_short_half_keeps_the_low_degree
         irregular = (frame, rate) in {("short", "1/2"), ("short", "3/4"), ("short", "5/6")}
         assert (c.check_degree < c.ldpc.dc_max) == irregular
     assert dvbs2.code("short", "1/2").minsum_scale == 0.875
+
+
+@pytest.mark.parametrize("make, bad", [
+    (lambda: dpsk.BurstFormat.from_data_rate(1e-300), "1e-300"),          # slot_rate / rate = inf
+    (lambda: dpsk.BurstFormat.from_duty(1e-320), "1e-320"),               # 1 / duty = inf
+    (lambda: dpsk.BurstFormat.from_data_rate(72e6, slot_rate=float("nan")), "nan"),
+    (lambda: dpsk.BurstFormat.from_data_rate(72e6, slot_rate="fast"), "fast"),
+    (lambda: dpsk.BurstFormat(slot_rate="fast"), "fast"),
+])
+def test_burst_format_bad_rates_are_config_errors_naming_the_value(make, bad):
+    """--data-rate 1e-300 on the command line raised OverflowError (round(inf)), a NaN slot rate
+    ValueError, a string slot rate TypeError: each is a ConfigError naming the value."""
+    from modem.errors import ConfigError                   # noqa: PLC0415
+    with pytest.raises(ConfigError, match=bad):
+        make()

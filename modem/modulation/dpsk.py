@@ -58,6 +58,17 @@ ASM_BITS.setflags(write=False)
 # burst format
 
 
+def _slot_rate(slot_rate) -> float:
+    """The slot rate as a float, or ConfigError naming it (not a number, not finite, <= 0)."""
+    try:
+        v = float(slot_rate)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not (np.isfinite(v) and v > 0):
+        raise ConfigError(f"BurstFormat: slot_rate must be finite and > 0, got slot_rate={slot_rate!r}")
+    return v
+
+
 @dataclass(frozen=True)
 class BurstFormat:
     """Burst-mode DPSK timing: duty cycle ``1/divider`` of a 2.88 GHz slot clock.
@@ -88,8 +99,7 @@ class BurstFormat:
                 or self.burst_bits < 2:
             raise ConfigError(f"BurstFormat: burst_bits must be an integer >= 2, got "
                               f"burst_bits={self.burst_bits!r}")
-        if not (np.isfinite(self.slot_rate) and self.slot_rate > 0):
-            raise ConfigError(f"BurstFormat: slot_rate must be finite and > 0, got slot_rate={self.slot_rate!r}")
+        _slot_rate(self.slot_rate)
 
     @classmethod
     def from_duty(cls, duty, burst_bits: int = 4096, slot_rate: float = SLOT_RATE) -> "BurstFormat":
@@ -99,7 +109,7 @@ class BurstFormat:
         except (TypeError, ValueError):
             raise ConfigError(f"BurstFormat: duty cycle must be a number 1/m (m = 1..{MAX_DIVIDER}), "
                               f"got duty={duty!r}") from None
-        if not np.isfinite(d) or d <= 0 or d > 1:
+        if not np.isfinite(d) or d <= 0 or d > 1 or not np.isfinite(1.0 / d):
             raise ConfigError(f"BurstFormat: duty cycle must be 1/m with m integer 1..{MAX_DIVIDER}, "
                               f"got duty={duty!r}")
         m = round(1.0 / d)
@@ -118,8 +128,10 @@ class BurstFormat:
             raise ConfigError(f"BurstFormat: data_rate must be a number, got data_rate={data_rate!r}") from None
         if not np.isfinite(r) or r <= 0:
             raise ConfigError(f"BurstFormat: data_rate must be finite and > 0, got data_rate={data_rate!r}")
-        m = round(slot_rate / r)
-        if m < 1 or m > MAX_DIVIDER or abs(slot_rate / r - m) > 1e-6 * m:
+        slot_rate = _slot_rate(slot_rate)
+        ratio = slot_rate / r
+        m = round(ratio) if np.isfinite(ratio) else 0
+        if m < 1 or m > MAX_DIVIDER or abs(ratio - m) > 1e-6 * m:
             raise ConfigError(f"BurstFormat: data_rate must be {slot_rate:.4g}/m bit/s with m integer "
                               f"1..{MAX_DIVIDER} ({slot_rate / MAX_DIVIDER:.4g} .. {slot_rate:.4g}), "
                               f"got data_rate={data_rate!r}")
