@@ -140,3 +140,16 @@ def test_burst_format_bad_rates_are_config_errors_naming_the_value(make, bad):
     from modem.errors import ConfigError                   # noqa: PLC0415
     with pytest.raises(ConfigError, match=bad):
         make()
+
+
+@pytest.mark.parametrize("fn", [dpsk.llr_exact, dpsk.llr_gaussian])
+def test_llr_es_and_erase_that_do_not_broadcast_to_the_samples_are_shape_errors(fn):
+    """es / erase must broadcast TO the samples' shape: a (3, 5) es for (5,) samples raised a bare
+    numpy ValueError from broadcast_to instead of a ShapeError naming both shapes."""
+    from modem.errors import ShapeError                    # noqa: PLC0415
+    xa, xb = np.ones(5), np.full(5, 0.5)
+    with pytest.raises(ShapeError, match=r"\(3, 5\).*\(5,\)"):
+        fn(xa, xb, np.ones((3, 5)), 0.5)
+    with pytest.raises(ShapeError, match=r"\(3, 5\).*\(5,\)"):
+        fn(xa, xb, 1.0, 0.5, erase=np.zeros((3, 5), bool))
+    assert fn(xa, xb, np.ones((1, 5))[0], 0.5, erase=np.zeros(1, bool)).shape == (5,)

@@ -245,14 +245,26 @@ def _ports(xa, xb, who):
     return xa, xb
 
 
+def _broadcasts_to(shape_of, shape, who, name):
+    try:
+        ok = np.broadcast_shapes(shape_of, shape) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ShapeError(f"{who}: {name} of shape {shape_of} does not broadcast to samples {shape}")
+
+
+def _erase_mask(erase, shape, who):
+    e = np.asarray(erase, dtype=bool)
+    _broadcasts_to(e.shape, shape, who, "erase")
+    return np.broadcast_to(e, shape)
+
+
 def _check_params(es, sigma2, modes, who, shape):
     es = np.asarray(es, dtype=np.float64)
     if es.size and (not np.all(np.isfinite(es)) or es.min() < 0):
         raise ConfigError(f"{who}: es (signal energy per bit) must be finite and >= 0, got {es if es.ndim == 0 else 'array with min ' + str(es.min())}")
-    try:
-        np.broadcast_shapes(es.shape, shape)
-    except ValueError:
-        raise ShapeError(f"{who}: es of shape {es.shape} does not broadcast to samples {shape}") from None
+    _broadcasts_to(es.shape, shape, who, "es")
     sigma2 = float(sigma2)
     if not (np.isfinite(sigma2) and sigma2 > 0):
         raise ConfigError(f"{who}: sigma2 (noise variance per port and mode, N0/2) must be finite and > 0, "
@@ -306,7 +318,7 @@ def llr_exact(xa, xb, es, sigma2: float, modes: int = 1, erase=None) -> np.ndarr
         llr = np.where(es == 0, 0.0, llr)
     llr = np.broadcast_to(llr, xa.shape).astype(np.float32)
     if erase is not None:
-        llr = np.where(np.broadcast_to(np.asarray(erase, dtype=bool), llr.shape), np.float32(0), llr)
+        llr = np.where(_erase_mask(erase, llr.shape, "llr_exact"), np.float32(0), llr)
     return llr
 
 
@@ -320,7 +332,7 @@ def llr_gaussian(xa, xb, es, sigma2: float, modes: int = 1, erase=None) -> np.nd
     var = 2.0 * M * sigma2 ** 2 + 2.0 * es * sigma2
     llr = np.broadcast_to(2.0 * es * (xa - xb) / var, xa.shape).astype(np.float32)
     if erase is not None:
-        llr = np.where(np.broadcast_to(np.asarray(erase, dtype=bool), llr.shape), np.float32(0), llr)
+        llr = np.where(_erase_mask(erase, llr.shape, "llr_gaussian"), np.float32(0), llr)
     return llr
 
 
