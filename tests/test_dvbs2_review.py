@@ -153,3 +153,17 @@ def test_llr_es_and_erase_that_do_not_broadcast_to_the_samples_are_shape_errors(
     with pytest.raises(ShapeError, match=r"\(3, 5\).*\(5,\)"):
         fn(xa, xb, 1.0, 0.5, erase=np.zeros((3, 5), bool))
     assert fn(xa, xb, np.ones((1, 5))[0], 0.5, erase=np.zeros(1, bool)).shape == (5,)
+
+
+def test_channel_gain_must_broadcast_to_the_field_shape():
+    """A gain of shape (3, 5) for a (5,) field used to come back as a (3, 5) received field (the
+    gain broadcast WITH x), silently changing the sample count."""
+    from modem.channel.awgn import AWGNChannel             # noqa: PLC0415
+    from modem.errors import ShapeError                    # noqa: PLC0415
+    ch = AWGNChannel(3.0)
+    rng = np.random.default_rng(1)
+    x = np.ones(5, dtype=complex)
+    with pytest.raises(ShapeError, match=r"\(3, 5\).*\(5,\)"):
+        ch(x, rng, gain=np.ones((3, 5)))
+    assert ch(x, rng, gain=np.ones(1)).shape == (5,)
+    assert ch(np.ones((2, 5)), rng, gain=np.ones((2, 1))).shape == (2, 5)

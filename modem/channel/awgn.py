@@ -79,7 +79,9 @@ def _gain(gain, shape, who):
     if g.size and (not np.all(np.isfinite(g)) or g.min() < 0):
         raise ShapeError(f"{who}: gain (fading intensity) must be finite and >= 0")
     try:
-        np.broadcast_shapes(g.shape, shape)
+        ok = np.broadcast_shapes(g.shape, shape) == tuple(shape)   # TO x's shape, not just with it
     except ValueError:
-        raise ShapeError(f"{who}: gain of shape {g.shape} does not broadcast to x of shape {shape}") from None
+        ok = False
+    if not ok:
+        raise ShapeError(f"{who}: gain of shape {g.shape} does not broadcast to x of shape {shape}")
     return g
