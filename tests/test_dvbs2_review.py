@@ -167,3 +167,21 @@ def test_channel_gain_must_broadcast_to_the_field_shape():
         ch(x, rng, gain=np.ones((3, 5)))
     assert ch(x, rng, gain=np.ones(1)).shape == (5,)
     assert ch(np.ones((2, 5)), rng, gain=np.ones((2, 1))).shape == (2, 5)
+
+
+def test_bch_decode_inplace_refuses_arrays_it_would_misread():
+    """decode_inplace (public; the decoders call it on their own buffers) read any array through a
+    uint8 C-contiguous (B, n) view: int64 codewords came back as failures (-1), a reversed view was
+    "decoded", a row of the wrong length was decoded as another code. Each is a ShapeError now."""
+    from modem.errors import ShapeError                    # noqa: PLC0415
+    b = dvbs2.code("short", "1/2").bch
+    rng = np.random.default_rng(3)
+    cw = b.encode(rng.integers(0, 2, (2, b.k), dtype=np.uint8))
+    for bad, what in ((cw.astype(np.int64), "uint8"), (cw[:, ::-1], "contiguous"),
+                      (np.ascontiguousarray(cw[:, :-8]), str(b.n)), (cw[0], str(b.n))):
+        with pytest.raises(ShapeError, match=what):
+            b.decode_inplace(bad)
+    ok = cw.copy()
+    ok[0, 5] ^= 1
+    np.testing.assert_array_equal(b.decode_inplace(ok), [1, 0])
+    np.testing.assert_array_equal(ok, cw)

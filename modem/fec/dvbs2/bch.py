@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...errors import ConfigError
+from ...errors import ConfigError, ShapeError
 from ...framing.bits import check_bits
 from . import _cpu
 
@@ -182,7 +182,15 @@ class BCHCode:
         return flat.reshape(c.shape), corrected.reshape(c.shape[:-1])
 
     def decode_inplace(self, flat: np.ndarray) -> np.ndarray:
-        """Decode the C-contiguous (B, n) uint8 array in place; returns corrected counts (B,)."""
+        """Decode the C-contiguous (B, n) uint8 array in place; returns corrected counts (B,).
+        Raises ShapeError for any other array (the kernel would misread it)."""
+        if not isinstance(flat, np.ndarray) or flat.ndim != 2 or flat.shape[1] != self.n:
+            raise ShapeError(f"BCHCode.decode_inplace: need a (B, n={self.n}) array, got "
+                             f"{type(flat).__name__} of shape {np.shape(flat)}")
+        if flat.dtype != np.uint8 or not flat.flags.c_contiguous or not flat.flags.writeable:
+            raise ShapeError(f"BCHCode.decode_inplace: need a writeable C-contiguous uint8 array, got "
+                             f"dtype {flat.dtype}, c_contiguous={flat.flags.c_contiguous}, "
+                             f"writeable={flat.flags.writeable}")
         table, gen = self._tables
         gexp, glog = gf_tables(self.m)
         return _cpu.bch_decode(flat, table, gen, self.nparity, self.t, gexp, glog, (1 << self.m) - 1)
