@@ -1376,9 +1376,25 @@ class DPSKSampleReceiver:
         return llr
 
     def _after_bits(self, llr, t) -> list[ReceivedFrame]:
+        """Bit LLRs and their sample positions -> frames. Fed to the FEC-frame synchroniser in
+        pieces of at most one sync period P, so that each piece holds at most one lock loss and
+        one lock gain, in that order (a loss needs flywheel + 1 missed markers after a gain, more
+        than P bits; see :meth:`_fec_sync_events`): the sync events are then the same whatever
+        the chunking (a push of several periods used to merge two gains or losses into one event,
+        or drop one)."""
+        P = self.fec_sync.cfg.period
+        llr = np.asarray(llr, np.float64)
+        t = np.asarray(t, np.float64)
+        if llr.size <= P:
+            return self._after_bits_piece(llr, t)
+        frames = []
+        for a in range(0, llr.size, P):
+            frames += self._after_bits_piece(llr[a:a + P], t[a:a + P])
+        return frames
+
+    def _after_bits_piece(self, llr, t) -> list[ReceivedFrame]:
         P = self.fec_sync.cfg.period
         slip = self.fec_sync.cfg.slip
-        llr = np.asarray(llr, np.float64)
         self._hist.append(t, llr)
         self._bits += llr.size
         prev = self._fs_state

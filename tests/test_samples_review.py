@@ -179,3 +179,27 @@ def test_dpsk_link_too_short_bursts_name_burst_bits():
             DPSKLink(divider=2, burst_bits=bb)
     assert DPSKLink(divider=2, burst_bits=9)._burst_options()["acquire_slots"] == 1
     assert DPSKLink(divider=1, burst_bits=4).burst_bits == 4          # unused at duty 1
+
+
+# ---------------------------------------------------------------------------------------------
+# DPSK sync events: one per lock gain / loss whatever the chunking
+
+def test_dpsk_sync_events_of_two_gaps_do_not_depend_on_chunking():
+    """The FEC-frame sync events were resolved once per push ('one loss and one gain per push at
+    most'): a record with two long gaps pushed in one piece gave [loss_of_signal (lock_losses 2),
+    acquired (locks 3)] (no first acquisition, one loss and one re-acquisition missing) where 50000-
+    sample chunks gave the five events acquired, loss, acquired, loss, acquired."""
+    link = DPSKLink(frame_len=256, scid=0x42, vcid=1, ppb=4.0, ppm=-150.0, phase=0.3, thermal_sigma=0.5)
+    frames = random_tm_frames(link.spec, 60, seed=3)
+    y = dpsk_transmit_frames(frames, link, np.random.default_rng(3), lead_slots=1000)
+    n_wire, sps = link.code.n + 32, link.clock.samples_per_slot
+    for lo, hi in ((3.3, 7.6), (10.3, 14.6)):
+        y[int((1000 + lo * n_wire) * sps):int((1000 + hi * n_wire) * sps)] = 0.0
+    runs = []
+    for cuts in ((), np.arange(50000, y.size, 50000), np.sort(np.random.default_rng(8).integers(0, y.size, 30))):
+        rx = DPSKSampleReceiver(link)
+        got = _run(rx, y, cuts)
+        runs.append(([_key(f) for f in got], [(e.kind, e.t_start_ps, e.t_end_ps, e.info) for e in rx.stats.events]))
+    assert [e[0] for e in runs[0][1]] == ["acquired", "loss_of_signal", "acquired", "loss_of_signal", "acquired"]
+    assert all(e[3] in ({"inverted": False, "locks": 1}, {"lock_losses": 1}) for e in runs[0][1])
+    assert runs[1] == runs[0] and runs[2] == runs[0]
