@@ -1572,7 +1572,7 @@ class DPSKSampleReceiver:
         one; the first look-back frame when the look-back found any) / the expected marker after
         the last frame of the lost lock, as far as the bit times are still held (NaN otherwise).
         One loss and one gain per push at most are resolved this way (the synchroniser needs
-        several frame periods for either)."""
+        several frame periods for either): :meth:`_after_bits` feeds it at most one period at a time."""
         P, slip = self.fec_sync.cfg.period, self.fec_sync.cfg.slip
         offs = ([] if self._last_off is None else [self._last_off]) + [int(o) for o in offsets]
         jump = next((i for i in range(1, len(offs)) if not P - slip <= offs[i] - offs[i - 1] <= P + slip), None)
