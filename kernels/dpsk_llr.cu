@@ -5,8 +5,8 @@
 //     var = 2 M sigma2^2 + 2 es sigma2,  llr = float32(2 es (xa - xb) / var)
 // in float64 with the CPU's operation order and no FMA contraction -> BIT-EXACT.
 // dpsk_llr_exact_f32 mirrors llr_exact for M = 1 and M = 2 modes (Bessel I_0 / I_1):
-//     llr = ln I_{M-1}(2 s sqrt(xa)/sigma2) - ln I_{M-1}(2 s sqrt(xb)/sigma2)
-//           + (M-1)/2 (ln max(xb, 1e-300) - ln max(xa, 1e-300)),   s = sqrt(es)
+//     llr = g(2 s sqrt(xa)/sigma2) - g(2 s sqrt(xb)/sigma2),   s = sqrt(es),
+//     g(z) = ln I_{M-1}(z) - (M-1) ln(z/2)   (finite at z = 0: -ln Gamma(M); es = 0 gives llr 0)
 // ln I_nu from cyl_bessel_i0/i1 below z = 700 and the large-argument expansion above (relative
 // error < 1e-15 there); declared TOLERANCE (float32 output, rtol 1e-6).
 //
@@ -26,14 +26,14 @@ __global__ void dpsk_llr_gaussian_f32(const double* __restrict__ xa, const doubl
   }
 }
 
-// ln I_nu(z), nu in {0, 1}, z >= 0 (the CPU: log(ive(nu, z)) + z, small-z series where it underflows).
-MODEM_DEV double log_bessel_i01(int nu, double z) {
+// g_nu(z) = ln I_nu(z) - nu ln(z/2), nu in {0, 1}, z >= 0 (the CPU's log_bessel_i_scaled: log(ive) + z
+// - nu log(z/2), the series -ln Gamma(nu+1) + log1p(z^2 / (4 (nu+1))) where I_nu underflows or z = 0).
+MODEM_DEV double log_bessel_i01_scaled(int nu, double z) {
   if (z < 700.0) {
     if (nu == 0) return log(cyl_bessel_i0(z));
     double i1 = cyl_bessel_i1(z);
-    if (i1 > 0.0 && z > 1e-150) return log(i1);
-    double zb = z > 1e-300 ? z : 1e-300;   // I_1(z) ~ z/2 (the CPU's series, gammaln(2) = 0)
-    return log(zb / 2.0) + log1p(zb * zb / 8.0);
+    if (i1 > 0.0 && z > 1e-150) return log(i1) - log(z / 2.0);
+    return log1p(z * z / 8.0);            // I_1(z) / (z/2) ~ 1 + z^2/8 (gammaln(2) = 0)
   }
   // I_nu(z) ~ e^z / sqrt(2 pi z) * sum_k (-1)^k a_k(nu) / z^k, mu = 4 nu^2
   double mu = 4.0 * nu * nu, x = 1.0 / (8.0 * z), term = 1.0, sum = 1.0;
@@ -42,7 +42,7 @@ MODEM_DEV double log_bessel_i01(int nu, double z) {
     term *= -(mu - o * o) * x / k;
     sum += term;
   }
-  return z - 0.5 * log(2.0 * 3.141592653589793 * z) + log(sum);
+  return z - 0.5 * log(2.0 * 3.141592653589793 * z) + log(sum) - nu * log(z / 2.0);
 }
 
 __global__ void dpsk_llr_exact_f32(const double* __restrict__ xa, const double* __restrict__ xb,
@@ -52,11 +52,7 @@ __global__ void dpsk_llr_exact_f32(const double* __restrict__ xa, const double* 
     double s = sqrt(es[g * es_stride]);
     double za = 2.0 * s * sqrt(xa[g]) / sigma2;
     double zb = 2.0 * s * sqrt(xb[g]) / sigma2;
-    double v = log_bessel_i01(modes - 1, za) - log_bessel_i01(modes - 1, zb);
-    if (modes > 1) {
-      const double tiny = 1e-300;
-      v += 0.5 * (modes - 1) * (log(xb[g] > tiny ? xb[g] : tiny) - log(xa[g] > tiny ? xa[g] : tiny));
-    }
+    double v = log_bessel_i01_scaled(modes - 1, za) - log_bessel_i01_scaled(modes - 1, zb);
     out[g] = erase[g * erase_stride] ? 0.0f : (float)v;
   }
 }

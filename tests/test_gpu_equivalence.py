@@ -292,6 +292,32 @@ def test_dpsk_llrs_equal_cpu(be, modes, rng):
     assert np.all(host(g)[erase] == 0) and np.any(g_ref != 0)
 
 
+@pytest.mark.parametrize("modes", [1, 2])
+def test_dpsk_exact_llr_limits_equal_cpu(be, modes):
+    """Zero port energy and es = 0 on every backend: the LLR is its limit (finite, es = 0 gives 0).
+    The old form ``(M-1)/2 ln(xB/xA)`` with clamps gave -347.7 instead of -1.585 at xA = 0, M = 2,
+    and the kernel kept 0.5 ln(xB/xA) at es = 0."""
+    xa = np.array([0.0, 1e-200, 0.0, 3.0, 0.0, 2.0])
+    xb = np.array([4.0, 4.0, 0.0, 0.0, 5.0, 1.0])
+    es = np.array([1.0, 1.0, 1.0, 1.0, 0.0, 0.0])
+    ref = ops.dpsk_llr_exact(xa, xb, es, 1.0, modes)
+    out = host(ops.dpsk_llr_exact(be.put(xa), be.put(xb), be.put(es), 1.0, modes, launcher=be.launcher))
+    np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
+    assert np.all(np.isfinite(ref)) and ref[0] == pytest.approx(ref[1], abs=1e-5) and ref[2] == 0
+    assert ref[0] == pytest.approx({1: -2.424973, 2: -1.585090}[modes], abs=1e-5)
+    assert np.all(ref[4:] == 0) and np.all(out[4:] == 0)
+
+
+def test_dpsk_llr_es_and_erase_that_only_broadcast_with_the_samples_are_shape_errors(be):
+    """An es or erase of shape (3, 5) broadcasts *with* (5,) samples but not *to* them: a ShapeError
+    naming both shapes on every backend (the device path raised NumPy's bare ValueError)."""
+    xa, xb = np.ones(5), np.zeros(5)
+    with pytest.raises(ShapeError, match=r"es of shape \(3, 5\).*\(5,\)"):
+        ops.dpsk_llr_exact(be.put(xa), be.put(xb), be.put(np.ones((3, 5))), 1.0, 1, launcher=be.launcher)
+    with pytest.raises(ShapeError, match=r"erase of shape \(3, 5\).*\(5,\)"):
+        ops.dpsk_llr_gaussian(be.put(xa), be.put(xb), 1.0, 1.0, 1, be.put(np.zeros((3, 5), bool)), launcher=be.launcher)
+
+
 # --------------------------------------------------------------------------------------------
 # streaming GPU pipelines (modem/gpu/pipeline.py): any batching gives the CPU receivers' output
 # --------------------------------------------------------------------------------------------

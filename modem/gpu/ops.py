@@ -193,6 +193,7 @@ def _dpsk(kind, xa, xb, es, sigma2, modes, erase, launcher):
             raise ConfigError(f"{who}: es (signal energy per bit) must be finite and >= 0, got {es!r}")
         es_arr, es_stride = xp.full(1, esv, dtype=np.float64), 0
     else:
+        dpsk._broadcasts_to(tuple(np.shape(es)), a.shape, who, "es")
         es_arr = xp.ascontiguousarray(xp.broadcast_to(xp.asarray(es, dtype=np.float64), a.shape))
         if es_arr.size and (not bool(xp.isfinite(es_arr).all()) or float(es_arr.min()) < 0):
             raise ConfigError(f"{who}: es (signal energy per bit) must be finite and >= 0")
@@ -200,6 +201,7 @@ def _dpsk(kind, xa, xb, es, sigma2, modes, erase, launcher):
     if erase is None:
         er, er_stride = xp.zeros(1, dtype=np.uint8), 0
     else:
+        dpsk._broadcasts_to(tuple(np.shape(erase)), a.shape, who, "erase")
         er = xp.ascontiguousarray(xp.broadcast_to(xp.asarray(erase, dtype=bool), a.shape), dtype=np.uint8)
         er_stride = 1
     out = xp.empty(a.shape, dtype=np.float32)

@@ -288,6 +288,24 @@ def log_bessel_i(nu: int, z) -> np.ndarray:
     return out
 
 
+def log_bessel_i_scaled(nu: int, z) -> np.ndarray:
+    """``g_nu(z) = ln I_nu(z) - nu ln(z/2)`` for z >= 0: finite at z = 0, where it is ``-ln Gamma(nu+1)``.
+
+    Where ``I_nu(z)`` underflows (z = 0, or z tiny against nu) the series
+    ``-ln Gamma(nu+1) + ln(1 + z^2 / (4 (nu+1)))`` is used; elsewhere ``ln ive(nu, z) + z - nu ln(z/2)``.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    if nu == 0:
+        return np.log(i0e(z)) + z
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log(ive(nu, z)) + z - nu * np.log(z / 2)
+    bad = ~np.isfinite(out)
+    if np.any(bad):
+        zb = z[bad]
+        out[bad] = -gammaln(nu + 1) + np.log1p(zb * zb / (4 * (nu + 1)))
+    return np.asarray(out, dtype=np.float64)
+
+
 def llr_exact(xa, xb, es, sigma2: float, modes: int = 1, erase=None) -> np.ndarray:
     """Exact DPSK LLR from the two balanced-detector port energies (non-central chi-square).
 
@@ -303,19 +321,17 @@ def llr_exact(xa, xb, es, sigma2: float, modes: int = 1, erase=None) -> np.ndarr
     Output
     ------
     llr : float32 (*batch, n), ``ln p(x_A,x_B|0)/p(x_A,x_B|1)``, positive = bit 0:
-    ``((M-1)/2) ln(x_B/x_A) + ln I_{M-1}(2 s sqrt(x_A)/sigma^2) - ln I_{M-1}(2 s sqrt(x_B)/sigma^2)``.
+    ``((M-1)/2) ln(x_B/x_A) + ln I_{M-1}(2 s sqrt(x_A)/sigma^2) - ln I_{M-1}(2 s sqrt(x_B)/sigma^2)``,
+    evaluated as ``g(z_A) - g(z_B)`` with ``z = 2 s sqrt(x)/sigma^2`` and
+    ``g(z) = ln I_{M-1}(z) - (M-1) ln(z/2)`` (:func:`log_bessel_i_scaled`), which stays finite where a
+    port energy or es is exactly 0 (there the LLR is its limit; es = 0 gives LLR 0).
     """
     xa, xb = _ports(xa, xb, "llr_exact")
     es, sigma2, M = _check_params(es, sigma2, modes, "llr_exact", xa.shape)
     s = np.sqrt(es)
     za = 2.0 * s * np.sqrt(xa) / sigma2
     zb = 2.0 * s * np.sqrt(xb) / sigma2
-    llr = log_bessel_i(M - 1, za) - log_bessel_i(M - 1, zb)
-    if M > 1:
-        tiny = 1e-300
-        llr = llr + 0.5 * (M - 1) * (np.log(np.maximum(xb, tiny)) - np.log(np.maximum(xa, tiny)))
-        # es = 0: x_A, x_B identically distributed, LLR 0 (the Bessel terms cancel, this one must too)
-        llr = np.where(es == 0, 0.0, llr)
+    llr = log_bessel_i_scaled(M - 1, za) - log_bessel_i_scaled(M - 1, zb)
     llr = np.broadcast_to(llr, xa.shape).astype(np.float32)
     if erase is not None:
         llr = np.where(_erase_mask(erase, llr.shape, "llr_exact"), np.float32(0), llr)
