@@ -140,8 +140,12 @@ def _run_link_budget(args) -> None:
 
     from .analysis import link_budget as lbm  # noqa: PLC0415
     if args.list:
-        for name in lbm.list_presets():
-            print(f"{name:<12} {lbm.load_scenario(name).title}")
+        presets = [(name, lbm.load_scenario(name).title) for name in lbm.list_presets()]
+        if args.json:
+            print(json.dumps([{"name": n, "title": t} for n, t in presets]))
+        else:
+            for name, title in presets:
+                print(f"{name:<12} {title}")
         return
     base = dataclasses.asdict(lbm.load_scenario(args.scenario)) if args.scenario else {"name": "custom"}
     for f in dataclasses.fields(lbm.Scenario):

@@ -77,7 +77,17 @@ def bpsk_esn0_db(rate) -> float:
 # simulation points
 # --------------------------------------------------------------------------------------------
 
+def _check_count(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"curve point: {name} must be an integer >= {minimum}, got {name}={value!r}")
+    return int(value)
+
+
 def _accumulate(run_chunk, frames, chunk, max_errors, min_frames, progress):
+    frames = _check_count("frames", frames, 1)
+    chunk = _check_count("chunk", chunk, 1)
+    max_errors = _check_count("max_errors", max_errors, 0)
+    min_frames = _check_count("min_frames", min_frames, 0)
     tot = {"frames": 0, "frame_errors": 0, "bit_errors": 0, "info_bits": 0, "seconds": 0.0, "iters": 0.0}
     i = 0
     while tot["frames"] < frames:

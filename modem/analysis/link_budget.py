@@ -207,18 +207,30 @@ class Scenario:
                 raise ConfigError(f"Scenario {self.name!r}: {name} must be a number > 0, got {v!r}")
         for name in ("tx_transmission", "rx_transmission", "atm_zenith_transmittance", "detector_efficiency"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and 0 < v <= 1):
+            if isinstance(v, bool) or not (isinstance(v, (int, float)) and 0 < v <= 1):
                 raise ConfigError(f"Scenario {self.name!r}: {name} must be in (0, 1], got {v!r}")
         for name in ("tx_depointing_arcsec", "rx_depointing_arcsec", "nb"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise ConfigError(f"Scenario {self.name!r}: {name} must be >= 0, got {v!r}")
         for name in ("scintillation_loss_db", "fiber_coupling_loss_db"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v <= 0):
+            if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v <= 0):
                 raise ConfigError(f"Scenario {self.name!r}: {name} is a loss and must be <= 0 dB, got {v!r}")
-        if not 0 < self.elevation_deg <= 90:
-            raise ConfigError(f"Scenario {self.name!r}: elevation_deg must be in (0, 90], got {self.elevation_deg!r}")
+        for name in ("title", "range_label", "notes"):
+            v = getattr(self, name)
+            if not isinstance(v, str):
+                raise ConfigError(f"Scenario {self.name!r}: {name} must be a string, got {v!r}")
+        e = self.elevation_deg
+        if isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 < e <= 90:
+            raise ConfigError(f"Scenario {self.name!r}: elevation_deg must be a number in (0, 90], got {e!r}")
+        v = self.required_photons_per_pulse
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                              or v <= 0):
+            raise ConfigError(f"Scenario {self.name!r}: required_photons_per_pulse must be a number > 0, got {v!r}")
+        v = self.required_power_dbm
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+            raise ConfigError(f"Scenario {self.name!r}: required_power_dbm must be a finite number (dBm), got {v!r}")
         if isinstance(self.rx_array_size, bool) or not isinstance(self.rx_array_size, int) or self.rx_array_size < 1:
             raise ConfigError(f"Scenario {self.name!r}: rx_array_size must be an integer >= 1, got {self.rx_array_size!r}")
         self.ppm_order  # validates modulation

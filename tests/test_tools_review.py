@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Review of the link-budget / capacity / curve tools and the command line: bad values are one-line
+errors naming them (exit 2), never tracebacks and never silently accepted; --json is strict JSON."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from modem.analysis import curves
+from modem.analysis import link_budget as lb
+from modem.cli import main
+from modem.errors import ConfigError
+
+
+def _one_line_error(capsys, *needles):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("modem: error:"), err
+    for n in needles:
+        assert n in err[0], (n, err[0])
+
+
+# --- link budget: the required signal must be a usable number ----------------------------------
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
+def test_required_photons_per_pulse_must_be_positive_and_finite(capsys, value):
+    assert main(["link-budget", "-s", "lunar", "--required-photons-per-pulse", value]) == 2
+    _one_line_error(capsys, "required_photons_per_pulse", value)
+    with pytest.raises(ConfigError, match="required_photons_per_pulse"):
+        lb.load_scenario("lunar").replace(required_photons_per_pulse=float(value))
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_required_power_dbm_must_be_finite(capsys, value):
+    assert main(["link-budget", "-s", "leo", f"--required-power-dbm={value}", "--json"]) == 2
+    _one_line_error(capsys, "required_power_dbm", value)
+
+
+def test_scenario_file_with_wrongly_typed_values_is_a_config_error(tmp_path, capsys):
+    text = (lb.SCENARIO_DIR / "lunar.toml").read_text()
+    for old, new, name in [("elevation_deg = 30", 'elevation_deg = "30"', "elevation_deg"),
+                           ('title = "Moon"', "title = 5", "title"),
+                           ("required_photons_per_pulse = 3.74", "required_photons_per_pulse = true",
+                            "required_photons_per_pulse"),
+                           ("tx_transmission = 0.33", "tx_transmission = true", "tx_transmission"),
+                           ("rx_depointing_arcsec = 0.0", "rx_depointing_arcsec = false", "rx_depointing_arcsec"),
+                           ("scintillation_loss_db = -1.0", "scintillation_loss_db = false", "scintillation_loss_db")]:
+        p = tmp_path / f"bad_{name}.toml"
+        assert old in text
+        p.write_text(text.replace(old, new))
+        with pytest.raises(ConfigError, match=name):
+            lb.load_scenario(str(p))
+        assert main(["link-budget", "-s", str(p)]) == 2
+        _one_line_error(capsys, name)
+
+
+def test_link_budget_list_json_is_json(capsys):
+    assert main(["link-budget", "--list", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert {e["name"] for e in d} == set(lb.list_presets())
+    assert all(e["title"] for e in d)
+
+
+# --- curves: frame budgets and error limits ------------------------------------------------------
+
+@pytest.mark.parametrize("args,needle", [
+    (["--frames", "0"], "frames"),
+    (["--frames", "-3"], "frames"),
+    (["--max-errors", "-1"], "max_errors"),
+])
+def test_curve_bad_frame_budget_is_one_line(tmp_path, capsys, args, needle):
+    assert main(["curve", "scppm", "--ns", "3", "--frames", "2", *args, "--out", str(tmp_path / "c")]) == 2
+    _one_line_error(capsys, needle, args[1])
+    assert not (tmp_path / "c.csv").exists()
+    assert main(["curve", "dpsk", "--points", "3", "--frames", "2", *args, "--out", str(tmp_path / "d")]) == 2
+    _one_line_error(capsys, needle, args[1])
+
+
+def test_curve_point_api_refuses_bad_budgets():
+    with pytest.raises(ConfigError, match="frames"):
+        curves.scppm_point(16, "1/2", 0.1, 3.0, 0)
+    with pytest.raises(ConfigError, match="max_errors"):
+        curves.scppm_point(16, "1/2", 0.1, 3.0, 4, max_errors=-1)
+    with pytest.raises(ConfigError, match="frames"):
+        curves.dpsk_point("short", "1/2", "awgn", 3.0, 0)
+    with pytest.raises(ConfigError, match="chunk"):
+        curves.scppm_point(16, "1/2", 0.1, 3.0, 4, chunk=0)
