@@ -53,6 +53,8 @@ def bin_slots_reference(tags, start_ps: float, period_ps: float, n_slots: int) -
 
 def bin_slots(tags, start_ps: float, period_ps: float, n_slots: int, launcher=None):
     """Photon time tags (N,) int64 ps -> slot counts (n_slots,) int32 (see :func:`bin_slots_reference`)."""
+    if not np.isfinite(start_ps):      # NaN: the CPU dropped every tag, the kernel binned them all into slot 0
+        raise ConfigError(f"bin_slots: start_ps must be finite, got {start_ps!r}")
     if not (np.isfinite(period_ps) and period_ps > 0):
         raise ConfigError(f"bin_slots: period_ps must be > 0, got {period_ps!r}")
     if int(n_slots) < 1:

@@ -102,7 +102,9 @@ class _Overlap:
 
 
 def _run(overlap: _Overlap, batches: Iterable, split, launch, finish) -> Iterator:
-    """Queue batch i+1's transfer before reading back batch i (launch must not synchronise)."""
+    """Queue batch i+1's transfer before reading back batch i. ``launch`` should not wait for the
+    device: a wait there (the DPSK outlier guard's flag read) also waits for batch i-1's kernels
+    queued before it on the compute stream, which only moves the wait for batch i-1 earlier."""
     pending = None
     for i, batch in enumerate(batches):
         slot = i % 2
@@ -162,6 +164,8 @@ class SCPPMGPUPipeline:
             raise ShapeError(f"SCPPMGPUPipeline: counts must have shape (F, {c.slots_per_codeword}), got {y.shape}")
         if y.dtype.kind not in "iu":
             raise ShapeError(f"SCPPMGPUPipeline: counts must be integers, got dtype {y.dtype}")
+        if y.size and y.dtype.kind == "i" and y.min() < 0:       # as SCPPMReceiver
+            raise ShapeError(f"SCPPMGPUPipeline: counts must be >= 0, found {y.min()}")
         return {"counts": y}
 
     def _launch(self, dev):
@@ -170,6 +174,29 @@ class SCPPMGPUPipeline:
     def run(self, batches: Iterable) -> Iterator:
         """Yield one host DecodeResult per host batch of counts, in order."""
         return _run(self.overlap, batches, self._split, self._launch, _to_host)
+
+
+def _check_dpsk_parameters(es, sigma2, modes, llr, max_iter):
+    """The checks of the CPU chain (dpsk.llr_* and DVBS2Code.decode), made once: the kernels take
+    the values as they are (sigma2 = 0 gave inf/NaN LLRs, es < 0 NaN, max_iter = 0 a parity
+    failure of every frame, and the exact-LLR kernel read modes 3 as 2)."""
+    who = "DPSKGPUPipeline"
+    try:
+        esv, s2 = float(es), float(sigma2)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{who}: es and sigma2 must be real numbers, got es={es!r}, sigma2={sigma2!r}") from None
+    if not (np.isfinite(esv) and esv >= 0):
+        raise ConfigError(f"{who}: es (signal energy per bit) must be finite and >= 0, got es={es!r}")
+    if not (np.isfinite(s2) and s2 > 0):
+        raise ConfigError(f"{who}: sigma2 (noise variance per port and mode) must be finite and > 0, "
+                          f"got sigma2={sigma2!r}")
+    if isinstance(modes, bool) or not isinstance(modes, (int, np.integer)) or modes < 1:
+        raise ConfigError(f"{who}: modes (M = B_o T per polarization) must be an integer >= 1, got modes={modes!r}")
+    if llr == "exact" and modes > 2:
+        raise ConfigError(f"{who}: the exact-LLR kernel supports modes 1 and 2 (Bessel I_0, I_1), got modes={modes}; "
+                          "use llr='gaussian' or the CPU chain")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+        raise ConfigError(f"{who}: max_iter must be an integer >= 1, got max_iter={max_iter!r}")
 
 
 class DPSKGPUPipeline:
@@ -185,6 +212,7 @@ class DPSKGPUPipeline:
                  launcher=None):
         if llr not in ("gaussian", "exact"):
             raise ConfigError(f"DPSKGPUPipeline: llr must be 'gaussian' or 'exact', got {llr!r}")
+        _check_dpsk_parameters(es, sigma2, modes, llr, max_iter)
         if launcher is None:
             from .launch import default_launcher  # noqa: PLC0415
             launcher = default_launcher()
@@ -200,13 +228,19 @@ class DPSKGPUPipeline:
         if xa.shape != xb.shape or xa.ndim != 2 or xa.shape[1] != self.code.n:
             raise ShapeError(f"DPSKGPUPipeline: xa, xb must both have shape (F, {self.code.n}), got "
                              f"{xa.shape} and {xb.shape}")
-        if xa.size and not (np.isfinite(xa).all() and np.isfinite(xb).all() and xa.min() >= 0 and xb.min() >= 0):
-            raise ShapeError("DPSKGPUPipeline: port energies must be finite and >= 0")
+        for name, a in (("xa", xa), ("xb", xb)):
+            bad = ~(np.isfinite(a) & (a >= 0)) if a.size else None
+            if bad is not None and bad.any():
+                at = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), a.shape))
+                raise ShapeError(f"DPSKGPUPipeline: port energies must be finite and >= 0, found {name}{list(at)} = "
+                                 f"{float(a[at])}")
         return {"xa": xa, "xb": xb}
 
     def _launch(self, dev):
-        """LLR kernel, LDPC kernel, BCH check kernel; no synchronisation (see :func:`_run`)."""
+        """LLR kernel, outlier guard, LDPC kernel, BCH check kernel (see :func:`_run`; the guard's
+        flag read is the only synchronisation)."""
         from ..fec.dvbs2 import _gpu  # noqa: PLC0415
+        from ..fec.dvbs2.code import _clip_outliers  # noqa: PLC0415
         from .ops import BLOCK, _grid  # noqa: PLC0415
         xp, c, la = self.launcher.xp, self.code, self.launcher
         xa, xb = dev["xa"], dev["xb"]
@@ -218,6 +252,9 @@ class DPSKGPUPipeline:
         if xa.size:
             la("dpsk_llr", f"dpsk_llr_{self.llr}_f32", _grid(xa.size), BLOCK, xa, xb, es, 0, self.sigma2,
                self.modes, no_erase, 0, xa.size, llr)
+        # DVBS2Code.decode's input guard of the 16-bit kernel (a few huge LLRs must not set the
+        # frame's fixed-point scale); it reads one flag per batch back to the host (a sync)
+        llr = _clip_outliers(llr, xp)
         hard, ok, iters = c.ldpc.decode_device(llr, self.max_iter, "minsum", c.minsum_scale, 0.0, la)
         info = xp.ascontiguousarray(hard[:, :c.k_ldpc])
         nz = _gpu.bch_nonzero_gpu(info, c.k_ldpc, c.ldpc, c.bch, la)

@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Review of the GPU path (kernels, launch wrappers, streaming pipelines, GPU validation script)
+on machines without a GPU: the ``emulated`` backend runs the CUDA kernels as host C++ through the
+wrappers' real index arithmetic (see tests/test_gpu_equivalence.py); ``gpu`` runs them on CuPy
+and is skipped cleanly without one."""
+import shutil
+
+import numpy as np
+import pytest
+
+from modem import backend
+from modem.errors import ConfigError, ShapeError
+from modem.fec.dvbs2.code import code as dvbs2_code
+from modem.gpu import ops
+from modem.modulation import dpsk
+
+
+def _launcher(name):
+    if name == "gpu":
+        if not backend.gpu_available():
+            pytest.skip(f"GPU backend unavailable: {backend.unavailable_reason()}")
+        from modem.gpu.launch import CupyLauncher  # noqa: PLC0415
+        return CupyLauncher()
+    if shutil.which("g++") is None:
+        pytest.skip("host emulation of the kernels needs g++")
+    from modem.gpu.launch import HostEmulationLauncher  # noqa: PLC0415
+    return HostEmulationLauncher()
+
+
+@pytest.fixture(params=["emulated", pytest.param("gpu", marks=pytest.mark.gpu)])
+def la(request):
+    return _launcher(request.param)
+
+
+def _dpsk_ports(c, F, es, sigma2, rng, modes=1):
+    """Port energies (F, n) of random codewords of ``c`` (bit 0 -> port A), ``modes`` noise modes."""
+    u = rng.integers(0, 2, (F, c.k), dtype=np.uint8)
+    x = 1.0 - 2.0 * c.encode(u)
+    na = rng.normal(0, np.sqrt(sigma2), (2 * modes,) + x.shape)
+    nb = rng.normal(0, np.sqrt(sigma2), (2 * modes,) + x.shape)
+    xa = (np.sqrt(es) * (x > 0) + na[0]) ** 2 + (na[1:] ** 2).sum(0)
+    xb = (np.sqrt(es) * (x < 0) + nb[0]) ** 2 + (nb[1:] ** 2).sum(0)
+    return u, x, xa, xb
+
+
+# --------------------------------------------------------------------------------------------
+# DPSKGPUPipeline: the CPU chain's output, and its parameters checked like the CPU chain's
+# --------------------------------------------------------------------------------------------
+def test_dpsk_pipeline_applies_the_cpu_chains_outlier_guard(la, rng):
+    """1 % of the bits with a huge port energy (a strong pulse): DVBS2Code.decode ('minsum') clips
+    such frames before its 16-bit kernel (_clip_outliers) and decodes both frames in ~15
+    iterations; the pipeline called the LDPC kernel directly, without the guard, and lost both
+    frames (30 iterations, parity failed)."""
+    from modem.gpu.pipeline import DPSKGPUPipeline  # noqa: PLC0415
+    c = dvbs2_code("short", "1/2")
+    es, sigma2 = 1.0, 0.2
+    u, x, xa, xb = _dpsk_ports(c, 2, es, sigma2, np.random.default_rng(3))
+    idx = np.random.default_rng(4).choice(c.n, c.n // 100, replace=False)
+    xa[:, idx] += np.where(x[:, idx] > 0, 1e5, 0.0)
+    xb[:, idx] += np.where(x[:, idx] < 0, 1e5, 0.0)
+    ref = c.decode(dpsk.llr_gaussian(xa, xb, es, sigma2), max_iter=30)
+    assert ref.valid.all() and (ref.u_hat == u).all()
+    out = list(DPSKGPUPipeline(c, es, sigma2, max_iter=30, launcher=la).run([(xa[:1], xb[:1]), (xa[1:], xb[1:])]))
+    for f in ("u_hat", "parity_ok", "bch_corrected", "valid", "iterations"):
+        np.testing.assert_array_equal(np.concatenate([np.atleast_1d(getattr(p, f)) for p in out]),
+                                      getattr(ref, f), err_msg=f)
+
+
+def test_dpsk_pipeline_exact_llr_with_more_than_two_modes_is_refused(la):
+    """The exact-LLR kernel covers M = 1, 2 (Bessel I_0, I_1); with modes=3 it silently used I_1
+    (wrong LLRs, different decisions from the CPU chain). Now a ConfigError naming modes, as
+    modem.gpu.ops.dpsk_llr_exact raises."""
+    from modem.gpu.pipeline import DPSKGPUPipeline  # noqa: PLC0415
+    c = dvbs2_code("short", "1/2")
+    with pytest.raises(ConfigError, match="modes=3"):
+        DPSKGPUPipeline(c, 1.0, 0.3, modes=3, llr="exact", launcher=la)
+    DPSKGPUPipeline(c, 1.0, 0.3, modes=3, llr="gaussian", launcher=la)     # the Gaussian LLR has any M
+
+
+@pytest.mark.parametrize("kw,name", [({"sigma2": 0.0}, "sigma2=0.0"), ({"sigma2": float("nan")}, "sigma2=nan"),
+                                     ({"es": -1.0}, "es=-1.0"), ({"es": float("inf")}, "es=inf"),
+                                     ({"modes": 0}, "modes=0"), ({"modes": 1.5}, "modes=1.5"),
+                                     ({"max_iter": 0}, "max_iter=0")])
+def test_dpsk_pipeline_bad_parameters_are_named(la, kw, name):
+    """Were passed to the kernels as they were: sigma2 = 0 gave inf/NaN LLRs, es < 0 NaN LLRs,
+    max_iter = 0 'decoded' every frame with 0 iterations as a parity failure (the CPU chain
+    raises ConfigError for each)."""
+    from modem.gpu.pipeline import DPSKGPUPipeline  # noqa: PLC0415
+    args = {"es": 1.0, "sigma2": 0.3, "modes": 1, "max_iter": 10, **kw}
+    with pytest.raises(ConfigError, match=name.replace("(", r"\(")):
+        DPSKGPUPipeline(dvbs2_code("short", "1/2"), launcher=la, **args)
+
+
+# --------------------------------------------------------------------------------------------
+# SCPPMGPUPipeline: counts validated as SCPPMReceiver does
+# --------------------------------------------------------------------------------------------
+def test_scppm_pipeline_refuses_negative_counts(la):
+    """SCPPMReceiver raises ShapeError for a negative count; the pipeline decoded it."""
+    from modem.fec.scppm import SCPPMCode  # noqa: PLC0415
+    from modem.gpu.pipeline import SCPPMGPUPipeline  # noqa: PLC0415
+    code = SCPPMCode(16, "1/2")
+    y = np.zeros((2, code.slots_per_codeword), dtype=np.int32)
+    y[1, 77] = -3
+    pipe = SCPPMGPUPipeline(code, 1.3, 0.1, max_iter=2, launcher=la)
+    with pytest.raises(ShapeError, match="-3"):
+        list(pipe.run([y]))
+
+
+# --------------------------------------------------------------------------------------------
+# ops.bin_slots: a non-finite start is named (CPU: every tag silently dropped; kernel: (i64)NaN)
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("where", ["cpu", "emulated"])
+@pytest.mark.parametrize("start", [float("nan"), float("inf"), -float("inf")])
+def test_bin_slots_non_finite_start_is_a_config_error(where, start):
+    tags = np.arange(0, 10_000, 97, dtype=np.int64)
+    launcher = None if where == "cpu" else _launcher("emulated")
+    with pytest.raises(ConfigError, match="start_ps"):
+        ops.bin_slots(tags, start, 250.0, 40, launcher=launcher)
+
+
+@pytest.mark.parametrize("bad", [-0.5, float("nan")])
+def test_dpsk_pipeline_bad_port_energy_is_named(la, bad):
+    """The ShapeError said 'port energies must be finite and >= 0' without the value or the port."""
+    from modem.gpu.pipeline import DPSKGPUPipeline  # noqa: PLC0415
+    c = dvbs2_code("short", "1/2")
+    xa, xb = np.ones((1, c.n)), np.ones((1, c.n))
+    xb[0, 123] = bad
+    with pytest.raises(ShapeError, match=rf"xb.*{bad}"):
+        list(DPSKGPUPipeline(c, 1.0, 0.3, launcher=la).run([(xa, xb)]))
