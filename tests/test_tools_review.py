@@ -86,3 +86,21 @@ def test_curve_point_api_refuses_bad_budgets():
         curves.dpsk_point("short", "1/2", "awgn", 3.0, 0)
     with pytest.raises(ConfigError, match="chunk"):
         curves.scppm_point(16, "1/2", 0.1, 3.0, 4, chunk=0)
+
+
+def test_dpsk_optical_curve_files_name_the_noise_figure_used(tmp_path):
+    """The optical axis and limits depend on the preamplifier NF: the CSV header (and plot label)
+    must say which NF, not 'ideal NF' when another was simulated."""
+    row = {"x": 3.0, "x_unit": "photons/bit", "frames": 2, "frame_errors": 0, "bit_errors": 0, "info_bits": 14064,
+           "fer": 0.0, "fer_ci_low": 0.0, "fer_ci_high": 0.84, "ber": 0.0, "iterations_mean": 5.0, "seconds": 1.0}
+    c, _ = curves.dpsk_curve_files([row], "short", "1/2", "optical", tmp_path / "nf5", nf_db=5.0)
+    head = [line for line in c.read_text().splitlines() if line.startswith("#")]
+    x_line = next(line for line in head if line.startswith("# x:"))
+    assert "ideal" not in x_line and "NF 5" in x_line, x_line
+    assert "# nf_db: 5.0" in head
+    n_sp = 10 ** 0.5 / 2
+    sh = next(line for line in head if line.startswith("# Shannon_limit_photons/bit:"))
+    assert float(sh.split(":")[1]) == pytest.approx((2 ** 0.5 - 1) * n_sp, abs=1e-5)
+    c, _ = curves.dpsk_curve_files([row], "short", "1/2", "optical", tmp_path / "ideal")
+    x_line = next(line for line in c.read_text().splitlines() if line.startswith("# x:"))
+    assert "ideal NF" in x_line

@@ -352,8 +352,10 @@ def dpsk_curve_files(rows, frame, rate, channel, out_stem, *, nf_db=None) -> tup
     else:
         n_sp = 10 ** ((NF_IDEAL_DB if nf_db is None else nf_db) / 10) / 2
         limits = [(10 ** (sh / 10) * n_sp, "Shannon limit photons/bit"), (10 ** (bp / 10) * n_sp, "BPSK-input limit photons/bit")]
-        xlabel = "received photons per channel bit (pre-amplified DLI, ideal NF)"
+        nf_text = "ideal NF" if nf_db is None else f"NF {float(nf_db):g} dB"
+        xlabel = f"received photons per channel bit (pre-amplified DLI, {nf_text})"
     meta = {"chain": "DVB-S2 LDPC+BCH, DPSK", "frame": frame, "rate": rate, "channel": channel,
+            **({"nf_db": float(nf_db)} if channel != "awgn" and nf_db is not None else {}),
             "x": xlabel, **{lab.replace(" ", "_"): f"{v:.5f}" for v, lab in limits}}
     csv_path = write_csv(rows, f"{out_stem}.csv", meta)
     png = plot_curve(rows, f"{out_stem}.png", xlabel=xlabel, limits=limits,
