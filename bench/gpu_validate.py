@@ -8,14 +8,16 @@ Steps (``--steps``, comma-separated, in this order; default all):
 
 ``smoke``        ``modem info`` (device, driver, CUDA, CuPy, commit) and ``python -m modem.gpu``:
                  every kernel file compiled by NVRTC on this device (fails fast on a broken source);
-``equivalence``  ``pytest -m gpu -rA tests/test_gpu_equivalence.py tests/test_kernels_compile.py``
-                 -> the log, headed by the device line, in ``gpu_equivalence_<date>.txt``;
+``equivalence``  ``pytest -m gpu -rA tests`` (every GPU-marked test: CPU/GPU equivalence, NVRTC
+                 compile, pipelines) -> the log, headed by the device line, in
+                 ``gpu_equivalence_<date>.txt``;
 ``bench``        ``bench/bench_gpu.py --backend gpu --compare-cpu`` -> ``gpu_bench_gpu_<date>.json``;
 ``ncu``          where Nsight Compute (``ncu``) exists: one profile per main kernel (achieved
                  occupancy, memory throughput, speed of light) -> ``ncu_<kernel>_<date>.txt``.
 
-Each step runs under a time limit (its share of ``--budget`` seconds, so that a hang cannot eat a
-whole lent session) and streams its output. Steps that fail or time out are reported and the script
+Each step runs under a time limit (its share of ``--budget`` seconds plus whatever the steps
+before it left unused, so that a hang cannot eat a whole lent session and a quick step gives its
+time to the next) and streams its output. Steps that fail or time out are reported and the script
 goes on; it exits non-zero if any failed. ``--copy-to DIR`` (default ``$OUT`` where that is set)
 also copies every result file of this run there. ``MODEM_COMMIT`` names the commit where the tree
 is a copy without ``.git``.
@@ -100,7 +102,13 @@ def main(argv=None) -> int:
     if bad:
         ap.error(f"unknown step(s) {bad}; known: {', '.join(STEPS)}")
     share = sum(SHARE[s] for s in steps)
-    limit = {s: args.budget * SHARE[s] / share for s in steps}
+    t_start = time.monotonic()
+
+    def limit(step: str) -> float:
+        """Seconds for ``step``: the budget left now, less the shares of the steps after it."""
+        later = sum(SHARE[s] for s in steps[steps.index(step) + 1:])
+        left = args.budget - (time.monotonic() - t_start)
+        return max(1.0, left - args.budget * later / share)
     date = dt.date.today().isoformat()
     RESULTS.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -114,27 +122,27 @@ def main(argv=None) -> int:
         return 2
     device_line = "device: " + json.dumps(json.loads(info.stdout)) + "\n\n"
 
-    if "smoke" in steps and run_step([PY, "-m", "modem.gpu"], limit["smoke"]):
+    if "smoke" in steps and run_step([PY, "-m", "modem.gpu"], limit("smoke")):
         failed.append("smoke (NVRTC compile of kernels/*.cu)")
     if "equivalence" in steps:
         log = RESULTS / f"gpu_equivalence_{date}.txt"
-        rc = run_step([PY, "-m", "pytest", "-p", "no:cacheprovider", "-m", "gpu", "-rA",
-                       "tests/test_gpu_equivalence.py", "tests/test_kernels_compile.py"],
-                      limit["equivalence"], log, device_line)
+        rc = run_step([PY, "-m", "pytest", "-p", "no:cacheprovider", "-m", "gpu", "-rA", "tests"],
+                      limit("equivalence"), log, device_line)
         written.append(log)
         if rc:
             failed.append("equivalence")
     if "bench" in steps:
         out = RESULTS / f"gpu_bench_gpu_{date}.json"
-        if run_step([PY, "bench/bench_gpu.py", "--backend", "gpu", "--compare-cpu"], limit["bench"],
+        if run_step([PY, "bench/bench_gpu.py", "--backend", "gpu", "--compare-cpu"], limit("bench"),
                     RESULTS / f"gpu_bench_gpu_{date}.log", device_line):
             failed.append("bench")
         written += [p for p in (out, RESULTS / f"gpu_bench_gpu_{date}.log") if p.exists()]
     if "ncu" in steps:
         ncu = shutil.which("ncu")
         if ncu:
-            per = limit["ncu"] / len(NCU_TARGETS)
-            for kernel, cli_args in NCU_TARGETS.items():
+            t_ncu, ncu_limit = time.monotonic(), limit("ncu")
+            for j, (kernel, cli_args) in enumerate(NCU_TARGETS.items()):
+                per = max(1.0, (ncu_limit - (time.monotonic() - t_ncu)) / (len(NCU_TARGETS) - j))
                 log = RESULTS / f"ncu_{kernel}_{date}.txt"
                 cmd = [ncu, "--kernel-name", f"regex:{kernel}", "--launch-count", "1", "--section", "SpeedOfLight",
                        "--section", "Occupancy", "--section", "MemoryWorkloadAnalysis", "--section", "LaunchStats",

@@ -127,3 +127,62 @@ def test_dpsk_pipeline_bad_port_energy_is_named(la, bad):
     xb[0, 123] = bad
     with pytest.raises(ShapeError, match=rf"xb.*{bad}"):
         list(DPSKGPUPipeline(c, 1.0, 0.3, launcher=la).run([(xa, xb)]))
+
+
+# --------------------------------------------------------------------------------------------
+# bench/gpu_validate.py: one call on a lent GPU machine
+# --------------------------------------------------------------------------------------------
+def _gpu_validate():
+    import importlib.util  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+    path = Path(__file__).resolve().parents[1] / "bench" / "gpu_validate.py"
+    spec = importlib.util.spec_from_file_location("gpu_validate_review", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _fake_validate(monkeypatch, tmp_path, durations):
+    """gpu_validate.main with a fake ``modem info`` and steps that take ``durations[i]`` seconds
+    of a fake clock; returns (module, [(cmd, limit)])."""
+    import json  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    from types import SimpleNamespace  # noqa: PLC0415
+    gv = _gpu_validate()
+    clock = [1000.0]
+    calls = []
+    monkeypatch.setattr(gv, "RESULTS", tmp_path)
+    monkeypatch.setattr(gv.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(gv.subprocess, "run", lambda *a, **k: SimpleNamespace(
+        returncode=0, stdout=json.dumps({"backend": "gpu", "device": "fake"}), stderr=""))
+    monkeypatch.setattr(gv.shutil, "which", lambda name: None)
+
+    def fake_step(cmd, timeout, log=None, header=""):
+        calls.append((list(map(str, cmd)), timeout))
+        clock[0] += durations[len(calls) - 1]
+        return 0
+    monkeypatch.setattr(gv, "run_step", fake_step)
+    assert subprocess  # (the real module stays untouched outside gv)
+    return gv, calls
+
+
+def test_gpu_validate_gives_a_later_step_the_time_earlier_steps_left(monkeypatch, tmp_path):
+    """Fixed shares of --budget wasted whatever smoke and equivalence left unused: with budget 540
+    the bench step (CPU comparisons at GPU batch sizes included) was killed at 216 s even when the
+    steps before it had taken 20 s of their 243 s."""
+    gv, calls = _fake_validate(monkeypatch, tmp_path, [10.0, 10.0, 100.0])
+    assert gv.main(["--steps", "smoke,equivalence,bench", "--budget", "540", "--copy-to", str(tmp_path)]) == 0
+    limits = [t for _, t in calls]
+    assert limits[0] == pytest.approx(540 * 0.15 / 0.85)
+    assert limits[2] == pytest.approx(540 - 20.0)          # the last step gets everything that is left
+    assert limits[1] == pytest.approx(530 - 540 * 0.40 / 0.85)   # the rest minus the later steps' shares
+
+
+def test_gpu_validate_runs_every_gpu_marked_test(monkeypatch, tmp_path):
+    """The equivalence step named two test files; GPU tests elsewhere (tests/test_gpu_review.py)
+    never ran on the GPU. It now runs ``-m gpu`` over the whole test directory."""
+    gv, calls = _fake_validate(monkeypatch, tmp_path, [1.0])
+    assert gv.main(["--steps", "equivalence", "--copy-to", str(tmp_path)]) == 0
+    cmd = calls[0][0]
+    assert "-m" in cmd and cmd[cmd.index("-m") + 1] == "pytest" and cmd[cmd.index("-m", cmd.index("pytest")) + 1] == "gpu"
+    assert "tests" in cmd and not any(a.startswith("tests/test_") for a in cmd)
