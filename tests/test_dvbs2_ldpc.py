@@ -182,9 +182,28 @@ def test_batch_shapes_and_all_erasure():
     # empty batch
     r0 = c.decode(np.zeros((0, c.n), np.float32))
     assert r0.u_hat.shape == (0, c.k)
-    # all-erasure: no information, the all-zero word is returned without bias
+    # all-erasure: no information, the all-zero word is returned without bias, and NOT as valid data
     re = c.decode(np.zeros(c.n))
-    assert not re.u_hat.any() and re.valid
+    assert not re.u_hat.any() and re.parity_ok and not re.valid
+
+
+@pytest.mark.parametrize("frame,rate", [("short", "1/3"), ("normal", "9/10")])
+def test_frames_with_more_erasures_than_parity_bits_are_not_valid(frame, rate):
+    """A frame of zero LLRs (a gap, padding) 'converges' to the all-zero codeword and passed BCH:
+    it was reported valid. With more than n - k_ldpc erasures the kept bits cannot determine the
+    codeword, so such a frame is never valid; a clean frame with a quarter of that many erasures,
+    spread over it, decodes and is valid."""
+    c = dvbs2.code(frame, rate)
+    rng = np.random.default_rng(SEED + 11)
+    u = rng.integers(0, 2, (3, c.k), dtype=np.uint8)
+    llr = 8.0 * (1.0 - 2.0 * c.encode(u).astype(np.float32))
+    llr[0] = 0.0                                   # all erased
+    llr[1, c.k_ldpc - 1:] = 0.0                    # one erasure more than the parity bits
+    llr[2, rng.choice(c.n, (c.n - c.k_ldpc) // 4, replace=False)] = 0.0
+    r = c.decode(llr)
+    assert r.parity_ok[0] and r.bch_corrected[0] == 0 and not r.valid[0]
+    assert not r.valid[1]
+    assert r.valid[2] and np.array_equal(r.u_hat[2], u[2])
 
 
 def test_decode_does_not_mutate_input():

@@ -124,7 +124,10 @@ class DecodeResult:
     u_hat : (..., k) uint8 decoded information bits (after BCH correction).
     parity_ok : (...) bool, the LDPC hard decisions satisfied every parity check.
     bch_corrected : (...) int32, bits corrected by the BCH decoder; -1 where it failed.
-    valid : (...) bool, ``parity_ok & (bch_corrected >= 0)``.
+    valid : (...) bool, ``parity_ok & (bch_corrected >= 0)``, and at most ``n - k_ldpc`` of the
+        frame's LLRs exactly 0: with more erasures than parity bits the received bits do not
+        determine the codeword (at least two codewords agree with them), so whatever word the
+        decoder settles on (all zeros for a frame of zeros: a gap, padding) is a guess, not data.
     iterations : (...) int32, LDPC iterations run for the frame (0 when the channel hard
         decisions were already a codeword; max_iter where the checks never held).
     """
@@ -273,11 +276,15 @@ class DVBS2Code:
         info = np.ascontiguousarray(hard[:, :self.k_ldpc])
         corrected = self.bch.decode_inplace(info)
         u_hat = info[:, :self.k]
-        valid = ok & (corrected >= 0)
+        valid = ok & (corrected >= 0) & self._determined(flat, np)
         return DecodeResult(u_hat=u_hat.reshape(lead + (self.k,)), parity_ok=ok.reshape(lead),
                             bch_corrected=corrected.reshape(lead), valid=valid.reshape(lead),
                             iterations=iters.reshape(lead))
 
+
+    def _determined(self, flat, xp):
+        """(B,) bool: at most n - k_ldpc of each frame's LLRs (B, n) are erasures (exactly 0)."""
+        return xp.count_nonzero(flat == 0, axis=1) <= self.n - self.k_ldpc
 
     def _decode_device(self, llr, max_iter: int, algorithm: str, scale: float, offset: float, launcher):
         """:meth:`decode` on ``launcher``'s arrays (CuPy on a GPU; NumPy under the tests' host
@@ -315,7 +322,7 @@ class DVBS2Code:
             info[idx] = xp.asarray(rows)
             corrected[idx] = xp.asarray(corr.astype(np.int32))
         u_hat = xp.ascontiguousarray(info[:, :self.k])
-        valid = ok & (corrected >= 0)
+        valid = ok & (corrected >= 0) & self._determined(flat, xp)
         return DecodeResult(u_hat=u_hat.reshape(lead + (self.k,)), parity_ok=ok.reshape(lead),
                             bch_corrected=corrected.reshape(lead), valid=valid.reshape(lead),
                             iterations=iters.reshape(lead))
