@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -26,11 +27,13 @@ import numpy as np
 
 import numba
 
-from modem import backend as be
-from modem.analysis.capacity import ns_capacity_limit
-from modem.channel.poisson import simulate_counts
-from modem.fec.scppm import SCPPMCode, SCPPMReceiver, SCPPMTransmitter, _cpu
-from modem.framing.crc import CRC32_HPE_POLY
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run as a script from anywhere
+
+from modem import backend as be  # noqa: E402
+from modem.analysis.capacity import ns_capacity_limit  # noqa: E402
+from modem.channel.poisson import simulate_counts  # noqa: E402
+from modem.fec.scppm import SCPPMCode, SCPPMReceiver, SCPPMTransmitter, _cpu  # noqa: E402
+from modem.framing.crc import CRC32_HPE_POLY  # noqa: E402
 
 GAP_DB = 0.8
 MAX_ITER = 16
@@ -144,7 +147,7 @@ def test_encode_m16(benchmark):
     benchmark(tx.modulate, u)
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--orders", type=int, nargs="+", default=[16, 64, 128])
     ap.add_argument("--frames", type=int, default=64)
@@ -152,7 +155,7 @@ def main():
     ap.add_argument("--reference", action="store_true",
                     help="also time the per-codeword reference decoder, alternating with the decoder")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     info = be.backend_info("cpu")
     rows = []
     for M in a.orders:
@@ -173,8 +176,9 @@ def main():
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"scppm_cpu_{dt.date.today().isoformat()}.json"
+    command = " ".join(["python3 bench/bench_scppm.py"] + list(sys.argv[1:] if argv is None else argv))
     path.write_text(json.dumps({"benchmark": "scppm", "date": dt.datetime.now(dt.timezone.utc).isoformat(),
-                                "machine": info, "results": rows}, indent=2) + "\n")
+                                "backend_info": info, "command": command, "results": rows}, indent=2) + "\n")
     print(f"wrote {path}")
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -36,8 +37,10 @@ import numpy as np
 from scipy.special import erfc
 from scipy.stats import binom
 
-from modem import backend as be
-from modem.sync import ASM_BITS, ASMFrameSync, FrameSyncConfig, SyncMode, hard_errors, massey_metric
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run as a script from anywhere
+
+from modem import backend as be  # noqa: E402
+from modem.sync import ASM_BITS, ASMFrameSync, FrameSyncConfig, SyncMode, hard_errors, massey_metric  # noqa: E402
 
 RULES = ("massey", "massey_pf", "massey_lo", "hard4")
 

@@ -104,3 +104,46 @@ def test_dpsk_optical_curve_files_name_the_noise_figure_used(tmp_path):
     c, _ = curves.dpsk_curve_files([row], "short", "1/2", "optical", tmp_path / "ideal")
     x_line = next(line for line in c.read_text().splitlines() if line.startswith("# x:"))
     assert "ideal NF" in x_line
+
+
+# --- bench scripts: the same self-describing schema ----------------------------------------------
+
+def _load_bench(name):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_review", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_scppm_json_has_the_common_schema(tmp_path):
+    """Like bench_ldpc / bench_frontend / bench_acquisition / receiver_sensitivity: top-level
+    backend_info (device, commit) and the command that made the file; rates from information bits."""
+    mod = _load_bench("bench_scppm")
+    mod.main(["--orders", "16", "--frames", "2", "--repeats", "1", "--out", str(tmp_path)])
+    (path,) = tmp_path.iterdir()
+    rep = json.loads(path.read_text())
+    assert {"benchmark", "date", "backend_info", "command", "results"} <= rep.keys()
+    assert rep["backend_info"]["device"] and rep["backend_info"]["commit"]
+    assert "bench_scppm.py" in rep["command"] and "--frames 2" in rep["command"]
+    (r,) = rep["results"]
+    assert r["M"] == 16 and r["frames"] == 2 and r["decode_info_bits_per_s"] > 0
+
+
+@pytest.mark.parametrize("script", ["bench_scppm.py", "frame_sync_figures.py", "bench_ldpc.py", "bench_gpu.py",
+                                    "bench_frontend.py", "bench_acquisition.py", "receiver_sensitivity.py",
+                                    "ldpc_fer_curves.py", "bench_replay_memory.py", "bench_ingest.py"])
+def test_bench_scripts_run_from_a_plain_checkout(tmp_path, script):
+    """`python bench/X.py` as bench/README.md shows it: without the package installed or PYTHONPATH."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    p = subprocess.run([sys.executable, str(root / "bench" / script), "--help"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-500:]
+    assert "usage:" in p.stdout
