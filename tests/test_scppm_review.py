@@ -145,3 +145,12 @@ def test_reset_receiver_equals_a_fresh_one():
     assert [(f.data, f.t_ps, f.codewords, f.crc_ok) for f in again] == [(f.data, f.t_ps, f.codewords, f.crc_ok)
                                                                         for f in first]
     assert (rx.stats.codewords, rx.stats.codewords_crc_failed) == (fresh.stats.codewords, 0)
+
+
+@pytest.mark.parametrize("name", ["guard_slots", "csm", "check_interleaver_multiple"])
+@pytest.mark.parametrize("value", ["no", 0, None])
+def test_code_flags_must_be_booleans(name, value):
+    """SCPPMCode's on/off fields took any truthy value: guard_slots="no" switched the guard ON."""
+    with pytest.raises(ConfigError, match=f"{name}={value!r}"):
+        SCPPMCode(M=16, rate="1/2", **{name: value})
+    assert getattr(SCPPMCode(M=16, rate="1/2", **{name: np.bool_(False)}), name) is False

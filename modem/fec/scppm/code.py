@@ -103,6 +103,11 @@ class SCPPMCode:
         if rate not in K_INFO:
             raise ConfigError(f"SCPPMCode: rate must be one of {tuple(K_INFO)}, got rate={self.rate!r}")
         object.__setattr__(self, "rate", rate)
+        for name in ("guard_slots", "csm", "check_interleaver_multiple"):
+            flag = getattr(self, name)
+            if not isinstance(flag, (bool, np.bool_)):   # "no" would have been read as on
+                raise ConfigError(f"SCPPMCode: {name} must be True or False, got {name}={flag!r}")
+            object.__setattr__(self, name, bool(flag))
         N, B = self.interleaver_rows, self.interleaver_shift
         if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 1:
             raise ConfigError(f"SCPPMCode: interleaver_rows N must be an integer >= 1, got N={N!r}")
