@@ -190,7 +190,7 @@ def main(argv=None) -> int:
         out = RESULTS / f"ingest_{dt.date.today().isoformat()}.json"
         with open(out, "a") as f:
             for r in rows:
-                f.write(json.dumps({**r, "smoke": a.smoke, "machine": info,
+                f.write(json.dumps({**r, "smoke": a.smoke, "backend_info": info,
                                     "time": dt.datetime.now(dt.timezone.utc).isoformat()}) + "\n")
         print(f"appended {len(rows)} records to {out}")
     return 0

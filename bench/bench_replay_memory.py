@@ -129,7 +129,8 @@ def main(argv=None) -> int:
                   f"tracemalloc peak {r['tracemalloc_peak_mib']:6.1f} MiB  {r['wall_s']:6.2f} s")
     info = backend_info("cpu")
     doc = {"benchmark": "replay_memory", "date": dt.datetime.now(dt.timezone.utc).isoformat(),
-           "machine": {k: info.get(k) for k in ("backend", "device", "cpu_count", "numpy", "commit", "python")},
+           "backend_info": {k: info.get(k) for k in ("backend", "device", "cpu_count", "numpy", "commit", "python")},
+           "command": " ".join(["python3 bench/bench_replay_memory.py"] + list(sys.argv[1:] if argv is None else argv)),
            "scale": args.scale, "results": results}
     os.makedirs(args.out, exist_ok=True)
     fn = os.path.join(args.out, f"replay_memory_{dt.date.today().isoformat()}.json")

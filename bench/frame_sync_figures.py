@@ -96,7 +96,7 @@ def hard4_binomial(esn0_db):
     return {"p_miss_binomial": float(binom.sf(4, 32, p)), "p_fa_binomial": float(binom.cdf(4, 32, 0.5))}
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--esn0", type=float, nargs="+", default=[-2, -1, 0, 1, 2, 3, 4, 5, 6])
     ap.add_argument("--threshold", type=float, default=FrameSyncConfig(frame_len=1024).search_threshold)
@@ -109,7 +109,7 @@ def main():
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--quick", action="store_true", help="tiny run (smoke test)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     if a.quick:
         a.esn0, a.n_markers, a.n_positions, a.n_trials = [0.0, 4.0], 2000, 20000, 5
     rng = np.random.default_rng(a.seed)
@@ -143,7 +143,9 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"frame_sync_{dt.date.today().isoformat()}.json"
     doc = {"benchmark": "frame_sync_figures", "date": dt.datetime.now(dt.timezone.utc).isoformat(),
-           "machine": be.backend_info("cpu"), "elapsed_s": elapsed,
+           "backend_info": be.backend_info("cpu"),
+           "command": " ".join(["python3 bench/frame_sync_figures.py"] + list(sys.argv[1:] if argv is None else argv)),
+           "elapsed_s": elapsed,
            "params": {"marker": "0x1ACFFC1D", "esn0_db": a.esn0, "massey_threshold": a.threshold, "massey_lo_threshold": a.threshold_lo,
                       "hard_max_errors": 4, "n_markers": a.n_markers, "n_positions": a.n_positions,
                       "n_trials": a.n_trials, "frame_len": a.frame_len, "max_frames": a.max_frames,

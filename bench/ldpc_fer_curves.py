@@ -102,7 +102,7 @@ def git_sha():
         return None
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=320, help="max frames per min-sum point")
     ap.add_argument("--sp-frames", type=int, default=64, help="max frames per sum-product point")
@@ -112,7 +112,7 @@ def main():
     ap.add_argument("--no-sp", action="store_true", help="skip the sum-product curve")
     ap.add_argument("--quick", action="store_true", help="smoke run (1/2 only, few frames), nothing written")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     rates = a.rates.split(",")
     if a.quick:
         rates, a.frames, a.sp_frames, a.max_fe, a.no_sp = ["1/2"], 64, 16, 10, True
@@ -146,7 +146,9 @@ def main():
         if "minsum_loss_db" in cv and cv["minsum_loss_db"] is not None:
             print(f"       min-sum loss vs sum-product at FER 1e-2: {cv['minsum_loss_db']:.2f} dB")
     doc = {"benchmark": "ldpc_fer_curves", "date": dt.datetime.now(dt.timezone.utc).isoformat(),
-           "git_sha": git_sha(), "machine": be.backend_info("cpu"), "elapsed_s": elapsed,
+           "git_sha": git_sha(), "backend_info": be.backend_info("cpu"),
+           "command": " ".join(["python3 bench/ldpc_fer_curves.py"] + list(sys.argv[1:] if argv is None else argv)),
+           "elapsed_s": elapsed,
            "params": {"frame": "normal", "channel": "coherent BPSK on AWGN, LLR = 2y/sigma^2",
                       "qef_source": "ETSI EN 302 307-1 V1.4.1 Table 13 (QPSK, PER < 1e-7, 50 iterations)",
                       "qef_conversion": "Es/N0(BPSK) = Es/N0(QPSK) - 10 log10 2 (-3.0103 dB)",

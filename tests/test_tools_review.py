@@ -147,3 +147,20 @@ def test_bench_scripts_run_from_a_plain_checkout(tmp_path, script):
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-500:]
     assert "usage:" in p.stdout
+
+
+def test_bench_figure_scripts_json_has_the_common_schema(tmp_path):
+    """frame_sync_figures.py and ldpc_fer_curves.py (tiny runs): top-level backend_info with the
+    device and commit, and the command line, like the other bench JSON files (was 'machine')."""
+    fs = _load_bench("frame_sync_figures")
+    fs.main(["--esn0", "4.0", "--n-markers", "200", "--n-positions", "2000", "--n-trials", "2",
+             "--max-frames", "4", "--out", str(tmp_path / "fs")])
+    lf = _load_bench("ldpc_fer_curves")
+    lf.main(["--rates", "9/10", "--frames", "4", "--max-fe", "1", "--no-sp", "--out", str(tmp_path / "lf")])
+    for sub, script in (("fs", "frame_sync_figures.py"), ("lf", "ldpc_fer_curves.py")):
+        (path,) = (tmp_path / sub).iterdir()
+        rep = json.loads(path.read_text())
+        assert {"benchmark", "date", "backend_info", "command"} <= rep.keys(), rep.keys()
+        assert "machine" not in rep
+        assert rep["backend_info"]["device"] and rep["backend_info"]["commit"]
+        assert script in rep["command"]
