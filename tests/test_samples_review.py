@@ -203,3 +203,24 @@ def test_dpsk_sync_events_of_two_gaps_do_not_depend_on_chunking():
     assert [e[0] for e in runs[0][1]] == ["acquired", "loss_of_signal", "acquired", "loss_of_signal", "acquired"]
     assert all(e[3] in ({"inverted": False, "locks": 1}, {"lock_losses": 1}) for e in runs[0][1])
     assert runs[1] == runs[0] and runs[2] == runs[0]
+
+
+def test_front_end_process_reads_the_slots_up_to_the_record_end():
+    """SampleFrontEnd.process (the one-shot helper) stopped ~2.5 slots before the end of the record
+    (the matched filter's delay and the interpolation window): it now drains them, as a receiver's
+    push + flush does, and returns exactly push's slots followed by drain's."""
+    from modem.channel.apd import APDDetector, SampleClock, apd_samples
+    from modem.sync.samples import FrontEndConfig, SampleFrontEnd
+    rng = np.random.default_rng(8)
+    p = np.zeros((120, 20), np.uint8)
+    p[np.arange(120), rng.integers(0, 16, 120)] = 1
+    y = apd_samples(p.ravel(), 20.0, 0.1, APDDetector(thermal_sigma=20.0), SampleClock(sps=4, ppm=80.0, phase=0.1),
+                    rng)
+    fe = SampleFrontEnd(FrontEndConfig(sps=4, signal_threshold=FrontEndConfig(sps=4).gate_gain() * 50.0 * 0.6,
+                                       acquire_slots=64))
+    s = fe.process(y)
+    pushed, st = fe.push(y)
+    tail, _ = fe.drain(st)
+    assert len(tail) >= 2 and len(s) == len(pushed) + len(tail)
+    np.testing.assert_array_equal(s.index, np.concatenate([pushed.index, tail.index]))
+    assert y.size - 1 - 4 < s.t[-1] <= y.size - 1

@@ -677,11 +677,14 @@ class SampleFrontEnd:
         return out, replace(state, ivars=iv, fvars=state.fvars.copy())
 
     def process(self, y) -> SlotStatistics:
-        """One-shot convenience: push the whole record and append the open burst from :meth:`flush`."""
+        """One-shot convenience: push the whole record, :meth:`drain` the slots held back at its end
+        and append the open burst from :meth:`flush` (what a receiver's push + flush sees)."""
         s, st = self.push(y)
+        d, st = self.drain(st)
         tail, _ = self.flush(st)
-        s.bursts = np.concatenate([s.bursts, tail])
-        return s
+        out = SlotStatistics.concat([s, d])
+        out.bursts = np.concatenate([out.bursts, tail])
+        return out
 
 
 # --------------------------------------------------------------------------------------------
