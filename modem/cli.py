@@ -202,6 +202,8 @@ def main(argv=None) -> int:
         if args.command == "simulate":
             if getattr(args, "_import_error", None):
                 raise ModemError(f"the {args.chain} chain is not available in this build ({args._import_error})")
+            if isinstance(getattr(args, "seed", None), int) and args.seed < 0:   # numpy: a traceback
+                raise ModemError(f"{args.chain} simulation: --seed must be an integer >= 0, got seed={args.seed}")
             from .sim.common import print_report  # noqa: PLC0415
             mod = importlib.import_module(args._module)
             bar, update = _progress_bar(args.frames, not args.json and not args.no_progress)

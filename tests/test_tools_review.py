@@ -164,3 +164,22 @@ def test_bench_figure_scripts_json_has_the_common_schema(tmp_path):
         assert "machine" not in rep
         assert rep["backend_info"]["device"] and rep["backend_info"]["commit"]
         assert script in rep["command"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["simulate", "scppm", "--frames", "1", "--seed", "-1"],
+    ["simulate", "dpsk", "--frame", "short", "--frames", "1", "--seed", "-1"],
+    ["curve", "scppm", "--ns", "3", "--frames", "1", "--seed", "-1", "--out", "{tmp}/c"],
+    ["curve", "dpsk", "--points", "3", "--frames", "1", "--seed", "-1", "--out", "{tmp}/d"],
+])
+def test_negative_seed_is_one_line(tmp_path, capsys, argv):
+    """numpy refuses negative seeds with a traceback (exit 1); the CLI names the bad seed (exit 2)."""
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    _one_line_error(capsys, "seed", "-1")
+
+
+def test_curve_point_api_refuses_negative_seed():
+    with pytest.raises(ConfigError, match="seed"):
+        curves.scppm_point(16, "1/2", 0.1, 3.0, 1, seed=-1)
+    with pytest.raises(ConfigError, match="seed"):
+        curves.dpsk_point("short", "1/2", "awgn", 3.0, 1, seed=-1)

@@ -115,6 +115,7 @@ def scppm_point(M, rate, nb, ns, frames, *, max_iter=16, seed=1, batch=32, chunk
                 min_frames=0, progress=None) -> dict:
     """One SCPPM point: ``frames`` codewords at (M, rate, ns, nb), in chunks of ``chunk`` frames
     with seeds ``seed * 100003 + i``; stops after ``max_errors`` frame errors (0: never)."""
+    seed = _check_count("seed", seed, 0)
     from ..sim import scppm  # noqa: PLC0415
     p = argparse.ArgumentParser()
     scppm.add_arguments(p)
@@ -137,6 +138,7 @@ def dpsk_point(frame, rate, channel, x, frames, *, nf_db=None, max_iter=50, seed
                max_errors=0, min_frames=0, progress=None) -> dict:
     """One DVB-S2/DPSK point: ``x`` = Es/N0 in dB (``channel="awgn"``) or photons per channel bit
     (``channel="optical"``, pre-amplified DLI receiver, noise figure ``nf_db``, default ideal)."""
+    seed = _check_count("seed", seed, 0)
     from ..sim import dpsk  # noqa: PLC0415
     over = {"frame": frame, "rate": str(rate), "channel": channel, "max_iter": max_iter}
     if channel == "awgn":
