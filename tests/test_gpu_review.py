@@ -10,7 +10,7 @@ import pytest
 
 from modem import backend
 from modem.errors import ConfigError, ShapeError
-from modem.fec.dvbs2.code import code as dvbs2_code
+from modem.fec.dvbs2.code import all_codes, code as dvbs2_code
 from modem.gpu import ops
 from modem.modulation import dpsk
 
@@ -186,3 +186,137 @@ def test_gpu_validate_runs_every_gpu_marked_test(monkeypatch, tmp_path):
     cmd = calls[0][0]
     assert "-m" in cmd and cmd[cmd.index("-m") + 1] == "pytest" and cmd[cmd.index("-m", cmd.index("pytest")) + 1] == "gpu"
     assert "tests" in cmd and not any(a.startswith("tests/test_") for a in cmd)
+
+
+# --------------------------------------------------------------------------------------------
+# Host emulation: faithful to the kernel files it is given, and to block-level cooperation
+# --------------------------------------------------------------------------------------------
+def _kernel_copy(tmp_path, edits: dict):
+    """A copy of kernels/ with ``edits`` {file: [(old, new), ...]} applied (each old found once)."""
+    from modem.gpu.loader import kernel_dir  # noqa: PLC0415
+    d = tmp_path / "kernels"
+    shutil.copytree(kernel_dir(), d)
+    for name, subs in edits.items():
+        text = (d / name).read_text()
+        for old, new in subs:
+            assert text.count(old) == 1, (name, old)
+            text = text.replace(old, new)
+        (d / name).write_text(text)
+    return d
+
+
+def test_host_emulation_rebuilds_when_the_kernel_directory_changes(monkeypatch, tmp_path):
+    """The compiled emulation library was cached per (file, cache dir): a launcher in the same
+    process after MODEM_KERNEL_DIR changed ran the first directory's kernels."""
+    from modem.gpu.launch import HostEmulationLauncher  # noqa: PLC0415
+    if shutil.which("g++") is None:
+        pytest.skip("host emulation of the kernels needs g++")
+    counts = np.arange(6, dtype=np.int32)
+    cache = str(tmp_path / "cache")
+    ref = ops.slot_llr(counts, 2.0, 0.5, launcher=HostEmulationLauncher(cache_dir=cache))
+    d = _kernel_copy(tmp_path, {"slot_binning.cu": [("out[g] = __fsub_rn(", "out[g] = 1.0f + __fsub_rn(")]})
+    monkeypatch.setenv("MODEM_KERNEL_DIR", str(d))
+    out = ops.slot_llr(counts, 2.0, 0.5, launcher=HostEmulationLauncher(cache_dir=cache))
+    np.testing.assert_array_equal(out, ref + np.float32(1.0))
+
+
+
+def _ldpc_kernel_state(c, llr, max_iter, la, kind):
+    """Run one LDPC kernel directly (as modem/fec/dvbs2/_gpu.py launches it) and return every
+    array it wrote: work arrays (posteriors, messages) and outputs."""
+    from modem.fec.dvbs2 import _gpu  # noqa: PLC0415
+    from modem.fec.dvbs2.code import LLR_CLIP  # noqa: PLC0415
+    tab = _gpu.tables_for(c.ldpc, None, la)
+    B, n = llr.shape
+    hard, ok, it = np.zeros((B, n), np.uint8), np.zeros(B, np.uint8), np.zeros(B, np.int32)
+    if kind == "minsum":
+        L, R = np.zeros(B * n, np.int16), np.zeros(B * tab.ne * 360, np.int16)
+        la("ldpc_layered_i16", "ldpc_layered_i16", B, _gpu.I16_BLOCK, llr, tab.old, tab.lay_ptr, tab.lay_v0,
+           tab.lay_rho, tab.lay_cnt, tab.lay_delta, tab.q, n, tab.ne, max_iter, int(np.rint(c.minsum_scale * 32768)),
+           0.0, float(LLR_CLIP), L, R, hard, ok, it)
+        return {"L": L, "R": R, "hard": hard, "ok": ok, "iters": it}
+    L, mins, ef = np.zeros(B * n, np.float32), np.zeros(B * 2 * tab.m, np.float32), np.zeros(B * tab.E, np.uint8)
+    la("ldpc_minsum", "ldpc_minsum_decode_f32", B, _gpu.LDPC_BLOCK, llr, tab.ptr, tab.var, tab.old, tab.wave_ptr,
+       tab.wave_chk, tab.n_waves, n, tab.m, tab.E, max_iter, float(c.minsum_scale), 0.0, L, mins, ef, hard, ok, it)
+    return {"L": L, "mins": mins, "ef": ef, "hard": hard, "ok": ok, "iters": it}
+
+
+def _noisy_llr(c, sigma, F, seed):
+    rng = np.random.default_rng(seed)
+    x = 1.0 - 2.0 * c.encode(rng.integers(0, 2, (F, c.k), dtype=np.uint8))
+    return np.ascontiguousarray((2.0 * (x + sigma * rng.standard_normal(x.shape)) / sigma ** 2).astype(np.float32))
+
+
+
+@pytest.mark.parametrize("frame,rate", all_codes())
+def test_ldpc_kernels_with_real_blocks_write_what_the_sequential_emulation_writes(frame, rate):
+    """Each LDPC kernel run with its real block (384 / 256 threads as fibers that wait for each
+    other at every barrier, resumed in thread order and reversed) writes exactly the posteriors,
+    messages and outputs of the one-thread run (which tests/test_gpu_equivalence.py pins to the
+    CPU): the barriers are where the layer / wave dependencies need them, for every code's shape
+    (repeated edges, layer degree up to 30). Two noisy frames, 2 iterations (no early stop)."""
+    from modem.gpu.launch import HostEmulationLauncher  # noqa: PLC0415
+    seq = _launcher("emulated")
+    c = dvbs2_code(frame, rate)
+    llr = _noisy_llr(c, 1.4, 2, 11)
+    for kind in ("minsum", "minsum-serial"):
+        ref = _ldpc_kernel_state(c, llr, 2, seq, kind)
+        assert (ref["iters"] == 2).all()
+        for order in (True, "reverse"):
+            out = _ldpc_kernel_state(c, llr, 2, HostEmulationLauncher(threads=order), kind)
+            for k in ref:
+                np.testing.assert_array_equal(out[k], ref[k], err_msg=f"{kind} {order} {k}")
+
+
+_BARRIER_REMOVALS = {
+    "i16 rows before pass 2": ("ldpc_layered_i16.cu", "        sM2s[j] = (short)((d2 * A + 16384) >> 15);\n      }\n"
+                               "      __syncthreads();", "        sM2s[j] = (short)((d2 * A + 16384) >> 15);\n      }\n"),
+    "i16 repeated edge": ("ldpc_layered_i16.cu", "        if (delta) __syncthreads();", ""),
+    "f32 between waves": ("ldpc_minsum.cu", "ldpc_check_update(L, mins, ef, ptr, var, wave_chk[x], alpha, beta);\n"
+                          "      __syncthreads();", "ldpc_check_update(L, mins, ef, ptr, var, wave_chk[x], alpha, beta);\n"),
+}
+
+
+@pytest.mark.parametrize("which", sorted(_BARRIER_REMOVALS))
+def test_threaded_emulation_catches_a_missing_barrier(which, monkeypatch, tmp_path):
+    """The check above can fail: with any one of the LDPC kernels' barriers removed, the real-block
+    run differs from the one-thread run (which cannot see barriers at all)."""
+    from modem.gpu.launch import HostEmulationLauncher  # noqa: PLC0415
+    name, old, new = _BARRIER_REMOVALS[which]
+    monkeypatch.setenv("MODEM_KERNEL_DIR", str(_kernel_copy(tmp_path, {name: [(old, new)]})))
+    seq = _launcher("emulated")
+    c = dvbs2_code("short", "1/2")
+    llr = _noisy_llr(c, 1.1, 1, 5)
+    kind = "minsum" if name.startswith("ldpc_layered") else "minsum-serial"
+    ref = _ldpc_kernel_state(c, llr, 2, seq, kind)
+    for order in (True, "reverse"):
+        out = _ldpc_kernel_state(c, llr, 2, HostEmulationLauncher(threads=order), kind)
+        assert not np.array_equal(out["L"], ref["L"]), order
+
+
+def test_grid_stride_kernels_with_real_blocks_equal_cpu(rng):
+    """blockDim 256 instead of 1: global_tid / global_stride with real block geometry (the
+    one-thread emulation never multiplies by blockDim), and a batch that is not a multiple of the
+    block (SCPPM: 3 codewords, 3 x 945 stage pairs)."""
+    from modem.channel.poisson import simulate_counts  # noqa: PLC0415
+    from modem.fec.scppm import SCPPMCode, SCPPMDecoder, SCPPMReceiver, SCPPMTransmitter  # noqa: PLC0415
+    from modem.gpu.launch import HostEmulationLauncher  # noqa: PLC0415
+    _launcher("emulated")
+    la = HostEmulationLauncher(threads=True)
+    tags = np.sort(rng.integers(5 * 10**11, 5 * 10**11 + 2 * 10**6, 3001)).astype(np.int64)
+    np.testing.assert_array_equal(ops.bin_slots(tags, 5e11 - 0.37, 250.0123, 7000, launcher=la),
+                                  ops.bin_slots(tags, 5e11 - 0.37, 250.0123, 7000))
+    counts = rng.poisson(0.4, (5, 37)).astype(np.int32)
+    np.testing.assert_array_equal(ops.slot_llr(counts, 2.5, 0.07, launcher=la), ops.slot_llr(counts, 2.5, 0.07))
+    xa, xb, es = rng.exponential(2.0, 777), rng.exponential(1.0, 777), rng.uniform(0.5, 4.0, 777)
+    np.testing.assert_array_equal(ops.dpsk_llr_gaussian(xa, xb, es, 0.5, 2, launcher=la),
+                                  ops.dpsk_llr_gaussian(xa, xb, es, 0.5, 2))
+    code = SCPPMCode(4, "1/2")
+    u = rng.integers(0, 2, (3, code.k), dtype=np.uint8)
+    y = simulate_counts(SCPPMTransmitter(code).modulate(u), 1.6, 0.1, rng)
+    rx = SCPPMReceiver(code, ns=1.6, nb=0.1)
+    metric = rx._symbol_metric(y, rx.weight)
+    dec = SCPPMDecoder(code, max_iter=6)
+    ref, out = dec.decode(metric), dec._decode_device(metric, la)
+    for f in ("u_hat", "crc_ok", "iterations"):
+        np.testing.assert_array_equal(getattr(out, f), getattr(ref, f), err_msg=f)

@@ -9,8 +9,10 @@ It also names the array module its arrays live in (``launcher.xp``), so the wrap
 :class:`CupyLauncher` launches on the current CUDA device and stream; it never copies between
 host and device. :class:`HostEmulationLauncher` compiles the same ``.cu`` files as host C++
 (``kernels/host_emulation.cuh``, g++) and runs every block with one thread, one block after the
-other: a test tool that checks the kernels' index arithmetic and algorithms against the CPU
-reference where no GPU exists. It is slow and is never selected by the backend logic.
+other (or, with ``threads=True``, with the real block size, one OS thread per GPU thread and real
+block barriers): a test tool that checks the kernels' index arithmetic, algorithms and (threaded)
+barrier placement against the CPU reference where no GPU exists. It is slow and is never
+selected by the backend logic.
 """
 from __future__ import annotations
 
@@ -115,18 +117,24 @@ constexpr bool modem_sig_check(modem_letters<C...>, void (*)(P...)) {
 """
 
 
-def emulation_source(file: str) -> str:
+def emulation_source(file: str, threads: bool = False) -> str:
     """C++ translation unit that includes ``<file>.cu`` and exports one C function per entry
-    point: ``emu_<entry>(unsigned grid, <args>)`` running the kernel with blockDim 1. It also
+    point: ``emu_<entry>(unsigned grid, unsigned block, <args>)`` running the kernel with blockDim
+    1 (``block`` ignored), or with ``threads`` the real block size, one fiber per GPU thread
+    switched at the barriers (``MODEM_EMULATE_THREADS``, see ``kernels/host_emulation.cuh``;
+    ``modem_emu_set_reverse(int)`` then picks the threads' resume order). It also
     asserts at compile time that every entry point's C parameter types are exactly those its
     :data:`KERNEL_SIGNATURES` letters say (what :class:`CupyLauncher` passes on a GPU)."""
-    lines = ["#include <cstddef>", f'#include "{file}.cu"', _SIGNATURE_CHECK,
-             "struct ModemAnyPtr { void* p; template <class T> operator T*() const { return (T*)p; } };"]
+    lines = ["#define MODEM_EMULATE_THREADS"] if threads else []
+    lines += ["#include <cstddef>", f'#include "{file}.cu"', _SIGNATURE_CHECK,
+              "struct ModemAnyPtr { void* p; template <class T> operator T*() const { return (T*)p; } };"]
+    if threads:
+        lines.append('extern "C" void modem_emu_set_reverse(int r) { modem_emu_reverse = r; }')
     for entry, sig in KERNEL_SIGNATURES[file].items():
         letters = ", ".join(f"'{c}'" for c in sig)
         lines.append(f"static_assert(modem_sig_check(modem_letters<{letters}>{{}}, &{entry}), "
                      f'"{entry}: C parameter types differ from KERNEL_SIGNATURES {sig!r} (modem/gpu/loader.py)");')
-        params, call = ["unsigned int grid"], []
+        params, call = ["unsigned int grid", "unsigned int block"], []
         for j, c in enumerate(sig):
             if c == "p":
                 params.append(f"void* a{j}")
@@ -135,48 +143,66 @@ def emulation_source(file: str) -> str:
                 params.append(f"{_CXX_SCALAR[c]} a{j}")
                 call.append(f"a{j}")
         lines.append(f'extern "C" void {_cxx_name(entry)}({", ".join(params)}) '
-                     f'{{ MODEM_EMULATE({entry}, grid, 1, {", ".join(call)}); }}')
+                     f'{{ MODEM_EMULATE({entry}, grid, {"block" if threads else "1"}, {", ".join(call)}); }}')
     return "\n".join(lines) + "\n"
 
 
-@functools.lru_cache(maxsize=None)
-def _emulation_library(file: str, cache_dir: str) -> ctypes.CDLL:
+def _emulation_library(file: str, cache_dir: str, threads: bool = False) -> ctypes.CDLL:
+    """The emulation library of the kernel directory's current ``<file>.cu`` (built once per
+    source digest: a changed file or MODEM_KERNEL_DIR gives another library, never a stale one)."""
     cxx = shutil.which(os.environ.get("CXX", "g++"))
     if cxx is None:
         raise BackendUnavailable("host emulation of the CUDA kernels needs a C++ compiler (g++)")
     kd = kernel_dir()
-    src = emulation_source(file)
+    src = emulation_source(file, threads)
     digest = hashlib.sha1((src + (kd / f"{file}.cu").read_text() + (kd / "common.cuh").read_text()
                            + (kd / "host_emulation.cuh").read_text()).encode()).hexdigest()[:16]
-    out = Path(cache_dir) / f"{file}_{digest}.so"
+    out = Path(cache_dir) / f"{file}{'_mt' if threads else ''}_{digest}.so"
     if not out.exists():
         cpp = Path(cache_dir) / f"{file}_{digest}.cpp"
         cpp.write_text(src)
         tmp = out.with_suffix(f".{os.getpid()}.tmp")
-        res = subprocess.run([cxx, "-std=c++17", "-O2", "-shared", "-fPIC", f"-I{kd}", "-o", str(tmp), str(cpp)],
-                             capture_output=True, text=True)
+        res = subprocess.run([cxx, "-std=c++17", "-O2", "-shared", "-fPIC", f"-I{kd}", "-o", str(tmp), str(cpp)], capture_output=True, text=True)
         if res.returncode:
             raise RuntimeError(f"host emulation build of {file}.cu failed:\n{res.stderr[-4000:]}")
         os.replace(tmp, out)
-    return ctypes.CDLL(str(out))
+    return _cdll(str(out))
+
+
+@functools.lru_cache(maxsize=None)
+def _cdll(path: str) -> ctypes.CDLL:
+    return ctypes.CDLL(path)
 
 
 class HostEmulationLauncher:
-    """Run the kernels as host C++ on NumPy arrays (tests only; see the module docstring)."""
+    """Run the kernels as host C++ on NumPy arrays (tests only; see the module docstring).
+
+    ``threads=True`` (or ``"reverse"``): each block runs with the block size the wrapper asked
+    for, its threads as fibers that run up to a barrier and wait there for the whole block, then
+    resume in thread order (reversed with ``"reverse"``); ``__shared__`` memory is the block's.
+    A misplaced or missing barrier changes the result deterministically. Slower: meant for the
+    kernels that cooperate inside a block (the LDPC decoders) on a few frames."""
 
     xp = np
 
-    def __init__(self, cache_dir: str | None = None):
+    def __init__(self, cache_dir: str | None = None, threads: bool = False):
         self.cache_dir = cache_dir or os.path.join(tempfile.gettempdir(), f"modem-kernel-emu-{os.getuid()}")
+        if threads not in (False, True, "reverse"):
+            raise ConfigError(f"HostEmulationLauncher: threads must be False, True or 'reverse', got {threads!r}")
+        self.threads = threads
         os.makedirs(self.cache_dir, exist_ok=True)
 
     def __call__(self, file, entry, grid, block, *args):
         sig = _signature(file, entry)
         if len(sig) != len(args):
             raise ConfigError(f"{entry}: {len(sig)} arguments expected, got {len(args)}")
-        lib = _emulation_library(file, self.cache_dir)
+        if self.threads and not 1 <= int(block) <= 1024:
+            raise ConfigError(f"{entry}: block size must be in 1..1024, got {block}")
+        lib = _emulation_library(file, self.cache_dir, bool(self.threads))
+        if self.threads:
+            lib.modem_emu_set_reverse(1 if self.threads == "reverse" else 0)
         fn = getattr(lib, _cxx_name(entry))
-        conv = [ctypes.c_uint(max(int(grid), 1))]
+        conv = [ctypes.c_uint(max(int(grid), 1)), ctypes.c_uint(int(block))]
         for c, a in zip(sig, args):
             if c == "p":
                 if a is None:
