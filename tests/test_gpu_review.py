@@ -320,3 +320,18 @@ def test_grid_stride_kernels_with_real_blocks_equal_cpu(rng):
     ref, out = dec.decode(metric), dec._decode_device(metric, la)
     for f in ("u_hat", "crc_ok", "iterations"):
         np.testing.assert_array_equal(getattr(out, f), getattr(ref, f), err_msg=f)
+
+
+def test_dpsk_pipeline_frame_of_zero_port_energies_is_not_valid(la, rng):
+    """A gap (both ports 0: every LLR exactly 0) converges to the all-zero codeword; DVBS2Code.decode
+    reports it not valid (more erasures than parity bits), the pipeline reported it valid data."""
+    from modem.gpu.pipeline import DPSKGPUPipeline  # noqa: PLC0415
+    c = dvbs2_code("short", "1/2")
+    es, sigma2 = 1.0, 0.2
+    _, _, xa, xb = _dpsk_ports(c, 2, es, sigma2, rng)
+    xa[0], xb[0] = 0.0, 0.0
+    ref = c.decode(dpsk.llr_gaussian(xa, xb, es, sigma2), max_iter=30)
+    assert list(ref.valid) == [False, True] and ref.parity_ok[0]
+    out = list(DPSKGPUPipeline(c, es, sigma2, max_iter=30, launcher=la).run([(xa, xb)]))[0]
+    for f in ("u_hat", "parity_ok", "bch_corrected", "valid", "iterations"):
+        np.testing.assert_array_equal(getattr(out, f), getattr(ref, f), err_msg=f)

@@ -237,8 +237,8 @@ class DPSKGPUPipeline:
         return {"xa": xa, "xb": xb}
 
     def _launch(self, dev):
-        """LLR kernel, outlier guard, LDPC kernel, BCH check kernel (see :func:`_run`; the guard's
-        flag read is the only synchronisation)."""
+        """LLR kernel, outlier guard, LDPC kernel, BCH check kernel, erasure count (see :func:`_run`;
+        the guard's flag read is the only synchronisation)."""
         from ..fec.dvbs2 import _gpu  # noqa: PLC0415
         from ..fec.dvbs2.code import _clip_outliers  # noqa: PLC0415
         from .ops import BLOCK, _grid  # noqa: PLC0415
@@ -258,11 +258,12 @@ class DPSKGPUPipeline:
         hard, ok, iters = c.ldpc.decode_device(llr, self.max_iter, "minsum", c.minsum_scale, 0.0, la)
         info = xp.ascontiguousarray(hard[:, :c.k_ldpc])
         nz = _gpu.bch_nonzero_gpu(info, c.k_ldpc, c.ldpc, c.bch, la)
-        return info, ok, iters, nz
+        determined = c._determined(llr, xp)     # DVBS2Code.decode's erasure rule of `valid`
+        return info, ok, iters, nz, determined
 
     def _finish(self, res):
         from ..fec.dvbs2.code import DecodeResult  # noqa: PLC0415
-        info, ok, iters, nz = (to_numpy(x) for x in res)
+        info, ok, iters, nz, determined = (to_numpy(x) for x in res)
         info = np.ascontiguousarray(info)
         corrected = np.zeros(info.shape[0], dtype=np.int32)
         idx = np.flatnonzero(nz)
@@ -271,7 +272,7 @@ class DPSKGPUPipeline:
             corrected[idx] = self.code.bch.decode_inplace(rows)
             info[idx] = rows
         return DecodeResult(u_hat=np.ascontiguousarray(info[:, :self.code.k]), parity_ok=ok,
-                            bch_corrected=corrected, valid=ok & (corrected >= 0), iterations=iters)
+                            bch_corrected=corrected, valid=ok & (corrected >= 0) & determined, iterations=iters)
 
     def run(self, batches: Iterable) -> Iterator:
         """Yield one host DecodeResult per ``(xa, xb)`` host batch, in order."""
