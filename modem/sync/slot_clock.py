@@ -61,8 +61,10 @@ LOSS OF SIGNAL
     acquisition opens a new ``segment``: symbols of different segments are not contiguous and a
     codeword synchroniser must restart.
     A run with no tag at all longer than ``los_gap`` (32) mean inter-arrival times at the tracked
-    rate is a loss of signal at once (from the last tag before it; re-acquisition starts at the
-    first tag after it) -- a dropout or a forward jump of the tags' time base.
+    rate plus two symbol periods (the photons come in one bunch per symbol: a strong signal is
+    silent from one pulse to the next for up to ~2 symbols) is a loss of signal at once (from the
+    last tag before it; re-acquisition starts at the first tag after it) -- a dropout or a forward
+    jump of the tags' time base.
 CLOCK JUMP
     Every tracked block is also checked against its own clock model: a phase error above
     ``jump_phase`` slots with a strong slot tone, or the guard gap clearly elsewhere in the block
@@ -195,7 +197,9 @@ class SlotClockConfig:
     rate_smoothing : EMA factor of the photons-per-block mean.
     guard_smoothing : EMA factor of the guard monitor; 0 disables slip correction.
     los_gap : a run with no tag at all longer than ``los_gap`` mean inter-arrival times at the
-        tracked rate (probability ``exp(-los_gap)`` per tag) is a loss of signal at once.
+        tracked rate, plus two symbol periods (the silence between two pulses), is a loss of
+        signal at once (probability ``exp(-los_gap)`` per tag for Poisson arrivals; bunched ones
+        need ``los_gap`` mean inter-arrival times of whole silent symbols too).
     jump_detect : check every tracked block for a clock jump (phase or symbol boundary moved).
     jump_phase : block phase error (slots) above which the clock has jumped ...
     jump_min_power : ... when the block's slot tone ``|sum exp(2 pi i e_k)|^2 / n`` is at least this.
@@ -1192,7 +1196,10 @@ def _track(buf, base, final, max_blocks, s, T, rate, weak_run, weak_start, last_
         # -- a silent run far longer than expected at the tracked rate: loss of signal at once
         gap = -1
         if nt > 0 and rate > 0:
-            thr = los_gap * (BP * T) / rate
+            # a silent run counts in mean inter-arrival times, plus two symbol periods: the photons
+            # come in bunches (one pulse per symbol), so a strong signal is silent from one pulse to
+            # the next for up to ~2 symbols whatever its photon rate
+            thr = los_gap * (BP * T) / rate + 2.0 * (P * T)
             hi = min(i1 + 1, n)
             for k in range(i0, hi - 1):
                 if buf[k + 1] - buf[k] > thr:
