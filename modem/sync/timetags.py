@@ -181,10 +181,14 @@ def apply_channel_dead_time(tags: TimeTags, dead_time_ps: float, n_channels: int
     """Non-paralyzable dead time per channel on time-sorted tags; returns the kept tags.
 
     A tag is kept when it comes at least ``dead_time_ps`` (rounded up to whole ps) after the previous
-    kept tag of the same channel.
+    kept tag of the same channel. Channel ids must lie in ``[0, n_channels)`` (default: the largest
+    id + 1); ``t_ps`` and ``channel`` of one length.
     """
     t = np.ascontiguousarray(tags.t_ps, dtype=np.int64)
     ch = np.ascontiguousarray(tags.channel)
+    if t.ndim != 1 or ch.shape != t.shape:
+        raise ShapeError(f"apply_channel_dead_time: t_ps and channel must be 1-D of one length, got shapes "
+                         f"{t.shape} and {ch.shape}")
     if t.size and np.any(np.diff(t) < 0):
         i = int(np.flatnonzero(np.diff(t) < 0)[0]) + 1
         raise ShapeError(f"apply_channel_dead_time: t_ps must be non-decreasing, t_ps[{i}]={t[i]} < "
@@ -194,6 +198,8 @@ def apply_channel_dead_time(tags: TimeTags, dead_time_ps: float, n_channels: int
     if ch.size and ch.min() < 0:
         raise ShapeError(f"apply_channel_dead_time: channel ids must be >= 0, found {int(ch.min())}")
     n_ch = int(ch.max()) + 1 if n_channels is None else int(n_channels)
+    if int(ch.max()) >= n_ch:      # the compiled loop indexes a table of n_ch channels unchecked
+        raise ShapeError(f"apply_channel_dead_time: channel id {int(ch.max())} found, but n_channels={n_ch}")
     keep = _dead_time_keep(t, ch.astype(np.int64), n_ch, np.int64(math.ceil(dead_time_ps)))
     return TimeTags(t[keep], ch[keep])
 
