@@ -120,7 +120,11 @@ def main(argv=None) -> int:
     if info.returncode:
         print("no usable GPU here; nothing to validate")
         return 2
-    device_line = "device: " + json.dumps(json.loads(info.stdout)) + "\n\n"
+    info_json = json.loads(info.stdout)
+    device_line = "device: " + json.dumps(info_json) + "\n\n"
+    if info_json.get("commit", "unknown") == "unknown":
+        print("WARNING: commit unknown (a copy of the tree without .git): the reports cannot name the code "
+              "measured; run as MODEM_COMMIT=<sha> python bench/gpu_validate.py", flush=True)
 
     if "smoke" in steps and run_step([PY, "-m", "modem.gpu"], limit("smoke")):
         failed.append("smoke (NVRTC compile of kernels/*.cu)")

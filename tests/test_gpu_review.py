@@ -354,3 +354,16 @@ def test_every_dvbs2_code_decodes_on_the_kernels_exactly_as_on_the_cpu(frame, ra
         out = c._decode_device(llr, 20, alg, c.minsum_scale, 0.0, la)
         for f in ("u_hat", "parity_ok", "bch_corrected", "valid", "iterations"):
             np.testing.assert_array_equal(getattr(out, f), getattr(ref, f), err_msg=f"{alg} {f}")
+
+
+def test_gpu_validate_warns_when_the_commit_is_unknown(monkeypatch, tmp_path, capsys):
+    """On a lent machine the tree is a copy without .git: every report said commit 'unknown'
+    without a word. The run now says how to name it (MODEM_COMMIT) before any step."""
+    import json  # noqa: PLC0415
+    from types import SimpleNamespace  # noqa: PLC0415
+    gv, calls = _fake_validate(monkeypatch, tmp_path, [1.0])
+    monkeypatch.setattr(gv.subprocess, "run", lambda *a, **k: SimpleNamespace(
+        returncode=0, stdout=json.dumps({"backend": "gpu", "device": "fake", "commit": "unknown"}), stderr=""))
+    assert gv.main(["--steps", "smoke", "--copy-to", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "MODEM_COMMIT" in out and "WARNING" in out

@@ -18,7 +18,10 @@ size). With a NumPy launcher (the tests' host emulation of the kernels) the same
 sequentially, so the batching logic is testable without a GPU.
 
 The output equals the CPU receivers' for the same input (same kernels as the per-call GPU
-path, which tests/test_gpu_equivalence.py pins to the CPU), whatever the batch boundaries.
+path, which tests/test_gpu_equivalence.py pins to the CPU), whatever the batch boundaries; the
+DPSK chain applies DVBS2Code.decode's outlier guard and erasure rule as the CPU does. Exception:
+``llr='exact'`` (Bessel kernel, float32 to rtol 1e-6 of the CPU's) can round an LLR to another
+16-bit level than the CPU, so decisions agree to that tolerance, not bit for bit.
 """
 from __future__ import annotations
 
