@@ -57,6 +57,36 @@ def test_strong_signal_is_not_a_loss_of_signal():
     assert abs(out2.events[1].t_start_ps - a) < P * 1000.0
 
 
+def test_slot_clock_any_chunking_down_to_single_tags():
+    """A stream with a cloud (loss of signal), a dropout (silent run) and a 0.45-slot time-base jump
+    (clock jump), at +250 ppm on 4 channels with dead time and dark counts: one tag per push,
+    every tag followed by an empty push, and cuts exactly at the tags that complete a block or an
+    acquisition window give the one-shot output and state."""
+    Mq, Gq = 16, 4
+    P = Mq + Gq
+    rng = np.random.default_rng(1)
+    p, _ = _ppm(rng, 8000, Mq, Gq)
+    link = TimeTagConfig(slot_width_ps=1000, clock_offset_ppm=250, jitter_rms_ps=50, dark_count_rate_hz=1e5,
+                         dead_time_ps=20000, n_channels=4, gaps=((40e6, 70e6),), dropouts=((110e6, 110.5e6),))
+    t = simulate_time_tags(p, 3.0, 0.02, rng, link).t_ps
+    t[t >= 130e6] += 450
+    rec = SlotClockRecovery(SlotClockConfig(slot_width_ps=1000.0, M=Mq, guard=Gq))
+    ref, st_ref = _run(rec, [t])
+    assert [e.kind for e in ref.events] == ["acquired", "loss_of_signal", "acquired", "loss_of_signal", "acquired",
+                                            "clock_jump", "acquired"]
+    # the tags at which the one-shot run completes blocks / windows: first tag >= each symbol start
+    edges = np.unique(np.searchsorted(t, ref.t_sym_ps[::rec.cfg.block_symbols]))
+    for chunks in (np.split(t, np.arange(1, t.size)),
+                   [x for c in np.split(t, np.arange(1, t.size)) for x in (c, t[:0])],
+                   np.split(t, np.sort(np.concatenate([edges, edges + 1])))):
+        out, st = _run(rec, chunks)
+        for f in ("counts", "sym_index", "t_sym_ps", "segment"):
+            np.testing.assert_array_equal(getattr(out, f), getattr(ref, f))
+        assert out.events == ref.events
+        assert (st.period, st.blk_start, st.sym_index, st.losses, st.jumps, st.acquisitions) == \
+            (st_ref.period, st_ref.blk_start, st_ref.sym_index, st_ref.losses, st_ref.jumps, st_ref.acquisitions)
+
+
 # ------------------------------------------------------------------------------ time tags
 def test_channel_dead_time_refuses_what_it_would_misread():
     """``apply_channel_dead_time(tags, dead, n_channels)`` with a channel id >= ``n_channels`` read
@@ -74,3 +104,130 @@ def test_channel_dead_time_refuses_what_it_would_misread():
     np.testing.assert_array_equal(d.t_ps, np.concatenate([np.arange(0, 100, 10) + c for c in range(5)]).reshape(5, -1)
                                   .T.reshape(-1))
     assert len(apply_channel_dead_time(tags, 10)) == 50
+
+
+def test_simulated_tags_have_the_statistics_the_model_claims():
+    """simulate_time_tags on a seeded run: the counts it claims hold within 5 sigma (Poisson,
+    binomial, chi-square on the channel split), the jitter's rms within 3 %, every jitter-free tag
+    on its slot centre of the drifting clock (floored to the ps), non-paralyzable dead time per
+    channel at its closed-form rate, output int64 / int16, sorted, and within the pass."""
+    from scipy import stats
+    rng = np.random.default_rng(2024)
+    Mq, Gq, n = 16, 4, 50000
+    P = Mq + Gq
+    p, _ = _ppm(rng, n, Mq, Gq)
+    span_ps = n * P * 1000.0
+    # signal and background counts, efficiency, channel weights, dark counts per channel
+    w = (0.1, 0.2, 0.3, 0.4)
+    cfg = TimeTagConfig(slot_width_ps=1000, efficiency=0.5, channel_weights=w, n_channels=4, dark_count_rate_hz=2e5,
+                        clock_offset_ppm=-120, drift_ppm_per_s=3e4, t0_ps=-5e3)
+    ns, nb = 2.0, 0.01
+    tags = simulate_time_tags(p, ns, nb, rng, cfg)
+    t, ch = tags.t_ps, tags.channel
+    assert t.dtype == np.int64 and ch.dtype == np.int16 and np.all(np.diff(t) >= 0)
+    lo, hi = cfg.rx_time(0.0), cfg.rx_time(span_ps)
+    assert lo <= t[0] and t[-1] < hi
+    mean_sig_bg = 0.5 * (ns * n + nb * n * P)
+    mean_dark = 2e5 * (hi - lo) * 1e-12                                     # per channel
+    total = mean_sig_bg + 4 * mean_dark
+    assert abs(t.size - total) < 5 * np.sqrt(total), (t.size, total)
+    per_ch = np.bincount(ch, minlength=4)
+    expect = mean_sig_bg * np.asarray(w) + mean_dark
+    assert stats.chisquare(per_ch, expect * per_ch.sum() / expect.sum()).pvalue > 1e-4, (per_ch, expect)
+    # jitter-free, no background: every tag on its slot centre of the drifting clock
+    cfg0 = TimeTagConfig(slot_width_ps=1000, clock_offset_ppm=250, drift_ppm_per_s=5e4, t0_ps=123.0)
+    t0 = simulate_time_tags(p, 1.0, 0.0, rng, cfg0).t_ps
+    pulsed = np.flatnonzero(p)
+    centres = cfg0.rx_time((pulsed + 0.5) * 1000.0)
+    k = np.searchsorted(centres, t0 - 500.0)
+    assert np.all((t0 - centres[k] > -1.0) & (t0 - centres[k] <= 0.0))
+    assert abs(t0.size - n) < 5 * np.sqrt(n)
+    # jitter rms
+    cfgj = TimeTagConfig(slot_width_ps=1000, jitter_rms_ps=40.0)
+    tj = simulate_time_tags(p, 1.0, 0.0, rng, cfgj).t_ps
+    cj = (pulsed + 0.5) * 1000.0
+    d = tj - cj[np.clip(np.searchsorted(cj, tj - 500.0), 0, cj.size - 1)] + 0.5   # floor's mean -0.5 ps
+    assert abs(d.mean()) < 5 * 40.0 / np.sqrt(d.size) and abs(d.std() / 40.0 - 1.0) < 0.03
+    # dead time, non-paralyzable per channel: rate r -> r / (1 + r tau) on each of 2 channels
+    cfgd = TimeTagConfig(slot_width_ps=1000, dead_time_ps=5000, n_channels=2)
+    td = simulate_time_tags(np.zeros(400_000, np.uint8), 0.0, 0.4, rng, cfgd)
+    r = 0.2 / 1000.0                                                       # per ps, per channel
+    want = 2 * 400_000 * 1000.0 * r / (1 + r * 5000.0)
+    assert abs(len(td) - want) < 5 * np.sqrt(want), (len(td), want)
+    for c in range(2):
+        assert np.diff(td.t_ps[td.channel == c]).min() >= 5000
+
+
+# ------------------------------------------------------------------------------ frame sync
+def _frames_with_marker_errors(rng, errors, fl=256, lead=77):
+    """Noiseless LLR stream (|L| = 8) of frames whose markers carry ``errors[k]`` flipped bits (the
+    first ones), a random lead and tail; returns (llr, marker offsets)."""
+    from modem.sync import ASM_BITS
+    parts = [rng.integers(0, 2, lead, dtype=np.uint8)]
+    offs = []
+    pos = lead
+    for e in errors:
+        mk = ASM_BITS.copy()
+        mk[:e] ^= 1
+        parts += [mk, rng.integers(0, 2, fl, dtype=np.uint8)]
+        offs.append(pos)
+        pos += 32 + fl
+    parts.append(rng.integers(0, 2, 64, dtype=np.uint8))
+    return 8.0 * (1.0 - 2.0 * np.concatenate(parts)), np.array(offs)
+
+
+def _sync_run(sync, llr, cuts=()):
+    from modem.sync import SyncedFrames
+    st = sync.initial_state()
+    parts = []
+    for c in np.split(llr, cuts):
+        f, st = sync.push(c, st)
+        parts.append(f)
+    return SyncedFrames.concat(parts), st
+
+
+def test_frame_sync_state_machine_at_exactly_its_thresholds():
+    """Hard rule, search_max_errors 1, lock_max_errors 3, check_count 1, flywheel 2: a marker with
+    exactly the allowed errors passes, one more error fails, at every state: 2 errors no SEARCH hit,
+    1 a hit; 3 confirms (LOCK); 4 twice = 2 flywheel frames, 3 back to LOCK; 4 three times = 2
+    flywheel frames then SEARCH (lock lost, nothing emitted for the third); then a clean
+    re-acquisition. Any chunking, down to one LLR per push, gives the same frames and state."""
+    from modem.sync import ASMFrameSync, FrameSyncConfig, SyncMode
+    rng = np.random.default_rng(7)
+    errors = [2, 1, 3, 4, 4, 3, 4, 4, 4, 0, 0, 0]
+    L, offs = _frames_with_marker_errors(rng, errors)
+    sync = ASMFrameSync(FrameSyncConfig(frame_len=256, rule="hard", search_max_errors=1, lock_max_errors=3,
+                                        check_count=1, flywheel=2))
+    fr, st = _sync_run(sync, L)
+    F, Lk = int(SyncMode.FLYWHEEL), int(SyncMode.LOCK)
+    want = [(2, Lk), (3, F), (4, F), (5, Lk), (6, F), (7, F), (10, Lk), (11, Lk)]
+    np.testing.assert_array_equal(fr.offset, offs[[k for k, _ in want]])
+    np.testing.assert_array_equal(fr.state, [s for _, s in want])
+    np.testing.assert_array_equal(fr.metric, [-errors[k] for k, _ in want])   # flywheel: at the expected place
+    assert (st.frames_found, st.missed, st.locks, st.lock_losses, st.false_locks) == (4, 4, 2, 1, 0)
+    for cuts in (np.arange(1, L.size), [offs[3] + 1, offs[3] + 31, offs[5] + 16, offs[9] + 300]):
+        fr2, st2 = _sync_run(sync, L, cuts)
+        for f in ("llr", "offset", "metric", "inverted", "state"):
+            np.testing.assert_array_equal(getattr(fr2, f), getattr(fr, f))
+        assert st2.same_as(st)
+
+
+def test_frame_sync_massey_threshold_is_inclusive():
+    """Massey rule: a marker whose metric equals ``lock_threshold`` exactly is found (LOCK); with the
+    threshold one ulp above it, it is missed (FLYWHEEL); ``search_threshold`` likewise for SEARCH."""
+    from modem.sync import ASMFrameSync, FrameSyncConfig, SyncMode, massey_metric
+    rng = np.random.default_rng(8)
+    L, offs = _frames_with_marker_errors(rng, [0, 0, 0, 0, 0, 0])
+    L[offs[4]:offs[4] + 9] = 0.0                                 # 9 marker bits erased
+    m = float(massey_metric(L[offs[4]:offs[4] + 32])[0][0])
+    assert 10 < m < 20
+    for thr, state in ((m, SyncMode.LOCK), (np.nextafter(m, np.inf), SyncMode.FLYWHEEL)):
+        fr, _ = _sync_run(ASMFrameSync(FrameSyncConfig(frame_len=256, check_count=0, lock_threshold=thr)), L)
+        np.testing.assert_array_equal(fr.offset, offs)
+        assert fr.state[4] == state and fr.metric[4] == m
+    L2 = L.copy()
+    L2[offs[0]:offs[0] + 9] = 0.0                               # the first marker: the SEARCH hit or not
+    for thr, first in ((m, 0), (np.nextafter(m, np.inf), 1)):
+        fr, _ = _sync_run(ASMFrameSync(FrameSyncConfig(frame_len=256, check_count=0, search_threshold=thr,
+                                                       lock_threshold=0.0)), L2)
+        np.testing.assert_array_equal(fr.offset, offs[first:])
