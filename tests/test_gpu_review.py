@@ -367,3 +367,23 @@ def test_gpu_validate_warns_when_the_commit_is_unknown(monkeypatch, tmp_path, ca
     assert gv.main(["--steps", "smoke", "--copy-to", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "MODEM_COMMIT" in out and "WARNING" in out
+
+
+def test_pipeline_yields_the_batch_before_a_bad_one_then_raises(la, rng):
+    """The pipeline reads batch i back only after queueing batch i+1: a bad batch i+1 (here a last,
+    partial record) raised before batch i's result was yielded, so a good batch was lost while
+    SCPPMReceiver batch by batch returns it. Now batch i comes out first, then the error."""
+    from modem.channel.poisson import simulate_counts  # noqa: PLC0415
+    from modem.fec.scppm import SCPPMCode, SCPPMReceiver, SCPPMTransmitter  # noqa: PLC0415
+    from modem.gpu.pipeline import SCPPMGPUPipeline  # noqa: PLC0415
+    code = SCPPMCode(16, "1/2")
+    u = rng.integers(0, 2, (2, code.k), dtype=np.uint8)
+    y = simulate_counts(SCPPMTransmitter(code).modulate(u), 2.0, 0.1, rng)
+    ref = SCPPMReceiver(code, ns=2.0, nb=0.1, max_iter=8).receive(y)
+    got = []
+    with pytest.raises(ShapeError, match="counts must have shape"):
+        for part in SCPPMGPUPipeline(code, 2.0, 0.1, max_iter=8, launcher=la).run([y, y[:, :-5]]):
+            got.append(part)
+    assert len(got) == 1
+    np.testing.assert_array_equal(got[0].u_hat, ref.u_hat)
+    np.testing.assert_array_equal(got[0].crc_ok, ref.crc_ok)

@@ -107,16 +107,26 @@ class _Overlap:
 def _run(overlap: _Overlap, batches: Iterable, split, launch, finish) -> Iterator:
     """Queue batch i+1's transfer before reading back batch i. ``launch`` should not wait for the
     device: a wait there (the DPSK outlier guard's flag read) also waits for batch i-1's kernels
-    queued before it on the compute stream, which only moves the wait for batch i-1 earlier."""
+    queued before it on the compute stream, which only moves the wait for batch i-1 earlier.
+    An error on batch i+1 (a bad or partial batch, or the batch source failing) comes after batch
+    i's result: a batch that was decoded is never lost with the error of the next one."""
     pending = None
-    for i, batch in enumerate(batches):
-        slot = i % 2
-        dev = overlap.stage(slot, split(batch))
-        res = overlap.compute(slot, lambda: launch(dev))
+    try:
+        for i, batch in enumerate(batches):
+            slot = i % 2
+            dev = overlap.stage(slot, split(batch))
+            res = overlap.compute(slot, lambda: launch(dev))  # noqa: B023 - called at once
+            if pending is not None:
+                done, pending = pending, None
+                overlap.wait(done[0])
+                yield finish(done[1])
+            pending = (slot, res)
+    except Exception:
         if pending is not None:
-            overlap.wait(pending[0])
-            yield finish(pending[1])
-        pending = (slot, res)
+            done, pending = pending, None
+            overlap.wait(done[0])
+            yield finish(done[1])
+        raise
     if pending is not None:
         overlap.wait(pending[0])
         yield finish(pending[1])
