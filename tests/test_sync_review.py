@@ -231,3 +231,17 @@ def test_frame_sync_massey_threshold_is_inclusive():
         fr, _ = _sync_run(ASMFrameSync(FrameSyncConfig(frame_len=256, check_count=0, search_threshold=thr,
                                                        lock_threshold=0.0)), L2)
         np.testing.assert_array_equal(fr.offset, offs[first:])
+
+
+def test_simulated_times_beyond_int64_are_refused():
+    """A pass whose receiver times do not fit int64 ps (t0_ps = 1.7e21: ps since 1970) came back as
+    int64 garbage, every tag -2**63 (a NumPy cast warning only): a ConfigError naming t0_ps and the
+    time now. Times within int64 are unchanged."""
+    from modem.errors import ConfigError
+    p = np.zeros(200, np.uint8)
+    p[::20] = 1
+    for t0 in (1.7e21, -1e19):
+        with pytest.raises(ConfigError, match=r"int64.*t0_ps"):
+            simulate_time_tags(p, 2.0, 0.01, 0, TimeTagConfig(t0_ps=t0))
+    t = simulate_time_tags(p, 2.0, 0.0, 0, TimeTagConfig(t0_ps=4e15)).t_ps
+    assert t.dtype == np.int64 and t.size > 0 and t.min() >= 4e15 and t.max() < 4e15 + 200e3

@@ -28,7 +28,9 @@ Model (all times in ps)
   removed (tagger buffer overflow, a time range missing from a capture).
 * **Dead time.** Per channel, non-paralyzable: a click less than ``dead_time_ps`` after the previous
   *kept* click of the same channel is lost (applied after merging signal, background and darks).
-* **Quantisation.** Times are floored to ``resolution_ps`` (>= 1) and stored as int64 ps.
+* **Quantisation.** Times are floored to ``resolution_ps`` (>= 1) and stored as int64 ps (a time
+  outside int64 is a ConfigError). They are computed in float64: beyond 2**53 ps (~2.5 h from 0)
+  their step is 2, 4, 8 ... ps.
 
 Long gaps cost nothing: pass several segments ``[(first_slot, pulses), ...]``; slots between the
 segments are never simulated (the transmitter keeps its clock running, nothing is received), so a
@@ -329,6 +331,10 @@ def simulate_time_tags(pulses, ns: float, nb: float, rng, config: TimeTagConfig,
         keep = ~_in_intervals(t, config.dropouts)
         t, ch = t[keep], ch[keep]
     res = int(config.resolution_ps)
+    if t.size and not (-2.0 ** 63 <= t.min() and t.max() < 2.0 ** 63):
+        bad = float(t.max()) if t.max() >= 2.0 ** 63 else float(t.min())
+        raise ConfigError(f"simulate_time_tags: receiver time {bad!r} ps does not fit int64 ps "
+                          f"(t0_ps={config.t0_ps!r}, span of the pulses)")
     ti = np.floor(t).astype(np.int64)
     if res > 1:
         ti -= ti % res
