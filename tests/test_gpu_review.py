@@ -118,7 +118,7 @@ def test_bin_slots_non_finite_start_is_a_config_error(where, start):
         ops.bin_slots(tags, start, 250.0, 40, launcher=launcher)
 
 
-@pytest.mark.parametrize("bad", [-0.5, float("nan")])
+@pytest.mark.parametrize("bad", [-0.5, float("nan"), float("inf")])
 def test_dpsk_pipeline_bad_port_energy_is_named(la, bad):
     """The ShapeError said 'port energies must be finite and >= 0' without the value or the port."""
     from modem.gpu.pipeline import DPSKGPUPipeline  # noqa: PLC0415

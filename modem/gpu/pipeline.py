@@ -241,9 +241,9 @@ class DPSKGPUPipeline:
         if xa.shape != xb.shape or xa.ndim != 2 or xa.shape[1] != self.code.n:
             raise ShapeError(f"DPSKGPUPipeline: xa, xb must both have shape (F, {self.code.n}), got "
                              f"{xa.shape} and {xb.shape}")
-        for name, a in (("xa", xa), ("xb", xb)):
-            bad = ~(np.isfinite(a) & (a >= 0)) if a.size else None
-            if bad is not None and bad.any():
+        for name, a in (("xa", xa), ("xb", xb)):     # two reductions (NaN fails both tests); details on failure
+            if a.size and not (a.min() >= 0 and a.max() < np.inf):
+                bad = ~(np.isfinite(a) & (a >= 0))
                 at = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), a.shape))
                 raise ShapeError(f"DPSKGPUPipeline: port energies must be finite and >= 0, found {name}{list(at)} = "
                                  f"{float(a[at])}")
