@@ -245,3 +245,25 @@ def test_simulated_times_beyond_int64_are_refused():
             simulate_time_tags(p, 2.0, 0.01, 0, TimeTagConfig(t0_ps=t0))
     t = simulate_time_tags(p, 2.0, 0.0, 0, TimeTagConfig(t0_ps=4e15)).t_ps
     assert t.dtype == np.int64 and t.size > 0 and t.min() >= 4e15 and t.max() < 4e15 + 200e3
+
+
+@pytest.mark.parametrize("frac", [0.05, 0.2])
+def test_stream_ending_early_in_a_block_keeps_its_last_symbols(frac):
+    """The last, partial block at flush was judged weak against a whole block's photons: with
+    ``flywheel_blocks=0`` a stream ending in the first quarter of a block lost its last symbols
+    (up to 64) and reported a loss of signal that never happened. Its threshold is now scaled to
+    the symbols it holds: they come out, no event; the same with the default flywheel."""
+    Mq, Gq = 16, 4
+    P = Mq + Gq
+    rng = np.random.default_rng(3)
+    p, _ = _ppm(rng, 8100, Mq, Gq)
+    t = simulate_time_tags(p, 3.0, 0.01, rng, TimeTagConfig(slot_width_ps=1000, clock_offset_ppm=100,
+                                                            jitter_rms_ps=50, n_channels=2)).t_ps
+    for fw in (0, 4):
+        rec = SlotClockRecovery(SlotClockConfig(slot_width_ps=1000.0, M=Mq, guard=Gq, flywheel_blocks=fw))
+        _, st = rec.push(t, rec.initial_state())
+        end = st.blk_start + frac * rec.cfg.block_symbols * P * 1000.0
+        out, st2 = _run(rec, [t[t < end]])
+        assert st2.losses == 0 and [e.kind for e in out.events] == ["acquired"]
+        n_tail = np.count_nonzero(out.t_sym_ps > st.blk_start - 1.0)
+        assert abs(n_tail - frac * rec.cfg.block_symbols) <= 1, n_tail

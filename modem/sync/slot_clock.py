@@ -81,9 +81,13 @@ Streaming and chunking
 memory, ``push`` never mutates the state it is given. A block (or acquisition window) is processed
 only once a tag at or after its end has arrived, and always from exactly the tags inside it, so any
 chunking of the same tag stream gives bit-identical output (empty chunks give empty output).
-``flush(state)`` ends the stream (emits the pending partial block up to the last tag and an open
-loss-of-signal event). Timestamps must be non-decreasing across the whole stream (all channels
-merged); a decrease raises :class:`ShapeError` naming the offending value.
+``flush(state)`` ends the stream (emits the pending partial block up to the last tag, judged weak
+or not on the photons of the symbols it holds, and an open loss-of-signal event). Timestamps must be non-decreasing across the whole stream (all channels
+merged); a decrease raises :class:`ShapeError` naming the offending value. Inside, times are float64
+ps of the tags' own time base: exact to the ps up to 2**53 ps (~2.5 h), a 16 ps step at 1e17 ps
+(28 h; symbol times then within 16 ps), 128 ps at 1e18 ps (11.6 days: 250-ps slots then see false
+clock jumps). Tags of a tagger left running for days should be re-based (a whole number of ps
+subtracted, the output's times shifted by it) before they are pushed.
 
 Implementation: the tracking loop and the acquisition periodogram are compiled (Numba, ``_track``,
 ``_tone``); ``push`` makes one compiled call for all the blocks its tags complete (the loop used
@@ -1185,7 +1189,6 @@ def _track(buf, base, final, max_blocks, s, T, rate, weak_run, weak_start, last_
             cols[j - q * P] += 1
             frac[k] = u - j - 0.5
         _bin(out_counts, n_out, B, P, jq, jr, nt)
-        weak = nt < max(float(los_min), los_fraction * rate)
         PT = P * T
         n_emit = B
         if final:
@@ -1193,6 +1196,15 @@ def _track(buf, base, final, max_blocks, s, T, rate, weak_run, weak_start, last_
             n_emit = 0
             while n_emit < B and s + n_emit * PT <= last:
                 n_emit += 1
+            if n_emit == 0:                            # no symbol starts by the last tag: nothing to judge
+                status = _FINAL
+                break
+        # a weak block holds too few photons for the symbols it emits: the last, partial block of a
+        # stream (flush) is judged on its own length, not on a whole block's photons
+        weak_min = max(float(los_min), los_fraction * rate)
+        if n_emit < B:
+            weak_min = weak_min * n_emit / B
+        weak = nt < weak_min
         # -- a silent run far longer than expected at the tracked rate: loss of signal at once
         gap = -1
         if nt > 0 and rate > 0:
