@@ -267,3 +267,20 @@ def test_stream_ending_early_in_a_block_keeps_its_last_symbols(frac):
         assert st2.losses == 0 and [e.kind for e in out.events] == ["acquired"]
         n_tail = np.count_nonzero(out.t_sym_ps > st.blk_start - 1.0)
         assert abs(n_tail - frac * rec.cfg.block_symbols) <= 1, n_tail
+
+
+def test_overlapping_segments_are_refused():
+    """Segments ``[(first_slot, pulses), ...]`` that share transmitter slots were simulated on top of
+    each other (both pulse streams and twice the background in the shared slots): a ConfigError
+    naming both segments. Segments in any order that do not overlap are fine."""
+    from modem.errors import ConfigError
+    p = np.zeros(100, np.uint8)
+    p[::20] = 1
+    with pytest.raises(ConfigError, match=r"segments 0 and 1 overlap.*\[0, 100\).*\[60, 160\)"):
+        simulate_time_tags([(0, p), (60, p)], 1.0, 0.1, 0, TimeTagConfig())
+    with pytest.raises(ConfigError, match=r"overlap"):
+        simulate_time_tags([(500, p), (0, p), (450, p)], 1.0, 0.1, 0, TimeTagConfig())
+    with pytest.raises(ConfigError, match=r"segments 0 and 2 overlap"):
+        simulate_time_tags([(0, p), (50, p[:0]), (60, p)], 1.0, 0.1, 0, TimeTagConfig())
+    a = simulate_time_tags([(100, p), (0, p)], 1.0, 0.0, 1, TimeTagConfig())
+    assert a.t_ps.size > 0 and np.all(np.diff(a.t_ps) >= 0)

@@ -255,6 +255,13 @@ def _segments(pulses, first_slot) -> list:
         if p.size and p.max() > 1:
             raise ShapeError(f"simulate_time_tags: pulses must hold 0/1, found {int(p.max())} in segment {k}")
         out.append((int(s0), p.reshape(-1)))
+    order = sorted((k for k in range(len(out)) if out[k][1].size), key=lambda k: out[k][0])
+    for a, b in zip(order, order[1:]):            # a transmitter slot is sent once
+        if out[b][0] < out[a][0] + out[a][1].size:
+            i, j = sorted((a, b))
+            raise ConfigError(f"simulate_time_tags: segments {i} and {j} overlap: slots "
+                              f"[{out[i][0]}, {out[i][0] + out[i][1].size}) and [{out[j][0]}, "
+                              f"{out[j][0] + out[j][1].size})")
     return out
 
 
@@ -267,7 +274,8 @@ def simulate_time_tags(pulses, ns: float, nb: float, rng, config: TimeTagConfig,
     pulses : array (..., n_slots) uint8/bool 0/1, or a list of segments ``[(first_slot, pulses), ...]``
         Transmitted slot occupancy; batch rows are consecutive in time (row-major flattening), so
         ``SCPPMTransmitter.modulate`` output is one continuous stream. A segment starts at global
-        transmitter slot ``first_slot``; slots outside all segments are not transmitted/received.
+        transmitter slot ``first_slot``; slots outside all segments are not transmitted/received;
+        segments must not share slots (ConfigError).
     ns : mean signal photons per pulse (incident, before ``config.efficiency``), >= 0.
     nb : mean background photons per slot (incident), >= 0.
     rng : numpy Generator or int seed.
