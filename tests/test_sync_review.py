@@ -284,3 +284,26 @@ def test_overlapping_segments_are_refused():
         simulate_time_tags([(0, p), (50, p[:0]), (60, p)], 1.0, 0.1, 0, TimeTagConfig())
     a = simulate_time_tags([(100, p), (0, p)], 1.0, 0.0, 1, TimeTagConfig())
     assert a.t_ps.size > 0 and np.all(np.diff(a.t_ps) >= 0)
+
+
+@pytest.mark.parametrize("drop_us", [0.5, 2.0, 20.0])
+def test_symbol_count_continues_across_a_short_dropout(drop_us):
+    """``sym_index`` continues across a loss of signal by the elapsed symbols. After a dropout
+    shorter than a tracking block (a silent-run loss of signal: the signal is back inside the same
+    block) the count was advanced to the block's end, then by nothing: 108 symbols too many after
+    0.5 us (25 symbols), 34 after 2 us. It is now within one symbol, as after a long one."""
+    Mq, Gq = 16, 4
+    P = Mq + Gq
+    rng = np.random.default_rng(1)
+    n = 12000
+    p, _ = _ppm(rng, n, Mq, Gq)
+    link = TimeTagConfig(slot_width_ps=1000, clock_offset_ppm=250, jitter_rms_ps=50, n_channels=4,
+                         dropouts=((110e6, 110e6 + drop_us * 1e6),))
+    t = simulate_time_tags(p, 3.0, 0.02, np.random.default_rng(2), link).t_ps
+    out, st = _run(SlotClockRecovery(SlotClockConfig(slot_width_ps=1000.0, M=Mq, guard=Gq)), [t])
+    assert [e.kind for e in out.events] == ["acquired", "loss_of_signal", "acquired"]
+    true = link.rx_time(np.arange(-8, n) * P * 1000.0)
+    k = np.searchsorted(true, out.t_sym_ps - 0.5 * P * 1000.0)
+    assert np.abs(out.t_sym_ps - true[k]).max() < 60.0
+    d = (out.sym_index - out.sym_index[0]) - (k - k[0])
+    assert np.abs(d).max() <= 1, np.unique(d)

@@ -1231,8 +1231,8 @@ def _track(buf, base, final, max_blocks, s, T, rate, weak_run, weak_start, last_
                 t_event = weak_start if math.isnan(last_good_t) else last_good_t
             else:
                 t_event = t_a
-            sym_index += B
-            s = e
+            # the clock model stays at this block's start (as for a clock jump): the symbol count
+            # continues from there to the re-acquired first symbol, which may lie inside this block
             base = gap + 1
             weak_run = 0
             blocks += 1
