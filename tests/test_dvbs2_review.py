@@ -185,3 +185,26 @@ def test_bch_decode_inplace_refuses_arrays_it_would_misread():
     ok[0, 5] ^= 1
     np.testing.assert_array_equal(b.decode_inplace(ok), [1, 0])
     np.testing.assert_array_equal(ok, cw)
+
+
+def test_outlier_guard_device_path_threshold_rounds_like_the_cpu():
+    """The guard's device branch compared |LLR| with a float64 threshold where the CPU
+    (_cpu.llr_outlier_rows) uses float32(tot / (ratio n)): values exactly at the rounded-down float32
+    threshold, with the count at the 10 % boundary, were clipped on the device and not on the CPU
+    (1520 values 158.96 instead of 5104). The branch runs here on NumPy through a module shim."""
+    import importlib
+    import types
+    code_mod = importlib.import_module("modem.fec.dvbs2.code")
+    shim = types.SimpleNamespace(**{k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
+    n, H, K = 16200, 1520, 100
+    B, t = np.float32(5104.0), np.float32(30.0)
+    for _ in range(20):
+        row = np.ones(n, np.float32)
+        row[:H] = B
+        row[H:H + K] = t
+        thr64 = float(row.astype(np.float64).sum()) / (16.0 * n)
+        if np.float32(thr64) == t:
+            break
+        t = np.float32(thr64)
+    assert float(t) < thr64
+    np.testing.assert_array_equal(code_mod._clip_outliers(row[None], shim), code_mod._clip_outliers(row[None], np))

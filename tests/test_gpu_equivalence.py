@@ -409,6 +409,11 @@ def test_dpsk_llr_refuses_mixed_host_and_device_ports(rng):
     xa = rng.exponential(1.0, 16)
     with pytest.raises(ShapeError, match="same array module"):
         ops.dpsk_llr_gaussian(cp.asarray(xa), xa, 1.0, 0.5)
+    # a host es / erase array would be uploaded behind the caller's back: refused too (scalars are fine)
+    with pytest.raises(ShapeError, match="es must live in the ports' array module"):
+        ops.dpsk_llr_gaussian(cp.asarray(xa), cp.asarray(xa), np.ones(16), 0.5)
+    with pytest.raises(ShapeError, match="erase must live in the ports' array module"):
+        ops.dpsk_llr_exact(cp.asarray(xa), cp.asarray(xa), 1.0, 0.5, erase=np.zeros(16, bool))
 
 
 def test_kernel_wrappers_refuse_arrays_the_kernels_would_misread(rng):

@@ -189,6 +189,10 @@ def _dpsk(kind, xa, xb, es, sigma2, modes, erase, launcher):
     if kind == "exact" and modes > 2:
         raise ConfigError(f"{who}: the GPU kernel supports modes 1 and 2 (Bessel I_0, I_1), got modes={modes}; "
                           "pass NumPy arrays for the CPU path")
+    for name, v in (("es", es), ("erase", erase)):         # no hidden host -> device upload either
+        if v is not None and np.ndim(v) > 0 and get_array_module(v) is not get_array_module(xa):
+            raise ShapeError(f"{who}: {name} must live in the ports' array module ({type(xa).__name__}) or be a "
+                             f"scalar, got {type(v).__name__} of shape {np.shape(v)}")
     if np.ndim(es) == 0 and get_array_module(es) is np:
         esv = float(es)
         if not (math.isfinite(esv) and esv >= 0):

@@ -88,7 +88,7 @@ def _clip_outliers(flat, xp):
         rows = np.flatnonzero(_cpu.llr_outlier_rows(flat, LLR_CLIP, ratio))
     else:
         a = xp.minimum(xp.abs(flat), np.float32(LLR_CLIP))
-        thr = (a.sum(axis=1, dtype=np.float64) / (ratio * n))[:, None]
+        thr = (a.sum(axis=1, dtype=np.float64) / (ratio * n)).astype(np.float32)[:, None]   # as the CPU
         rows = xp.flatnonzero(10 * xp.count_nonzero(a >= thr, axis=1) < xp.count_nonzero(a, axis=1))
     if rows.size == 0:
         return flat
