@@ -82,3 +82,49 @@ def test_modem_commit_override(monkeypatch):
         assert backend.git_commit() == "0123456789ab"
     finally:
         backend.git_commit.cache_clear()
+
+
+def test_modem_bench_bad_counts_are_one_line(capsys):
+    """`modem bench --frames 0` printed "0.000 Mb/s it_mean=nan" (and --json would hold a NaN);
+    frames, repeats, max_iter, batch must be >= 1 and commpy_frames >= 0, named in one line."""
+    for opt, val in (("--frames", "0"), ("--repeats", "0"), ("--max-iter", "0"), ("--commpy-frames", "-1")):
+        rc = main(["bench", "--chain", "ldpc", "--backend", "cpu", opt, val, "--no-write"])
+        err = capsys.readouterr().err.strip().splitlines()
+        name = opt[2:].replace("-", "_")
+        assert rc == 2 and len(err) == 1 and f"{name}={val}" in err[0], (opt, err)
+
+
+def test_bench_gpu_script_without_gpu_is_one_line_and_writes_after_every_configuration(tmp_path, monkeypatch):
+    """bench/bench_gpu.py --backend gpu without a GPU printed a traceback; its summary JSON was
+    written only at the very end, so a run stopped at its time limit lost every figure."""
+    import importlib.util  # noqa: PLC0415
+
+    from modem import backend  # noqa: PLC0415
+    root = Path(__file__).resolve().parents[1]
+    if not backend.gpu_available():
+        out = subprocess.run([sys.executable, str(root / "bench" / "bench_gpu.py"), "--backend", "gpu",
+                              "--out-dir", str(tmp_path)], capture_output=True, text=True, timeout=300)
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 2 and len(lines) == 1 and "gpu" in lines[0].lower(), out.stderr[-400:]
+    spec = importlib.util.spec_from_file_location("bench_gpu", root / "bench" / "bench_gpu.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    seen = []
+
+    def fake_run(chain, backend_name, **kw):
+        files = list(tmp_path.glob("gpu_bench_cpu_*.json"))
+        seen.append(len(json.loads(files[0].read_text())["reports"]) if files else 0)
+        if len(seen) == 3:
+            raise KeyboardInterrupt            # the time limit, mid-run
+        return {"chain": chain, "results": [], "backend_info": {}}
+
+    monkeypatch.setattr(mod.bench, "run", fake_run)
+    monkeypatch.setattr(mod.bench, "summary_lines", lambda rep: ["", rep["chain"]])
+    try:
+        mod.main(["--backend", "cpu", "--small", "--out-dir", str(tmp_path)])
+    except KeyboardInterrupt:
+        pass
+    assert seen == [0, 1, 2]
+    (f,) = tmp_path.glob("gpu_bench_cpu_*.json")
+    rep = json.loads(f.read_text())
+    assert len(rep["reports"]) == 2 and rep["backend_info"]["backend"] == "cpu" and "command" in rep

@@ -222,6 +222,10 @@ def run(chain: str, backend: str, *, compare_cpu: bool = False, out_dir: Path | 
     ratios; write and return the report."""
     if chain not in CHAINS:
         raise ConfigError(f"modem bench: chain must be one of {CHAINS}, got {chain!r}")
+    for name, low in (("frames", 1), ("repeats", 1), ("max_iter", 1), ("batch", 1), ("commpy_frames", 0)):
+        v = params.get(name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low):
+            raise ConfigError(f"modem bench: {name} must be an integer >= {low}, got {name}={v!r}")
     backend = be.resolve_backend(backend)
     fn = {"scppm": bench_scppm, "ldpc": bench_ldpc, "dpsk": bench_dpsk}[chain]
     results = fn(backend, **params)
@@ -293,15 +297,16 @@ def register(subparsers):
 
 def main_from_args(args) -> int:
     params: dict = {"frames": args.frames, "repeats": args.repeats}
+    cap = args.max_iter
     if args.chain == "scppm":
-        params.update(M=args.order, rate=args.rate, max_iter=args.max_iter or 16)
+        params.update(M=args.order, rate=args.rate, max_iter=16 if cap is None else cap)
     elif args.chain == "ldpc":
-        params.update(frame=args.frame, rate=args.rate, max_iter=args.max_iter or 50,
+        params.update(frame=args.frame, rate=args.rate, max_iter=50 if cap is None else cap,
                       esn0=1.2 if args.snr is None else args.snr, commpy_frames=args.commpy_frames)
     else:
-        params.update(frame=args.frame, rate=args.rate, max_iter=args.max_iter or 50,
+        params.update(frame=args.frame, rate=args.rate, max_iter=50 if cap is None else cap,
                       esn0=2.0 if args.snr is None else args.snr)
-    if args.batch and args.chain != "ldpc":
+    if args.batch is not None and args.chain != "ldpc":
         params["batch"] = args.batch
     report = run(args.chain, args.backend, compare_cpu=args.compare_cpu, out_dir=args.out_dir,
                  write=not args.no_write, **params)
