@@ -857,10 +857,34 @@ class DPSKLink(_LinkBase):
         dark slots; the loop alone decoded 0/20 frames there at any offset) run the front end in
         burst-periodic mode (:class:`modem.sync.samples.FrontEndConfig` ``burst_period``):
         re-acquisition before every burst, clock rate from the burst period, a proportional-only
-        loop inside bursts."""
+        loop inside bursts; so do bursts shorter than 1024 bits (:attr:`burst_periodic`), whose
+        in-burst loop slipped slots across the gaps at 2-2.5 photons/bit."""
         if self.loop_bw is not None:
             return self.loop_bw
         return 0.004 if self.divider > 1 and self.burst_bits >= 1024 else 0.01
+
+    @property
+    def burst_periodic(self) -> bool:
+        """Whether the front end runs in burst-periodic mode (:class:`modem.sync.samples.FrontEndConfig`
+        ``burst_period``): in burst mode with gaps over ``BURST_PERIODIC_GAP`` (4096) slots, or with
+        bursts shorter than ``BURST_PERIODIC_BITS`` (1024) bits (of at least 24, the shortest burst
+        that mode can acquire over: ``acquire_slots`` = burst_bits - 8 >= 16).
+
+        Short bursts: the in-burst loop's frequency integrator learns from ~255 noisy timing errors per
+        burst and freewheels across the gap. At 6 photons/bit that carried 256-bit bursts (divider
+        4, 768 dark slots) with a timing error of 0.01 slot rms at mid-burst and no slot slip, but at
+        2 photons/bit the integrator ended bursts hundreds of ppm off (up to ~1400 ppm at 0 ppm
+        offset), the next burst started 0.1 slot rms off and the slot count slipped at 85-145 of
+        1014 bursts (three records); the burst grid, which follows a slip only after several
+        windows, then read whole bursts 1-4 slots off and no FEC frame synchronised (0/12 TM frames
+        at 2 photons/bit, 7-10/12 at 2.5, divider 8: 0/12 at 2 and 2.5 photons/bit). The
+        burst-periodic mode measures the clock from burst to burst instead (11-12/12 there, see
+        tests/test_burst_sensitivity.py). Bursts of 1024 bits or more (with the 0.004 loop) are
+        carried by the in-burst loop, better than by the burst-periodic mode at 2-2.5 photons/bit
+        (divider 2 / 4096-bit bursts, -150 ppm: 12/12 vs 0-11/12)."""
+        if self.divider == 1 or self.burst_bits < BURST_PERIODIC_MIN_BITS:
+            return False
+        return (self.divider - 1) * self.burst_bits > BURST_PERIODIC_GAP or self.burst_bits < BURST_PERIODIC_BITS
 
     @property
     def code(self):
@@ -896,7 +920,7 @@ class DPSKLink(_LinkBase):
         clock then drifted off: at 5 photons/bit, SI 0.1, 20 us, 5 of 56 codewords were lost in
         continuous mode whose mean fade left 3-4 photons/bit, which decode without the fade.)
         Feed-forward phase acquisition over 256 slots (or the burst) when the loop first runs;
-        burst-periodic mode (``burst_period``, ``burst_length``) for gaps over ``BURST_PERIODIC_GAP``."""
+        burst-periodic mode (``burst_period``, ``burst_length``) where :attr:`burst_periodic`."""
         if self.divider > 1 and self.burst_bits < 9:
             raise ConfigError(f"DPSKLink: burst_bits must be >= 9 in burst mode (the receiver acquires the phase "
                               f"over burst_bits - 8 slots), got burst_bits={self.burst_bits!r} "
@@ -912,9 +936,9 @@ class DPSKLink(_LinkBase):
         thr = v0 + max(0.15 * gain * (with_signal - v0), 0.75 * v0)
         out = {"signal_threshold": thr, "signal_square": True, "signal_slots": 64.0,
                "acquire_slots": 256 if self.divider == 1 else min(256, self.burst_bits - 8)}
-        if self.divider > 1 and (self.divider - 1) * self.burst_bits > BURST_PERIODIC_GAP:
-            # long gaps: the loop cannot carry the clock across them; re-acquire before every burst
-            # and learn the clock rate from the burst period (FrontEndConfig.burst_period)
+        if self.burst_periodic:
+            # long gaps, or bursts too short for the loop to learn the clock: re-acquire before
+            # every burst and learn the clock rate from the burst period (FrontEndConfig.burst_period)
             out["burst_period"] = self.divider * self.burst_bits
             out["burst_length"] = self.burst_bits
         if self.divider > 1:
@@ -931,6 +955,10 @@ class DPSKLink(_LinkBase):
 #: dark slots between bursts from which :class:`DPSKLink` runs the front end in burst-periodic mode
 #: (divider 40 / 256-bit bursts: 9984; the in-burst loop alone carries divider 8 / 1024 bits: 7168)
 BURST_PERIODIC_GAP = 4096
+#: ... and bursts shorter than this many bits (the in-burst loop cannot learn the clock from them
+#: at low photon numbers; see :attr:`DPSKLink.burst_periodic`), down to BURST_PERIODIC_MIN_BITS
+BURST_PERIODIC_BITS = 1024
+BURST_PERIODIC_MIN_BITS = 24
 
 
 def dpsk_transmit_frames(frames, link: DPSKLink, rng, lead_slots: int = 0, tail_slots: int = 64,

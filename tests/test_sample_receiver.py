@@ -576,10 +576,14 @@ def test_dpsk_every_frame_decodes_over_burst_formats(divider, burst_bits, ppb):
         rx = DPSKSampleReceiver(dataclasses.replace(link, loop_bw=0.01))
         _run(rx, y)
         assert rx.stats.codewords_crc_failed >= 1 and rx._grid_state.moves >= 1
-    periodic = (divider - 1) * burst_bits > BURST_PERIODIC_GAP
+    periodic = divider > 1 and ((divider - 1) * burst_bits > BURST_PERIODIC_GAP or burst_bits < 1024)
+    assert link.burst_periodic == periodic
     assert ("burst_period" in link._burst_options()) == periodic
-    if periodic:                            # the burst-to-burst clock estimate found the offset
-        assert rx._fe_state.frequency_offset == pytest.approx(150e-6, abs=15e-6)
+    if periodic:                            # the burst-to-burst clock estimate found the offset:
+        # within 0.15 slot of drift per burst period (15 ppm at divider 40; the phase is measured
+        # again at every burst, and short periods give noisier per-burst frequency measurements)
+        pb = divider * burst_bits
+        assert rx._fe_state.frequency_offset == pytest.approx(150e-6, abs=0.15 / pb)
 
 
 @pytest.mark.parametrize("ppm", [150.0, 0.0, -250.0])
@@ -671,22 +675,26 @@ def test_dpsk_slow_fades_keep_the_loop_running():
 
 def test_dpsk_burst_detector_threshold_relative_to_fades():
     """Burst mode (duty 1/4), 10 photons/bit, SI 0.1 / 20 us: the default burst detector threshold
-    (E_b/4) keeps bursts detected in the fades; E_b/2 (the old default) lost codewords there."""
+    (E_b/4) keeps bursts detected in the fades; with the in-burst timing loop (the front end of
+    256-bit bursts before they ran burst-periodic, see tests/test_burst_sensitivity.py), whose
+    updates the detector gates, E_b/2 (the old default) lost codewords there. The burst-periodic
+    front end (now the default for these bursts) loses none at E_b/4."""
     link = DPSKLink(frame="short", rate="1/2", frame_len=256, divider=4, burst_bits=256, ppb=10.0, thermal_sigma=0.5,
                     ppm=-150.0, phase=0.3, adc_bits=8, full_scale=64.0)
     assert DPSKSampleReceiver(link).frontend.config.burst_threshold == pytest.approx(2.5)
+    in_burst_loop = {"burst_period": 0, "burst_length": 0}
     lost = {}
-    for thr in (None, 5.0):
+    for thr, fe in ((None, None), (None, in_burst_loop), (5.0, in_burst_loop)):
         n = 0
         for seed in (0, 1, 2, 3):
             frames, y, _ = _faded(link, 44, seed=seed)
-            rx = DPSKSampleReceiver(dataclasses.replace(link, burst_threshold=thr))
+            rx = DPSKSampleReceiver(dataclasses.replace(link, burst_threshold=thr), frontend_options=fe)
             got = _run(rx, y)
             idx = _indices(frames, got)
             assert idx[-1] == len(frames) - 1
             n += rx.stats.codewords_crc_failed
-        lost[thr] = n
-    assert lost[None] == 0 and lost[5.0] >= 1
+        lost[thr, fe is None] = n
+    assert lost[None, True] == 0 and lost[None, False] == 0 and lost[5.0, False] >= 1
 
 
 def test_dpsk_llr_follows_the_received_power():
