@@ -115,3 +115,16 @@ def test_burst_periodic_mode_selection(divider, burst_bits, periodic):
     link = DPSKLink(divider=divider, burst_bits=burst_bits)
     assert link.burst_periodic == periodic
     assert ("burst_period" in link._burst_options()) == periodic
+
+
+def test_first_burst_detected_late_at_low_photon_numbers_is_found():
+    """Burst-periodic front end, first burst: at 1.8 photons/bit the detector (4 hot slots in a
+    row, |z| > 3 noise rms) fires tens of slots into the burst (hot probability ~0.45 per signal
+    slot: ~40 slots on average); the edge was searched only 24 slots back, so in this record the
+    first edge was taken 35 slots late, the next bursts' edges (searched +-6 slots around the
+    prediction) ran the frequency estimate away and the grid drifted off the bursts for good:
+    0/12 TM frames (divider 8, 256-bit bursts). The edge is now searched 96 slots back: 12/12."""
+    link = DPSKLink(frame="short", rate="1/2", divider=8, burst_bits=256, ppb=1.8, ppm=0.0)
+    rx, got = _run(link, seed=3)
+    assert _aligned_bursts(link, rx) >= 0.98
+    assert got == list(range(12))

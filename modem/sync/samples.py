@@ -236,9 +236,12 @@ _I_JUMP = 14
 _N_IVARS = 15
 _LOCK_AFTER, _UNLOCK_AFTER = 2, 8
 # edge search: +-_EDGE_RANGE slots around the expected start (_EDGE_BACK slots before the detected
-# start at the first burst: the detector, at the phase before acquisition, fires late), likelihood
-# over _EDGE_WIDTH slots on each side of each edge
-_EDGE_RANGE, _EDGE_WIDTH, _EDGE_BACK = 6, 8, 24
+# start at the first burst: the detector, at the phase before acquisition, fires late, and at low
+# photon numbers tens of slots late: at 1.8 photons/bit a signal slot is hot with probability
+# ~0.45, so 4 hot slots in a row come ~40 slots into the burst on average; 24 slots back took a
+# first edge 35 slots late, from which the grid ran off the bursts), likelihood over _EDGE_WIDTH
+# slots on each side of each edge
+_EDGE_RANGE, _EDGE_WIDTH, _EDGE_BACK = 6, 8, 96
 # the re-acquisition runs this many slots before a burst is due (before any of its slots is read)
 _LEAD_SLOTS = _EDGE_RANGE + _EDGE_WIDTH + 2
 
