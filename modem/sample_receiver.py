@@ -21,7 +21,9 @@ SCPPM over an APD (:class:`SCPPMSampleReceiver`)::
 DPSK over a pre-amplified balanced receiver (:class:`DPSKSampleReceiver`)::
 
     ADC samples -> SampleFrontEnd (timing loop gated by a z^2 signal detector and, in burst mode,
-                   by burst detection; feed-forward phase acquisition when the signal first appears)
+                   by burst detection; feed-forward phase acquisition when the signal first appears;
+                   burst-periodic mode, re-acquiring before every burst, for bursts shorter than
+                   1024 bits or gaps over 4096 slots: DPSKLink.burst_periodic)
                 -> BurstGrid: burst positions from the energy folded over the burst period
                    (duty < 1 only; the first bit of every burst is erased)
                 -> Gaussian-moment bit LLRs (dpsk_bit_llr)
