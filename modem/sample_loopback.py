@@ -85,6 +85,11 @@ def loopback(chain: str, params: dict | None = None, n_frames: int = 20, chunk: 
 
 
 def run_cli(args) -> int:
+    from .backend import requested_backend  # noqa: PLC0415
+    from .errors import BackendUnavailable  # noqa: PLC0415
+    if requested_backend() == "gpu":     # never a silent CPU run when the GPU was asked for
+        raise BackendUnavailable("modem samples: the sample receivers run on the CPU in this build (no GPU "
+                                 "path); set MODEM_BACKEND=cpu or auto")
     rep = loopback(args.chain, parse_key_values(args.param), args.frames, args.chunk, args.lead_slots, args.seed)
     if args.json:
         print(json.dumps(rep, default=float))

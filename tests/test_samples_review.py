@@ -224,3 +224,15 @@ def test_front_end_process_reads_the_slots_up_to_the_record_end():
     assert len(tail) >= 2 and len(s) == len(pushed) + len(tail)
     np.testing.assert_array_equal(s.index, np.concatenate([pushed.index, tail.index]))
     assert y.size - 1 - 4 < s.t[-1] <= y.size - 1
+
+
+def test_samples_with_gpu_backend_fails_with_one_line():
+    """MODEM_BACKEND=gpu modem samples ... ran on the CPU silently (exit 0): the sample receivers have
+    no GPU path, so asking for the GPU is one line and exit 2, as for `modem decode`."""
+    import os
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "modem.cli", "samples", "dpsk", "--frames", "1"],
+                         env=dict(os.environ, MODEM_BACKEND="gpu"), capture_output=True, text=True, timeout=300)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and "MODEM_BACKEND" in lines[0], out.stderr[-400:]
