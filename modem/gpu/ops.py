@@ -161,6 +161,25 @@ def csm_llr(counts, pattern, M: int, w: float, launcher=None):
 # --------------------------------------------------------------------------------------------
 # DPSK LLRs
 # --------------------------------------------------------------------------------------------
+def check_dpsk_kernel_parameters(who: str, sigma2, modes, kind: str, instead: str) -> float:
+    """The dpsk_llr kernels' scalar parameters, checked as the CPU's dpsk.llr_* check them (the
+    kernels take them as they are): sigma2 finite > 0 (returned as float), modes an integer >= 1,
+    and for kind 'exact' at most 2 (Bessel I_0, I_1); ``instead`` ends that error's message."""
+    try:
+        s2 = float(sigma2)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{who}: sigma2 must be a real number, got sigma2={sigma2!r}") from None
+    if not (math.isfinite(s2) and s2 > 0):
+        raise ConfigError(f"{who}: sigma2 (noise variance per port and mode, N0/2) must be finite and > 0, "
+                          f"got sigma2={sigma2!r}")
+    if isinstance(modes, bool) or not isinstance(modes, (int, np.integer)) or modes < 1:
+        raise ConfigError(f"{who}: modes (M = B_o T per polarization) must be an integer >= 1, got modes={modes!r}")
+    if kind == "exact" and modes > 2:
+        raise ConfigError(f"{who}: the exact-LLR kernel supports modes 1 and 2 (Bessel I_0, I_1), got modes={modes}; "
+                          f"{instead}")
+    return s2
+
+
 def _dpsk(kind, xa, xb, es, sigma2, modes, erase, launcher):
     from ..modulation import dpsk  # noqa: PLC0415
     la = _launcher_for(xa, launcher)
@@ -180,15 +199,7 @@ def _dpsk(kind, xa, xb, es, sigma2, modes, erase, launcher):
         raise ShapeError(f"{who}: port energies must be finite, found NaN/inf")
     if a.size and (float(a.min()) < 0 or float(b.min()) < 0):
         raise ShapeError(f"{who}: port energies must be >= 0, found min {min(float(a.min()), float(b.min()))}")
-    sigma2 = float(sigma2)
-    if not (math.isfinite(sigma2) and sigma2 > 0):
-        raise ConfigError(f"{who}: sigma2 (noise variance per port and mode, N0/2) must be finite and > 0, "
-                          f"got sigma2={sigma2!r}")
-    if isinstance(modes, bool) or not isinstance(modes, (int, np.integer)) or modes < 1:
-        raise ConfigError(f"{who}: modes (M = B_o T per polarization) must be an integer >= 1, got modes={modes!r}")
-    if kind == "exact" and modes > 2:
-        raise ConfigError(f"{who}: the GPU kernel supports modes 1 and 2 (Bessel I_0, I_1), got modes={modes}; "
-                          "pass NumPy arrays for the CPU path")
+    sigma2 = check_dpsk_kernel_parameters(who, sigma2, modes, kind, "pass NumPy arrays for the CPU path")
     for name, v in (("es", es), ("erase", erase)):         # no hidden host -> device upload either
         if v is not None and np.ndim(v) > 0 and get_array_module(v) is not get_array_module(xa):
             raise ShapeError(f"{who}: {name} must live in the ports' array module ({type(xa).__name__}) or be a "

@@ -195,19 +195,13 @@ def _check_dpsk_parameters(es, sigma2, modes, llr, max_iter):
     failure of every frame, and the exact-LLR kernel read modes 3 as 2)."""
     who = "DPSKGPUPipeline"
     try:
-        esv, s2 = float(es), float(sigma2)
+        esv = float(es)
     except (TypeError, ValueError):
-        raise ConfigError(f"{who}: es and sigma2 must be real numbers, got es={es!r}, sigma2={sigma2!r}") from None
+        raise ConfigError(f"{who}: es must be a real number, got es={es!r}") from None
     if not (np.isfinite(esv) and esv >= 0):
         raise ConfigError(f"{who}: es (signal energy per bit) must be finite and >= 0, got es={es!r}")
-    if not (np.isfinite(s2) and s2 > 0):
-        raise ConfigError(f"{who}: sigma2 (noise variance per port and mode) must be finite and > 0, "
-                          f"got sigma2={sigma2!r}")
-    if isinstance(modes, bool) or not isinstance(modes, (int, np.integer)) or modes < 1:
-        raise ConfigError(f"{who}: modes (M = B_o T per polarization) must be an integer >= 1, got modes={modes!r}")
-    if llr == "exact" and modes > 2:
-        raise ConfigError(f"{who}: the exact-LLR kernel supports modes 1 and 2 (Bessel I_0, I_1), got modes={modes}; "
-                          "use llr='gaussian' or the CPU chain")
+    from .ops import check_dpsk_kernel_parameters  # noqa: PLC0415
+    check_dpsk_kernel_parameters(who, sigma2, modes, llr, "use llr='gaussian' or the CPU chain")
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
         raise ConfigError(f"{who}: max_iter must be an integer >= 1, got max_iter={max_iter!r}")
 
