@@ -45,13 +45,18 @@ def test_modem_bench_gpu_without_gpu_fails_with_one_line():
     assert out.returncode == 2 and len(lines) == 1 and "gpu" in lines[0].lower()
 
 
-def _gpu_validate():
+def load_bench_script(name):
+    """A fresh module object of ``bench/<name>.py`` (the scripts are not a package)."""
     import importlib.util  # noqa: PLC0415
-    path = Path(__file__).resolve().parents[1] / "bench" / "gpu_validate.py"
-    spec = importlib.util.spec_from_file_location("gpu_validate", path)
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _gpu_validate():
+    return load_bench_script("gpu_validate")
 
 
 def test_gpu_validate_keeps_carried_pythonpath(monkeypatch):
@@ -97,8 +102,6 @@ def test_modem_bench_bad_counts_are_one_line(capsys):
 def test_bench_gpu_script_without_gpu_is_one_line_and_writes_after_every_configuration(tmp_path, monkeypatch):
     """bench/bench_gpu.py --backend gpu without a GPU printed a traceback; its summary JSON was
     written only at the very end, so a run stopped at its time limit lost every figure."""
-    import importlib.util  # noqa: PLC0415
-
     from modem import backend  # noqa: PLC0415
     root = Path(__file__).resolve().parents[1]
     if not backend.gpu_available():
@@ -106,9 +109,7 @@ def test_bench_gpu_script_without_gpu_is_one_line_and_writes_after_every_configu
                               "--out-dir", str(tmp_path)], capture_output=True, text=True, timeout=300)
         lines = out.stderr.strip().splitlines()
         assert out.returncode == 2 and len(lines) == 1 and "gpu" in lines[0].lower(), out.stderr[-400:]
-    spec = importlib.util.spec_from_file_location("bench_gpu", root / "bench" / "bench_gpu.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_bench_script("bench_gpu")
     seen = []
 
     def fake_run(chain, backend_name, **kw):

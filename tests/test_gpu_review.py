@@ -133,13 +133,8 @@ def test_dpsk_pipeline_bad_port_energy_is_named(la, bad):
 # bench/gpu_validate.py: one call on a lent GPU machine
 # --------------------------------------------------------------------------------------------
 def _gpu_validate():
-    import importlib.util  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
-    path = Path(__file__).resolve().parents[1] / "bench" / "gpu_validate.py"
-    spec = importlib.util.spec_from_file_location("gpu_validate_review", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from test_bench_gpu import load_bench_script  # noqa: PLC0415
+    return load_bench_script("gpu_validate")
 
 
 def _fake_validate(monkeypatch, tmp_path, durations):
