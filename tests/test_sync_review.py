@@ -3,27 +3,10 @@
 test pins a behaviour a ground station relies on (found wrong, or checked at its boundary)."""
 import numpy as np
 import pytest
+from test_slot_clock import ppm_pulses, run
 
-from modem.sync.slot_clock import SlotClockConfig, SlotClockRecovery, SlotCounts
+from modem.sync.slot_clock import SlotClockConfig, SlotClockRecovery
 from modem.sync.timetags import TimeTagConfig, simulate_time_tags
-
-
-def _ppm(rng, n_sym, m, g):
-    sym = rng.integers(0, m, n_sym)
-    p = np.zeros((n_sym, m + g), np.uint8)
-    p[np.arange(n_sym), sym] = 1
-    return p.reshape(-1), sym
-
-
-def _run(rec, chunks):
-    st = rec.initial_state()
-    outs = []
-    for c in chunks:
-        o, st = rec.push(c, st)
-        outs.append(o)
-    o, st = rec.flush(st)
-    outs.append(o)
-    return SlotCounts.concat(outs, rec.cfg.P), st
 
 
 # ------------------------------------------------------------------------------ slot clock
@@ -38,11 +21,11 @@ def test_strong_signal_is_not_a_loss_of_signal():
     P = Mq + Gq
     rng = np.random.default_rng(1)
     n = 20000
-    p, sym = _ppm(rng, n, Mq, Gq)
+    p, sym = ppm_pulses(rng, n, Mq, Gq)
     link = TimeTagConfig(slot_width_ps=1000, clock_offset_ppm=100, jitter_rms_ps=50, n_channels=16)
     t = simulate_time_tags(p, 20.0, 0.0, rng, link).t_ps
     rec = SlotClockRecovery(SlotClockConfig(slot_width_ps=1000.0, M=Mq, guard=Gq))
-    out, st = _run(rec, [t])
+    out, st = run(rec, t)
     assert [e.kind for e in out.events] == ["acquired"] and st.losses == 0
     assert n <= len(out) <= n + 8 and np.all(np.diff(out.sym_index) == 1)
     k = np.flatnonzero(out.counts[:, :Mq].sum(axis=1) > 0)
@@ -52,7 +35,7 @@ def test_strong_signal_is_not_a_loss_of_signal():
     blk = rec.cfg.block_symbols * P * 1000.0
     a = float(t[t.size // 2])
     cut = t[(t < a) | (t >= a + blk)]
-    out2, st2 = _run(rec, [cut])
+    out2, st2 = run(rec, cut)
     assert [e.kind for e in out2.events] == ["acquired", "loss_of_signal", "acquired"] and st2.losses == 1
     assert abs(out2.events[1].t_start_ps - a) < P * 1000.0
 
@@ -63,15 +46,14 @@ def test_slot_clock_any_chunking_down_to_single_tags():
     every tag followed by an empty push, and cuts exactly at the tags that complete a block or an
     acquisition window give the one-shot output and state."""
     Mq, Gq = 16, 4
-    P = Mq + Gq
     rng = np.random.default_rng(1)
-    p, _ = _ppm(rng, 8000, Mq, Gq)
+    p, _ = ppm_pulses(rng, 8000, Mq, Gq)
     link = TimeTagConfig(slot_width_ps=1000, clock_offset_ppm=250, jitter_rms_ps=50, dark_count_rate_hz=1e5,
                          dead_time_ps=20000, n_channels=4, gaps=((40e6, 70e6),), dropouts=((110e6, 110.5e6),))
     t = simulate_time_tags(p, 3.0, 0.02, rng, link).t_ps
     t[t >= 130e6] += 450
     rec = SlotClockRecovery(SlotClockConfig(slot_width_ps=1000.0, M=Mq, guard=Gq))
-    ref, st_ref = _run(rec, [t])
+    ref, st_ref = run(rec, t)
     assert [e.kind for e in ref.events] == ["acquired", "loss_of_signal", "acquired", "loss_of_signal", "acquired",
                                             "clock_jump", "acquired"]
     # the tags at which the one-shot run completes blocks / windows: first tag >= each symbol start
@@ -79,7 +61,7 @@ def test_slot_clock_any_chunking_down_to_single_tags():
     for chunks in (np.split(t, np.arange(1, t.size)),
                    [x for c in np.split(t, np.arange(1, t.size)) for x in (c, t[:0])],
                    np.split(t, np.sort(np.concatenate([edges, edges + 1])))):
-        out, st = _run(rec, chunks)
+        out, st = run(rec, None, chunks)
         for f in ("counts", "sym_index", "t_sym_ps", "segment"):
             np.testing.assert_array_equal(getattr(out, f), getattr(ref, f))
         assert out.events == ref.events
@@ -115,7 +97,7 @@ def test_simulated_tags_have_the_statistics_the_model_claims():
     rng = np.random.default_rng(2024)
     Mq, Gq, n = 16, 4, 50000
     P = Mq + Gq
-    p, _ = _ppm(rng, n, Mq, Gq)
+    p, _ = ppm_pulses(rng, n, Mq, Gq)
     span_ps = n * P * 1000.0
     # signal and background counts, efficiency, channel weights, dark counts per channel
     w = (0.1, 0.2, 0.3, 0.4)
@@ -256,14 +238,14 @@ def test_stream_ending_early_in_a_block_keeps_its_last_symbols(frac):
     Mq, Gq = 16, 4
     P = Mq + Gq
     rng = np.random.default_rng(3)
-    p, _ = _ppm(rng, 8100, Mq, Gq)
+    p, _ = ppm_pulses(rng, 8100, Mq, Gq)
     t = simulate_time_tags(p, 3.0, 0.01, rng, TimeTagConfig(slot_width_ps=1000, clock_offset_ppm=100,
                                                             jitter_rms_ps=50, n_channels=2)).t_ps
     for fw in (0, 4):
         rec = SlotClockRecovery(SlotClockConfig(slot_width_ps=1000.0, M=Mq, guard=Gq, flywheel_blocks=fw))
         _, st = rec.push(t, rec.initial_state())
         end = st.blk_start + frac * rec.cfg.block_symbols * P * 1000.0
-        out, st2 = _run(rec, [t[t < end]])
+        out, st2 = run(rec, t[t < end])
         assert st2.losses == 0 and [e.kind for e in out.events] == ["acquired"]
         n_tail = np.count_nonzero(out.t_sym_ps > st.blk_start - 1.0)
         assert abs(n_tail - frac * rec.cfg.block_symbols) <= 1, n_tail
@@ -296,11 +278,11 @@ def test_symbol_count_continues_across_a_short_dropout(drop_us):
     P = Mq + Gq
     rng = np.random.default_rng(1)
     n = 12000
-    p, _ = _ppm(rng, n, Mq, Gq)
+    p, _ = ppm_pulses(rng, n, Mq, Gq)
     link = TimeTagConfig(slot_width_ps=1000, clock_offset_ppm=250, jitter_rms_ps=50, n_channels=4,
                          dropouts=((110e6, 110e6 + drop_us * 1e6),))
     t = simulate_time_tags(p, 3.0, 0.02, np.random.default_rng(2), link).t_ps
-    out, st = _run(SlotClockRecovery(SlotClockConfig(slot_width_ps=1000.0, M=Mq, guard=Gq)), [t])
+    out, _ = run(SlotClockRecovery(SlotClockConfig(slot_width_ps=1000.0, M=Mq, guard=Gq)), t)
     assert [e.kind for e in out.events] == ["acquired", "loss_of_signal", "acquired"]
     true = link.rx_time(np.arange(-8, n) * P * 1000.0)
     k = np.searchsorted(true, out.t_sym_ps - 0.5 * P * 1000.0)
