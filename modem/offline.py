@@ -24,6 +24,9 @@ size, not the file size), and returns a JSON-able report::
     photons     (time tags) tags, per-channel counts, duration, rate; slot histogram (counts per
                 slot position of the recovered symbol, all symbols) -- or (samples) statistics
     throughput  wall seconds, records/s, decoded information bit rate, real-time factor
+    deskew      (time tags) the per-channel delays applied (``channel_delays_ps``, from the link
+                parameters or measured: ``deskew="auto"``) and, when measured, the evidence
+                (:func:`measure_channel_delays`)
 
 With ``out_dir``: ``frames.bin`` (good frames back to back), ``frames.csv`` (one row per frame out
 of the frame synchroniser, good or bad, with CRC/FECF status), ``packets.bin`` (non-idle packets
@@ -45,13 +48,17 @@ import time
 import numpy as np
 
 from .errors import CaptureFormatError, ConfigError, ModemError
-from .io import open_capture
+from .io import detect_format, open_capture
 from .cliargs import parse_key_values
 
-__all__ = ["receiver_for", "decode_capture", "decode_many", "register", "run_cli", "DEFAULT_CHUNK"]
+__all__ = ["receiver_for", "decode_capture", "decode_many", "measure_channel_delays", "register", "run_cli",
+           "DEFAULT_CHUNK", "DESKEW_TAGS"]
 
 #: records (time tags or samples) per chunk read from a capture
 DEFAULT_CHUNK = 1 << 18
+#: time tags read from the start of a capture to measure its channel delays (``deskew="auto"``)
+DESKEW_TAGS = 1 << 21
+DESKEW_MODES = ("meta", "auto")
 
 
 _TT_RECEIVER = None
@@ -271,9 +278,39 @@ def _event(e) -> dict:
     return d
 
 
+def measure_channel_delays(path, meta_overrides: dict | None = None, max_tags: int = DESKEW_TAGS,
+                           max_delay_ps: float | None = None):
+    """Measure the per-channel delays of a time-tag capture from its first ``max_tags`` tags
+    (:func:`modem.sync.deskew.estimate_channel_delays`, the link's slot width); returns the
+    :class:`~modem.sync.deskew.DelayEstimate`. Any ``channel_delays_ps`` of the file is ignored:
+    the raw tags are measured."""
+    from .sync.deskew import estimate_channel_delays  # noqa: PLC0415
+    if isinstance(max_tags, bool) or not isinstance(max_tags, int) or max_tags < 2:
+        raise ConfigError(f"measure_channel_delays: max_tags must be an integer >= 2, got {max_tags!r}")
+    with open_capture(path, meta_overrides) as cap:
+        if cap.kind != "timetags":
+            raise ConfigError(f"{cap.path}: channel delays apply to time-tag captures, this one holds {cap.kind}")
+        ts, chs, n = [], [], 0
+        for t, ch in cap.tagged_chunks(min(max_tags, DEFAULT_CHUNK)):
+            ts.append(t[: max_tags - n])
+            chs.append(ch[: max_tags - n])
+            n += ts[-1].size
+            if n >= max_tags:
+                break
+        t = np.concatenate(ts) if ts else np.zeros(0, np.int64)
+        ch = np.concatenate(chs) if chs else np.zeros(0, np.int64)
+        if t.size == 0:
+            raise ConfigError(f"{cap.path}: no time tags to measure channel delays from")
+        return estimate_channel_delays(t, ch, cap.meta["slot_width_ps"], max_delay_ps=max_delay_ps)
+
+
 def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int = DEFAULT_CHUNK,
-                   meta_overrides: dict | None = None) -> dict:
+                   meta_overrides: dict | None = None, deskew: str = "meta") -> dict:
     """Decode one capture; return the report (see the module docstring) and write ``out_dir``.
+
+    deskew : ``"meta"`` applies the link parameter ``channel_delays_ps`` when the file or
+        ``meta_overrides`` give one; ``"auto"`` measures the channel delays from the first
+        ``DESKEW_TAGS`` tags (:func:`measure_channel_delays`) and applies those instead.
 
     Raises CaptureFormatError (one line naming the file) for unreadable or inconsistent files and
     bad link parameters; channel failures are counted in the report, never raised.
@@ -285,8 +322,15 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
                                  "path); set MODEM_BACKEND=cpu or auto")
     if plots and not out_dir:            # refused before the pass is decoded, not after
         raise ConfigError("decode_capture: plots need out_dir")
+    if deskew not in DESKEW_MODES:
+        raise ConfigError(f"decode_capture: deskew must be one of {', '.join(DESKEW_MODES)}, got {deskew!r}")
     path = os.fspath(path)
     t_wall = time.perf_counter()
+    estimate = None
+    if deskew == "auto" and detect_format(path) != "sigmf":
+        estimate = measure_channel_delays(path, meta_overrides)
+        meta_overrides = {**(meta_overrides or {}),
+                          "channel_delays_ps": {str(c): d for c, d in sorted(estimate.delays_ps.items())}}
     with open_capture(path, meta_overrides) as cap:
         try:
             rx = receiver_for(cap.meta)
@@ -318,6 +362,11 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
         wall = time.perf_counter() - t_wall
         rep = _report(cap, rx, handler, wall, t_first, t_last)
         rep["backend"] = backend_info("cpu")            # every replay stage runs on the CPU
+        if cap.kind == "timetags":
+            from .sync.deskew import channel_delays  # noqa: PLC0415
+            applied = channel_delays(cap.meta.get("channel_delays_ps"))
+            rep["deskew"] = {"mode": deskew, "channel_delays_ps": {str(c): d for c, d in applied.items()},
+                             "estimate": estimate.to_json() if estimate is not None else None}
     check = manifest_check(path, rep["packets"]["payload_sha256"])
     if check is not None:
         rep["manifest"] = check
@@ -458,17 +507,17 @@ def _plots(rep: dict, h: _FrameHandler, rx, out_dir) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------------
-def _decode_task(path, out_dir, chunk, meta_overrides, plots=False):
+def _decode_task(path, out_dir, chunk, meta_overrides, plots=False, deskew="meta"):
     """One Dask task: decode a pass; errors come back as a report with ``error`` (one line)."""
     try:
         return decode_capture(path, out_dir=out_dir, chunk=chunk, meta_overrides=meta_overrides,
-                              plots=plots and out_dir is not None)
+                              plots=plots and out_dir is not None, deskew=deskew)
     except ModemError as exc:
         return {"file": os.fspath(path), "error": str(exc)}
 
 
 def decode_many(paths, scheduler=None, out_dir=None, chunk: int = DEFAULT_CHUNK, meta_overrides=None,
-                n_workers: int = 2, plots: bool = False) -> list[dict]:
+                n_workers: int = 2, plots: bool = False, deskew: str = "meta") -> list[dict]:
     """Decode several passes on Dask distributed, one task per pass; reports in ``paths`` order.
 
     scheduler : None -> a LocalCluster (``processes=False``, ``n_workers`` threads workers) created
@@ -492,7 +541,8 @@ def decode_many(paths, scheduler=None, out_dir=None, chunk: int = DEFAULT_CHUNK,
         else:
             client = Client(scheduler)
     try:
-        futs = [client.submit(_decode_task, p, o, chunk, meta_overrides, plots, pure=False) for p, o in zip(paths, outs)]
+        futs = [client.submit(_decode_task, p, o, chunk, meta_overrides, plots, deskew, pure=False)
+                for p, o in zip(paths, outs)]
         return client.gather(futs)
     finally:
         if own:
@@ -534,6 +584,11 @@ def register(subparsers) -> None:
                    help=f"records per chunk read (default {DEFAULT_CHUNK})")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="set / override a link parameter (JSON value), e.g. --param ns=2.4")
+    p.add_argument("--deskew", choices=DESKEW_MODES, default="meta",
+                   help="per-channel delays of an SNSPD array: 'meta' (default) applies the link parameter "
+                        "channel_delays_ps when given (--param 'channel_delays_ps={\"1\":250}'); 'auto' "
+                        f"measures them from the first {DESKEW_TAGS} tags (photons of one pulse on two "
+                        "channels) and applies them")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(_run=run_cli)
 
@@ -583,6 +638,13 @@ def _summary(rep: dict) -> str:
         ph = rep["photons"]
         lines.append(f"  photons  {ph['tags']} tags over {ph['duration_s'] * 1e3:.3f} ms, channels "
                      + " ".join(f"{k}:{v}" for k, v in ph["per_channel"].items()))
+    dk = rep.get("deskew")
+    if dk and (dk["channel_delays_ps"] or dk["estimate"]):
+        est = dk["estimate"]
+        lines.append(f"  deskew   {dk['mode']}: "
+                     + (", ".join(f"ch{c} {d:+d} ps" for c, d in dk["channel_delays_ps"].items()) or "no delays")
+                     + (f" (reference ch{est['reference']}" + (f", unresolved {est['unresolved']}"
+                                                              if est["unresolved"] else "") + ")" if est else ""))
     g = rep["gaps"]
     if g["corrupt_regions"] or g["dropped_non_monotonic"]:
         lines.append(f"  corrupt  {len(g['corrupt_regions'])} region(s), {g['dropped_non_monotonic']} tags dropped")
@@ -609,10 +671,10 @@ def run_cli(args) -> int:
     progress = not args.json and not args.no_progress and sys.stderr.isatty()
     if len(args.captures) == 1 and not args.scheduler:
         reps = [decode_capture(args.captures[0], out_dir=args.out, progress=progress, plots=args.plots,
-                               chunk=args.chunk, meta_overrides=meta or None)]
+                               chunk=args.chunk, meta_overrides=meta or None, deskew=args.deskew)]
     else:
         reps = decode_many(args.captures, scheduler=args.scheduler, out_dir=args.out, chunk=args.chunk,
-                           meta_overrides=meta or None, plots=args.plots)
+                           meta_overrides=meta or None, plots=args.plots, deskew=args.deskew)
     if args.json:
         print(json.dumps(reps[0] if len(reps) == 1 else reps, indent=2, default=_json_default))
     else:

@@ -265,7 +265,6 @@ def test_acquire_exact_sums_only_where_the_peak_can_be(monkeypatch):
         cfg = SlotClockConfig(slot_width_ps=slot_ps, M=Mq, guard=Mq // 4, max_offset_ppm=max_ppm,
                               acq_symbols=1024)
         rec = SlotClockRecovery(cfg)
-        W = cfg.acq_window_ps
         for x in _tone_windows(rng, Mq, slot_ps, max_ppm, cfg):
             sizes = []
             tone = slot_clock._tone

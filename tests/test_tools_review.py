@@ -4,7 +4,6 @@ errors naming them (exit 2), never tracebacks and never silently accepted; --jso
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 

@@ -8,7 +8,11 @@ whatever the file size.
 
 Time-tag chunks are 1-D int64 picoseconds, all detector channels merged, non-decreasing across
 the whole capture (a reader drops, and counts in ``stats['dropped_non_monotonic']``, tags that a
-corrupt region would otherwise make go backwards). Sample chunks are 1-D float32.
+corrupt region would otherwise make go backwards). When the link parameters carry a delay table
+``channel_delays_ps`` (``{channel: ps}``, the cable delays of an SNSPD array), ``chunks`` returns
+the tags compensated, ``t - d[channel]``, re-sorted (:class:`~modem.sync.deskew.ChannelDeskew`:
+the same tags whatever ``n``); ``tagged_chunks`` gives the raw tags with their channel ids.
+Sample chunks are 1-D float32.
 
 Every problem with a file raises :class:`~modem.errors.CaptureFormatError` with one line
 ``"<path>: <problem>"``.
@@ -66,7 +70,9 @@ def check_meta(path, meta: dict, kind: str) -> dict:
             raise fail(path, f"link parameters lack {', '.join(missing)}")
         from ..fec.scppm import SCPPMCode  # noqa: PLC0415
         from ..framing.tm import TMFrameSpec  # noqa: PLC0415
+        from ..sync.deskew import channel_delays  # noqa: PLC0415
         try:
+            channel_delays(meta.get("channel_delays_ps"))
             SCPPMCode(**{k: meta[k] for k in ("M", "rate", "interleaver_rows", "interleaver_shift", "repetition")
                          if k in meta})
             TMFrameSpec(frame_len=meta["frame_len"], scid=meta["scid"], vcid=meta.get("vcid", 0),
@@ -129,7 +135,36 @@ class Capture:
         self.n_records: int | None = None
 
     def chunks(self, n: int = 1 << 20):
-        """Iterate over the data, at most ``n`` records per chunk (see the module docstring)."""
+        """Iterate over the data, at most ``n`` records read per chunk (see the module docstring).
+
+        Time tags come compensated for ``meta["channel_delays_ps"]`` when it is set; a chunk then
+        holds the tags no later read can precede (so it may be shorter or longer than a read), and
+        one more chunk follows the last read.
+        """
+        n = self._check_n(n)
+        if self.kind != "timetags":
+            raise NotImplementedError
+        from ..sync.deskew import ChannelDeskew, channel_delays  # noqa: PLC0415
+        delays = channel_delays(self.meta.get("channel_delays_ps"))
+        if not delays:
+            for t, _ in self._tag_chunks(n):
+                yield t
+            return
+        deskew = ChannelDeskew(delays)
+        for t, ch in self._tag_chunks(n):
+            yield deskew.push(t, ch)[0]
+        yield deskew.flush()[0]
+
+    def tagged_chunks(self, n: int = 1 << 20):
+        """Time tags as the tagger stamped them, ``(t_ps, channel)`` per read of at most ``n``
+        records: int64 ps non-decreasing, int channel ids; no delay compensation."""
+        n = self._check_n(n)
+        if self.kind != "timetags":
+            raise CaptureFormatError(f"{self.path}: a {self.kind} capture has no time tags")
+        return self._tag_chunks(n)
+
+    def _tag_chunks(self, n: int):
+        """Readers of time tags: yield ``(t_ps, channel)`` per read (after the monotonic filter)."""
         raise NotImplementedError
 
     def close(self) -> None:

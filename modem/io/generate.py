@@ -29,6 +29,7 @@ that holds them).
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import math
 from dataclasses import asdict, dataclass, field
@@ -67,6 +68,8 @@ class SCPPMPassSpec:
     cloud_at : fraction of the payload packets sent before the cloud.
     efficiency, dark_count_rate_hz (per pixel), dead_time_ps, n_channels, jitter_rms_ps,
     clock_offset_ppm, drift_ppm_per_s, t0_ps : detector and clock (see ``TimeTagConfig``).
+    channel_delays_ps : None, or one cable delay (ps) per channel added to its tags (an uncalibrated
+        SNSPD array; ``modem decode --deskew auto`` measures and removes it).
     max_iter : decoder iteration cap stored in the link parameters.   seed : everything random.
     extra : more link parameters for the receiver (e.g. ``clock_acq_max_guard_ratio``).
     """
@@ -96,6 +99,7 @@ class SCPPMPassSpec:
     clock_offset_ppm: float = 120.0
     drift_ppm_per_s: float = 40.0
     t0_ps: float = 1_234_567.0
+    channel_delays_ps: tuple | None = None
     max_iter: int = 16
     seed: int = 1
     description: str = ""
@@ -138,7 +142,10 @@ class SCPPMPassSpec:
 
     def generator_meta(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k not in ("extra", "description")
-             and (k not in ("interleaver_rows", "interleaver_shift", "repetition") or k in self._code_options())}
+             and (k not in ("interleaver_rows", "interleaver_shift", "repetition") or k in self._code_options())
+             and (k != "channel_delays_ps" or v is not None)}
+        if self.channel_delays_ps is not None:
+            d["channel_delays_ps"] = [float(x) for x in self.channel_delays_ps]
         d["packet_len"] = list(self.packet_len)
         return d
 
@@ -226,7 +233,7 @@ def generate_scppm_pass(spec: SCPPMPassSpec) -> GeneratedPass:
     cfg = dict(slot_width_ps=T, clock_offset_ppm=spec.clock_offset_ppm, drift_ppm_per_s=spec.drift_ppm_per_s,
                jitter_rms_ps=spec.jitter_rms_ps, efficiency=spec.efficiency,
                dark_count_rate_hz=spec.dark_count_rate_hz, dead_time_ps=spec.dead_time_ps,
-               n_channels=spec.n_channels, t0_ps=spec.t0_ps)
+               n_channels=spec.n_channels, t0_ps=spec.t0_ps, channel_delays_ps=spec.channel_delays_ps)
     cloud = None
     if split is not None:
         # the cloud starts two frames into the middle idle run (receiver time)
@@ -418,7 +425,7 @@ def manifest_entry(g: GeneratedPass, files: list, spec: SCPPMPassSpec) -> dict:
 
 def register(subparsers) -> None:
     """Add ``modem capture generate`` to the CLI."""
-    cap = subparsers.add_parser("capture", help="capture tools: generate realistic recordings",
+    cap = subparsers.add_parser("capture", help="capture tools: generate realistic recordings, measure channel delays",
                                 description="Capture tools.")
     sub = cap.add_subparsers(dest="capture_command", metavar="ACTION")
     sub.required = True
@@ -453,8 +460,42 @@ def register(subparsers) -> None:
     g.add_argument("--jitter-ps", type=float)
     g.add_argument("--offset-ppm", type=float)
     g.add_argument("--drift-ppm-s", type=float)
+    g.add_argument("--channel-delays-ps", type=_delay_list, metavar="D0,D1,...",
+                   help="cable delay (ps) of each SNSPD channel, one per pixel (an uncalibrated array)")
     g.add_argument("--seed", type=int)
     g.set_defaults(_run=_run_generate)
+    d = sub.add_parser("delays", help="measure the per-channel delays of an SNSPD time-tag capture",
+                       description="Measure each detector channel's delay relative to the busiest channel from "
+                                   "photons of one pulse detected on two channels (the tallest tooth of the "
+                                   "histogram of tag differences), and print them as JSON with the --param "
+                                   "that applies them (modem decode --param channel_delays_ps=...). The raw "
+                                   "tags are measured; delays stored in the file are ignored.")
+    d.add_argument("capture", metavar="CAPTURE")
+    d.add_argument("--tags", type=int, default=None, metavar="N",
+                   help="tags read from the start of the capture (default: as modem decode --deskew auto)")
+    d.add_argument("--max-delay-ps", type=float, default=None,
+                   help="largest delay difference searched (default max(64 slots, 20 ns))")
+    d.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="set / override a link parameter (JSON value), as for modem decode")
+    d.set_defaults(_run=_run_delays)
+
+
+def _delay_list(text: str) -> tuple:
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers of ps, got {text!r}") from None
+
+
+def _run_delays(args) -> int:
+    import json  # noqa: PLC0415
+    from ..cliargs import parse_key_values  # noqa: PLC0415
+    from ..offline import DESKEW_TAGS, measure_channel_delays  # noqa: PLC0415
+    est = measure_channel_delays(args.capture, parse_key_values(args.param) or None,
+                                 max_tags=DESKEW_TAGS if args.tags is None else args.tags,
+                                 max_delay_ps=args.max_delay_ps)
+    print(json.dumps({**est.to_json(), "param": est.as_param()}, indent=2))
+    return 0
 
 
 def _run_generate(args) -> int:
@@ -481,11 +522,12 @@ def _run_generate(args) -> int:
         return 0
     spec = PRESETS[args.preset]
     names = {"order": "M", "rate": "rate", "interleaver_rows": "interleaver_rows",
-             "interleaver_shift": "interleaver_shift", "repetition": "repetition", "ns": "ns", "nb": "nb", "slot_ps": "slot_width_ps",
+             "interleaver_shift": "interleaver_shift", "repetition": "repetition", "ns": "ns", "nb": "nb",
+             "slot_ps": "slot_width_ps",
              "packets": "n_packets", "cloud_ms": "cloud_ms", "efficiency": "efficiency",
              "dark_hz": "dark_count_rate_hz", "dead_ps": "dead_time_ps", "pixels": "n_channels",
              "jitter_ps": "jitter_rms_ps", "offset_ppm": "clock_offset_ppm", "drift_ppm_s": "drift_ppm_per_s",
-             "seed": "seed"}
+             "channel_delays_ps": "channel_delays_ps", "seed": "seed"}
     kw = {f: getattr(args, a) for a, f in names.items() if getattr(args, a) is not None}
     if args.scale != 1:
         kw.setdefault("n_packets", spec.n_packets * args.scale)

@@ -9,7 +9,8 @@ Layout (``h5py``)::
     /photon_data/timestamps_specs/timestamps_unit   float64 scalar, seconds per timestamp unit (1e-12)
     /photon_data/detectors             int16 (n,), detector channel id of each timestamp
     /modem_link                        group; its attributes are the link parameters (chain, M, rate,
-                                       slot_width_ps, ns, nb, frame_len, scid, vcid, ...)
+                                       slot_width_ps, ns, nb, frame_len, scid, vcid, ...; a
+                                       dict, e.g. channel_delays_ps, as a JSON string)
 
 Datasets are chunked (16384 elements) with shuffle + gzip and the Fletcher-32 checksum filter, so
 a corrupt region of the file is detected per chunk: the reader skips the tags of the records in
@@ -18,6 +19,8 @@ that chunk (of either dataset, whatever their chunk sizes), records the region i
 for every read size) and goes on (every tag outside it is still delivered).
 """
 from __future__ import annotations
+
+import json
 
 import numpy as np
 
@@ -65,7 +68,7 @@ def write_timetags_hdf5(path, t_ps, channel, meta: dict, description: str = "") 
         for k, v in meta.items():
             if v is None:
                 continue
-            g.attrs[k] = v
+            g.attrs[k] = json.dumps(v, sort_keys=True) if isinstance(v, dict) else v   # e.g. channel_delays_ps
 
 
 class HDF5Capture(Capture):
@@ -152,8 +155,7 @@ class HDF5Capture(Capture):
             i = j
         return x, bad
 
-    def chunks(self, n: int = 1 << 20):
-        n = self._check_n(n)
+    def _tag_chunks(self, n: int):
         ts, det = self._f["photon_data/timestamps"], self._f["photon_data/detectors"]
         mono = MonotonicFilter()
         c = ts.chunks[0] if ts.chunks else n
@@ -169,10 +171,11 @@ class HDF5Capture(Capture):
             t = t.astype(np.int64, copy=False)
             if self._scale != 1:
                 t = t * self._scale
-            t = mono(t)
+            keep = mono.keep(t)
+            t, d = t[keep], d[keep]
             self.stats["dropped_non_monotonic"] = mono.dropped
             self.stats["photons"] += int(t.size)
-            yield t
+            yield t, d
 
     def close(self) -> None:
         f = getattr(self, "_f", None)

@@ -176,8 +176,7 @@ class PTUCapture(Capture):
         self.meta = check_meta(self.path, meta, "timetags")
         self.stats.update(photons=0, overflows=0, markers=0, syncs=0, time_jumps=0, per_channel={})
 
-    def chunks(self, n: int = 1 << 20):
-        n = self._check_n(n)
+    def _tag_chunks(self, n: int):
         wrap = _RECTYPES[self.rectype][1]
         ofl = 0                                          # overflow count carried into the chunk
         prev = None
@@ -216,7 +215,7 @@ class PTUCapture(Capture):
                 self._count_channels(ch)
                 rec_idx = start + np.flatnonzero(photon)
                 keep = mono.keep(t)
-                t, rec_idx = t[keep], rec_idx[keep]
+                t, rec_idx, ch = t[keep], rec_idx[keep], ch[keep]
                 self.stats["dropped_non_monotonic"] = mono.dropped
                 if t.size:                                 # a corrupt overflow record: time leaps
                     d = np.diff(t, prepend=t[0] if prev is None else prev)
@@ -229,7 +228,7 @@ class PTUCapture(Capture):
                              "jump_s": float(d[i]) * 1e-12})
                     prev = int(t[-1])
                 self.stats["photons"] += int(t.size)
-                yield t
+                yield t, ch
 
     def close(self) -> None:
         pf = getattr(self, "_pf", None)

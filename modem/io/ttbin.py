@@ -56,8 +56,7 @@ class TTBinCapture(Capture):
             raise fail(self.path, f"TimeTagger.FileReader cannot read it ({exc})") from exc
         self.stats.update(photons=0, per_channel={}, overflow_events=0)
 
-    def chunks(self, n: int = 1 << 20):
-        n = self._check_n(n)
+    def _tag_chunks(self, n: int):
         mono = MonotonicFilter()
         while self._reader.hasData():
             buf = self._reader.getData(n)
@@ -71,10 +70,11 @@ class TTBinCapture(Capture):
             t, ch = t[ok], ch[ok]
             self.stats["records"] += int(ok.size)
             self._count_channels(ch)
-            t = mono(t)
+            keep = mono.keep(t)
+            t, ch = t[keep], ch[keep]
             self.stats["dropped_non_monotonic"] = mono.dropped
             self.stats["photons"] += int(t.size)
-            yield t
+            yield t, ch
 
     def close(self) -> None:
         self._reader = None

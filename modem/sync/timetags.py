@@ -21,6 +21,10 @@ Model (all times in ps)
   pulsed or not), uniform in time.
 * **Channels.** Every photon goes to one of ``n_channels`` detectors (uniformly or by
   ``channel_weights``), e.g. an array of SNSPD pixels behind one aperture.
+* **Channel delays** (``channel_delays_ps``, one per channel): the cable and readout delay of each
+  channel, added to every click of that channel (signal, background and dark counts alike) before
+  the dropouts and the dead time; the tagger streams the delayed times merged and sorted.
+  :class:`modem.sync.deskew.ChannelDeskew` undoes it.
 * **Dark counts.** ``dark_count_rate_hz`` per channel, uniform over the whole simulated receiver time
   span, *including* gaps (darks do not come through the aperture).
 * **Gaps** (``gaps``: receiver-time intervals ``[start, end)``): signal and background photons are
@@ -92,6 +96,7 @@ class TimeTagConfig:
     dead_time_ps : non-paralyzable dead time per channel (>= 0).
     n_channels : number of detector channels (1..32767).
     channel_weights : None (uniform) or n_channels non-negative weights (normalised here).
+    channel_delays_ps : None (all 0) or n_channels finite delays (ps) added to each channel's clicks.
     gaps : receiver-time intervals [start_ps, end_ps) with no signal or background.
     dropouts : receiver-time intervals [start_ps, end_ps) with no tags at all.
     t0_ps : receiver time of transmitter slot 0's leading edge.
@@ -107,6 +112,7 @@ class TimeTagConfig:
     dead_time_ps: float = 0.0
     n_channels: int = 1
     channel_weights: tuple | None = None
+    channel_delays_ps: tuple | None = None
     gaps: tuple = field(default_factory=tuple)
     dropouts: tuple = field(default_factory=tuple)
     t0_ps: float = 0.0
@@ -136,6 +142,15 @@ class TimeTagConfig:
                 raise ConfigError(f"TimeTagConfig: channel_weights must be {n} finite non-negative weights "
                                   f"with a positive sum, got {self.channel_weights!r}")
             object.__setattr__(self, "channel_weights", tuple(float(x) for x in w / w.sum()))
+        if self.channel_delays_ps is not None:
+            try:
+                d = np.asarray(self.channel_delays_ps, dtype=np.float64)
+            except (TypeError, ValueError):
+                d = None
+            if d is None or d.shape != (n,) or not np.all(np.isfinite(d)):
+                raise ConfigError(f"TimeTagConfig: channel_delays_ps must be {n} finite delays in ps, got "
+                                  f"{self.channel_delays_ps!r}")
+            object.__setattr__(self, "channel_delays_ps", tuple(float(x) for x in d))
         object.__setattr__(self, "gaps", _intervals("gaps", self.gaps))
         object.__setattr__(self, "dropouts", _intervals("dropouts", self.dropouts))
 
@@ -335,6 +350,8 @@ def simulate_time_tags(pulses, ns: float, nb: float, rng, config: TimeTagConfig,
         ch_dark = np.repeat(np.arange(config.n_channels, dtype=np.int16), n_dark)
         t = np.concatenate([t, t_dark])
         ch = np.concatenate([ch, ch_dark])
+    if config.channel_delays_ps is not None and t.size:
+        t = t + np.asarray(config.channel_delays_ps)[ch]
     if config.dropouts and t.size:
         keep = ~_in_intervals(t, config.dropouts)
         t, ch = t[keep], ch[keep]

@@ -1,0 +1,368 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Per-channel delay (skew) compensation of SNSPD time tags, and its estimation from the data.
+
+A tagger with several detector channels (the pixels of an SNSPD array behind one aperture, each
+with its own readout cable, amplifier and discriminator) stamps a photon arriving at ``t`` on
+channel ``c`` at ``t + d_c``. The receiver merges all channels into one stream; unequal delays
+``d_c`` smear every pulse over ``max(d) - min(d)``. A quarter slot of skew cancels the slot tone
+the clock recovery locks to, and a skew of a slot moves photons into the neighbouring PPM slot.
+
+* :func:`channel_delays` reads a delay table: ``{channel: ps}`` (keys ints or decimal strings, as a
+  JSON object gives them) or a list indexed by channel; channels not named have delay 0.
+* :class:`ChannelDeskew` is the streaming compensation ``t' = t - d[channel]``: it re-sorts the
+  corrected tags and holds back those a later chunk could still precede, so its output is the same
+  whatever the chunking (the concatenation of the ``push`` outputs and ``flush`` is
+  ``sort(t - d[ch])``, stable in input order).
+* :func:`estimate_channel_delays` measures the delays from the data itself: photons of one PPM
+  pulse detected on two channels are coincident up to the delay difference, so the histogram of
+  ``t_b - t_a`` over pairs of tags within a window has its tallest tooth at ``d_b - d_a``. Pairs
+  from different pulses form teeth at whole slots from it, at most 1/(slots per symbol) as tall,
+  because a PPM symbol carries one pulse; background and dark counts add a flat floor. The whole-
+  slot part comes from the tallest slot-wide window of the histogram, the sub-slot part from the
+  mean of the differences within half a slot of it, re-centred until it stops moving (a flat floor
+  then adds no bias). A channel whose tooth does not stand out from every other window by
+  ``min_significance`` standard deviations is left at 0 and listed as unresolved.
+
+Times are int64 picoseconds; delays are whole picoseconds (rounded).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+
+from ..errors import ConfigError, ShapeError
+
+__all__ = ["channel_delays", "ChannelDeskew", "DelayEstimate", "estimate_channel_delays",
+           "MAX_DELAY_PS"]
+
+#: largest |delay| accepted in a delay table (1 ms: far beyond any cable; guards against units)
+MAX_DELAY_PS = 10 ** 9
+
+
+def channel_delays(value, where: str = "channel_delays_ps") -> dict[int, int]:
+    """A delay table as ``{channel: delay_ps}`` (int -> int, zero entries dropped).
+
+    ``value``: a dict ``{channel: ps}`` with int keys or decimal-string keys (a JSON object), a
+    list/tuple (index = channel), a JSON string of either, or None (no delays). Delays are finite
+    numbers of picoseconds with ``|d| <= MAX_DELAY_PS``, rounded to whole ps. Anything else raises
+    ConfigError naming ``where`` and the bad entry.
+    """
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: not a JSON object or list of delays in ps: {value!r}") from exc
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = list(enumerate(np.asarray(value, dtype=object).tolist()))
+    elif isinstance(value, dict):
+        items = list(value.items())
+    else:
+        raise ConfigError(f"{where}: must be {{channel: ps}} or a list of ps per channel, got {value!r}")
+    out = {}
+    for k, v in items:
+        if isinstance(k, str):
+            try:
+                ch = int(k.strip())
+            except ValueError:
+                raise ConfigError(f"{where}: channel {k!r} is not an integer") from None
+        elif isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+            ch = int(k)
+        else:
+            raise ConfigError(f"{where}: channel {k!r} is not an integer")
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(float(v)) or abs(float(v)) > MAX_DELAY_PS:
+            raise ConfigError(f"{where}: delay of channel {ch} must be a finite number of ps with |d| <= "
+                              f"{MAX_DELAY_PS}, got {v!r}")
+        if ch in out:
+            raise ConfigError(f"{where}: channel {ch} given twice")
+        d = int(round(float(v)))
+        out[ch] = d
+    return {c: d for c, d in sorted(out.items()) if d != 0}
+
+
+def _delay_of(table: dict[int, int], ch: np.ndarray) -> np.ndarray:
+    """(n,) int64 delay of each tag's channel (0 for channels not in ``table``)."""
+    d = np.zeros(ch.shape, np.int64)
+    for c, v in table.items():
+        d[ch == c] = v
+    return d
+
+
+class ChannelDeskew:
+    """Streaming per-channel delay compensation (see the module docstring).
+
+    ``push(t_ps, channel)`` takes a chunk of raw tags, int64 ps non-decreasing within and across
+    chunks (the order a tagger streams them) and their channel ids, and returns the corrected tags
+    that no later chunk can precede, as ``(t_ps, channel)`` sorted non-decreasing; ``flush()``
+    returns the rest. The tags held back span at most ``max(d) - min(d, 0)`` ps of the stream.
+    """
+
+    def __init__(self, delays_ps):
+        self.delays = channel_delays(delays_ps)
+        self._dmax = max([0, *self.delays.values()])
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the held-back tags (start of a new stream)."""
+        self._t = np.zeros(0, np.int64)
+        self._ch = np.zeros(0, np.int64)
+        self._last = None
+
+    @property
+    def held(self) -> int:
+        """Tags held back for a later chunk."""
+        return int(self._t.size)
+
+    def push(self, t_ps, channel):
+        t = np.asarray(t_ps)
+        ch = np.asarray(channel)
+        if t.ndim != 1 or ch.shape != t.shape:
+            raise ShapeError(f"ChannelDeskew.push: t_ps and channel must be 1-D of one length, got shapes "
+                             f"{t.shape}, {ch.shape}")
+        if t.size and (t.dtype.kind not in "iu" or ch.dtype.kind not in "iu"):
+            raise ShapeError(f"ChannelDeskew.push: t_ps and channel must be integers, got {t.dtype}, {ch.dtype}")
+        t = t.astype(np.int64, copy=False)
+        ch = ch.astype(np.int64, copy=False)
+        if t.size:
+            prev = t[0] if self._last is None else self._last
+            back = np.flatnonzero(np.diff(t, prepend=prev) < 0)
+            if back.size:
+                i = int(back[0])
+                before = int(t[i - 1]) if i else int(prev)
+                raise ShapeError(f"ChannelDeskew.push: raw tags must be non-decreasing, t_ps[{i}]={int(t[i])} < "
+                                 f"{before}")
+            self._last = int(t[-1])
+        c = t - _delay_of(self.delays, ch) if self.delays else t
+        allt = np.concatenate([self._t, c])
+        allch = np.concatenate([self._ch, ch])
+        order = np.argsort(allt, kind="stable")
+        allt, allch = allt[order], allch[order]
+        if self._last is None:
+            return allt[:0], allch[:0]
+        k = int(np.searchsorted(allt, self._last - self._dmax, side="right"))
+        self._t, self._ch = allt[k:], allch[k:]
+        return allt[:k], allch[:k]
+
+    def flush(self):
+        """The held-back tags, sorted; the stream then starts afresh."""
+        t, ch = self._t, self._ch
+        self.reset()
+        return t, ch
+
+
+# --------------------------------------------------------------------------------------------------
+@numba.njit(cache=True, nogil=True)
+def _pair_histogram(ta, cha, tb, c, lo, h, nbins):  # pragma: no cover - compiled
+    """hist[k] = pairs (a, b) with lo + k*h <= tb - ta < lo + (k+1)*h (ta, tb sorted; tags a of
+    channel ``c`` skipped)."""
+    hist = np.zeros(nbins, np.int64)
+    j0 = 0
+    na = ta.size
+    hi = lo + h * nbins
+    for i in range(tb.size):
+        x = tb[i]
+        while j0 < na and x - ta[j0] >= hi:
+            j0 += 1
+        j = j0
+        while j < na and x - ta[j] >= lo:
+            k = (x - ta[j] - lo) // h
+            if 0 <= k < nbins and cha[j] != c:
+                hist[k] += 1
+            j += 1
+    return hist
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair_differences(ta, cha, tb, c, lo, hi):  # pragma: no cover - compiled
+    """Every tb - ta with lo <= tb - ta < hi (ta, tb sorted; tags a of channel ``c`` skipped), in
+    no particular order."""
+    n = 0
+    cap = 1024
+    out = np.empty(cap, np.int64)
+    j0 = 0
+    na = ta.size
+    for i in range(tb.size):
+        x = tb[i]
+        while j0 < na and x - ta[j0] >= hi:
+            j0 += 1
+        j = j0
+        while j < na and x - ta[j] >= lo:
+            if cha[j] == c:
+                j += 1
+                continue
+            if n == cap:
+                cap *= 2
+                new = np.empty(cap, np.int64)
+                new[:n] = out[:n]
+                out = new
+            out[n] = x - ta[j]
+            n += 1
+            j += 1
+    return out[:n]
+
+
+@dataclass(frozen=True)
+class DelayEstimate:
+    """Result of :func:`estimate_channel_delays`.
+
+    delays_ps : {channel: ps} to subtract from each channel's tags (``reference`` 0; unresolved
+        channels 0) -- the ``channel_delays_ps`` link parameter.
+    reference : the channel the others are measured against (the one with most tags).
+    coincidences : {channel: pairs with the reference in the tooth found} (signal evidence).
+    significance : {channel: (tooth - next tallest slot-wide window) / sqrt(sum of both)}.
+    unresolved : channels without a significant tooth (left at delay 0).
+    tags : tags used; span_ps : time they cover.
+    """
+
+    delays_ps: dict
+    reference: int
+    coincidences: dict = field(default_factory=dict)
+    significance: dict = field(default_factory=dict)
+    unresolved: tuple = ()
+    tags: int = 0
+    span_ps: int = 0
+
+    def as_param(self) -> str:
+        """``channel_delays_ps=<JSON>``: the ``--param`` that applies these delays."""
+        return "channel_delays_ps=" + json.dumps({str(c): d for c, d in sorted(self.delays_ps.items())},
+                                                 separators=(",", ":"))
+
+    def to_json(self) -> dict:
+        return {"delays_ps": {str(c): int(d) for c, d in sorted(self.delays_ps.items())},
+                "reference": int(self.reference),
+                "coincidences": {str(c): int(v) for c, v in sorted(self.coincidences.items())},
+                "significance": {str(c): round(float(v), 2) for c, v in sorted(self.significance.items())},
+                "unresolved": [int(c) for c in self.unresolved], "tags": int(self.tags),
+                "span_ps": int(self.span_ps)}
+
+
+def estimate_channel_delays(t_ps, channel, slot_width_ps: float, max_delay_ps: float | None = None,
+                            min_significance: float = 8.0, reference: int | None = None) -> DelayEstimate:
+    """Measure each channel's delay relative to a reference channel from raw (un-deskewed) tags.
+
+    Parameters
+    ----------
+    t_ps : (n,) int64 tags, non-decreasing (all channels merged, as a tagger streams them).
+    channel : (n,) integer channel ids.
+    slot_width_ps : the link's slot width T (> 0).
+    max_delay_ps : largest |delay difference| searched (default ``max(64 T, 20 ns)``; a metre of
+        cable is ~5 ns).
+    min_significance : a tooth must exceed every other slot-wide window of the difference
+        histogram by this many standard deviations (default 8).
+    reference : the reference channel (default: the channel with most tags).
+
+    Returns
+    -------
+    DelayEstimate : ``delays_ps[c]`` is subtracted from channel ``c``'s tags by
+    :class:`ChannelDeskew`. Cost: O(n + pairs), pairs ~ n * rate * 2 * max_delay.
+    """
+    t = np.asarray(t_ps)
+    ch = np.asarray(channel)
+    if t.ndim != 1 or ch.shape != t.shape:
+        raise ShapeError(f"estimate_channel_delays: t_ps and channel must be 1-D of one length, got shapes "
+                         f"{t.shape}, {ch.shape}")
+    if isinstance(slot_width_ps, bool) or not isinstance(slot_width_ps, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(slot_width_ps)) or slot_width_ps <= 0:
+        raise ConfigError(f"estimate_channel_delays: slot_width_ps must be a positive number, got {slot_width_ps!r}")
+    T = float(slot_width_ps)
+    if max_delay_ps is None:
+        max_delay_ps = max(64.0 * T, 20000.0)
+    if isinstance(max_delay_ps, bool) or not isinstance(max_delay_ps, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(max_delay_ps)) or not 0 < max_delay_ps <= MAX_DELAY_PS:
+        raise ConfigError(f"estimate_channel_delays: max_delay_ps must be in (0, {MAX_DELAY_PS}], got {max_delay_ps!r}")
+    if isinstance(min_significance, bool) or not isinstance(min_significance, (int, float)) \
+            or not math.isfinite(float(min_significance)) or min_significance <= 0:
+        raise ConfigError(f"estimate_channel_delays: min_significance must be a positive number, got "
+                          f"{min_significance!r}")
+    t = t.astype(np.int64, copy=False)
+    ch = ch.astype(np.int64, copy=False)
+    if t.size > 1 and np.any(np.diff(t) < 0):
+        i = int(np.flatnonzero(np.diff(t) < 0)[0]) + 1
+        raise ShapeError(f"estimate_channel_delays: t_ps must be non-decreasing, t_ps[{i}]={int(t[i])} < {int(t[i - 1])}")
+    chans, counts = np.unique(ch, return_counts=True)
+    if reference is None:
+        if chans.size == 0:
+            raise ConfigError("estimate_channel_delays: no tags to estimate from")
+        reference = int(chans[np.argmax(counts)])
+    elif int(reference) not in set(chans.tolist()):
+        raise ConfigError(f"estimate_channel_delays: reference channel {reference!r} has no tags "
+                          f"(channels present: {chans.tolist()})")
+    reference = int(reference)
+    span = int(t[-1] - t[0]) if t.size else 0
+    # fine bins: 1/16 slot (>= 1 ps); search [-W, W) with W a whole number of bins
+    h = max(1, int(T // 16))
+    per_slot = max(1, int(round(T / h)))
+    nbins = 2 * int(math.ceil((float(max_delay_ps) + T) / h))
+    lo = -(nbins // 2) * h
+    by_ch = {c: t[ch == c] for c in chans.tolist()}
+    others = [c for c in chans.tolist() if c != reference]
+    delays, coinc, signif = {reference: 0}, {}, {}
+
+    def merged():
+        """The tags of every channel resolved so far, aligned, sorted; and their channel ids."""
+        cs = sorted(delays)
+        mt = np.concatenate([by_ch[c] - delays[c] for c in cs])
+        mc = np.concatenate([np.full(by_ch[c].size, c, np.int64) for c in cs])
+        o = np.argsort(mt, kind="stable")
+        return mt[o], mc[o]
+
+    def measure(c, ref):
+        r = _tooth(ref[0], ref[1], by_ch[c], c, T, lo, h, per_slot, nbins)
+        signif[c], coinc[c] = r[1], r[2]
+        if r[0] is not None and r[1] >= min_significance:
+            delays[c] = r[0]
+
+    # Rounds: each channel is measured against the merged, aligned tags of every channel resolved so
+    # far (the reference alone at first), so a pixel too weak to show a tooth against one other pixel
+    # of a large array shows it against all of them; a last pass re-measures every resolved channel
+    # against all the others (its own tags left out) for precision.
+    pending = list(others)
+    while pending:
+        ref = merged()
+        for c in pending:
+            measure(c, ref)
+        if all(c not in delays for c in pending):
+            break
+        pending = [c for c in pending if c not in delays]
+    resolved = [c for c in others if c in delays]
+    if len(delays) > 2:
+        ref = merged()
+        for c in resolved:
+            measure(c, ref)
+    unresolved = [c for c in others if c not in delays]
+    return DelayEstimate(delays_ps={c: d for c, d in delays.items() if d != 0}, reference=reference,
+                         coincidences=coinc, significance=signif, unresolved=tuple(unresolved),
+                         tags=int(t.size), span_ps=span)
+
+
+def _tooth(ta, cha, tb, c, T, lo, h, per_slot, nbins):
+    """(delay or None, significance, pairs in the tooth) of ``tb`` (channel ``c``) relative to
+    ``ta`` (channels ``cha``; tags of ``c`` itself skipped), see the module docstring; delay None
+    when no window stands out at all."""
+    hist = _pair_histogram(ta, cha, tb, c, lo, h, nbins)
+    win = np.convolve(hist, np.ones(per_slot, np.int64), mode="valid")   # slot-wide windows
+    k = int(np.argmax(win))
+    peak = int(win[k])
+    far = np.abs(np.arange(win.size) - k) >= per_slot
+    rest = int(win[far].max()) if far.any() else 0
+    z = (peak - rest) / math.sqrt(peak + rest) if peak + rest > 0 else 0.0
+    if peak <= rest:
+        return None, z, peak
+    centre = lo + (k + per_slot / 2.0) * h                     # centre of the tallest window
+    diffs = _pair_differences(ta, cha, tb, c, int(math.floor(centre - T)), int(math.ceil(centre + T)) + 1)
+    diffs = diffs.astype(np.float64)
+    mu = centre
+    for _ in range(200):                                        # re-centred mean within +-T/2
+        sel = diffs[np.abs(diffs - mu) <= T / 2]
+        new = float(sel.mean()) if sel.size else mu
+        done = abs(new - mu) < 0.05
+        mu = new
+        if done:
+            break
+    return int(round(mu)), z, int(np.count_nonzero(np.abs(diffs - mu) <= T / 2))
