@@ -10,7 +10,7 @@ Subcommands:
 * ``modem link-budget ...``: an optical downlink budget (IOAG OLSG report, Table 1), study or
   measured required photons per pulse.
 * ``modem curve scppm|dpsk ...``: FER/BER vs signal level with the capacity limit, PNG + CSV.
-* ``modem decode CAPTURE ...``: decode recorded passes (PTU, HDF5, SigMF, .ttbin) -> frames,
+* ``modem decode CAPTURE ...``: decode recorded passes (PTU, HDF5, SigMF, .ttbin, .dump) -> frames,
   packets, JSON report (``modem.offline``).
 * ``modem capture generate FILE ...``: write a simulated pass (``modem.io.generate``).
 * ``modem board emulate|keys|ctl ...``: capture-board emulator (ZeroMQ wire protocol of fpga/),

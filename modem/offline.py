@@ -428,7 +428,9 @@ def _report(cap, rx, h: _FrameHandler, wall: float, t_first, t_last) -> dict:
         "reencode": _reencode_summary(getattr(rx, "reencode", None)),
         "gaps": {"loss_of_signal": [e for e in events if e["kind"] == "loss_of_signal"],
                  "corrupt_regions": cap.stats.get("corrupt_regions", []),
-                 "dropped_non_monotonic": cap.stats.get("dropped_non_monotonic", 0)},
+                 "dropped_non_monotonic": cap.stats.get("dropped_non_monotonic", 0),
+                 # a Swabian tagger's own buffer overflows: every tag in [begin, end] ps lost
+                 "tagger_overflows": cap.stats.get("overflow_intervals", [])},
         # every counter the format's reader keeps (PTU overflows / markers / syncs / time jumps,
         # .ttbin overflow events: tags the tagger itself lost, ...)
         "reader": {k: v for k, v in cap.stats.items()
@@ -569,7 +571,7 @@ def _out_names(paths) -> list[str]:
 def register(subparsers) -> None:
     """Add ``modem decode`` to the CLI's subparsers."""
     p = subparsers.add_parser(
-        "decode", help="decode recorded passes (PTU, HDF5, SigMF, .ttbin): frames, packets, JSON report",
+        "decode", help="decode recorded passes (PTU, HDF5, SigMF, .ttbin, .dump): frames, packets, JSON report",
         description="Detect each capture's format, stream it through the receiver its link parameters "
                     "describe, and report frames good/bad, packets and their SHA-256, sync events, gaps, "
                     "photon/sample statistics and throughput. Several captures run as a Dask batch.")
