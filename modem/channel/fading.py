@@ -111,7 +111,7 @@ class LognormalScintillation:
         if t.shape[-1] > 1 and np.any(np.diff(t, axis=-1) < 0):
             raise ShapeError("LognormalScintillation.sample: t must be non-decreasing along the last axis")
         batch = t.shape[:-1]
-        t2 = np.ascontiguousarray(t.reshape(-1, t.shape[-1]))
+        t2 = np.ascontiguousarray(t.reshape(int(np.prod(batch, dtype=np.int64)), t.shape[-1]))  # -1 fails when n = 0
         rows = t2.shape[0]
         if state is None:
             t0 = np.zeros(rows)

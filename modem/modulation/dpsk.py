@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-from scipy.special import gammaln, i0e, ive
+from scipy.special import gammaln, i0e, ive, logsumexp
 
 from ..errors import ConfigError, ShapeError
 from ..framing.bits import bits_from_int, check_bits
@@ -274,36 +274,66 @@ def _check_params(es, sigma2, modes, who, shape):
     return es, sigma2, int(modes)
 
 
+#: Below this ``ive(nu, z)`` is (nearly) subnormal, i.e. inaccurate or 0: use the power series instead.
+_IVE_TINY = 1e-280
+
+
+def _log_bessel_series_scaled(nu: int, z) -> np.ndarray:
+    """``ln I_nu(z) - nu ln(z/2) = ln sum_k (z^2/4)^k / (k! Gamma(nu+k+1))``, summed in the log domain.
+
+    Every term is positive, so the sum is exact to rounding; the terms peak at
+    ``k* = (sqrt(nu^2 + z^2) - nu) / 2`` and are summed to ``k* + 12 sqrt(k* + 1) + 40``. Used where
+    ``ive`` underflows (z small against nu: there k* <~ z^2 / (4 nu) is small)."""
+    z = np.asarray(z, dtype=np.float64).ravel()
+    out = np.empty(z.shape)
+    if z.size == 0:
+        return out
+    kstar = (np.sqrt(float(nu) ** 2 + z.max() ** 2) - nu) / 2.0
+    k = np.arange(int(np.ceil(kstar + 12.0 * np.sqrt(kstar + 1.0) + 40.0)) + 1, dtype=np.float64)
+    base = -gammaln(k + 1.0) - gammaln(nu + k + 1.0)
+    step = max(1, (1 << 20) // k.size)
+    for i in range(0, z.size, step):
+        with np.errstate(divide="ignore", invalid="ignore"):     # z = 0: ln q = -inf, 0 * -inf unused
+            lq = np.log(z[i:i + step] * z[i:i + step] / 4.0)
+            terms = np.where(k[None, :] == 0, 0.0, k[None, :] * lq[:, None]) + base[None, :]
+        out[i:i + step] = logsumexp(terms, axis=1)
+    return out
+
+
 def log_bessel_i(nu: int, z) -> np.ndarray:
-    """``ln I_nu(z)`` for z >= 0, stable in the log domain (``ive``; small-z series where it underflows)."""
+    """``ln I_nu(z)`` for z >= 0, stable in the log domain (``ive``; the power series, summed in the
+    log domain, where ``ive`` underflows)."""
     z = np.asarray(z, dtype=np.float64)
     if nu == 0:
         return np.log(i0e(z)) + z
-    with np.errstate(divide="ignore"):
-        out = np.log(ive(nu, z)) + z
-    bad = ~np.isfinite(out)
-    if np.any(bad):
-        zb = np.maximum(z[bad], 1e-300)
-        out[bad] = nu * np.log(zb / 2) - gammaln(nu + 1) + np.log1p(zb * zb / (4 * (nu + 1)))
-    return out
+    shape, z = z.shape, z.reshape(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = ive(nu, z)
+        out = np.log(v) + z
+        bad = ~(v > _IVE_TINY)
+        if np.any(bad):
+            out[bad] = nu * np.log(z[bad] / 2) + _log_bessel_series_scaled(nu, z[bad])
+    return out.reshape(shape)
 
 
 def log_bessel_i_scaled(nu: int, z) -> np.ndarray:
     """``g_nu(z) = ln I_nu(z) - nu ln(z/2)`` for z >= 0: finite at z = 0, where it is ``-ln Gamma(nu+1)``.
 
-    Where ``I_nu(z)`` underflows (z = 0, or z tiny against nu) the series
-    ``-ln Gamma(nu+1) + ln(1 + z^2 / (4 (nu+1)))`` is used; elsewhere ``ln ive(nu, z) + z - nu ln(z/2)``.
+    ``ln ive(nu, z) + z - nu ln(z/2)`` where ``ive`` is a normal float; where it underflows (z = 0, or
+    z small against nu: at nu = 999 up to z ~ 600, reached by wide optical filters) the power series
+    summed in the log domain (:func:`_log_bessel_series_scaled`).
     """
     z = np.asarray(z, dtype=np.float64)
     if nu == 0:
         return np.log(i0e(z)) + z
+    shape, z = z.shape, z.reshape(-1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.log(ive(nu, z)) + z - nu * np.log(z / 2)
-    bad = ~np.isfinite(out)
+        v = ive(nu, z)
+        out = np.log(v) + z - nu * np.log(z / 2)
+    bad = ~(v > _IVE_TINY)
     if np.any(bad):
-        zb = z[bad]
-        out[bad] = -gammaln(nu + 1) + np.log1p(zb * zb / (4 * (nu + 1)))
-    return np.asarray(out, dtype=np.float64)
+        out[bad] = _log_bessel_series_scaled(nu, z[bad])
+    return out.reshape(shape)
 
 
 def llr_exact(xa, xb, es, sigma2: float, modes: int = 1, erase=None) -> np.ndarray:
