@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 from scipy import integrate, special
 
+from modem.channel.apd import APDDetector, SampleClock, apd_samples
+from modem.channel.awgn import AWGNChannel
 from modem.channel.fading import LognormalScintillation
 from modem.channel.optical import PreampDLIReceiver
+from modem.errors import ConfigError, ShapeError
 from modem.modulation import dpsk
 
 
@@ -113,3 +116,35 @@ def test_llr_exact_consistent_on_simulated_wide_filter(modes, ppb, n):
     th = np.tanh(L / 2)
     d = s * th - th * th
     assert abs(d.mean()) < 5 * d.std() / np.sqrt(d.size), (d.mean(), d.std() / np.sqrt(d.size))
+
+
+# ---------------------------------------------------------------- error messages name the bad value
+
+
+def _scint_after_state(t_next):
+    s = LognormalScintillation(0.2, 1e-3)
+    _, st = s.sample(np.array([0.0, 2e-3]), np.random.default_rng(0))
+    return s.sample(np.array([t_next]), np.random.default_rng(0), st)
+
+
+_RNG = np.random.default_rng(0)
+
+
+@pytest.mark.parametrize("call, exc, needle", [
+    (lambda: AWGNChannel(3.0)(np.ones(4, complex), _RNG, gain=np.array([1, -0.5, 1, 1])), ShapeError, r"-0\.5"),
+    (lambda: AWGNChannel(3.0)(np.ones(4, complex), _RNG, gain=np.array([1, np.inf, 1, 1])), ShapeError, "inf"),
+    (lambda: LognormalScintillation(0.2, 1e-3).sample(np.array([0.0, 2e-3, 1e-3]), _RNG), ShapeError,
+     r"0\.002.*0\.001"),
+    (lambda: LognormalScintillation(0.2, 1e-3).sample(np.array([0.0, np.nan]), _RNG), ShapeError, "nan"),
+    (lambda: _scint_after_state(1e-3), ShapeError, r"0\.001.*0\.002"),
+    (lambda: apd_samples(np.zeros(4, np.uint8), 1.0, 0.1, APDDetector(), SampleClock(), "x"), ConfigError,
+     "apd_samples: rng .*'x'"),
+    (lambda: dpsk.llr_exact([1.0, np.inf], [1.0, 1.0], 1.0, 0.5), ShapeError, "xa=inf"),
+    (lambda: dpsk.llr_exact([1.0], [1.0], 1.0, "abc"), ConfigError, "sigma2.*'abc'"),
+])
+def test_errors_name_the_bad_value(call, exc, needle):
+    """Errors name the function, the parameter and the offending value (common rules); before the
+    fix these said only 'must be finite and >= 0' / 'non-decreasing' / 'precede', named
+    simulate_counts for an apd_samples call, or raised a bare float() ValueError."""
+    with pytest.raises(exc, match=needle):
+        call()

@@ -166,7 +166,7 @@ def shape_and_sample(q, clock: SampleClock, rng, thermal_sigma: float = 0.0) -> 
     q = np.asarray(q, dtype=np.float64)
     if q.ndim != 1:
         raise ShapeError(f"shape_and_sample: q must be 1-D (n_slots,), got shape {q.shape}")
-    rng = _as_rng(rng)
+    rng = _as_rng(rng, "shape_and_sample")
     t = clock.sample_times(q.shape[0])
     y = np.zeros(t.shape, dtype=np.float64)
     if q.size:
@@ -203,7 +203,7 @@ def apd_samples(pulses, ns: float, nb: float, apd: APDDetector, clock: SampleClo
         raise ShapeError(f"apd_samples: pulses must be 1-D (n_slots,), got shape {x.shape}")
     ns = _num("apd_samples", "ns", ns, 0.0, 1e12)
     nb = _num("apd_samples", "nb", nb, 0.0, 1e12)
-    rng = _as_rng(rng)
+    rng = _as_rng(rng, "apd_samples")
     N = rng.poisson(ns * x + nb)
     return shape_and_sample(apd.multiply(N, rng), clock, rng, apd.thermal_sigma)
 
@@ -228,7 +228,7 @@ def dpsk_balanced_samples(field, receiver: PreampDLIReceiver, clock: SampleClock
         raise ShapeError(f"dpsk_balanced_samples: field must be 1-D (n_slots,), got shape {f.shape}")
     if f.size and not np.all(np.isfinite(f)):
         raise ShapeError("dpsk_balanced_samples: field must be finite, found NaN/inf")
-    rng = _as_rng(rng)
+    rng = _as_rng(rng, "dpsk_balanced_samples")
     f = f.astype(np.complex128)
     D = np.zeros(f.shape, dtype=np.float64)
     for m in range(receiver.modes):

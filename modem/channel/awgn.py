@@ -76,8 +76,10 @@ class AWGNChannel(FieldChannel):
 
 def _gain(gain, shape, who):
     g = np.asarray(gain, dtype=np.float64)
-    if g.size and (not np.all(np.isfinite(g)) or g.min() < 0):
-        raise ShapeError(f"{who}: gain (fading intensity) must be finite and >= 0")
+    bad = ~(np.isfinite(g) & (g >= 0))
+    if g.size and bad.any():
+        raise ShapeError(f"{who}: gain (fading intensity) must be finite and >= 0, got "
+                         f"{float(g[bad].ravel()[0])!r} ({int(bad.sum())} bad entries)")
     try:
         ok = np.broadcast_shapes(g.shape, shape) == tuple(shape)   # TO x's shape, not just with it
     except ValueError:

@@ -107,9 +107,13 @@ class LognormalScintillation:
         if t.ndim == 0:
             raise ShapeError("LognormalScintillation.sample: t must be an array (..., n), got a scalar")
         if t.size and not np.all(np.isfinite(t)):
-            raise ShapeError("LognormalScintillation.sample: t must be finite, found NaN/inf")
+            raise ShapeError(f"LognormalScintillation.sample: t must be finite (no NaN/inf), got "
+                             f"{float(t[~np.isfinite(t)].ravel()[0])!r}")
         if t.shape[-1] > 1 and np.any(np.diff(t, axis=-1) < 0):
-            raise ShapeError("LognormalScintillation.sample: t must be non-decreasing along the last axis")
+            i = tuple(int(k) for k in np.argwhere(np.diff(t, axis=-1) < 0)[0])
+            nxt = i[:-1] + (i[-1] + 1,)
+            raise ShapeError(f"LognormalScintillation.sample: t must be non-decreasing along the last axis, "
+                             f"got t{list(i)}={float(t[i])!r} then t{list(nxt)}={float(t[nxt])!r}")
         batch = t.shape[:-1]
         t2 = np.ascontiguousarray(t.reshape(int(np.prod(batch, dtype=np.int64)), t.shape[-1]))  # -1 fails when n = 0
         rows = t2.shape[0]
@@ -125,7 +129,9 @@ class LognormalScintillation:
             g0 = np.array(state.g, dtype=np.float64).reshape(rows)
             has = np.ones(rows, dtype=np.bool_)
             if t2.shape[1] and np.any(t2[:, 0] < t0):
-                raise ShapeError("LognormalScintillation.sample: t must not precede the state's last time")
+                r = int(np.flatnonzero(t2[:, 0] < t0)[0])
+                raise ShapeError(f"LognormalScintillation.sample: t must not precede the state's last time, "
+                                 f"got t={float(t2[r, 0])!r} after state.t={float(t0[r])!r} (batch row {r})")
         w = rng.standard_normal(t2.shape)
         g = np.empty_like(t2)
         _ou_sample(t2, w, t0, g0, has, self.mu, np.sqrt(self.sigma_g2), self.coherence_s, g)

@@ -68,12 +68,12 @@ def _check_mean(name: str, value, where: str) -> np.ndarray:
     return arr
 
 
-def _as_rng(rng) -> np.random.Generator:
+def _as_rng(rng, who: str = "simulate_counts") -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     if rng is None or isinstance(rng, (int, np.integer, np.random.SeedSequence)):
         return np.random.default_rng(rng)
-    raise ConfigError(f"simulate_counts: rng must be a numpy Generator or an int seed, got {rng!r}")
+    raise ConfigError(f"{who}: rng must be a numpy Generator or an int seed, got {rng!r}")
 
 
 def _check_pulses(pulses) -> np.ndarray:

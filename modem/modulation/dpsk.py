@@ -238,10 +238,16 @@ def _ports(xa, xb, who):
     xb = np.asarray(xb, dtype=np.float64)
     if xa.shape != xb.shape:
         raise ShapeError(f"{who}: xa and xb must have the same shape, got {xa.shape} and {xb.shape}")
-    if xa.size and not (np.all(np.isfinite(xa)) and np.all(np.isfinite(xb))):
-        raise ShapeError(f"{who}: port energies must be finite, found NaN/inf")
-    if xa.size and (xa.min() < 0 or xb.min() < 0):
-        raise ShapeError(f"{who}: port energies must be >= 0, found min {min(xa.min(), xb.min())}")
+    for name, v in (("xa", xa), ("xb", xb)):
+        if v.size and not np.all(np.isfinite(v)):
+            i = np.argwhere(~np.isfinite(v))[0]
+            raise ShapeError(f"{who}: port energies must be finite (no NaN/inf), got {name}={float(v[tuple(i)])!r} "
+                             f"at index {tuple(int(k) for k in i)}")
+    for name, v in (("xa", xa), ("xb", xb)):
+        if v.size and v.min() < 0:
+            i = np.argwhere(v < 0)[0]
+            raise ShapeError(f"{who}: port energies must be >= 0, got {name}={float(v[tuple(i)])!r} at index "
+                             f"{tuple(int(k) for k in i)} (min {v.min()})")
     return xa, xb
 
 
@@ -265,10 +271,14 @@ def _check_params(es, sigma2, modes, who, shape):
     if es.size and (not np.all(np.isfinite(es)) or es.min() < 0):
         raise ConfigError(f"{who}: es (signal energy per bit) must be finite and >= 0, got {es if es.ndim == 0 else 'array with min ' + str(es.min())}")
     _broadcasts_to(es.shape, shape, who, "es")
-    sigma2 = float(sigma2)
+    sigma2_in = sigma2
+    try:
+        sigma2 = float(sigma2)
+    except (TypeError, ValueError):
+        sigma2 = float("nan")
     if not (np.isfinite(sigma2) and sigma2 > 0):
         raise ConfigError(f"{who}: sigma2 (noise variance per port and mode, N0/2) must be finite and > 0, "
-                          f"got sigma2={sigma2!r}")
+                          f"got sigma2={sigma2_in!r}")
     if isinstance(modes, bool) or not isinstance(modes, (int, np.integer)) or modes < 1:
         raise ConfigError(f"{who}: modes (M = B_o T per polarization) must be an integer >= 1, got modes={modes!r}")
     return es, sigma2, int(modes)
