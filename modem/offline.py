@@ -278,6 +278,10 @@ def _event(e) -> dict:
     return d
 
 
+class _NoTags(ConfigError):
+    """A time-tag capture without a tag to measure channel delays from."""
+
+
 def measure_channel_delays(path, meta_overrides: dict | None = None, max_tags: int = DESKEW_TAGS,
                            max_delay_ps: float | None = None):
     """Measure the per-channel delays of a time-tag capture from its first ``max_tags`` tags
@@ -300,7 +304,7 @@ def measure_channel_delays(path, meta_overrides: dict | None = None, max_tags: i
         t = np.concatenate(ts) if ts else np.zeros(0, np.int64)
         ch = np.concatenate(chs) if chs else np.zeros(0, np.int64)
         if t.size == 0:
-            raise ConfigError(f"{cap.path}: no time tags to measure channel delays from")
+            raise _NoTags(f"{cap.path}: no time tags to measure channel delays from")
         return estimate_channel_delays(t, ch, cap.meta["slot_width_ps"], max_delay_ps=max_delay_ps)
 
 
@@ -310,7 +314,8 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
 
     deskew : ``"meta"`` applies the link parameter ``channel_delays_ps`` when the file or
         ``meta_overrides`` give one; ``"auto"`` measures the channel delays from the first
-        ``DESKEW_TAGS`` tags (:func:`measure_channel_delays`) and applies those instead.
+        ``DESKEW_TAGS`` tags (:func:`measure_channel_delays`) and applies those instead (a
+        capture without tags: no delays, ``estimate`` None, the report of 0 frames).
 
     Raises CaptureFormatError (one line naming the file) for unreadable or inconsistent files and
     bad link parameters; channel failures are counted in the report, never raised.
@@ -328,9 +333,12 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
     t_wall = time.perf_counter()
     estimate = None
     if deskew == "auto" and detect_format(path) != "sigmf":
-        estimate = measure_channel_delays(path, meta_overrides)
-        meta_overrides = {**(meta_overrides or {}),
-                          "channel_delays_ps": {str(c): d for c, d in sorted(estimate.delays_ps.items())}}
+        try:
+            estimate = measure_channel_delays(path, meta_overrides)
+        except _NoTags:                  # an empty pass: nothing to deskew, a report of 0 frames
+            estimate = None
+        meta_overrides = {**(meta_overrides or {}), "channel_delays_ps": {} if estimate is None else
+                          {str(c): d for c, d in sorted(estimate.delays_ps.items())}}
     with open_capture(path, meta_overrides) as cap:
         try:
             rx = receiver_for(cap.meta)

@@ -21,7 +21,11 @@ the clock recovery locks to, and a skew of a slot moves photons into the neighbo
   slot part comes from the tallest slot-wide window of the histogram, the sub-slot part from the
   mean of the differences within half a slot of it, re-centred until it stops moving (a flat floor
   then adds no bias). A channel whose tooth does not stand out from every other window by
-  ``min_significance`` standard deviations is left at 0 and listed as unresolved.
+  ``min_significance`` standard deviations is left at 0 and listed as unresolved. When no channel
+  stands out against the reference alone (a reference pixel without signal, or a large array of
+  pixels each too weak against any single other one), the array is aligned on the first half of
+  the tags and every channel verified against all the others on the second half (independent
+  data, so the significance test keeps its meaning).
 
 Times are int64 picoseconds; delays are whole picoseconds (rounded).
 """
@@ -58,7 +62,7 @@ def channel_delays(value, where: str = "channel_delays_ps") -> dict[int, int]:
             value = json.loads(value)
         except ValueError as exc:
             raise ConfigError(f"{where}: not a JSON object or list of delays in ps: {value!r}") from exc
-    if isinstance(value, (list, tuple, np.ndarray)):
+    if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim >= 1):
         items = list(enumerate(np.asarray(value, dtype=object).tolist()))
     elif isinstance(value, dict):
         items = list(value.items())
@@ -213,7 +217,8 @@ class DelayEstimate:
 
     delays_ps : {channel: ps} to subtract from each channel's tags (``reference`` 0; unresolved
         channels 0) -- the ``channel_delays_ps`` link parameter.
-    reference : the channel the others are measured against (the one with most tags).
+    reference : the channel the others are measured against (by default the one with most tags,
+        or, when nothing stands out against it, the busiest channel the second-half check resolves).
     coincidences : {channel: pairs with the reference in the tooth found} (signal evidence).
     significance : {channel: (tooth - next tallest slot-wide window) / sqrt(sum of both)}.
     unresolved : channels without a significant tooth (left at delay 0).
@@ -248,19 +253,22 @@ def estimate_channel_delays(t_ps, channel, slot_width_ps: float, max_delay_ps: f
 
     Parameters
     ----------
-    t_ps : (n,) int64 tags, non-decreasing (all channels merged, as a tagger streams them).
-    channel : (n,) integer channel ids.
+    t_ps : (n,) integer ps tags, non-decreasing (all channels merged, as a tagger streams them).
+    channel : (n,) integer channel ids (float arrays raise ShapeError).
     slot_width_ps : the link's slot width T (> 0).
-    max_delay_ps : largest |delay difference| searched (default ``max(64 T, 20 ns)``; a metre of
-        cable is ~5 ns).
+    max_delay_ps : largest |delay difference| searched (default ``max(64 T, 20 ns)``, at most
+        ``MAX_DELAY_PS``; a metre of cable is ~5 ns).
     min_significance : a tooth must exceed every other slot-wide window of the difference
         histogram by this many standard deviations (default 8).
-    reference : the reference channel (default: the channel with most tags).
+    reference : the reference channel (default: the channel with most tags, unless no channel shows
+        a tooth against it: see the module docstring). A reference given here is kept; without a
+        signal on it every other channel is unresolved.
 
     Returns
     -------
     DelayEstimate : ``delays_ps[c]`` is subtracted from channel ``c``'s tags by
-    :class:`ChannelDeskew`. Cost: O(n + pairs), pairs ~ n * rate * 2 * max_delay.
+    :class:`ChannelDeskew`. Cost: O(n + pairs), pairs ~ n * rate * 2 * max_delay, per round; about
+    ten rounds when nothing stands out against the reference (the alignment of the halves).
     """
     t = np.asarray(t_ps)
     ch = np.asarray(channel)
@@ -272,7 +280,7 @@ def estimate_channel_delays(t_ps, channel, slot_width_ps: float, max_delay_ps: f
         raise ConfigError(f"estimate_channel_delays: slot_width_ps must be a positive number, got {slot_width_ps!r}")
     T = float(slot_width_ps)
     if max_delay_ps is None:
-        max_delay_ps = max(64.0 * T, 20000.0)
+        max_delay_ps = min(max(64.0 * T, 20000.0), MAX_DELAY_PS)
     if isinstance(max_delay_ps, bool) or not isinstance(max_delay_ps, (int, float, np.integer, np.floating)) \
             or not math.isfinite(float(max_delay_ps)) or not 0 < max_delay_ps <= MAX_DELAY_PS:
         raise ConfigError(f"estimate_channel_delays: max_delay_ps must be in (0, {MAX_DELAY_PS}], got {max_delay_ps!r}")
@@ -280,12 +288,15 @@ def estimate_channel_delays(t_ps, channel, slot_width_ps: float, max_delay_ps: f
             or not math.isfinite(float(min_significance)) or min_significance <= 0:
         raise ConfigError(f"estimate_channel_delays: min_significance must be a positive number, got "
                           f"{min_significance!r}")
+    if t.size and (t.dtype.kind not in "iu" or ch.dtype.kind not in "iu"):
+        raise ShapeError(f"estimate_channel_delays: t_ps and channel must be integers, got {t.dtype}, {ch.dtype}")
     t = t.astype(np.int64, copy=False)
     ch = ch.astype(np.int64, copy=False)
     if t.size > 1 and np.any(np.diff(t) < 0):
         i = int(np.flatnonzero(np.diff(t) < 0)[0]) + 1
         raise ShapeError(f"estimate_channel_delays: t_ps must be non-decreasing, t_ps[{i}]={int(t[i])} < {int(t[i - 1])}")
     chans, counts = np.unique(ch, return_counts=True)
+    given = reference is not None
     if reference is None:
         if chans.size == 0:
             raise ConfigError("estimate_channel_delays: no tags to estimate from")
@@ -301,44 +312,106 @@ def estimate_channel_delays(t_ps, channel, slot_width_ps: float, max_delay_ps: f
     nbins = 2 * int(math.ceil((float(max_delay_ps) + T) / h))
     lo = -(nbins // 2) * h
     by_ch = {c: t[ch == c] for c in chans.tolist()}
-    others = [c for c in chans.tolist() if c != reference]
     delays, coinc, signif = {reference: 0}, {}, {}
 
-    def merged():
-        """The tags of every channel resolved so far, aligned, sorted; and their channel ids."""
-        cs = sorted(delays)
-        mt = np.concatenate([by_ch[c] - delays[c] for c in cs])
-        mc = np.concatenate([np.full(by_ch[c].size, c, np.int64) for c in cs])
-        o = np.argsort(mt, kind="stable")
-        return mt[o], mc[o]
+    def tooth(ref, tb, c):
+        return _tooth(ref[0], ref[1], tb, c, T, lo, h, per_slot, nbins)
 
     def measure(c, ref):
-        r = _tooth(ref[0], ref[1], by_ch[c], c, T, lo, h, per_slot, nbins)
+        r = tooth(ref, by_ch[c], c)
         signif[c], coinc[c] = r[1], r[2]
         if r[0] is not None and r[1] >= min_significance:
             delays[c] = r[0]
+
+    def rounds(pending):
+        while pending:
+            ref = _merge(by_ch, delays)
+            for c in pending:
+                measure(c, ref)
+            if all(c not in delays for c in pending):
+                break
+            pending = [c for c in pending if c not in delays]
 
     # Rounds: each channel is measured against the merged, aligned tags of every channel resolved so
     # far (the reference alone at first), so a pixel too weak to show a tooth against one other pixel
     # of a large array shows it against all of them; a last pass re-measures every resolved channel
     # against all the others (its own tags left out) for precision.
-    pending = list(others)
-    while pending:
-        ref = merged()
-        for c in pending:
-            measure(c, ref)
-        if all(c not in delays for c in pending):
-            break
-        pending = [c for c in pending if c not in delays]
+    others = [c for c in chans.tolist() if c != reference]
+    rounds(list(others))
+    if len(delays) == 1 and len(others) >= 2:
+        # Nothing stands out against the reference alone: a reference without signal (a noisy
+        # pixel, one outside the spot), or pixels each too weak against any single other one. The
+        # array is aligned on the first half of the tags (:func:`_bootstrap`) and each channel
+        # verified against the others on the second half, independent data: only a channel whose
+        # tooth is significant there is resolved. The reference must be among them; by default
+        # it becomes the busiest verified channel.
+        boot = _bootstrap(by_ch, T, tooth)
+        ok = [c for c, r in boot.items() if r[0] is not None and r[1] >= min_significance]
+        anchor = reference if reference in ok else None
+        if anchor is None and not given and ok:
+            anchor = min(ok, key=lambda c: (-by_ch[c].size, c))
+        if anchor is not None and len(ok) >= 2:
+            reference = anchor
+            delays = {c: boot[c][0] - boot[anchor][0] for c in ok}
+            for c, r in boot.items():
+                signif[c], coinc[c] = r[1], r[2]
+            signif.pop(reference, None)
+            coinc.pop(reference, None)
+            others = [c for c in chans.tolist() if c != reference]
+            rounds([c for c in others if c not in delays])
     resolved = [c for c in others if c in delays]
     if len(delays) > 2:
-        ref = merged()
+        ref = _merge(by_ch, delays)
         for c in resolved:
             measure(c, ref)
     unresolved = [c for c in others if c not in delays]
     return DelayEstimate(delays_ps={c: d for c, d in delays.items() if d != 0}, reference=reference,
                          coincidences=coinc, significance=signif, unresolved=tuple(unresolved),
                          tags=int(t.size), span_ps=span)
+
+
+def _merge(by_ch, table):
+    """The tags of the channels in ``table`` ({channel: delay}), aligned (``t - delay``) and
+    sorted, and their channel ids: two (n,) int64 arrays."""
+    cs = sorted(table)
+    if not cs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    mt = np.concatenate([by_ch[c] - table[c] for c in cs])
+    mc = np.concatenate([np.full(by_ch[c].size, c, np.int64) for c in cs])
+    o = np.argsort(mt, kind="stable")
+    return mt[o], mc[o]
+
+
+def _bootstrap(by_ch, T, tooth, sweeps: int = 4):
+    """Align every channel with all the others when none can be measured against one other alone.
+
+    On the tags of the first half of the span: the channels, busiest first, are placed one by one
+    at the tallest tooth against those placed before them, then re-placed against all the others
+    (up to ``sweeps`` times, until none moves by more than T/2). On the second half: each channel
+    is measured against all the others at those tentative delays. Returns ``{channel: (delay or
+    None, significance, pairs)}`` of that second-half measure (delays in the frame of the busiest
+    channel); no noise of the second half steered the alignment, so its significance is honest.
+    """
+    chs = sorted(by_ch, key=lambda c: (-by_ch[c].size, c))
+    t0 = min(int(x[0]) for x in by_ch.values())
+    t1 = max(int(x[-1]) for x in by_ch.values())
+    mid = t0 + (t1 - t0) // 2
+    first = {c: x[x < mid] for c, x in by_ch.items()}
+    second = {c: x[x >= mid] for c, x in by_ch.items()}
+    tent = {chs[0]: 0}
+    for c in chs[1:]:
+        d = tooth(_merge(first, tent), first[c], c)[0]
+        tent[c] = 0 if d is None else d
+    for _ in range(sweeps):
+        moved = False
+        for c in chs:
+            d = tooth(_merge(first, {k: v for k, v in tent.items() if k != c}), first[c], c)[0]
+            if d is not None:
+                moved = moved or abs(d - tent[c]) > T / 2
+                tent[c] = d
+        if not moved:
+            break
+    return {c: tooth(_merge(second, {k: v for k, v in tent.items() if k != c}), second[c], c) for c in chs}
 
 
 def _tooth(ta, cha, tb, c, T, lo, h, per_slot, nbins):
