@@ -136,3 +136,23 @@ def test_delay_table_zero_dimensional_array_is_named():
         channel_delays(np.array(250.0))
     with pytest.raises(ConfigError, match="channel_delays_ps: must be"):
         ChannelDeskew(np.array(250.0))
+
+
+# ------------------------------------------------------------- the writers store any table form
+@pytest.mark.parametrize("ext", ["h5", "ptu"])
+def test_writers_store_a_delay_table_with_numpy_keys(tmp_path, ext):
+    """``channel_delays`` reads ``{np.int64(1): np.int64(1848), ...}`` (a table built from arrays),
+    but both writers raised TypeError ('keys must be str, int, ...', no value named; the HDF5 file
+    left half written); a bad table is refused before any file is written, naming the entry."""
+    from modem.io import open_capture, write_ptu_t2
+    g = generate_scppm_pass(replace(PRESETS["snspd16"], n_packets=1, cloud_ms=0.0))
+    write = write_timetags_hdf5 if ext == "h5" else write_ptu_t2
+    table = dict(zip(np.arange(1, 4), np.array([1848, 92, -1285])))
+    p = str(tmp_path / f"numpy_keys.{ext}")
+    write(p, g.t_ps, g.channel, {**g.meta, "channel_delays_ps": table})
+    with open_capture(p) as cap:
+        assert channel_delays(cap.meta["channel_delays_ps"]) == {1: 1848, 2: 92, 3: -1285}
+    q = str(tmp_path / f"bad.{ext}")
+    with pytest.raises(ConfigError, match="delay of channel 2 must be .* got 'x'"):
+        write(q, g.t_ps, g.channel, {**g.meta, "channel_delays_ps": {1: 5, 2: "x"}})
+    assert not (tmp_path / f"bad.{ext}").exists()

@@ -43,6 +43,17 @@ def meta_to_json(meta: dict) -> str:
     return json.dumps(meta, sort_keys=True, default=float)
 
 
+def writable_meta(meta: dict | None) -> dict | None:
+    """``meta`` for a writer: its ``channel_delays_ps`` (any form :func:`~modem.sync.deskew.channel_delays`
+    reads, numpy keys included) as a JSON-able ``{"channel": ps}`` dict, checked before the file is
+    opened (ConfigError naming the bad entry)."""
+    if not meta or meta.get("channel_delays_ps") is None:
+        return meta
+    from ..sync.deskew import channel_delays  # noqa: PLC0415
+    table = channel_delays(meta["channel_delays_ps"])
+    return {**meta, "channel_delays_ps": {str(c): d for c, d in table.items()}}
+
+
 def meta_from_json(path, text) -> dict:
     try:
         meta = json.loads(text)

@@ -24,7 +24,7 @@ import json
 
 import numpy as np
 
-from .base import Capture, MonotonicFilter, check_meta, fail
+from .base import Capture, MonotonicFilter, check_meta, fail, writable_meta
 
 __all__ = ["HDF5Capture", "write_timetags_hdf5", "HDF5_MAGIC", "FORMAT_NAME"]
 
@@ -53,6 +53,7 @@ def write_timetags_hdf5(path, t_ps, channel, meta: dict, description: str = "") 
                          f"{ch.shape}")
     if t.size and np.any(np.diff(t) < 0):
         raise ValueError("write_timetags_hdf5: t_ps must be non-decreasing")
+    meta = writable_meta(meta)
     opts = dict(chunks=(min(H5_CHUNK, max(t.size, 1)),), compression="gzip", compression_opts=4,
                 shuffle=True, fletcher32=True, maxshape=(None,))
     with h5py.File(path, "w") as f:

@@ -47,7 +47,7 @@ import uuid
 
 import numpy as np
 
-from .base import Capture, MonotonicFilter, check_meta, fail, meta_from_json, meta_to_json
+from .base import Capture, MonotonicFilter, check_meta, fail, meta_from_json, meta_to_json, writable_meta
 
 __all__ = ["PTUCapture", "write_ptu_t2", "PTU_MAGIC", "RECTYPE_GENERIC_T2", "META_TAG"]
 
@@ -285,6 +285,7 @@ def write_ptu_t2(path, t_ps, channel, meta: dict | None = None, comment: str = "
     meta : link parameters stored as JSON in the ``Modem_LinkParams`` tag.
     Returns the number of records written.
     """
+    meta = writable_meta(meta)
     t = np.asarray(t_ps, dtype=np.int64)
     ch = np.asarray(channel)
     if t.shape != ch.shape or t.ndim != 1:
