@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from scipy import integrate, special
 
-from modem.channel.apd import APDDetector, SampleClock, apd_samples
+from modem.channel.apd import APDDetector, SampleClock, apd_samples, apd_slot_moments, shape_and_sample
 from modem.channel.awgn import AWGNChannel
 from modem.channel.fading import LognormalScintillation
-from modem.channel.optical import PreampDLIReceiver
+from modem.channel.optical import PreampDLIReceiver, dli_detect
 from modem.errors import ConfigError, ShapeError
 from modem.modulation import dpsk
 
@@ -146,5 +146,21 @@ def test_errors_name_the_bad_value(call, exc, needle):
     """Errors name the function, the parameter and the offending value (common rules); before the
     fix these said only 'must be finite and >= 0' / 'non-decreasing' / 'precede', named
     simulate_counts for an apd_samples call, or raised a bare float() ValueError."""
+    with pytest.raises(exc, match=needle):
+        call()
+
+
+@pytest.mark.parametrize("call, exc, needle", [
+    (lambda: dli_detect(AWGNChannel(3.0), np.ones((2, 5), complex), _RNG, dark_prev=np.zeros(3, bool)), ShapeError,
+     r"dark_prev of shape \(3,\)"),
+    (lambda: shape_and_sample(np.array([1.0, np.nan]), SampleClock(), 0), ShapeError, "q.*nan"),
+    (lambda: shape_and_sample(np.ones(4), SampleClock(), 0, thermal_sigma=-1.0), ConfigError, "thermal_sigma.*-1"),
+    (lambda: apd_slot_moments(APDDetector(), -1.0, 0.1), ConfigError, "ns.*-1"),
+    (lambda: apd_slot_moments(APDDetector(), 1.0, 0.1, noise_var=float("nan")), ConfigError, "noise_var.*nan"),
+])
+def test_bad_input_is_rejected_not_passed_on(call, exc, needle):
+    """Bad inputs raise a named error instead of a bare numpy ValueError (dark_prev of the wrong
+    shape) or being passed on as good data (NaN slot amplitudes -> NaN samples, a negative noise rms,
+    negative mean photon numbers -> negative slot means)."""
     with pytest.raises(exc, match=needle):
         call()

@@ -101,6 +101,9 @@ def apd_slot_moments(apd: APDDetector, ns: float, nb: float, noise_var: float = 
     ``noise_var`` is added to both variances (thermal / ADC noise after the matched filter, see
     :attr:`modem.sync.samples.SampleFrontEnd.noise_gain`). Returns ``{"mean0", "var0", "mean1", "var1"}``.
     """
+    ns = _num("apd_slot_moments", "ns", ns, 0.0, 1e12)
+    nb = _num("apd_slot_moments", "nb", nb, 0.0, 1e12)
+    noise_var = _num("apd_slot_moments", "noise_var", noise_var, 0.0, 1e30)
     G, F = apd.gain, apd.excess_noise_factor
     return {"mean0": G * nb, "var0": G * G * F * nb + noise_var,
             "mean1": G * (ns + nb), "var1": G * G * F * (ns + nb) + noise_var}
@@ -166,6 +169,10 @@ def shape_and_sample(q, clock: SampleClock, rng, thermal_sigma: float = 0.0) -> 
     q = np.asarray(q, dtype=np.float64)
     if q.ndim != 1:
         raise ShapeError(f"shape_and_sample: q must be 1-D (n_slots,), got shape {q.shape}")
+    if q.size and not np.all(np.isfinite(q)):
+        i = int(np.flatnonzero(~np.isfinite(q))[0])
+        raise ShapeError(f"shape_and_sample: slot amplitudes q must be finite, got q[{i}]={float(q[i])!r}")
+    thermal_sigma = _num("shape_and_sample", "thermal_sigma", thermal_sigma, 0.0, 1e12)
     rng = _as_rng(rng, "shape_and_sample")
     t = clock.sample_times(q.shape[0])
     y = np.zeros(t.shape, dtype=np.float64)

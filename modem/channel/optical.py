@@ -151,7 +151,13 @@ def dli_detect(channel, x, rng, gain=None, dark_prev=None, state=None):
     xa = np.zeros(x.shape)
     xb = np.zeros(x.shape)
     new_state = np.empty(batch + (M,), dtype=np.complex128)
-    dark = None if dark_prev is None else np.broadcast_to(np.asarray(dark_prev, dtype=bool), x.shape)
+    dark = None
+    if dark_prev is not None:
+        d = np.asarray(dark_prev, dtype=bool)
+        try:
+            dark = np.broadcast_to(d, x.shape)
+        except ValueError:
+            raise ShapeError(f"dli_detect: dark_prev of shape {d.shape} does not broadcast to x of shape {x.shape}") from None
     for m in range(M):
         if m == 0:
             r = channel(x, rng, gain)           # signal mode
