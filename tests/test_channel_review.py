@@ -212,3 +212,23 @@ def test_dpsk_bit_channel_mi_matches_reference_table():
         m_e, _, v_e = mi(dpsk.llr_exact(xa, xb, ch.es, ch.sigma2)[0, 1:].astype(np.float64))
         diff = v_e - v_d                                             # paired: same samples
         assert diff.mean() > 5 * diff.std() / math.sqrt(diff.size), (db, m_e, m_d)
+
+
+# ---------------------------------------------------------------- curves
+
+
+def test_threshold_uses_the_last_crossing_of_a_noisy_curve():
+    """curves.threshold documents 'between the last point above and the first point at or below the
+    target'. With a non-monotone (noisy) FER curve, e.g. 40-error points 0.04 dB apart near 1e-2,
+    it took the FIRST crossing instead: an optimistic sensitivity (here 2 instead of ~3.6)."""
+    from modem.analysis import curves  # noqa: PLC0415
+    xs, fers = [1.0, 2.0, 3.0, 4.0], [0.5, 0.005, 0.02, 0.001]
+    got = curves.threshold(xs, fers, 1e-2, db=False)
+    t = (math.log10(0.02) - math.log10(0.01)) / (math.log10(0.02) - math.log10(0.001))
+    assert got == pytest.approx(3.0 + t)
+    assert curves.threshold(xs[::-1], fers[::-1], 1e-2, db=False) == pytest.approx(3.0 + t)   # order-free
+    # monotone curves: unchanged
+    assert curves.threshold([1.0, 2.0, 4.0], [0.5, 0.1, 0.001], 1e-2, db=False) == pytest.approx(
+        2.0 + 2.0 * (math.log10(0.1) - math.log10(0.01)) / (math.log10(0.1) - math.log10(0.001)))
+    with pytest.raises(ConfigError, match="bracket"):
+        curves.threshold([1.0, 2.0], [0.005, 0.02], 1e-2)          # ends above the target

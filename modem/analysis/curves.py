@@ -168,16 +168,18 @@ def dpsk_curve(frame, rate, channel, xs, frames, *, progress=None, **kw) -> list
 def threshold(xs, fers, target=1e-2, *, db=True) -> float:
     """The signal at which FER crosses ``target``: log10(FER) interpolated linearly in x (in dB of
     x when ``db``) between the last point above and the first point at or below the target
-    (points sorted by x). Raises ConfigError if the points do not bracket the target."""
+    (points sorted by x; on a noisy, non-monotone curve the last crossing, the conservative one).
+    Raises ConfigError if the points do not bracket the target."""
     pts = sorted(zip(xs, fers))
-    for (x0, f0), (x1, f1) in zip(pts, pts[1:]):
-        if f0 > target >= f1:
-            if f1 == 0:      # no errors at x1: log-interpolation is undefined; x1 is the conservative answer
-                return x1
-            u0, u1 = (10 * math.log10(x0), 10 * math.log10(x1)) if db else (x0, x1)
-            t = (math.log10(f0) - math.log10(target)) / (math.log10(f0) - math.log10(f1))
-            u = u0 + t * (u1 - u0)
-            return 10 ** (u / 10) if db else u
+    above = [i for i, (_, f) in enumerate(pts) if f > target]
+    if above and above[-1] + 1 < len(pts):
+        (x0, f0), (x1, f1) = pts[above[-1]], pts[above[-1] + 1]
+        if f1 == 0:      # no errors at x1: log-interpolation is undefined; x1 is the conservative answer
+            return x1
+        u0, u1 = (10 * math.log10(x0), 10 * math.log10(x1)) if db else (x0, x1)
+        t = (math.log10(f0) - math.log10(target)) / (math.log10(f0) - math.log10(f1))
+        u = u0 + t * (u1 - u0)
+        return 10 ** (u / 10) if db else u
     raise ConfigError(f"threshold: the points do not bracket FER {target:g}: {pts}")
 
 
@@ -263,7 +265,8 @@ def measure_sensitivity(M, rate, nb, *, gaps_db=(0.2, 0.35, 0.5, 0.65, 0.8), fra
     # refine: bisect (in dB) the bracketing pair until it is narrower than refine_db
     for _ in range(6):
         rows.sort(key=lambda r: r["x"])
-        pair = [(a, b) for a, b in zip(rows, rows[1:]) if a["fer"] > target_fer >= b["fer"]]
+        # the pair threshold() interpolates: the last point above the target and the next one
+        pair = [(a, b) for a, b in zip(rows, rows[1:]) if a["fer"] > target_fer >= b["fer"]][-1:]
         if not pair or 10 * math.log10(pair[0][1]["x"] / pair[0][0]["x"]) <= refine_db:
             break
         mid = math.sqrt(pair[0][0]["x"] * pair[0][1]["x"])
