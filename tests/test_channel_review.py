@@ -139,6 +139,8 @@ _RNG = np.random.default_rng(0)
     (lambda: _scint_after_state(1e-3), ShapeError, r"0\.001.*0\.002"),
     (lambda: apd_samples(np.zeros(4, np.uint8), 1.0, 0.1, APDDetector(), SampleClock(), "x"), ConfigError,
      "apd_samples: rng .*'x'"),
+    (lambda: apd_samples(np.array([0, 2], np.uint8), 1.0, 0.1, APDDetector(), SampleClock(), 0), ShapeError,
+     "apd_samples: pulses .* found 2"),
     (lambda: dpsk.llr_exact([1.0, np.inf], [1.0, 1.0], 1.0, 0.5), ShapeError, "xa=inf"),
     (lambda: dpsk.llr_exact([1.0], [1.0], 1.0, "abc"), ConfigError, "sigma2.*'abc'"),
 ])

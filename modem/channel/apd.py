@@ -205,7 +205,7 @@ def apd_samples(pulses, ns: float, nb: float, apd: APDDetector, clock: SampleClo
     ------
     y : float64 (n_samples,) samples at the instants of :meth:`SampleClock.sample_times`.
     """
-    x = _check_pulses(pulses)
+    x = _check_pulses(pulses, "apd_samples")
     if x.ndim != 1:
         raise ShapeError(f"apd_samples: pulses must be 1-D (n_slots,), got shape {x.shape}")
     ns = _num("apd_samples", "ns", ns, 0.0, 1e12)

@@ -76,16 +76,16 @@ def _as_rng(rng, who: str = "simulate_counts") -> np.random.Generator:
     raise ConfigError(f"{who}: rng must be a numpy Generator or an int seed, got {rng!r}")
 
 
-def _check_pulses(pulses) -> np.ndarray:
+def _check_pulses(pulses, who: str = "simulate_counts") -> np.ndarray:
     arr = np.asarray(pulses)
     if arr.ndim < 1:
-        raise ShapeError(f"simulate_counts: pulses must have a slot axis (..., n_slots), got shape {arr.shape}")
+        raise ShapeError(f"{who}: pulses must have a slot axis (..., n_slots), got shape {arr.shape}")
     if arr.dtype == np.bool_:
         return arr.astype(np.uint8)
     if arr.dtype != np.uint8:
-        raise ShapeError(f"simulate_counts: pulses must be bool or uint8 slot occupancy, got dtype {arr.dtype}")
+        raise ShapeError(f"{who}: pulses must be bool or uint8 slot occupancy, got dtype {arr.dtype}")
     if arr.size and arr.max() > 1:
-        raise ShapeError(f"simulate_counts: pulses must hold 0/1 values, found {int(arr.max())}")
+        raise ShapeError(f"{who}: pulses must hold 0/1 values, found {int(arr.max())}")
     return arr
 
 
