@@ -234,3 +234,46 @@ def test_threshold_uses_the_last_crossing_of_a_noisy_curve():
         2.0 + 2.0 * (math.log10(0.1) - math.log10(0.01)) / (math.log10(0.1) - math.log10(0.001)))
     with pytest.raises(ConfigError, match="bracket"):
         curves.threshold([1.0, 2.0], [0.005, 0.02], 1e-2)          # ends above the target
+
+
+# ---------------------------------------------------------------- SNSPD statistics (distribution, dead time)
+
+
+def test_snspd_count_distribution_chi_square():
+    """Number-resolving SNSPD counts follow Poisson(eta (ns x + nb) + dark) in full distribution, not only
+    in mean: chi-square goodness of fit (bins 0..5 and >= 6), pulsed and empty slots apart."""
+    from scipy import stats  # noqa: PLC0415
+
+    from modem.channel.poisson import SNSPD, simulate_counts  # noqa: PLC0415
+    rng = np.random.default_rng(20240601)
+    pulses = np.zeros((400, 1024), np.uint8)
+    pulses[:, ::8] = 1
+    det = SNSPD(efficiency=0.55, dark_count_rate_per_slot=0.03, number_resolving=True)
+    c = simulate_counts(pulses, 4.0, 0.4, rng, det)
+    for on, mean in ((True, 0.55 * 4.4 + 0.03), (False, 0.55 * 0.4 + 0.03)):
+        y = c[pulses.astype(bool) == on]
+        obs = np.array([np.count_nonzero(y == k) for k in range(6)] + [np.count_nonzero(y >= 6)])
+        p = np.append(stats.poisson.pmf(np.arange(6), mean), stats.poisson.sf(5, mean))
+        exp = p * y.size
+        keep = exp > 5
+        obs_k = np.append(obs[keep], obs[~keep].sum())
+        exp_k = np.append(exp[keep], exp[~keep].sum())
+        if exp_k[-1] == 0:
+            obs_k, exp_k = obs_k[:-1], exp_k[:-1]
+        assert stats.chisquare(obs_k, exp_k).pvalue > 1e-4, (on, obs, exp)
+
+
+@pytest.mark.parametrize("dead", [2, 9])
+def test_snspd_dead_time_click_rate_renewal_theory(dead):
+    """Non-paralyzable dead time of d slots on a click detector with click probability q per slot: the
+    stationary click rate per slot is ``q / (1 + d q)`` (renewal cycle: d blind slots + a geometric
+    wait of mean 1/q). 400 independent rows, the first 200 slots of each dropped (start transient);
+    bound: 5 standard errors of the row means."""
+    from modem.channel.poisson import SNSPD, simulate_counts  # noqa: PLC0415
+    rng = np.random.default_rng(dead)
+    det = SNSPD(efficiency=0.6, dark_count_rate_per_slot=0.02, dead_time_slots=dead, number_resolving=False)
+    c = simulate_counts(np.zeros((400, 5200), np.uint8), 0.0, 0.3, rng, det)
+    q = -math.expm1(-(0.6 * 0.3 + 0.02))
+    rate = c[:, 200:].mean(axis=1)
+    assert abs(rate.mean() - q / (1 + dead * q)) < 5 * rate.std() / math.sqrt(rate.size)
+    assert abs(rate.mean() - q) > 20 * rate.std() / math.sqrt(rate.size)        # dead time does matter here
