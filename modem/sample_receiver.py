@@ -1010,6 +1010,7 @@ class BurstGridState:
 
     z: np.ndarray = field(default_factory=lambda: np.zeros(0))
     t: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ph: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     base: int = 0
     acc: np.ndarray | None = None
     windows: int = 0
@@ -1034,9 +1035,11 @@ class BurstGrid:
     buffered windows' bursts too). Each burst's ``burst_bits`` slots are emitted in order, the first
     flagged ``erase`` (no phase reference). Chunk-size invariant (decisions at whole windows).
 
-    ``push(z, t, state, phase=None, external=False) -> (z_bits, t_bits, erase, state)``;
+    ``push(z, t, state, phase=None, external=False, phases=None) -> (z_bits, t_bits, erase, state)``;
     ``external``: the phase (burst start slot mod ``Pb``) comes from the caller, the fold only says
-    whether there is signal (the receiver passes the burst-periodic front end's grid).
+    whether there is signal (the receiver passes the burst-periodic front end's grid): ``phases``
+    per slot (:attr:`SlotStatistics.grid_start`, -1 = none), each window decided with the phase
+    at its last slot, or one ``phase`` for the whole push.
     """
 
     def __init__(self, fmt: _dpsk.BurstFormat, acquire: int = 6, decay: float = 0.9, contrast: float = 4.0,
@@ -1068,13 +1071,21 @@ class BurstGrid:
             return current
         return (j - 1) % self.Pb
 
-    def push(self, z, t, state: BurstGridState, phase: int | None = None, external: bool = False):
+    def push(self, z, t, state: BurstGridState, phase: int | None = None, external: bool = False,
+             phases=None):
         """``external``: the burst phase comes from the caller (the front end's burst-periodic grid,
         ``phase`` = its burst start slot mod ``Pb``, None before it is acquired) instead of the fold;
-        the fold still decides whether there is signal (contrast)."""
+        the fold still decides whether there is signal (contrast). ``phases``: (len(z),) int64, the
+        caller's burst start at each slot (-1: none); window ``w`` then takes the one at its last
+        slot, so a grid that moves within a push moves at the right window, whatever the chunking."""
         st = dataclasses.replace(state, acc=state.acc.copy())
         zb = np.concatenate([st.z, np.asarray(z, np.float64)])
         tb = np.concatenate([st.t, np.asarray(t, np.float64)])
+        if phases is not None:
+            if np.shape(phases) != np.shape(z):
+                raise ShapeError(f"BurstGrid.push: phases must have the shape of z {np.shape(z)}, got "
+                                 f"{np.shape(phases)}")
+            pb = np.concatenate([st.ph, np.asarray(phases, np.int64)])
         end = st.base + zb.size
         L, Pb = self.L, self.Pb
         queue = list(st.queue)
@@ -1087,7 +1098,22 @@ class BurstGrid:
                 st.acc = self.decay * st.acc + seg * seg
                 st.windows += 1
                 progressed = True
-                if st.windows >= self.acquire:
+                if st.windows >= self.acquire and external and phases is not None:
+                    # the caller's burst starts are absolute slot numbers: every start of its grid
+                    # up to the one in force at the window's last slot that is not yet queued and
+                    # does not overlap the last burst queued (a grid that moved back by less than a
+                    # burst loses the overlapped one); no signal or no grid: freewheel
+                    g = int(pb[(w + 1) * Pb - 1 - st.base])
+                    if self._phase(st.acc, None) is not None and g >= 0:
+                        lo = st.base if st.last is None else st.last + L
+                        new = [g - q * Pb for q in range((g - lo) // Pb + 1)] if g >= lo else []
+                        st.moves += int(st.last is not None and bool(new) and (g - st.last) % Pb != 0)
+                        queue += sorted(new)
+                    elif st.last is not None:
+                        queue.append(st.last + Pb)
+                    if queue:
+                        st.last = queue[-1]
+                elif st.windows >= self.acquire:
                     phi = self._phase(st.acc, None if st.last is None else st.last % Pb)
                     if external and phi is not None:
                         phi = None if phase is None else int(phase) % Pb
@@ -1120,6 +1146,8 @@ class BurstGrid:
             keep = min([st.windows * Pb, st.last + Pb // 2] + queue)
         keep = min(max(keep, st.base), end)
         st.z, st.t = zb[keep - st.base:].copy(), tb[keep - st.base:].copy()
+        if phases is not None:
+            st.ph = pb[keep - st.base:].copy()
         st.base = keep
         st.queue = tuple(queue)
         cat = (lambda a, dt: np.concatenate(a) if a else np.zeros(0, dt))
@@ -1361,10 +1389,9 @@ class DPSKSampleReceiver:
             # burst-periodic front end: it has placed every burst start on its own grid (edges
             # measured burst by burst, then locked); the fold of the first windows, where that
             # grid may still be settling, picked a phase a slot off for whole windows of bursts
-            start = self._fe_state.burst_start
+            periodic = self.frontend.config.burst_period > 0
             z, t, erase, self._grid_state = self.grid.push(
-                s.z, s.t, self._grid_state, phase=None if start is None else start % self.grid.Pb,
-                external=self.frontend.config.burst_period > 0)
+                s.z, s.t, self._grid_state, external=periodic, phases=s.grid_start if periodic else None)
         return self._after_bits(self._bit_llr(z, erase), t)
 
     def flush(self) -> list[ReceivedFrame]:
@@ -1383,9 +1410,10 @@ class DPSKSampleReceiver:
         pad = self.fec_sync.cfg.slip
         frames += self._after_bits(np.zeros(pad), np.full(pad, np.nan))
         frames += self._release_held(None)
-        if self._restart_pending:                   # a discontinuity after the last codeword
-            self._deframer.restart()
-            self._restart_pending = False
+        # a discontinuity after the last codeword (the stream ran on past it) loses nothing: the
+        # TM frame that ends with that codeword is closed by the deframer's flush (restarting
+        # the deframer first threw it away)
+        self._restart_pending = False
         return frames + self._deframer.flush()
 
     def _bit_llr(self, z, erase) -> np.ndarray:

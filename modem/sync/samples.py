@@ -91,7 +91,16 @@ Conventions (pinned here)
   outlier *and* counted as agreeing: a first edge a slot off gave a frequency a slot per period
   off, whose 2-slot jumps then locked the grid on that frequency for ~8 bursts, enough to lose
   the first FEC frame.) A burst that is due but absent (mean ``z^2`` below ``burst_threshold^2``)
-  leaves the clock freewheeling. The current burst start is :attr:`FrontEndState.burst_start`
+  leaves the clock freewheeling. The grid is dropped (the clock rate is kept) and acquired again
+  at the next burst the detector confirms when ``_DROP_ABSENT`` (16) due bursts in a row are
+  absent, or when ``_DROP_OFFGRID`` (3) bursts in a row are seen off the grid: the detector
+  confirming a burst where the grid says dark (beyond the burst and the edge search on either
+  side), or the first slots of a due burst dark while the burst is there (the bursts now start
+  later, by less than a burst; the frequency is not updated from such a burst). It used to keep
+  its grid for ever: when the bursts moved (the transmitter restarting its burst schedule,
+  samples lost upstream, two records back to back), nothing after the move decoded. Each slot
+  carries the grid's burst start in force when it was read (``SlotStatistics.grid_start``), so
+  the receiver's burst grid moves at the right window whatever the chunking. The current burst start is :attr:`FrontEndState.burst_start`
   (the receiver's burst grid takes its phase from it). Measured (divider 40, 256-bit bursts,
   20 TM frames / 6 short FEC frames, offsets 0, +-150, +-250 ppm): the estimate ends within ~5 ppm;
   random records decoding every frame at 6 photons/bit: 27 of 30 before, see
@@ -233,8 +242,12 @@ _I_SLOT, _I_INIT, _I_ON, _I_RUN, _I_START, _I_LASTHOT, _I_CAND = range(7)
 _I_REACQ, _I_PREV, _I_HAVEPREV, _I_LASTMEAS, _I_LOCK, _I_DISAGREE, _I_NFREQ = range(7, 14)
 # before the lock: sign of an edge jump of more than a slot held back at the last burst (0: none)
 _I_JUMP = 14
-_N_IVARS = 15
+# grid doubts: bursts due but absent in a row; bursts seen off the grid in a row (module doc)
+_I_ABSENT, _I_OFFGRID = 15, 16
+_N_IVARS = 17
 _LOCK_AFTER, _UNLOCK_AFTER = 2, 8
+# the grid is dropped after this many due bursts absent in a row, or this many bursts off it in a row
+_DROP_ABSENT, _DROP_OFFGRID = 16, 3
 # edge search: +-_EDGE_RANGE slots around the expected start (_EDGE_BACK slots before the detected
 # start at the first burst: the detector, at the phase before acquisition, fires late, and at low
 # photon numbers tens of slots late: at 1.8 photons/bit a signal slot is hot with probability
@@ -294,13 +307,16 @@ class FrontEndState:
 class SlotStatistics:
     """Per recovered slot: ``z`` float64 MF output, ``t`` float64 centre in input samples, ``index``
     int64 slot number, ``in_burst`` bool; ``bursts`` (n, 2) int64 completed bursts [start, end]
-    (slot numbers, end inclusive)."""
+    (slot numbers, end inclusive); ``grid_start`` int64 per slot, burst-periodic mode: the burst start
+    (slot number) of the front end's burst grid when that slot was read, -1 while it has none (the
+    grid's phase is ``grid_start % burst_period``; it moves when the bursts move)."""
 
     z: np.ndarray
     t: np.ndarray
     index: np.ndarray
     in_burst: np.ndarray
     bursts: np.ndarray
+    grid_start: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __len__(self):
         return self.z.shape[0]
@@ -312,7 +328,7 @@ class SlotStatistics:
             return SlotStatistics(np.zeros(0), np.zeros(0), np.zeros(0, np.int64), np.zeros(0, bool),
                                   np.zeros((0, 2), np.int64))
         return SlotStatistics(*(np.concatenate([getattr(p, f) for p in parts])
-                                for f in ("z", "t", "index", "in_burst", "bursts")))
+                                for f in ("z", "t", "index", "in_burst", "bursts", "grid_start")))
 
 
 @numba.njit(cache=True)
@@ -422,6 +438,31 @@ def _acquire_first_burst(buf, base, fv, iv, P, acq, L):  # pragma: no cover - co
 
 
 @numba.njit(cache=True)
+def _drop_grid(iv):  # pragma: no cover - compiled
+    """Burst-periodic mode: forget the burst grid (not the clock rate); the next burst the detector
+    confirms acquires it again (:func:`_acquire_first_burst`)."""
+    iv[7] = 0
+    iv[9] = 0
+    iv[11] = 0
+    iv[12] = 0
+    iv[14] = 0
+    iv[15] = 0
+    iv[16] = 0
+
+
+@numba.njit(cache=True)
+def _head_energy(buf, p_k0, k0, P1, a, n):  # pragma: no cover - compiled
+    """Mean z^2 of slots a .. a+n-1 (slot k0 at buffer position p_k0)."""
+    acc = 0.0
+    for j in range(n):
+        p = p_k0 + (a + j - k0) * P1
+        if p >= 1.0 and p <= buf.shape[0] - 3:
+            v = _interp(buf, p)
+            acc += v * v
+    return acc / n
+
+
+@numba.njit(cache=True)
 def _reacquire(buf, base, fv, iv, P, acq, Pb, L, thr2):  # pragma: no cover - compiled
     """Burst-periodic mode, at slot k0 = (expected start) - _LEAD_SLOTS (see the module doc): fine
     phase over the expected burst, edge within +-_EDGE_RANGE slots of the expected start (used
@@ -435,6 +476,18 @@ def _reacquire(buf, base, fv, iv, P, acq, Pb, L, thr2):  # pragma: no cover - co
     phi, e = _best_phase(buf, tau - base + (_LEAD_SLOTS + _EDGE_RANGE + 1) * P1, P, n)
     iv[8] = s_exp
     if e < n * thr2:                                  # no burst where one is due: freewheel
+        iv[15] += 1
+        if iv[15] >= _DROP_ABSENT:                    # ... for long: a fade, or the bursts moved
+            _drop_grid(iv)
+        return
+    iv[15] = 0
+    # the first slots of the burst (past the edge search) dark while the burst is there: the bursts
+    # start later than the grid says (moved by less than a burst); the frequency is not updated
+    hs = min(32, max(4, (n - 8) // 2))
+    if _head_energy(buf, tau + phi - base, k0, P1, s_exp + _EDGE_RANGE + 2, hs) < 0.3 * e / n:
+        iv[16] += 1
+        if iv[16] >= _DROP_OFFGRID:
+            _drop_grid(iv)
         return
     vd = max(fv[5], 1e-9 * e / n)
     s = _edge(buf, tau + phi - base, k0, P1, s_exp - _EDGE_RANGE, s_exp + _EDGE_RANGE, vd, max(e / n, vd), L)
@@ -476,7 +529,8 @@ def _reacquire(buf, base, fv, iv, P, acq, Pb, L, thr2):  # pragma: no cover - co
 
 @numba.njit(cache=True)
 def _track(buf, base, fv, iv, P, half, kp, ki, kd, alpha, thr, use_burst, confirm, hangover, gate,
-           use_sig, sig_thr, sig_alpha, sig_sq, warm, acq, Pb, Lb, z_out, t_out, k_out, b_out, bursts_out):  # pragma: no cover - compiled
+           use_sig, sig_thr, sig_alpha, sig_sq, warm, acq, Pb, Lb, z_out, t_out, k_out, b_out, bursts_out,
+           g_out):  # pragma: no cover - compiled
     """Process every slot whose interpolation window lies inside buf. Returns (n_slots, n_bursts)."""
     n = 0
     nb = 0
@@ -522,6 +576,17 @@ def _track(buf, base, fv, iv, P, half, kp, ki, kd, alpha, thr, use_burst, confir
                         iv[4] = iv[6]
                         iv[5] = k
                         iv[3] = 0
+                        if Pb > 0 and iv[9] == 1 and Lb > 0:
+                            # a burst where the grid says dark (past the burst and the edge search
+                            # on either side): the bursts have moved
+                            r = (iv[6] - iv[8]) % Pb
+                            margin = 2 * _EDGE_RANGE + _EDGE_WIDTH
+                            if Lb + margin <= r < Pb - margin:
+                                iv[16] += 1
+                                if iv[16] >= _DROP_OFFGRID:
+                                    _drop_grid(iv)
+                            else:
+                                iv[16] = 0
                         if Pb > 0 and iv[9] == 0:
                             iv[7] = 1
                 else:
@@ -571,6 +636,7 @@ def _track(buf, base, fv, iv, P, half, kp, ki, kd, alpha, thr, use_burst, confir
         t_out[n] = tau
         k_out[n] = k
         b_out[n] = iv[2] == 1
+        g_out[n] = iv[8] if (Pb > 0 and iv[9] == 1) else -1
         n += 1
         iv[0] = k + 1
         fv[0] = tau + P * (1.0 - fv[1] - step)
@@ -633,20 +699,21 @@ class SampleFrontEnd:
         z, t = np.empty(cap), np.empty(cap)
         k, b = np.empty(cap, np.int64), np.empty(cap, np.bool_)
         bursts = np.empty((cap, 2), np.int64)
+        g = np.empty(cap, np.int64)
         thr = c.burst_threshold if c.burst_threshold is not None else 0.0
         n, nb = _track(buf, st.mf_base, fv, iv, c.sps, c.sps / 2.0, self.kp, 0.0 if c.burst_period else self.ki, self.kd,
                        1.0 / c.avg_slots, thr, c.burst_threshold is not None, c.burst_confirm,
                        c.burst_hangover, bool(c.gate_timing), c.signal_threshold is not None,
                        0.0 if c.signal_threshold is None else c.signal_threshold, 1.0 / c.signal_slots,
                        bool(c.signal_square), int(c.avg_slots) if c.signal_threshold is not None else 1,
-                       int(c.acquire_slots), int(c.burst_period), int(c.burst_length), z, t, k, b, bursts)
+                       int(c.acquire_slots), int(c.burst_period), int(c.burst_length), z, t, k, b, bursts, g)
         back = 1 if not c.burst_period else _EDGE_BACK + _EDGE_WIDTH + c.burst_confirm + 4
         keep_from = max(int(math.floor(fv[_F_TAU] - back * c.sps)) - 4 - st.mf_base, 0)
         keep_from = min(keep_from, buf.shape[0])
         new = FrontEndState(hist=ext[ext.shape[0] - 2 * self.delay:].copy(), mf=buf[keep_from:].copy(),
                             mf_base=st.mf_base + keep_from, n_in=st.n_in + x.shape[0], fvars=fv, ivars=iv)
         stats = SlotStatistics(z=z[:n].copy(), t=t[:n] - self.delay, index=k[:n].copy(), in_burst=b[:n].copy(),
-                               bursts=bursts[:nb].copy())
+                               bursts=bursts[:nb].copy(), grid_start=g[:n].copy())
         return stats, new
 
     def drain(self, state: FrontEndState | None) -> tuple[SlotStatistics, FrontEndState]:
@@ -666,7 +733,8 @@ class SampleFrontEnd:
         n = len(s) if past.size == 0 else int(past[0])
         last = int(s.index[n - 1]) if n else int(state.ivars[_I_SLOT]) - 1
         out = SlotStatistics(z=s.z[:n].copy(), t=s.t[:n].copy(), index=s.index[:n].copy(),
-                             in_burst=s.in_burst[:n].copy(), bursts=s.bursts[s.bursts[:, 1] <= last].copy())
+                             in_burst=s.in_burst[:n].copy(), bursts=s.bursts[s.bursts[:, 1] <= last].copy(),
+                             grid_start=s.grid_start[:n].copy())
         return out, replace(st, n_in=state.n_in)
 
     def flush(self, state: FrontEndState) -> tuple[np.ndarray, FrontEndState]:
