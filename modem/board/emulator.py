@@ -235,6 +235,9 @@ def capture_source(path, chunk_items: int = 1 << 16):
         def __init__(self):
             with open_capture(path) as cap:
                 self.meta = dict(cap.meta)
+                # the stream is the capture's tags with its channel delays applied (a board merges its
+                # channels with their input delays applied, fpga/README.md): not to be applied again
+                self.meta.pop("channel_delays_ps", None)
                 self.kind = PayloadKind.TIME_TAGS if cap.kind == "timetags" else PayloadKind.SAMPLES
                 rate = getattr(cap, "sample_rate", 0.0) or self.meta.get("sample_rate_hz") or \
                     self.meta.get("sample_rate") or \

@@ -26,16 +26,40 @@ import numpy as np
 
 from ..errors import CaptureFormatError, ConfigError
 
-__all__ = ["Capture", "fail", "check_meta", "MonotonicFilter", "meta_to_json", "meta_from_json",
-           "TIMETAG_META_KEYS"]
+__all__ = ["Capture", "fail", "check_meta", "side_file_meta", "SIDE_FILE_SUFFIX", "MonotonicFilter", "meta_to_json",
+           "meta_from_json", "TIMETAG_META_KEYS"]
 
 #: link parameters a time-tag capture must carry (meta keys, all chains "scppm")
 TIMETAG_META_KEYS = ("chain", "M", "rate", "slot_width_ps", "ns", "nb", "frame_len", "scid")
 
 
+#: side file of the link parameters of a format that cannot carry them (``<file>.modem.json``)
+SIDE_FILE_SUFFIX = ".modem.json"
+
+
 def fail(path, problem: str) -> CaptureFormatError:
     """The one-line error every reader raises: ``"<path>: <problem>"``."""
     return CaptureFormatError(f"{os.fspath(path)}: {problem}")
+
+
+def side_file_meta(path: str, overrides: dict | None) -> dict:
+    """Link parameters of a format that cannot carry them: ``<path>.modem.json`` (a JSON object),
+    updated with ``overrides``; a one-line CaptureFormatError when there are none or the side file
+    is not a JSON object."""
+    meta = {}
+    side = path + SIDE_FILE_SUFFIX
+    if os.path.isfile(side):
+        with open(side) as fh:
+            try:
+                meta = json.load(fh)
+            except ValueError as exc:
+                raise fail(side, f"link parameters are not valid JSON ({exc})") from exc
+        if not isinstance(meta, dict):
+            raise fail(side, f"link parameters must be a JSON object, got {type(meta).__name__}")
+    meta.update(overrides or {})
+    if not meta:
+        raise fail(path, f"no link parameters: write them to {side} or give --param KEY=VALUE")
+    return meta
 
 
 def meta_to_json(meta: dict) -> str:

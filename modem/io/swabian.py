@@ -40,14 +40,13 @@ import os
 
 import numpy as np
 
-from .base import Capture, MonotonicFilter, check_meta, fail
+from .base import SIDE_FILE_SUFFIX, Capture, MonotonicFilter, check_meta, fail, side_file_meta
 
-__all__ = ["SwabianDumpCapture", "write_swabian_dump", "TAG_DTYPE", "SIDE_FILE_SUFFIX", "side_file_meta"]
+__all__ = ["SwabianDumpCapture", "write_swabian_dump", "TAG_DTYPE"]
 
 #: one ``struct Tag`` record
 TAG_DTYPE = np.dtype([("type", "u1"), ("reserved", "u1"), ("missed", "<u2"), ("channel", "<i4"), ("time", "<i8")])
 TIME_TAG, ERROR, OVERFLOW_BEGIN, OVERFLOW_END, MISSED_EVENTS = range(5)
-SIDE_FILE_SUFFIX = ".modem.json"
 #: overflow intervals and corrupt regions listed (all are counted)
 MAX_LISTED = 64
 #: tags of look-ahead of the spike filter
@@ -93,26 +92,6 @@ class SpikeFilter:
         self.dropped += int(u.size - keep.sum())
         self._t, self._ch = u[:0], c[:0]
         return u[keep], c[keep]
-
-
-def side_file_meta(path: str, overrides: dict | None) -> dict:
-    """Link parameters of a format that cannot carry them: ``<path>.modem.json`` (a JSON object),
-    updated with ``overrides``; a one-line CaptureFormatError when there are none or the side file
-    is not a JSON object."""
-    meta = {}
-    side = path + SIDE_FILE_SUFFIX
-    if os.path.isfile(side):
-        with open(side) as fh:
-            try:
-                meta = json.load(fh)
-            except ValueError as exc:
-                raise fail(side, f"link parameters are not valid JSON ({exc})") from exc
-        if not isinstance(meta, dict):
-            raise fail(side, f"link parameters must be a JSON object, got {type(meta).__name__}")
-    meta.update(overrides or {})
-    if not meta:
-        raise fail(path, f"no link parameters: write them to {side} or give --param KEY=VALUE")
-    return meta
 
 
 class SwabianDumpCapture(Capture):

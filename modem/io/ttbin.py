@@ -11,16 +11,11 @@ from ``meta_overrides`` (``modem decode --param KEY=VALUE``).
 """
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 
-from .base import Capture, MonotonicFilter, check_meta, fail
+from .base import SIDE_FILE_SUFFIX, Capture, MonotonicFilter, check_meta, fail, side_file_meta
 
 __all__ = ["TTBinCapture", "SIDE_FILE_SUFFIX"]
-
-SIDE_FILE_SUFFIX = ".modem.json"
 
 
 class TTBinCapture(Capture):
@@ -29,20 +24,7 @@ class TTBinCapture(Capture):
 
     def __init__(self, path, meta_overrides: dict | None = None):
         super().__init__(path)
-        meta = {}
-        side = self.path + SIDE_FILE_SUFFIX
-        if os.path.isfile(side):
-            with open(side) as fh:
-                try:
-                    meta = json.load(fh)
-                except ValueError as exc:
-                    raise fail(side, f"link parameters are not valid JSON ({exc})") from exc
-            if not isinstance(meta, dict):
-                raise fail(side, f"link parameters must be a JSON object, got {type(meta).__name__}")
-        meta.update(meta_overrides or {})
-        if not meta:
-            raise fail(self.path, f"no link parameters: write them to {side} or give --param KEY=VALUE")
-        self.meta = check_meta(self.path, meta, "timetags")
+        self.meta = check_meta(self.path, side_file_meta(self.path, meta_overrides), "timetags")
         try:
             import TimeTagger  # noqa: PLC0415
         except ImportError as exc:

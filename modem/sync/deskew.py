@@ -90,6 +90,17 @@ def channel_delays(value, where: str = "channel_delays_ps") -> dict[int, int]:
     return {c: d for c, d in sorted(out.items()) if d != 0}
 
 
+def _int_tags(t_ps, channel, where: str):
+    """``(t, ch)`` as int64 arrays: 1-D, one length, integer dtypes (ShapeError naming ``where``)."""
+    t = np.asarray(t_ps)
+    ch = np.asarray(channel)
+    if t.ndim != 1 or ch.shape != t.shape:
+        raise ShapeError(f"{where}: t_ps and channel must be 1-D of one length, got shapes {t.shape}, {ch.shape}")
+    if t.size and (t.dtype.kind not in "iu" or ch.dtype.kind not in "iu"):
+        raise ShapeError(f"{where}: t_ps and channel must be integers, got {t.dtype}, {ch.dtype}")
+    return t.astype(np.int64, copy=False), ch.astype(np.int64, copy=False)
+
+
 def _delay_of(table: dict[int, int], ch: np.ndarray) -> np.ndarray:
     """(n,) int64 delay of each tag's channel (0 for channels not in ``table``)."""
     d = np.zeros(ch.shape, np.int64)
@@ -124,15 +135,7 @@ class ChannelDeskew:
         return int(self._t.size)
 
     def push(self, t_ps, channel):
-        t = np.asarray(t_ps)
-        ch = np.asarray(channel)
-        if t.ndim != 1 or ch.shape != t.shape:
-            raise ShapeError(f"ChannelDeskew.push: t_ps and channel must be 1-D of one length, got shapes "
-                             f"{t.shape}, {ch.shape}")
-        if t.size and (t.dtype.kind not in "iu" or ch.dtype.kind not in "iu"):
-            raise ShapeError(f"ChannelDeskew.push: t_ps and channel must be integers, got {t.dtype}, {ch.dtype}")
-        t = t.astype(np.int64, copy=False)
-        ch = ch.astype(np.int64, copy=False)
+        t, ch = _int_tags(t_ps, channel, "ChannelDeskew.push")
         if t.size:
             prev = t[0] if self._last is None else self._last
             back = np.flatnonzero(np.diff(t, prepend=prev) < 0)
@@ -270,11 +273,7 @@ def estimate_channel_delays(t_ps, channel, slot_width_ps: float, max_delay_ps: f
     :class:`ChannelDeskew`. Cost: O(n + pairs), pairs ~ n * rate * 2 * max_delay, per round; about
     ten rounds when nothing stands out against the reference (the alignment of the halves).
     """
-    t = np.asarray(t_ps)
-    ch = np.asarray(channel)
-    if t.ndim != 1 or ch.shape != t.shape:
-        raise ShapeError(f"estimate_channel_delays: t_ps and channel must be 1-D of one length, got shapes "
-                         f"{t.shape}, {ch.shape}")
+    t, ch = _int_tags(t_ps, channel, "estimate_channel_delays")
     if isinstance(slot_width_ps, bool) or not isinstance(slot_width_ps, (int, float, np.integer, np.floating)) \
             or not math.isfinite(float(slot_width_ps)) or slot_width_ps <= 0:
         raise ConfigError(f"estimate_channel_delays: slot_width_ps must be a positive number, got {slot_width_ps!r}")
@@ -288,10 +287,6 @@ def estimate_channel_delays(t_ps, channel, slot_width_ps: float, max_delay_ps: f
             or not math.isfinite(float(min_significance)) or min_significance <= 0:
         raise ConfigError(f"estimate_channel_delays: min_significance must be a positive number, got "
                           f"{min_significance!r}")
-    if t.size and (t.dtype.kind not in "iu" or ch.dtype.kind not in "iu"):
-        raise ShapeError(f"estimate_channel_delays: t_ps and channel must be integers, got {t.dtype}, {ch.dtype}")
-    t = t.astype(np.int64, copy=False)
-    ch = ch.astype(np.int64, copy=False)
     if t.size > 1 and np.any(np.diff(t) < 0):
         i = int(np.flatnonzero(np.diff(t) < 0)[0]) + 1
         raise ShapeError(f"estimate_channel_delays: t_ps must be non-decreasing, t_ps[{i}]={int(t[i])} < {int(t[i - 1])}")
