@@ -1035,11 +1035,9 @@ class BurstGrid:
     buffered windows' bursts too). Each burst's ``burst_bits`` slots are emitted in order, the first
     flagged ``erase`` (no phase reference). Chunk-size invariant (decisions at whole windows).
 
-    ``push(z, t, state, phase=None, external=False, phases=None) -> (z_bits, t_bits, erase, state)``;
-    ``external``: the phase (burst start slot mod ``Pb``) comes from the caller, the fold only says
-    whether there is signal (the receiver passes the burst-periodic front end's grid): ``phases``
-    per slot (:attr:`SlotStatistics.grid_start`, -1 = none), each window decided with the phase
-    at its last slot, or one ``phase`` for the whole push.
+    ``push(z, t, state, phases=None) -> (z_bits, t_bits, erase, state)``; with ``phases`` the burst
+    starts come from the caller (the receiver passes the burst-periodic front end's grid, per slot:
+    :attr:`SlotStatistics.grid_start`), the fold only says whether there is signal.
     """
 
     def __init__(self, fmt: _dpsk.BurstFormat, acquire: int = 6, decay: float = 0.9, contrast: float = 4.0,
@@ -1071,13 +1069,12 @@ class BurstGrid:
             return current
         return (j - 1) % self.Pb
 
-    def push(self, z, t, state: BurstGridState, phase: int | None = None, external: bool = False,
-             phases=None):
-        """``external``: the burst phase comes from the caller (the front end's burst-periodic grid,
-        ``phase`` = its burst start slot mod ``Pb``, None before it is acquired) instead of the fold;
-        the fold still decides whether there is signal (contrast). ``phases``: (len(z),) int64, the
-        caller's burst start at each slot (-1: none); window ``w`` then takes the one at its last
-        slot, so a grid that moves within a push moves at the right window, whatever the chunking."""
+    def push(self, z, t, state: BurstGridState, phases=None):
+        """``phases``: None (the fold places the bursts), or (len(z),) int64, the caller's burst
+        start at each slot (-1: none; the burst-periodic front end's grid,
+        :attr:`SlotStatistics.grid_start`): window ``w`` then queues the caller's starts in force at
+        its last slot, so a grid that moves within a push moves at the right window, whatever the
+        chunking; the fold still decides whether there is signal (contrast)."""
         st = dataclasses.replace(state, acc=state.acc.copy())
         zb = np.concatenate([st.z, np.asarray(z, np.float64)])
         tb = np.concatenate([st.t, np.asarray(t, np.float64)])
@@ -1098,7 +1095,7 @@ class BurstGrid:
                 st.acc = self.decay * st.acc + seg * seg
                 st.windows += 1
                 progressed = True
-                if st.windows >= self.acquire and external and phases is not None:
+                if st.windows >= self.acquire and phases is not None:
                     # the caller's burst starts are absolute slot numbers: every start of its grid
                     # up to the one in force at the window's last slot that is not yet queued and
                     # does not overlap the last burst queued (a grid that moved back by less than a
@@ -1115,8 +1112,6 @@ class BurstGrid:
                         st.last = queue[-1]
                 elif st.windows >= self.acquire:
                     phi = self._phase(st.acc, None if st.last is None else st.last % Pb)
-                    if external and phi is not None:
-                        phi = None if phase is None else int(phase) % Pb
                     if st.last is None:
                         if phi is not None:
                             queue += [q * Pb + phi for q in range(w + 1) if q * Pb + phi >= st.base]
@@ -1390,8 +1385,8 @@ class DPSKSampleReceiver:
             # measured burst by burst, then locked); the fold of the first windows, where that
             # grid may still be settling, picked a phase a slot off for whole windows of bursts
             periodic = self.frontend.config.burst_period > 0
-            z, t, erase, self._grid_state = self.grid.push(
-                s.z, s.t, self._grid_state, external=periodic, phases=s.grid_start if periodic else None)
+            z, t, erase, self._grid_state = self.grid.push(s.z, s.t, self._grid_state,
+                                                           phases=s.grid_start if periodic else None)
         return self._after_bits(self._bit_llr(z, erase), t)
 
     def flush(self) -> list[ReceivedFrame]:

@@ -130,11 +130,9 @@ class MonotonicFilter:
         self.last = np.iinfo(np.int64).min
         self.dropped = 0
 
-    def __call__(self, t: np.ndarray) -> np.ndarray:
-        return t[self.keep(t)] if t.size else t
-
     def keep(self, t: np.ndarray) -> np.ndarray:
-        """(n,) bool: the tags of ``t`` that are kept (the state advances as in ``__call__``)."""
+        """(n,) bool: the tags of ``t`` that are kept; the state advances (the readers keep the
+        channel ids of the same tags)."""
         if t.size == 0:
             return np.zeros(0, bool)
         run = np.maximum.accumulate(np.concatenate([[self.last], t]))[:-1]
