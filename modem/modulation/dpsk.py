@@ -316,14 +316,8 @@ def log_bessel_i(nu: int, z) -> np.ndarray:
     z = np.asarray(z, dtype=np.float64)
     if nu == 0:
         return np.log(i0e(z)) + z
-    shape, z = z.shape, z.reshape(-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        v = ive(nu, z)
-        out = np.log(v) + z
-        bad = ~(v > _IVE_TINY)
-        if np.any(bad):
-            out[bad] = nu * np.log(z[bad] / 2) + _log_bessel_series_scaled(nu, z[bad])
-    return out.reshape(shape)
+    with np.errstate(divide="ignore"):                 # ln I_nu(0) = -inf for nu > 0
+        return log_bessel_i_scaled(nu, z) + nu * np.log(z / 2)
 
 
 def log_bessel_i_scaled(nu: int, z) -> np.ndarray:
