@@ -329,6 +329,7 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
         raise ConfigError("decode_capture: plots need out_dir")
     if deskew not in DESKEW_MODES:
         raise ConfigError(f"decode_capture: deskew must be one of {', '.join(DESKEW_MODES)}, got {deskew!r}")
+    from .sync.deskew import delay_table_json  # noqa: PLC0415
     path = os.fspath(path)
     t_wall = time.perf_counter()
     estimate = None
@@ -337,8 +338,8 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
             estimate = measure_channel_delays(path, meta_overrides)
         except _NoTags:                  # an empty pass: nothing to deskew, a report of 0 frames
             estimate = None
-        meta_overrides = {**(meta_overrides or {}), "channel_delays_ps": {} if estimate is None else
-                          {str(c): d for c, d in sorted(estimate.delays_ps.items())}}
+        meta_overrides = {**(meta_overrides or {}),
+                          "channel_delays_ps": {} if estimate is None else delay_table_json(estimate.delays_ps)}
     with open_capture(path, meta_overrides) as cap:
         try:
             rx = receiver_for(cap.meta)
@@ -371,9 +372,7 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
         rep = _report(cap, rx, handler, wall, t_first, t_last)
         rep["backend"] = backend_info("cpu")            # every replay stage runs on the CPU
         if cap.kind == "timetags":
-            from .sync.deskew import channel_delays  # noqa: PLC0415
-            applied = channel_delays(cap.meta.get("channel_delays_ps"))
-            rep["deskew"] = {"mode": deskew, "channel_delays_ps": {str(c): d for c, d in applied.items()},
+            rep["deskew"] = {"mode": deskew, "channel_delays_ps": delay_table_json(cap.meta.get("channel_delays_ps")),
                              "estimate": estimate.to_json() if estimate is not None else None}
     check = manifest_check(path, rep["packets"]["payload_sha256"])
     if check is not None:

@@ -73,9 +73,8 @@ def writable_meta(meta: dict | None) -> dict | None:
     opened (ConfigError naming the bad entry)."""
     if not meta or meta.get("channel_delays_ps") is None:
         return meta
-    from ..sync.deskew import channel_delays  # noqa: PLC0415
-    table = channel_delays(meta["channel_delays_ps"])
-    return {**meta, "channel_delays_ps": {str(c): d for c, d in table.items()}}
+    from ..sync.deskew import delay_table_json  # noqa: PLC0415
+    return {**meta, "channel_delays_ps": delay_table_json(meta["channel_delays_ps"])}
 
 
 def meta_from_json(path, text) -> dict:

@@ -40,7 +40,7 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 
-__all__ = ["channel_delays", "ChannelDeskew", "DelayEstimate", "estimate_channel_delays",
+__all__ = ["channel_delays", "delay_table_json", "ChannelDeskew", "DelayEstimate", "estimate_channel_delays",
            "MAX_DELAY_PS"]
 
 #: largest |delay| accepted in a delay table (1 ms: far beyond any cable; guards against units)
@@ -88,6 +88,12 @@ def channel_delays(value, where: str = "channel_delays_ps") -> dict[int, int]:
         d = int(round(float(v)))
         out[ch] = d
     return {c: d for c, d in sorted(out.items()) if d != 0}
+
+
+def delay_table_json(value) -> dict[str, int]:
+    """A delay table (any form :func:`channel_delays` reads) as JSON writes it: ``{"channel": ps}``,
+    sorted by channel, zero entries dropped -- the ``channel_delays_ps`` files and reports store."""
+    return {str(c): d for c, d in channel_delays(value).items()}
 
 
 def _int_tags(t_ps, channel, where: str):
@@ -238,11 +244,10 @@ class DelayEstimate:
 
     def as_param(self) -> str:
         """``channel_delays_ps=<JSON>``: the ``--param`` that applies these delays."""
-        return "channel_delays_ps=" + json.dumps({str(c): d for c, d in sorted(self.delays_ps.items())},
-                                                 separators=(",", ":"))
+        return "channel_delays_ps=" + json.dumps(delay_table_json(self.delays_ps), separators=(",", ":"))
 
     def to_json(self) -> dict:
-        return {"delays_ps": {str(c): int(d) for c, d in sorted(self.delays_ps.items())},
+        return {"delays_ps": delay_table_json(self.delays_ps),
                 "reference": int(self.reference),
                 "coincidences": {str(c): int(v) for c, v in sorted(self.coincidences.items())},
                 "significance": {str(c): round(float(v), 2) for c, v in sorted(self.significance.items())},
