@@ -107,6 +107,39 @@ def to_numpy(x) -> np.ndarray:
     return x.get()
 
 
+def fec_launcher(backend: str | None = None):
+    """The kernel launcher the stream receivers' FEC decoders run on, for a backend name
+    (``cpu``/``gpu``/``auto``; None = ``MODEM_BACKEND``): None where they run on the CPU (NumPy +
+    Numba), the CuPy launcher (:class:`modem.gpu.launch.CupyLauncher`) where on the GPU. ``gpu``
+    where no GPU is usable raises BackendUnavailable (one line, with the reason)."""
+    if resolve_backend(backend) != "gpu":
+        return None
+    from .gpu.launch import default_launcher  # noqa: PLC0415
+    return default_launcher()
+
+
+def launcher_name(launcher) -> str:
+    """The backend a launcher stands for in reports: ``cpu`` (None), ``gpu`` (CuPy arrays), or
+    ``emulated`` (the tests' host emulation of the kernels on NumPy arrays)."""
+    if launcher is None:
+        return "cpu"
+    return "emulated" if launcher.xp is np else "gpu"
+
+
+def launcher_info(launcher) -> dict:
+    """:func:`backend_info` of the backend a launcher stands for (:func:`launcher_name`; the host
+    emulation reports the CPU's device with ``backend: emulated``)."""
+    name = launcher_name(launcher)
+    info = backend_info("gpu" if name == "gpu" else "cpu")
+    info["backend"] = name
+    return info
+
+
+def results_to_host(res):
+    """A decoder's result dataclass with every array field brought to the host (NumPy)."""
+    return type(res)(**{k: to_numpy(v) for k, v in vars(res).items()})
+
+
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str:
     """Short commit of the source tree (``-dirty`` if tracked files changed); ``$MODEM_COMMIT``

@@ -144,7 +144,7 @@ def _tm_spec(meta: dict):
 _READER_KEYS = ("kind", "n_samples", "adc_lsb")
 
 
-def receiver_for(meta: dict):
+def receiver_for(meta: dict, launcher=None):
     """The receiver for a capture's link parameters: ``push(chunk) -> frames``, ``flush()``, ``stats``.
 
     ``meta["chain"] == "scppm"`` (time tags) -> :class:`~modem.receiver.SCPPMTimeTagReceiver`
@@ -153,6 +153,9 @@ def receiver_for(meta: dict):
     SlotClockConfig / CodewordSyncConfig, e.g. ``clock_acq_max_guard_ratio``); sample chains (``meta["kind"] == "samples"`` or
     chain ``"scppm-apd"`` / ``"dpsk"``) -> ``modem.sample_receiver.receiver_from_dict`` (its
     SCPPMAPDLink / DPSKLink keys). Raises ConfigError on bad parameters.
+
+    launcher : where the FEC decoder runs (None: the CPU; :func:`modem.backend.fec_launcher` gives
+        the GPU's); every other stage is a sequential loop on the CPU.
     """
     chain = meta.get("chain")
     if chain == "scppm" and "slot_width_ps" in meta and meta.get("kind", "timetags") == "timetags":
@@ -163,7 +166,7 @@ def receiver_for(meta: dict):
         sync = {k[len("cwsync_"):]: v for k, v in meta.items() if k.startswith("cwsync_")}
         return _time_tag_receiver_class()(code, _tm_spec(meta), float(meta["slot_width_ps"]), float(meta["ns"]),
                                 float(meta["nb"]), max_iter=int(meta.get("max_iter", 16)),
-                                clock_options=clock or None, sync_options=sync or None)
+                                clock_options=clock or None, sync_options=sync or None, launcher=launcher)
     if chain in ("scppm-apd", "dpsk", "scppm"):
         try:
             from .sample_receiver import receiver_from_dict  # noqa: PLC0415
@@ -172,7 +175,7 @@ def receiver_for(meta: dict):
         params = {k: v for k, v in meta.items() if k not in _READER_KEYS}
         if params.get("chain") == "scppm":
             params["chain"] = "scppm-apd"
-        return receiver_from_dict(params)
+        return receiver_from_dict(params, launcher=launcher)
     raise ConfigError(f"receiver_for: chain must be 'scppm' or 'dpsk', got {chain!r}")
 
 
@@ -309,22 +312,27 @@ def measure_channel_delays(path, meta_overrides: dict | None = None, max_tags: i
 
 
 def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int = DEFAULT_CHUNK,
-                   meta_overrides: dict | None = None, deskew: str = "meta") -> dict:
+                   meta_overrides: dict | None = None, deskew: str = "meta", backend: str | None = None,
+                   launcher=None) -> dict:
     """Decode one capture; return the report (see the module docstring) and write ``out_dir``.
 
     deskew : ``"meta"`` applies the link parameter ``channel_delays_ps`` when the file or
         ``meta_overrides`` give one; ``"auto"`` measures the channel delays from the first
         ``DESKEW_TAGS`` tags (:func:`measure_channel_delays`) and applies those instead (a
         capture without tags: no delays, ``estimate`` None, the report of 0 frames).
+    backend : where the FEC decoder runs: ``cpu``, ``gpu`` or ``auto`` (the GPU where one is
+        usable); None (default) takes ``MODEM_BACKEND``. ``gpu`` where no GPU is usable raises
+        BackendUnavailable (one line) before anything is read. The decoded frames are the same
+        (the kernels give the CPU's decisions); the report's ``backend`` names what ran.
+    launcher : a kernel launcher to run the FEC decoder on, instead of ``backend``'s (the tests'
+        host emulation of the kernels).
 
     Raises CaptureFormatError (one line naming the file) for unreadable or inconsistent files and
     bad link parameters; channel failures are counted in the report, never raised.
     """
-    from .backend import backend_info, requested_backend  # noqa: PLC0415
-    from .errors import BackendUnavailable  # noqa: PLC0415
-    if requested_backend() == "gpu":     # never a silent CPU run when the GPU was asked for
-        raise BackendUnavailable("modem decode: the replay receivers run on the CPU in this build (no GPU "
-                                 "path); set MODEM_BACKEND=cpu or auto")
+    from .backend import fec_launcher  # noqa: PLC0415
+    if launcher is None:                 # never a silent CPU run when the GPU was asked for
+        launcher = fec_launcher(backend)
     if plots and not out_dir:            # refused before the pass is decoded, not after
         raise ConfigError("decode_capture: plots need out_dir")
     if deskew not in DESKEW_MODES:
@@ -342,7 +350,7 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
                           "channel_delays_ps": {} if estimate is None else delay_table_json(estimate.delays_ps)}
     with open_capture(path, meta_overrides) as cap:
         try:
-            rx = receiver_for(cap.meta)
+            rx = receiver_for(cap.meta, launcher)
         except (ConfigError, TypeError, KeyError, ValueError) as exc:
             raise CaptureFormatError(f"{path}: bad link parameters for the receiver ({exc})") from exc
         _check_sample_rate(cap, rx)
@@ -370,7 +378,7 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
             sink.close()
         wall = time.perf_counter() - t_wall
         rep = _report(cap, rx, handler, wall, t_first, t_last)
-        rep["backend"] = backend_info("cpu")            # every replay stage runs on the CPU
+        rep["backend"] = replay_backend_info(launcher)
         if cap.kind == "timetags":
             rep["deskew"] = {"mode": deskew, "channel_delays_ps": delay_table_json(cap.meta.get("channel_delays_ps")),
                              "estimate": estimate.to_json() if estimate is not None else None}
@@ -383,6 +391,16 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
         with open(os.path.join(out_dir, "report.json"), "w") as fh:
             json.dump(rep, fh, indent=2, default=_json_default)
     return rep
+
+
+def replay_backend_info(launcher) -> dict:
+    """The report's ``backend`` of a replay: :func:`modem.backend.backend_info` of the backend the
+    FEC decoder ran on (``backend``: cpu, gpu, or emulated for the tests' host emulation), with
+    ``stages``: which stages ran where (the clock, sync and framing loops always on the CPU)."""
+    from .backend import launcher_info  # noqa: PLC0415
+    info = launcher_info(launcher)
+    info["stages"] = {"fec": info["backend"], "front_end_sync_framing": "cpu"}
+    return info
 
 
 def _check_sample_rate(cap, rx) -> None:
@@ -536,6 +554,8 @@ def decode_many(paths, scheduler=None, out_dir=None, chunk: int = DEFAULT_CHUNK,
     A pass that fails comes back as ``{"file": ..., "error": "<one line>"}``.
     """
     from dask.distributed import Client, LocalCluster  # noqa: PLC0415
+    from .backend import fec_launcher  # noqa: PLC0415
+    fec_launcher()                       # MODEM_BACKEND=gpu without a GPU: one line here, not one per pass
     paths = [os.fspath(p) for p in paths]
     outs = [None if out_dir is None else os.path.join(out_dir, n) for n in _out_names(paths)]
     cluster = None

@@ -207,10 +207,15 @@ class SCPPMTimeTagReceiver:
     counts per slot (all channels) used by the decoder metrics and the CSM score.
     max_iter : SCPPM decoder iteration cap.   clock_options / sync_options : extra keyword
     arguments of SlotClockConfig / CodewordSyncConfig.
+    launcher : where the SCPPM decoder runs: None (default) the CPU; a kernel launcher
+        (:func:`modem.backend.fec_launcher` for the GPU) the CUDA kernels, with the same decoded bits,
+        CRC flags and iteration counts. The other stages (slot clock, codeword sync, frame sync) are
+        sequential loops and stay on the CPU.
     """
 
     def __init__(self, code: SCPPMCode, spec: TMFrameSpec, slot_width_ps: float, ns: float, nb: float,
-                 max_iter: int = 16, clock_options: dict | None = None, sync_options: dict | None = None):
+                 max_iter: int = 16, clock_options: dict | None = None, sync_options: dict | None = None,
+                 launcher=None):
         if not isinstance(code, SCPPMCode):
             raise ConfigError(f"SCPPMTimeTagReceiver: code must be an SCPPMCode, got {code!r}")
         if not code.commutator_aligned:
@@ -222,7 +227,8 @@ class SCPPMTimeTagReceiver:
         self.code, self.spec, self.slot_width_ps = code, spec, float(slot_width_ps)
         self.clock = SlotClockRecovery(SlotClockConfig.from_code(code, slot_width_ps, **(clock_options or {})))
         self.cw_sync = CodewordSync(CodewordSyncConfig(code, ns, nb, **(sync_options or {})))
-        self.decoder = SCPPMReceiver(code, ns, nb, max_iter=max_iter)
+        self.launcher = launcher
+        self.decoder = SCPPMReceiver(code, ns, nb, max_iter=max_iter, launcher=launcher)
         self.reset()
 
     def reset(self):

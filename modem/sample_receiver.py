@@ -76,7 +76,7 @@ import numpy as np
 
 from .channel.apd import APDDetector, SampleClock, apd_samples, apd_slot_moments, dpsk_balanced_samples
 from .channel.optical import NF_IDEAL_DB, PreampDLIReceiver
-from .errors import ConfigError, ShapeError
+from .errors import BackendUnavailable, ConfigError, ShapeError
 from .fec.scppm import CodewordDeinterleaver, SCPPMCode, SCPPMDecoder, SCPPMTransmitter
 from .fec.scppm.encoder import attach_asm as _attach_tm_asm
 from .fec.scppm.encoder import slice_blocks
@@ -664,6 +664,8 @@ class SCPPMSampleReceiver:
     deframer_options : extra :class:`FrameSyncConfig` fields of the TM-frame synchroniser.
     slot_llr : ``"mixture"`` (:class:`APDSlotLLR`, default) or ``"gaussian"`` (single Gaussian,
         :func:`gaussian_slot_llr`).
+    launcher : where the SCPPM decoder runs: None (default) the CPU, a kernel launcher
+        (:func:`modem.backend.fec_launcher` for the GPU) the CUDA kernels (same decisions).
 
     ``push(samples)`` -> list of :class:`ReceivedFrame` completed by the chunk (1-D real int/float
     samples; empty chunks are fine; NaN/inf, other dtypes or shapes raise ShapeError and leave the
@@ -672,7 +674,7 @@ class SCPPMSampleReceiver:
     """
 
     def __init__(self, link: SCPPMAPDLink, sync_options: dict | None = None, frontend_options: dict | None = None,
-                 deframer_options: dict | None = None, slot_llr: str = "mixture"):
+                 deframer_options: dict | None = None, slot_llr: str = "mixture", launcher=None):
         if not isinstance(link, SCPPMAPDLink):
             raise ConfigError(f"SCPPMSampleReceiver: link must be an SCPPMAPDLink, got {type(link).__name__}")
         self.link, self.code, self.spec = link, link.code, link.spec
@@ -693,7 +695,8 @@ class SCPPMSampleReceiver:
         self.slot_llr = (APDSlotLLR(link.apd, link.ns, link.nb, noise_var) if slot_llr == "mixture"
                          else (lambda z: gaussian_slot_llr(z, self.moments)))
         self.sync = SlotCSMSync(self.code, **(sync_options or {}))
-        self.decoder = SCPPMDecoder(self.code, max_iter=link.max_iter)
+        self.launcher = launcher
+        self.decoder = SCPPMDecoder(self.code, max_iter=link.max_iter, launcher=launcher)
         self.deframer_options = dict(deframer_options or {})
         self.reset()
 
@@ -1225,6 +1228,9 @@ class DPSKSampleReceiver:
     decode_options : extra keyword arguments of ``DVBS2Code.decode`` (algorithm, scale, offset).
 
     lookback : FEC frames looked for before a new lock (default ``LOOKBACK_FRAMES`` = 8; 0 = off).
+    launcher : where the LDPC + BCH decoder runs: None (default) the CPU, a kernel launcher
+        (:func:`modem.backend.fec_launcher` for the GPU) the CUDA kernels (same decisions; the
+        ``algorithm`` of ``decode_options`` must then be 'minsum' or 'minsum-serial').
 
     ``push(samples)``, ``flush()``, ``stats``, ``reset()`` as :class:`SCPPMSampleReceiver`;
     ``stats.codewords`` counts FEC frames, ``stats.codewords_crc_failed`` those not valid (LDPC
@@ -1286,7 +1292,7 @@ class DPSKSampleReceiver:
 
     def __init__(self, link: DPSKLink, sync_options: dict | None = None, frontend_options: dict | None = None,
                  decode_options: dict | None = None, deframer_options: dict | None = None,
-                 lookback: int = LOOKBACK_FRAMES):
+                 lookback: int = LOOKBACK_FRAMES, launcher=None):
         if not isinstance(link, DPSKLink):
             raise ConfigError(f"DPSKSampleReceiver: link must be a DPSKLink, got {type(link).__name__}")
         if isinstance(lookback, bool) or not isinstance(lookback, (int, np.integer)) or not 0 <= lookback <= 64:
@@ -1310,6 +1316,10 @@ class DPSKSampleReceiver:
         self.fec_sync = ASMFrameSync(FrameSyncConfig(frame_len=n, **{**defaults, **(sync_options or {})}))
         self._sign = (1.0 - 2.0 * pn8(n)).astype(np.float32)
         self.decode_options = dict(decode_options or {})
+        if launcher is not None and self.decode_options.get("algorithm", "minsum") not in ("minsum", "minsum-serial"):
+            raise BackendUnavailable(f"DPSKSampleReceiver: the GPU kernels implement 'minsum' and 'minsum-serial', "
+                                     f"got algorithm={self.decode_options['algorithm']!r}; decode it on the CPU")
+        self.launcher = launcher
         self.deframer_options = dict(deframer_options or {})
         self.reset()
 
@@ -1558,7 +1568,7 @@ class DPSKSampleReceiver:
         non-zero (non-erased) LLRs is not valid whatever the decoder says: it is underdetermined
         (all-zero LLRs, e.g. a gap of zero samples, satisfy every parity check as the all-zero
         codeword)."""
-        res = self.code.decode(cw, max_iter=self.link.max_iter, **self.decode_options)
+        res = self.code.decode(cw, max_iter=self.link.max_iter, launcher=self.launcher, **self.decode_options)
         seen = np.count_nonzero(cw, axis=1) >= self.code.k
         return [(bool(res.valid[i]) and bool(seen[i]), bool(res.parity_ok[i]), int(res.bch_corrected[i]),
                  int(res.iterations[i]), res.u_hat[i]) for i in range(cw.shape[0])]

@@ -330,9 +330,9 @@ def test_ring_buffer_bounds_and_batches():
 
 
 def test_receiver_arguments_checked(monkeypatch):
-    monkeypatch.setenv("MODEM_BACKEND", "gpu")
-    with pytest.raises(BackendUnavailable, match="run on the CPU"):
-        RealtimeReceiver(board="tcp://127.0.0.1:5")
+    monkeypatch.setenv("MODEM_BACKEND", "gpu")         # a decoder on the CPU is not run silently
+    with pytest.raises(BackendUnavailable, match="decoder runs on the CPU"):
+        RealtimeReceiver(board="tcp://127.0.0.1:5", decoder_factory=factory)
     monkeypatch.delenv("MODEM_BACKEND")
     with pytest.raises(ConfigError, match="exactly one"):
         RealtimeReceiver()

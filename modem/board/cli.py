@@ -223,9 +223,11 @@ def _run_receive(args) -> int:
     meta.update(parse_key_values(args.param))
     factory = None
     if meta.get("chain"):
+        from ..backend import fec_launcher  # noqa: PLC0415
         from ..offline import receiver_for  # noqa: PLC0415
-        receiver_for(meta)                                   # validate now: errors before any socket work
-        factory = lambda: receiver_for(meta)                 # noqa: E731
+        launcher = fec_launcher()                            # MODEM_BACKEND: the FEC decoder on the GPU or CPU
+        receiver_for(meta, launcher)                         # validate now: errors before any socket work
+        factory = lambda: receiver_for(meta, launcher)       # noqa: E731
     elif not args.out:
         raise ConfigError("no link parameters (give --meta, --param chain=..., or --control of a board that "
                           "reports them) and no --out to record the raw stream to: nothing to do")

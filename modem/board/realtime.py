@@ -419,15 +419,16 @@ class RealtimeReceiver:
                 is_loopback(ep)          # validates the endpoint syntax
         self.cfg = config or RealtimeConfig()
         self.stats = RealtimeStats()
-        # the backend the decoders run on, reported in status: the receivers of modem.offline.receiver_for
-        # run on the CPU, so MODEM_BACKEND=gpu is refused rather than silently run on the CPU
-        from ..backend import requested_backend  # noqa: PLC0415
-        self.backend = "cpu"
-        if requested_backend() == "gpu":
-            raise BackendUnavailable("RealtimeReceiver: MODEM_BACKEND=gpu requested, but the stream decoders "
-                                     "(modem.offline.receiver_for) run on the CPU; unset it or use cpu/auto")
         self.decoder_factory = decoder_factory
         self.decoder = decoder_factory() if decoder_factory is not None else None
+        # the backend the FEC decoder runs on (the decoder's ``launcher``: modem.offline.receiver_for(meta,
+        # modem.backend.fec_launcher())), reported in status; MODEM_BACKEND=gpu with a decoder on the CPU
+        # is refused rather than silently run on the CPU
+        from ..backend import launcher_name, requested_backend  # noqa: PLC0415
+        self.backend = launcher_name(getattr(self.decoder, "launcher", None))
+        if requested_backend() == "gpu" and self.decoder is not None and self.backend == "cpu":
+            raise BackendUnavailable("RealtimeReceiver: MODEM_BACKEND=gpu requested, but the decoder_factory's "
+                                     "decoder runs on the CPU (give it launcher=modem.backend.fec_launcher())")
         self.spec = spec if spec is not None else getattr(self.decoder, "spec", None)
         self.record = record or decoder_factory is None
         self.out_dir = Path(out_dir) if out_dir is not None else None

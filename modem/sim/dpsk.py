@@ -37,7 +37,7 @@ from .. import backend as be
 from ..channel.awgn import AWGNChannel
 from ..channel.fading import LognormalScintillation
 from ..channel.optical import NF_IDEAL_DB, PreampDLIReceiver, dli_detect
-from ..errors import BackendUnavailable, ConfigError
+from ..errors import ConfigError
 from ..framing.interleaver import ChannelInterleaver
 from ..framing.randomizer import pn8
 from ..modulation import dpsk
@@ -210,11 +210,9 @@ def run(args, progress=None) -> dict:
     """Run the simulation described by ``args`` (see :func:`add_arguments`); return the report."""
     from ..fec import dvbs2  # noqa: PLC0415  (the FEC package is imported only when simulating)
 
-    if be.requested_backend() == "gpu":
-        raise BackendUnavailable("the DPSK chain runs on the CPU in this build (no GPU path yet); "
-                                 "run with MODEM_BACKEND=cpu or auto")
-    backend = "cpu"
     _check(args)
+    launcher = be.fec_launcher()         # the LDPC + BCH decoder on the GPU where MODEM_BACKEND picks it
+    backend = be.launcher_name(launcher)
     code = dvbs2.code(args.frame, args.rate)
     k, n = int(code.k), int(code.n)
     rng = np.random.default_rng(args.seed)
@@ -231,7 +229,7 @@ def run(args, progress=None) -> dict:
         nonlocal t_decode
         for a in range(0, u.shape[0], args.batch):
             t1 = time.perf_counter()
-            res = code.decode(llr[a:a + args.batch], max_iter=args.max_iter)
+            res = code.decode(llr[a:a + args.batch], max_iter=args.max_iter, launcher=launcher)
             t_decode += time.perf_counter() - t1
             counter.update(u[a:a + args.batch], np.asarray(res.u_hat), np.asarray(res.iterations),
                            np.asarray(res.valid))
@@ -272,7 +270,7 @@ def run(args, progress=None) -> dict:
     if args.fading == "lognormal":
         params.update(scint_index=args.scint_index, coherence_ms=args.coherence_ms)
     raw_ber = link.raw_errors / link.raw_bits if link.raw_bits else float("nan")
-    return report("dpsk", counter, seconds, backend, params, backend_info=be.backend_info(backend),
+    return report("dpsk", counter, seconds, backend, params, backend_info=be.launcher_info(launcher),
                   interleaver=link.il.describe(),
                   interleaver_latency_s=link.il.latency_s, interleaver_memory_bits=link.il.memory_bits,
                   interleaver_blocks=blocks, simulated_link_s=float(fmt.bit_time(link.w)),

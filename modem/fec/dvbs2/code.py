@@ -18,7 +18,7 @@ from importlib import resources
 
 import numpy as np
 
-from ...backend import get_array_module, to_numpy
+from ...backend import get_array_module, results_to_host, to_numpy
 from ...errors import ConfigError, ShapeError
 from ...framing.bits import check_bits
 from .bch import BCHCode
@@ -220,7 +220,7 @@ class DVBS2Code:
         return c.reshape(lead + (self.n,))
 
     def decode(self, llr, max_iter: int = 50, algorithm: str = "minsum", scale: float = DEFAULT_SCALE,
-               offset: float = 0.0) -> DecodeResult:
+               offset: float = 0.0, launcher=None) -> DecodeResult:
         """Decode channel LLRs: layered LDPC decoding, then BCH decoding of the LDPC information part.
 
         Parameters
@@ -239,6 +239,13 @@ class DVBS2Code:
         scale, offset : min-sum check-node magnitude ``scale * max(min - offset, 0)``; scale None
             (default) takes the code's :attr:`minsum_scale`.
 
+        launcher : where NumPy input is decoded. None (default): the CPU implementation (Numba). A
+            kernel launcher (:func:`modem.backend.fec_launcher`, e.g. the GPU's): the CUDA kernels
+            ('minsum' and 'minsum-serial' only; 'sum-product' raises BackendUnavailable), the LLRs
+            copied to the launcher's device and the results back by this call (explicit here: the
+            kernel wrappers never copy), with the same decisions as the CPU path. CuPy input always
+            decodes on the GPU (on ``launcher`` where given) and its results stay there.
+
         Output: :class:`DecodeResult` with u_hat (..., k), parity_ok, bch_corrected, valid,
         iterations (...).
         """
@@ -252,9 +259,13 @@ class DVBS2Code:
         if not (0.0 < scale <= 1.0) or not (offset >= 0.0):
             raise ConfigError(f"{who}: need 0 < scale <= 1 and offset >= 0, got scale={scale}, offset={offset}")
         if get_array_module(llr) is not np:     # a CuPy array selects the GPU backend
-            from ...gpu.launch import default_launcher  # noqa: PLC0415
-            return self._decode_device(llr, int(max_iter), algorithm, float(scale), float(offset),
-                                       default_launcher())
+            if launcher is None:
+                from ...gpu.launch import default_launcher  # noqa: PLC0415
+                launcher = default_launcher()
+            return self._decode_device(llr, int(max_iter), algorithm, float(scale), float(offset), launcher)
+        if launcher is not None:                # host in, host out; the kernels on the launcher's device
+            return results_to_host(self._decode_device(launcher.xp.asarray(np.asarray(llr)), int(max_iter), algorithm,
+                                                       float(scale), float(offset), launcher))
         a = np.asarray(llr)
         if a.ndim == 0 or a.shape[-1] != self.n:
             raise ShapeError(f"{who}: llr must have last axis {self.n}, got shape {a.shape}")

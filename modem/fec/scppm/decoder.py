@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from ...backend import get_array_module
-from ...errors import ConfigError, ShapeError
+from ...backend import get_array_module, results_to_host
+from ...errors import BackendUnavailable, ConfigError, ShapeError
 from ...framing.crc import CRC32_HPE_POLY, crc_table
 from ...framing.randomizer import pn8
 from . import _cpu
@@ -61,13 +61,20 @@ class SCPPMDecoder:
     max_log : True for max-log-MAP, False (default) for exact log-MAP.
     ext_scale : scaling of the outer extrinsic LLRs fed back to the inner SISO in max-log mode
         (about 0.75 helps max-log); exact log-MAP needs none and ignores it.
+    launcher : where NumPy input is decoded. None (default): the CPU implementation (Numba). A
+        kernel launcher (:func:`modem.backend.fec_launcher`, e.g. the GPU's): the CUDA kernels
+        (``kernels/scppm_siso.cu``), the metric copied to the launcher's device and the results
+        back by this call (one transfer each way, explicit here: the kernel wrappers never copy),
+        so the caller stays on NumPy. Exact log-MAP only (``max_log`` with a launcher raises
+        BackendUnavailable). CuPy input always decodes on the GPU and its results stay there.
 
     Input  ``metric``: ``(*batch, S, M)`` float symbol log-likelihoods, ``metric[..., i, s] =
     ln P(y_i | pulse in slot s)`` up to a constant per symbol (e.g. counts * ln(1 + ns/nb)).
     Output :class:`DecodeResult` with batch shape ``(*batch,)``.
     """
 
-    def __init__(self, code: SCPPMCode, max_iter: int = 16, max_log: bool = False, ext_scale: float = 1.0):
+    def __init__(self, code: SCPPMCode, max_iter: int = 16, max_log: bool = False, ext_scale: float = 1.0,
+                 launcher=None):
         if not isinstance(code, SCPPMCode):
             raise ConfigError(f"SCPPMDecoder: code must be an SCPPMCode, got {type(code).__name__}")
         if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
@@ -79,6 +86,10 @@ class SCPPMDecoder:
         self.max_iter = int(max_iter)
         self.max_log = bool(max_log)
         self.ext_scale = float(ext_scale)
+        if launcher is not None and self.max_log:
+            raise BackendUnavailable("SCPPMDecoder: the GPU kernels implement exact log-MAP only; max_log=True "
+                                     "decodes on the CPU (launcher=None)")
+        self.launcher = launcher
         self._edge_bits = edge_bits(code.M)
         self._ginv = np.argsort(self._edge_bits[0]).astype(np.int64)      # inverse Gray map
         self._par = np.array([bin(v).count("1") & 1 for v in range(code.M // 2)], dtype=np.float64)
@@ -96,6 +107,9 @@ class SCPPMDecoder:
         if xp is not np:    # a CuPy array selects the GPU backend; outputs are CuPy arrays
             from ...gpu.launch import default_launcher  # noqa: PLC0415
             return self._decode_device(metric, default_launcher(), check)
+        if self.launcher is not None:     # host in, host out; the kernels on the launcher's device
+            y = self.launcher.xp.asarray(np.asarray(metric, dtype=np.float64))
+            return results_to_host(self._decode_device(y, self.launcher, check))
         y = np.asarray(metric, dtype=np.float64)
         if y.ndim < 2 or y.shape[-2:] != (c.S, c.M):
             raise ShapeError(f"SCPPMDecoder: metric must have shape (..., {c.S}, {c.M}) for M={c.M}, "
