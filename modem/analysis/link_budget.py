@@ -44,8 +44,8 @@ report's own numbers imply and that this module follows (the tests document both
 
 Required photons per pulse (line 24) come either from the study (``required="study"``) or from
 this modem's own SCPPM decoder (``required="measured"``): the detected signal photons per pulse at
-which the decoder reaches FER 1e-2 for the scenario's M, code rate and background ``nb`` (photons
-per slot), from ``scenarios/_sensitivity.toml`` (written by :func:`modem.analysis.curves.measure_sensitivity`),
+which the decoder reaches FER 1e-2 for the scenario's M, code rate and background ``nb`` (detected
+counts per slot, as the receiver and the measurements see it: efficiency already applied), from ``scenarios/_sensitivity.toml`` (written by :func:`modem.analysis.curves.measure_sensitivity`),
 divided by the detector efficiency to refer it to the detector input like the study's figure.
 Where no measurement exists for that (M, rate, nb), the fallback is the Poisson capacity limit
 plus the decoder's measured gap (from a measurement at the same M and rate, else the 0.8 dB that
@@ -194,7 +194,8 @@ class Scenario:
     code_rate: str = _f("", "code rate (1/2, 1, ...)", default="1")
     required_photons_per_pulse: float | None = _f("", "the study's required photons/pulse", default=None)
     required_power_dbm: float | None = _f("dBm", "the study's required power (OOK)", default=None)
-    nb: float = _f("", "background photons per slot at the detector (for --required measured)", default=0.1)
+    nb: float = _f("", "detected background counts per slot, dark counts included, as the receiver measures "
+                       "them: not referred to the detector input (for --required measured)", default=0.1)
     detector_efficiency: float = _f("", "detection efficiency (for --required measured)", default=1.0)
     range_label: str = _f("", "'Range' or 'Slant Range'", default="Range")
     notes: str = _f("", "free text", default="")
