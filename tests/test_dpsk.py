@@ -262,7 +262,9 @@ def test_llr_calibrated_monte_carlo(rng):
             continue
         p0 = np.mean(b[sel] == 0)
         pred = np.mean(1 / (1 + np.exp(-L[sel])))
-        assert abs(p0 - pred) < 5 * np.sqrt(pred * (1 - pred) / sel.sum()) + 0.01, (k, p0, pred)
+        # 5 sigma of the bin's binomial mean, no absolute slack: LLRs scaled by 0.95 or 1.05 fail
+        # (8.7 and 8.6 sigma in the worst bin, seed 1), the exact ones stay within 2 sigma
+        assert abs(p0 - pred) < 5 * np.sqrt(pred * (1 - pred) / sel.sum()), (k, p0, pred)
     assert np.mean(np.exp(-np.clip(L[b == 0], -30, 30))) == pytest.approx(1.0, rel=0.05)
     # the exact LLR carries more information than the Gaussian-moment one (reference 8.2)
     G = dpsk.llr_gaussian(xa, xb, ch.es, ch.sigma2)[0, 1:].astype(np.float64)
