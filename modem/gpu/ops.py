@@ -24,6 +24,14 @@ def _grid(n: int) -> int:
     return max(1, min(65535 * 8, -(-int(n) // BLOCK)))
 
 
+def _first(mask):
+    """Index tuple of the first True of a device or host boolean array (error paths only: it reads
+    the index back to the host)."""
+    from ..backend import to_numpy  # noqa: PLC0415
+    flat = int(to_numpy(mask.ravel().nonzero()[0][:1])[0])
+    return tuple(int(k) for k in np.unravel_index(flat, mask.shape))
+
+
 def _launcher_for(x, launcher):
     """(launcher or None for the CPU reference) from the input's array type."""
     if launcher is not None:
@@ -85,7 +93,11 @@ def slot_llr(counts, ns: float, nb: float, launcher=None):
     if c.dtype.kind not in "iufb":
         raise ShapeError(f"slot_llr: counts must be numeric, got dtype {c.dtype}")
     if c.dtype.kind == "f" and c.size and not bool(xp.isfinite(c).all()):
-        raise ShapeError("slot_llr: counts contain NaN or inf")
+        nan = xp.isnan(c)
+        if bool(nan.any()):           # the CPU's message (modem.channel.poisson.slot_llr)
+            raise ShapeError(f"slot_llr: counts contain NaN ({int(nan.sum())} entries), e.g. "
+                             f"{float(c[_first(nan)])!r}")
+        raise ShapeError(f"slot_llr: counts contain inf, e.g. {float(c[_first(xp.isinf(c))])!r}")
     if c.dtype.kind != "b" and c.size and bool((c < 0).any()):
         raise ShapeError(f"slot_llr: counts must be >= 0, found {c[c < 0].ravel()[0]!r}")
     cf = xp.ascontiguousarray(c, dtype=np.float32)
@@ -116,7 +128,7 @@ def massey_metric(llr, marker=None, *, polarity_free: bool = False, launcher=Non
     if llr.shape[-1] < a.size:
         raise ShapeError(f"massey_metric: llr must have last axis >= marker length {a.size}, got shape {llr.shape}")
     if llr.size and not bool(xp.isfinite(llr).all()):
-        raise ShapeError("massey_metric: llr must be finite")
+        raise ShapeError(f"massey_metric: llr must be finite, found {float(llr[_first(~xp.isfinite(llr))])}")
     n = llr.shape[-1]
     flat = xp.ascontiguousarray(llr.reshape(-1, n), dtype=np.float64)
     rows, n_pos = flat.shape[0], n - a.size + 1
@@ -144,7 +156,8 @@ def csm_llr(counts, pattern, M: int, w: float, launcher=None):
         raise ShapeError(f"csm_llr: counts must have shape (n, >= {M}), got {counts.shape}")
     pat = np.asarray(pattern, dtype=np.int32) if get_array_module(pattern) is np else pattern.get().astype(np.int32)
     if pat.size and (pat.min() < 0 or pat.max() >= M):
-        raise ConfigError(f"csm_llr: pattern symbols must be in 0..{M - 1}")
+        i = int(np.flatnonzero((pat < 0) | (pat >= M))[0])
+        raise ConfigError(f"csm_llr: pattern symbols must be in 0..{M - 1}, got {int(pat.ravel()[i])} at position {i}")
     n_sym, stride = (int(x) for x in counts.shape)
     n_pos = n_sym - pat.size + 1
     if n_pos <= 0:
@@ -195,10 +208,16 @@ def _dpsk(kind, xa, xb, es, sigma2, modes, erase, launcher):
                          f"and {type(xb).__name__}")
     a = xp.ascontiguousarray(xa, dtype=np.float64)
     b = xp.ascontiguousarray(xb, dtype=np.float64)
-    if a.size and not (bool(xp.isfinite(a).all()) and bool(xp.isfinite(b).all())):
-        raise ShapeError(f"{who}: port energies must be finite, found NaN/inf")
-    if a.size and (float(a.min()) < 0 or float(b.min()) < 0):
-        raise ShapeError(f"{who}: port energies must be >= 0, found min {min(float(a.min()), float(b.min()))}")
+    for name, v in (("xa", a), ("xb", b)):       # the CPU's messages (modem.modulation.dpsk._ports)
+        if v.size and not bool(xp.isfinite(v).all()):
+            i = _first(~xp.isfinite(v))
+            raise ShapeError(f"{who}: port energies must be finite (no NaN/inf), got {name}={float(v[i])!r} "
+                             f"at index {i}")
+    for name, v in (("xa", a), ("xb", b)):
+        if v.size and float(v.min()) < 0:
+            i = _first(v < 0)
+            raise ShapeError(f"{who}: port energies must be >= 0, got {name}={float(v[i])!r} at index {i} "
+                             f"(min {float(v.min())})")
     sigma2 = check_dpsk_kernel_parameters(who, sigma2, modes, kind, "pass NumPy arrays for the CPU path")
     for name, v in (("es", es), ("erase", erase)):         # no hidden host -> device upload either
         if v is not None and np.ndim(v) > 0 and get_array_module(v) is not get_array_module(xa):
@@ -213,7 +232,8 @@ def _dpsk(kind, xa, xb, es, sigma2, modes, erase, launcher):
         dpsk._broadcasts_to(tuple(np.shape(es)), a.shape, who, "es")
         es_arr = xp.ascontiguousarray(xp.broadcast_to(xp.asarray(es, dtype=np.float64), a.shape))
         if es_arr.size and (not bool(xp.isfinite(es_arr).all()) or float(es_arr.min()) < 0):
-            raise ConfigError(f"{who}: es (signal energy per bit) must be finite and >= 0")
+            raise ConfigError(f"{who}: es (signal energy per bit) must be finite and >= 0, got array with min "
+                              f"{float(es_arr.min())}")
         es_stride = 1
     if erase is None:
         er, er_stride = xp.zeros(1, dtype=np.uint8), 0
