@@ -8,6 +8,7 @@ FMA contraction (NVRTC/nvcc contract a*b+c by default); registers and shared mem
 point fit an H100 at the block sizes the wrappers launch; and the wrappers' input errors name the
 bad value as the CPU functions' do.
 """
+import hashlib
 import re
 import shutil
 
@@ -82,3 +83,95 @@ def test_dpsk_llr_bad_es_array_is_named():
         ops.dpsk_llr_gaussian(xa, xb, es, 0.5)
     with pytest.raises(ConfigError, match="-2.0"):
         ops.dpsk_llr_gaussian(xa, xb, es, 0.5, launcher=_emulated())
+
+
+# --------------------------------------------------------------------------------------------
+# Real block geometry and any thread order: every array every launch writes equals the
+# one-thread run's (a kernel whose threads raced on an address, or read what another thread of
+# the launch writes, would differ between the orders)
+# --------------------------------------------------------------------------------------------
+class _Recorder:
+    """A launcher that runs ``la`` and logs, after every launch, a digest of every array argument."""
+
+    def __init__(self, la):
+        self.la, self.xp, self.log = la, la.xp, []
+
+    def __call__(self, file, entry, grid, block, *args):
+        self.la(file, entry, grid, block, *args)
+        self.log.append((entry, grid, block, [hashlib.sha1(memoryview(a)).hexdigest() for a in args
+                                              if isinstance(a, np.ndarray)]))
+
+
+def _scppm_metric(M, F, ns_list, rng):
+    from modem.channel.poisson import simulate_counts  # noqa: PLC0415
+    from modem.fec.scppm import SCPPMCode, SCPPMReceiver, SCPPMTransmitter  # noqa: PLC0415
+    code = SCPPMCode(M, "1/2")
+    u = rng.integers(0, 2, (F, code.k), dtype=np.uint8)
+    x = SCPPMTransmitter(code).modulate(u)
+    y = np.concatenate([simulate_counts(x[f::len(ns_list)], ns, 0.1, rng) for f, ns in enumerate(ns_list)])
+    order = np.concatenate([np.arange(F)[f::len(ns_list)] for f in range(len(ns_list))])
+    y = y[np.argsort(order)]                    # codeword f was sent at ns_list[f % len]
+    rx = SCPPMReceiver(code, ns=1.0, nb=0.1)
+    return code, rx._symbol_metric(y, rx.weight)
+
+
+@pytest.mark.parametrize("M,F,orders", [(4, 1, (True, "reverse")), (32, 3, (True, "reverse")),
+                                        (256, 2, (True, "reverse")), (16, 257, ("reverse",))])
+def test_scppm_kernels_with_real_blocks_write_what_the_one_thread_run_writes(M, F, orders):
+    """All five SCPPM kernels (channel probabilities, stage sums, recursions, extrinsics scattered
+    through the interleaver, outer SISO + CRC): every array after every launch, over iterations
+    where some codewords stop (CRC good: later launches skip them) and others go on. M = 32 has an
+    odd log2 M, M = 256 is the largest instantiation; F = 257 leaves the second block of the
+    per-codeword kernels one live thread. Decisions, flags, iterations also equal the CPU's."""
+    from modem.fec.scppm import SCPPMDecoder  # noqa: PLC0415
+    rng = np.random.default_rng(M + F)
+    code, metric = _scppm_metric(M, F, [6.0, 1.0, 3.0], rng)
+    dec = SCPPMDecoder(code, max_iter=3 if F < 100 else 2)
+    ref = dec.decode(metric)
+    assert F < 3 or (ref.iterations == 1).any() and (ref.iterations > 1).any()
+    seq = _Recorder(_emulated())
+    out = dec._decode_device(metric, seq)
+    for f in ("u_hat", "crc_ok", "iterations"):
+        np.testing.assert_array_equal(getattr(out, f), getattr(ref, f), err_msg=f)
+    for order in orders:
+        thr = _Recorder(_emulated(order))
+        dec._decode_device(metric, thr)
+        assert [e[:3] for e in thr.log] == [e[:3] for e in seq.log]
+        for k, (a, b) in enumerate(zip(thr.log, seq.log)):
+            assert a[3] == b[3], f"launch {k} ({a[0]}, threads={order}): arrays {a[3]} != {b[3]}"
+
+
+def test_front_end_kernels_with_real_blocks_in_any_order_write_what_the_one_thread_run_writes(rng):
+    """Sync correlation (Massey, CSM), DPSK exact LLRs, BCH remainders, and slot binning with many
+    tags per slot (atomic increments from threads of one block): the real block size, threads in
+    order and reversed, equal the one-thread run and the CPU (tests/test_gpu_review.py covers the
+    Gaussian DPSK LLRs and slot LLRs with threads in order)."""
+    from modem.fec.dvbs2 import _gpu  # noqa: PLC0415
+    from modem.fec.dvbs2.code import code as dvbs2_code  # noqa: PLC0415
+    c = dvbs2_code("short", "1/2")
+    words = rng.integers(0, 2, (130, c.k_ldpc), dtype=np.uint8)       # 130 > BCH_BLOCK: two blocks
+    words[::3] = c.bch.encode(rng.integers(0, 2, (44, c.bch.k), dtype=np.uint8))
+    llr = rng.normal(0.0, 3.0, (3, 301))
+    counts = rng.poisson(0.3, (600, 20)).astype(np.int64)
+    tags = np.sort(rng.integers(10**9, 10**9 + 4 * 10**5, 5000)).astype(np.int64)   # ~12 tags per slot
+    xa, xb = rng.exponential(2.0, 1001), rng.exponential(1.0, 1001)
+    pattern = rng.integers(0, 16, 24)
+
+    def run(la):
+        return {"massey": ops.massey_metric(llr, polarity_free=True, launcher=la),
+                "csm": ops.csm_llr(counts, pattern, 16, 1.7, launcher=la),
+                "exact1": ops.dpsk_llr_exact(xa, xb, 2.0, 0.5, 1, launcher=la),
+                "exact2": ops.dpsk_llr_exact(xa, xb, 2.0, 0.5, 2, launcher=la),
+                "bch": _gpu.bch_nonzero_gpu(words, c.k_ldpc, c.ldpc, c.bch, la),
+                "bins": ops.bin_slots(tags, 1e9 - 0.5, 1000.0 / 3.0, 1201, launcher=la)}
+
+    ref = run(_emulated())
+    np.testing.assert_array_equal(ref["bch"], (np.arange(130) % 3 != 0).astype(np.uint8))
+    np.testing.assert_array_equal(ref["bins"], ops.bin_slots(tags, 1e9 - 0.5, 1000.0 / 3.0, 1201))
+    assert ref["bins"].max() > 8
+    np.testing.assert_allclose(ref["csm"], ops.csm_llr(counts, pattern, 16, 1.7), rtol=1e-12, atol=1e-10)
+    for order in (True, "reverse"):
+        out = run(_emulated(order))
+        for k in ref:
+            for a, b in zip(out[k] if k == "massey" else [out[k]], ref[k] if k == "massey" else [ref[k]]):
+                np.testing.assert_array_equal(a, b, err_msg=f"{k} threads={order}")
