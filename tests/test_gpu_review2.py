@@ -11,6 +11,8 @@ bad value as the CPU functions' do.
 import hashlib
 import re
 import shutil
+import struct
+import subprocess
 
 import numpy as np
 import pytest
@@ -175,3 +177,72 @@ def test_front_end_kernels_with_real_blocks_in_any_order_write_what_the_one_thre
         for k in ref:
             for a, b in zip(out[k] if k == "massey" else [out[k]], ref[k] if k == "massey" else [ref[k]]):
                 np.testing.assert_array_equal(a, b, err_msg=f"{k} threads={order}")
+
+
+# --------------------------------------------------------------------------------------------
+# FMA contraction (on by default in NVRTC and nvcc): it cannot change a BIT-EXACT kernel
+# --------------------------------------------------------------------------------------------
+NVCC = shutil.which("nvcc")
+
+#: Entry points whose results kernels/README.md declares bit-exact against the CPU, by file.
+BIT_EXACT = {"slot_binning": ("slot_bin_counts", "slot_llr_f32"), "dpsk_llr": ("dpsk_llr_gaussian_f32",),
+             "ldpc_layered_i16": ("ldpc_layered_i16",), "bch_syndrome": ("bch_remainder_nonzero",)}
+
+
+def _elf_sections(data: bytes) -> dict:
+    """{name: bytes} of the sections of a 64-bit little-endian ELF file (a CUBIN)."""
+    assert data[:5] == b"\x7fELF\x02"
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    hdrs = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    names = hdrs[shstrndx][4]
+    return {data[names + h[0]:data.index(b"\0", names + h[0])].decode(): data[h[4]:h[4] + h[5]]
+            for h in hdrs if h[1] != 8}                        # SHT_NOBITS has no bytes in the file
+
+
+def _nvcc_as_cupy(name, tmp_path, *extra, kind="-cubin"):
+    """kernels/<name>.cu compiled by nvcc with the options CuPy's NVRTC call gets (ours, -ftz=true,
+    sm_90), plus ``extra``; returns the output file's bytes."""
+    from modem.gpu import loader, nvrtc  # noqa: PLC0415
+    out = tmp_path / f"{name}{'_'.join(extra)}.out"
+    opts = [o for o in loader.compile_options() + nvrtc.CUPY_ADDED_OPTIONS if o != "--device-as-default-execution-space"]
+    subprocess.run([NVCC, *opts, "-arch=sm_90", kind, *extra, "-o", str(out),
+                    str(loader.kernel_dir() / f"{name}.cu")], check=True, capture_output=True)
+    return out.read_bytes()
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc not installed")
+@pytest.mark.parametrize("name", sorted(BIT_EXACT))
+def test_bit_exact_kernels_compile_to_the_same_code_with_and_without_fma_contraction(name, tmp_path):
+    """A GPU compiler fuses a*b + c into one rounding where the source leaves it free to; the CPU
+    twins round twice. The bit-exact kernels use __fmul_rn / __dadd_rn ... where a product meets a
+    sum, or have no such pair: their sm_90 machine code is identical with --fmad=true (the default
+    CuPy compiles with) and --fmad=false, so contraction cannot change one of their results."""
+    on = _elf_sections(_nvcc_as_cupy(name, tmp_path, "--fmad=true"))
+    off = _elf_sections(_nvcc_as_cupy(name, tmp_path, "--fmad=false"))
+    for entry in BIT_EXACT[name]:
+        sec = [k for k in on if k.startswith(f".text._Z{len(entry)}{entry}")]
+        assert len(sec) == 1, (entry, sorted(on))
+        assert on[sec[0]] == off[sec[0]], f"{entry}: FMA contraction changes the machine code"
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc not installed")
+def test_the_float_min_sum_kernel_fuses_only_its_exact_sign_product(tmp_path):
+    """ldpc_minsum_decode_f32 does contract: L[v] = t + s * mag becomes fma(s, mag, t). s is +-1, so
+    the product is exact and the fused result is the CPU's t + rr bit for bit. Every fma in its PTX
+    comes from that source line (a contraction anywhere else would break the bit-exact claim)."""
+    from modem.gpu.loader import kernel_dir  # noqa: PLC0415
+    src = (kernel_dir() / "ldpc_minsum.cu").read_text().splitlines()
+    line = [i + 1 for i, s in enumerate(src) if s.strip() == "L[v] = t + rr;"]
+    assert len(line) == 1
+    ptx = _nvcc_as_cupy("ldpc_minsum", tmp_path, "-lineinfo", kind="--ptx").decode()
+    files, loc, fma_at = {}, None, []
+    for s in ptx.splitlines():
+        s = s.strip()
+        if s.startswith(".file"):
+            files[s.split()[1]] = s.split()[2].strip('"').split("/")[-1]
+        elif s.startswith(".loc"):
+            loc = (files[s.split()[1]], int(s.split()[2].rstrip(",")))
+        elif s.startswith("fma."):
+            fma_at.append(loc)
+    assert fma_at and set(fma_at) == {("ldpc_minsum.cu", line[0])}, fma_at
