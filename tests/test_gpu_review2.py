@@ -186,7 +186,11 @@ NVCC = shutil.which("nvcc")
 
 #: Entry points whose results kernels/README.md declares bit-exact against the CPU, by file.
 BIT_EXACT = {"slot_binning": ("slot_bin_counts", "slot_llr_f32"), "dpsk_llr": ("dpsk_llr_gaussian_f32",),
-             "ldpc_layered_i16": ("ldpc_layered_i16",), "bch_syndrome": ("bch_remainder_nonzero",)}
+             "ldpc_layered_i16": ("ldpc_layered_i16",), "bch_syndrome": ("bch_remainder_nonzero",),
+             "ldpc_minsum": ("ldpc_minsum_decode_f32",)}
+#: Contractions known to be exact, pinned for the comparison: ldpc_minsum's L[v] = t + s * mag
+#: becomes fma(s, mag, t), and s is +-1, so the product is exact and the fused result the CPU's.
+EXACT_FMA = {"ldpc_minsum": ("L[v] = t + rr;", "L[v] = __fadd_rn(t, rr);")}
 
 
 def _elf_sections(data: bytes) -> dict:
@@ -200,49 +204,35 @@ def _elf_sections(data: bytes) -> dict:
             for h in hdrs if h[1] != 8}                        # SHT_NOBITS has no bytes in the file
 
 
-def _nvcc_as_cupy(name, tmp_path, *extra, kind="-cubin"):
-    """kernels/<name>.cu compiled by nvcc with the options CuPy's NVRTC call gets (ours, -ftz=true,
-    sm_90), plus ``extra``; returns the output file's bytes."""
+def _cubin_as_cupy(src, tmp_path, fmad):
+    """The sm_90 CUBIN of ``src`` (a .cu file) compiled by nvcc with the options CuPy's NVRTC call
+    gets (ours, -ftz=true) and --fmad=<fmad>."""
     from modem.gpu import loader, nvrtc  # noqa: PLC0415
-    out = tmp_path / f"{name}{'_'.join(extra)}.out"
+    out = tmp_path / f"{src.stem}_{fmad}.cubin"
     opts = [o for o in loader.compile_options() + nvrtc.CUPY_ADDED_OPTIONS if o != "--device-as-default-execution-space"]
-    subprocess.run([NVCC, *opts, "-arch=sm_90", kind, *extra, "-o", str(out),
-                    str(loader.kernel_dir() / f"{name}.cu")], check=True, capture_output=True)
-    return out.read_bytes()
+    subprocess.run([NVCC, *opts, "-arch=sm_90", "-cubin", f"--fmad={fmad}", "-o", str(out), str(src)],
+                   check=True, capture_output=True)
+    return _elf_sections(out.read_bytes())
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc not installed")
 @pytest.mark.parametrize("name", sorted(BIT_EXACT))
 def test_bit_exact_kernels_compile_to_the_same_code_with_and_without_fma_contraction(name, tmp_path):
-    """A GPU compiler fuses a*b + c into one rounding where the source leaves it free to; the CPU
-    twins round twice. The bit-exact kernels use __fmul_rn / __dadd_rn ... where a product meets a
-    sum, or have no such pair: their sm_90 machine code is identical with --fmad=true (the default
-    CuPy compiles with) and --fmad=false, so contraction cannot change one of their results."""
-    on = _elf_sections(_nvcc_as_cupy(name, tmp_path, "--fmad=true"))
-    off = _elf_sections(_nvcc_as_cupy(name, tmp_path, "--fmad=false"))
+    """A GPU compiler (NVVM, and ptxas on plain mul/add pairs) fuses a*b + c into one rounding where
+    the source leaves it free to; the CPU twins round twice. The bit-exact kernels use __fmul_rn /
+    __dadd_rn ... where a product meets a sum, or have no such pair: their sm_90 machine code is
+    identical with --fmad=true (what CuPy compiles with) and --fmad=false, so contraction cannot
+    change one of their results (ldpc_minsum: once its one exact contraction is pinned, above)."""
+    from modem.gpu.loader import kernel_dir  # noqa: PLC0415
+    text = (kernel_dir() / f"{name}.cu").read_text()
+    if name in EXACT_FMA:
+        old, new = EXACT_FMA[name]
+        assert text.count(old) == 1
+        text = text.replace(old, new)
+    src = tmp_path / f"{name}.cu"
+    src.write_text(text)
+    on, off = _cubin_as_cupy(src, tmp_path, "true"), _cubin_as_cupy(src, tmp_path, "false")
     for entry in BIT_EXACT[name]:
         sec = [k for k in on if k.startswith(f".text._Z{len(entry)}{entry}")]
         assert len(sec) == 1, (entry, sorted(on))
         assert on[sec[0]] == off[sec[0]], f"{entry}: FMA contraction changes the machine code"
-
-
-@pytest.mark.skipif(NVCC is None, reason="nvcc not installed")
-def test_the_float_min_sum_kernel_fuses_only_its_exact_sign_product(tmp_path):
-    """ldpc_minsum_decode_f32 does contract: L[v] = t + s * mag becomes fma(s, mag, t). s is +-1, so
-    the product is exact and the fused result is the CPU's t + rr bit for bit. Every fma in its PTX
-    comes from that source line (a contraction anywhere else would break the bit-exact claim)."""
-    from modem.gpu.loader import kernel_dir  # noqa: PLC0415
-    src = (kernel_dir() / "ldpc_minsum.cu").read_text().splitlines()
-    line = [i + 1 for i, s in enumerate(src) if s.strip() == "L[v] = t + rr;"]
-    assert len(line) == 1
-    ptx = _nvcc_as_cupy("ldpc_minsum", tmp_path, "-lineinfo", kind="--ptx").decode()
-    files, loc, fma_at = {}, None, []
-    for s in ptx.splitlines():
-        s = s.strip()
-        if s.startswith(".file"):
-            files[s.split()[1]] = s.split()[2].strip('"').split("/")[-1]
-        elif s.startswith(".loc"):
-            loc = (files[s.split()[1]], int(s.split()[2].rstrip(",")))
-        elif s.startswith("fma."):
-            fma_at.append(loc)
-    assert fma_at and set(fma_at) == {("ldpc_minsum.cu", line[0])}, fma_at
