@@ -236,3 +236,47 @@ def test_bit_exact_kernels_compile_to_the_same_code_with_and_without_fma_contrac
         sec = [k for k in on if k.startswith(f".text._Z{len(entry)}{entry}")]
         assert len(sec) == 1, (entry, sorted(on))
         assert on[sec[0]] == off[sec[0]], f"{entry}: FMA contraction changes the machine code"
+
+
+# --------------------------------------------------------------------------------------------
+# Registers and shared memory of every entry point against an H100, at the wrappers' block sizes
+# --------------------------------------------------------------------------------------------
+def _block_sizes() -> dict:
+    """Threads per block each wrapper launches an entry point with, by kernel file."""
+    from modem.fec.dvbs2 import _gpu as dvb  # noqa: PLC0415
+    from modem.fec.scppm import _gpu as scppm  # noqa: PLC0415
+    return {"slot_binning": ops.BLOCK, "sync_correlate": ops.BLOCK, "dpsk_llr": ops.BLOCK,
+            "scppm_siso": scppm.BLOCK, "ldpc_minsum": dvb.LDPC_BLOCK, "ldpc_layered_i16": dvb.I16_BLOCK,
+            "bch_syndrome": dvb.BCH_BLOCK}
+
+
+def test_every_entry_point_fits_an_h100_at_its_block_size():
+    """NVRTC as CuPy runs it (ptxas -v): per block at most 65536 registers (allocated per warp in
+    units of 256, i.e. per thread rounded up to 8) and 48 KB of static shared memory (the limit
+    without an opt-in), no register spills, every entry point of every file (SCPPM up to M = 256;
+    the 16-bit LDPC kernel's 360 x (32 + 4) int16 rows: 25.9 KB)."""
+    from modem.gpu import loader, nvrtc  # noqa: PLC0415
+    if nvrtc.find_libnvrtc() is None:
+        pytest.skip("libnvrtc not found (CUDA toolkit or the nvidia-cuda-nvrtc wheel)")
+    blocks, seen = _block_sizes(), {}
+    for name, entries in loader.KERNEL_FILES.items():
+        r = nvrtc.compile_source(loader.module_source(name), entries, loader.compile_options()
+                                 + nvrtc.CUPY_ADDED_OPTIONS + ("-arch=sm_90", "--ptxas-options=-v"))
+        entry_of = {v: k for k, v in r.lowered.items()}
+        cur = None
+        for line in r.log.splitlines():
+            m = re.search(r"Compiling entry function '(\S+)'", line)
+            if m:
+                cur = entry_of[m.group(1)]
+            m = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", line)
+            if m:
+                assert m.groups() == ("0", "0"), (cur, line)
+            m = re.search(r"Used (\d+) registers(?:.*?(\d+) bytes smem)?", line)
+            if m:
+                regs, smem = int(m.group(1)), int(m.group(2) or 0)
+                warps = -(-blocks[name] // 32)
+                assert -(-regs // 8) * 8 * 32 * warps <= 65536, (cur, regs, blocks[name])
+                assert smem <= 48 * 1024, (cur, smem)
+                seen[cur] = (regs, smem)
+    assert set(seen) == {e for es in loader.KERNEL_FILES.values() for e in es}
+    assert seen["ldpc_layered_i16"][1] == 2 * 360 * (32 + 4) + 8 + 4
