@@ -505,9 +505,10 @@ def estimate_channel_delays_chunks(chunks, slot_width_ps: float, max_delay_ps: f
 
     Why the best of the first window with signal and the next ones, not the first: the first is
     usually the one in which the link comes up part-way, with fewer coincidences, a weaker tooth and
-    less precise delays (a 16-PPM 4-pixel pass measured 17 sigma and 14 ps errors there, 85 sigma and
-    2 ps in the next window), and a weak pixel may only resolve in the next one; the significance
-    grows with the coincidences, as the precision of the delays does. Why not "the first window
+    less precise delays, and a weak pixel may only resolve in the next one; the significance grows
+    with the coincidences, as the precision of the delays does (30 simulated 16-PPM 4-pixel passes,
+    windows of 10**4 tags: the first window with signal was off by up to 24 ps, at 13.5 sigma; the
+    best of it and the next by at most 7 ps, at 47 sigma or more). Why not "the first window
     where every channel resolves": a pixel without signal (dead, outside the spot) never resolves,
     and waiting for it would read the pass to the cap. ``agreement_ps`` compares the windows with
     signal: two independent measures of the same delays.
