@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <algorithm>
+#include <cstring>
 #ifdef MODEM_EMULATE_THREADS
 #include <functional>
 #include <vector>
@@ -103,6 +104,28 @@ using std::exp; using std::log; using std::log1p; using std::fabs; using std::sq
 using std::fmin; using std::fmax; using std::rint;
 inline double cyl_bessel_i0(double x) { return std::cyl_bessel_i(0.0, x); }
 inline double cyl_bessel_i1(double x) { return std::cyl_bessel_i(1.0, x); }
+
+#ifdef MODEM_EMULATE_ULP_NOISE
+// A stand-in for the device's libm (tests/test_gpu_review2.py): CUDA's double exp, log and log1p
+// are within 1 ulp of the exact value, not correctly rounded like glibc's (nearly always), so a
+// GPU can differ from the CPU by an ulp there. Each result is moved one ulp up or down, the
+// direction taken from the argument's bits. Built with -mfma -ffp-contract=fast as well, the
+// emulation then rounds like a GPU might: claims of identical decisions can be checked on it.
+inline double modem_ulp_noise(double x, double r) {
+  uint64_t b;
+  std::memcpy(&b, &x, sizeof b);
+  b ^= b >> 29;
+  b *= 0x9E3779B97F4A7C15ull;
+  b ^= b >> 32;
+  return std::nextafter(r, (b & 1) ? HUGE_VAL : -HUGE_VAL);
+}
+inline double modem_noisy_exp(double x) { return modem_ulp_noise(x, std::exp(x)); }
+inline double modem_noisy_log(double x) { return modem_ulp_noise(x, std::log(x)); }
+inline double modem_noisy_log1p(double x) { return modem_ulp_noise(x, std::log1p(x)); }
+#define exp(x) modem_noisy_exp(x)
+#define log(x) modem_noisy_log(x)
+#define log1p(x) modem_noisy_log1p(x)
+#endif
 
 // Run a kernel over a grid: MODEM_EMULATE(kernel, grid, block, args...)
 #ifdef MODEM_EMULATE_THREADS

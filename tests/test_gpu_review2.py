@@ -280,3 +280,66 @@ def test_every_entry_point_fits_an_h100_at_its_block_size():
                 seen[cur] = (regs, smem)
     assert set(seen) == {e for es in loader.KERNEL_FILES.values() for e in es}
     assert seen["ldpc_layered_i16"][1] == 2 * 360 * (32 + 4) + 8 + 4
+
+
+# --------------------------------------------------------------------------------------------
+# SCPPM decisions with GPU-like rounding: FMA contraction and a libm that is off by an ulp
+# --------------------------------------------------------------------------------------------
+def _gpu_like_launcher(tmp_path):
+    """Host emulation built with -mfma -ffp-contract=fast (a*b + c fused where the compiler likes,
+    as NVRTC does) and MODEM_EMULATE_ULP_NOISE (exp / log / log1p one ulp off, see
+    kernels/host_emulation.cuh), in its own cache directory (the cache key ignores flags)."""
+    import os  # noqa: PLC0415
+    from modem.gpu.launch import HostEmulationLauncher  # noqa: PLC0415
+    gxx = shutil.which("g++")
+    if gxx is None:
+        pytest.skip("host emulation of the kernels needs g++")
+    try:
+        has_fma = "fma" in open("/proc/cpuinfo").read().split()
+    except OSError:
+        has_fma = False
+    if not has_fma:
+        pytest.skip("no FMA instructions on this CPU (or no /proc/cpuinfo to tell)")
+    wrapper = tmp_path / "gxx_gpu_like"
+    wrapper.write_text(f'#!/bin/sh\nexec "{gxx}" -mfma -ffp-contract=fast -DMODEM_EMULATE_ULP_NOISE "$@"\n')
+    wrapper.chmod(0o755)
+    os.environ["CXX"] = str(wrapper)
+    try:
+        la = HostEmulationLauncher(cache_dir=str(tmp_path / "cache"))
+        la("scppm_siso", "scppm_inner_recursions", 1, 1, np.ones(4), np.zeros(1, np.int32), np.zeros(4),
+           np.zeros(2), 1, 1)                                      # the library is built now
+    finally:
+        del os.environ["CXX"]
+    return la
+
+
+def test_scppm_decisions_flags_iterations_survive_gpu_like_rounding(tmp_path):
+    """kernels/README.md: soft values agree to rounding, decisions / CRC / iterations are expected
+    identical. On the host emulation with GPU-like rounding (FMA contraction; exp, log1p one ulp
+    off), codewords near the decoding threshold (some failing, some stopping late) give the CPU's
+    decoded bits, CRC flags and iteration counts, while the soft values do differ (the rounding
+    really changed)."""
+    from modem.analysis.capacity import ns_capacity_limit  # noqa: PLC0415
+    from modem.channel.poisson import simulate_counts  # noqa: PLC0415
+    from modem.fec.scppm import SCPPMCode, SCPPMDecoder, SCPPMReceiver, SCPPMTransmitter  # noqa: PLC0415
+    la = _gpu_like_launcher(tmp_path)
+    rng = np.random.default_rng(11)
+    failed = late = 0
+    for M, F in ((16, 12), (64, 8)):
+        code = SCPPMCode(M, "1/2")
+        ns = ns_capacity_limit(M, "1/2", 0.1) * 10 ** (0.4 / 10)
+        u = rng.integers(0, 2, (F, code.k), dtype=np.uint8)
+        rx = SCPPMReceiver(code, ns=ns, nb=0.1)
+        metric = rx._symbol_metric(simulate_counts(SCPPMTransmitter(code).modulate(u), ns, 0.1, rng), rx.weight)
+        dec = SCPPMDecoder(code, max_iter=20)
+        ref = dec.decode(metric)
+        gpu_like, plain = _Recorder(la), _Recorder(_emulated())
+        out = dec._decode_device(metric, gpu_like)
+        dec._decode_device(metric, plain)
+        for f in ("u_hat", "crc_ok", "iterations"):
+            np.testing.assert_array_equal(getattr(out, f), getattr(ref, f), err_msg=f"M={M} {f}")
+        assert gpu_like.log[0][3] != plain.log[0][3]               # channel probabilities differ
+        assert gpu_like.log[3][3] != plain.log[3][3]               # and the extrinsics
+        failed += int((~ref.crc_ok).sum())
+        late += int((ref.iterations[ref.crc_ok] > 10).sum())
+    assert failed and late
