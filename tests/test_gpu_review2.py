@@ -343,3 +343,27 @@ def test_scppm_decisions_flags_iterations_survive_gpu_like_rounding(tmp_path):
         failed += int((~ref.crc_ok).sum())
         late += int((ref.iterations[ref.crc_ok] > 10).sum())
     assert failed and late
+
+
+def test_scppm_codewords_with_a_fade_give_the_cpus_flags_and_iterations():
+    """Symbols without a single photon (a fade: metric 0, channel probabilities exactly 1) make
+    exact ties in the a posteriori values of the bits they carry. A codeword with 5 % of its
+    symbols faded still decodes (bits, flags, iterations equal the CPU's); with 12 % it fails on
+    both with the same flags and iteration counts. Its decoded bits are not compared: where a bit's
+    two sums are equal in exact arithmetic, the summation order (CPU butterfly vs per-bit sums)
+    decides the tie, and the bits of such a failed codeword can differ (seen: a bit or two of a
+    M = 16 codeword with a 10 % fade; half the bits of an almost empty codeword; kernels/README.md)."""
+    from modem.fec.scppm import SCPPMDecoder  # noqa: PLC0415
+    rng = np.random.default_rng(5)
+    code, metric = _scppm_metric(16, 6, [3.0], rng)
+    for f, frac in enumerate([0.05, 0.05, 0.05, 0.12, 0.12, 0.12]):
+        n0 = int(frac * code.S)
+        s0 = rng.integers(0, code.S - n0)
+        metric[f, s0:s0 + n0] = 0.0
+    dec = SCPPMDecoder(code, max_iter=12)
+    ref = dec.decode(metric)
+    assert list(ref.crc_ok) == [True] * 3 + [False] * 3
+    out = dec._decode_device(metric, _emulated())
+    np.testing.assert_array_equal(out.crc_ok, ref.crc_ok)
+    np.testing.assert_array_equal(out.iterations, ref.iterations)
+    np.testing.assert_array_equal(out.u_hat[:3], ref.u_hat[:3])
