@@ -2,13 +2,17 @@
 // scppm_siso.cu -- SCPPM iterative decoder (CCSDS 142.0-B-1), exact log-MAP in the probability
 // domain, many codewords at once.
 //
-// Mirrors modem/fec/scppm/_cpu.py (channel_probabilities, inner_siso_prob, outer_siso_prob,
-// turbo_decode with max_log=False): same trellises, same per-stage normalisation of the forward
-// and backward recursions, same likelihood-ratio clipping (exp(+-60)), same CRC-32 early stop.
-// Arithmetic is float64 as on the CPU; sums are taken in a different order (per-bit
-// accumulation instead of the CPU butterfly; 2x2 stage matrices instead of edge loops), so soft
-// values agree to rounding and the decoded bits / CRC flags are expected to be identical
-// (tests/test_gpu_equivalence.py). Declared: TOLERANCE (soft), BIT-EXACT EXPECTED (decisions).
+// Mirrors modem/fec/scppm/_cpu.py (turbo_decode_stages, the decoder's default exact log-MAP:
+// channel_probabilities_t, inner_siso_stages, outer_siso_stages; the SISOs of turbo_decode with
+// max_log=False): same trellises, same per-stage normalisation of the forward and backward
+// recursions, same likelihood-ratio clipping (exp(+-60)), same CRC-32 early stop. Arithmetic is
+// float64 as on the CPU, the same operations in the same order except the inner extrinsic sums
+// (per-bit accumulation here, the CPU's butterfly there), so soft values agree to rounding and
+// the CRC flags, iterations and decoded bits are expected to be identical
+// (tests/test_gpu_equivalence.py; with GPU-like rounding tests/test_gpu_review2.py). Exception:
+// a bit whose two sums tie exactly (its symbols carried no photon) is decided by the rounding;
+// such a bit has lost its information, and its codeword failed its CRC on both in every case
+// tried. Declared: TOLERANCE (soft), BIT-EXACT EXPECTED (flags, iterations, decoded bits).
 //
 // Decomposition (why it parallelises): the inner trellis has 2 states and M parallel edges per
 // state and stage. Summing the edges of a stage by (from-state, parity of the input pattern)

@@ -352,7 +352,7 @@ def test_scppm_codewords_with_a_fade_give_the_cpus_flags_and_iterations():
     both with the same flags and iteration counts. Its decoded bits are not compared: where a bit's
     two sums are equal in exact arithmetic, the summation order (CPU butterfly vs per-bit sums)
     decides the tie, and the bits of such a failed codeword can differ (seen: a bit or two of a
-    M = 16 codeword with a 10 % fade; half the bits of an almost empty codeword; kernels/README.md)."""
+    M = 16 codeword with a 10 % fade; hundreds in an almost photon-free one; kernels/README.md)."""
     from modem.fec.scppm import SCPPMDecoder  # noqa: PLC0415
     rng = np.random.default_rng(5)
     code, metric = _scppm_metric(16, 6, [3.0], rng)
