@@ -9,10 +9,14 @@ point fit an H100 at the block sizes the wrappers launch; and the wrappers' inpu
 bad value as the CPU functions' do.
 """
 import hashlib
+import inspect
+import os
 import re
 import shutil
 import struct
 import subprocess
+import textwrap
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -289,13 +293,13 @@ def _gpu_like_launcher(tmp_path):
     """Host emulation built with -mfma -ffp-contract=fast (a*b + c fused where the compiler likes,
     as NVRTC does) and MODEM_EMULATE_ULP_NOISE (exp / log / log1p one ulp off, see
     kernels/host_emulation.cuh), in its own cache directory (the cache key ignores flags)."""
-    import os  # noqa: PLC0415
     from modem.gpu.launch import HostEmulationLauncher  # noqa: PLC0415
     gxx = shutil.which("g++")
     if gxx is None:
         pytest.skip("host emulation of the kernels needs g++")
     try:
-        has_fma = "fma" in open("/proc/cpuinfo").read().split()
+        with open("/proc/cpuinfo") as f:
+            has_fma = "fma" in f.read().split()
     except OSError:
         has_fma = False
     if not has_fma:
@@ -443,11 +447,10 @@ class _LazyDevice:
         return out
 
 
-def _lazy_run(batches, launcher=None):
-    from types import SimpleNamespace  # noqa: PLC0415
+def _lazy_run(batches):
     from modem.gpu import pipeline  # noqa: PLC0415
     dev = _LazyDevice()
-    ov = pipeline._Overlap(launcher or SimpleNamespace(xp=dev, stream=None))
+    ov = pipeline._Overlap(SimpleNamespace(xp=dev, stream=None))
 
     def finish(res):
         assert res.ready, "result read back before its kernel ran"
@@ -472,8 +475,6 @@ def test_lazy_device_catches_a_kernel_queued_before_its_transfer(rng, monkeypatc
     runs on what its device buffer held before (another batch, or nothing yet). (stage()'s waits for
     the slot's last copy and last kernel cannot be shown missing this way: _run reads batch i back
     before it stages batch i+2 into the same slot, which already orders both.)"""
-    import inspect  # noqa: PLC0415
-    import textwrap  # noqa: PLC0415
     from modem.gpu import pipeline  # noqa: PLC0415
     src = textwrap.dedent(inspect.getsource(pipeline._Overlap.compute))
     line = "self.compute_stream.wait_event(self.h2d_done[slot])"
