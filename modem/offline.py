@@ -56,7 +56,7 @@ __all__ = ["receiver_for", "decode_capture", "decode_many", "measure_channel_del
 
 #: records (time tags or samples) per chunk read from a capture
 DEFAULT_CHUNK = 1 << 18
-#: time tags read from the start of a capture to measure its channel delays (``deskew="auto"``)
+#: time tags per window in which the channel delays are measured (``deskew="auto"``, windows along the pass)
 DESKEW_TAGS = 1 << 21
 DESKEW_MODES = ("meta", "auto")
 
@@ -285,30 +285,29 @@ class _NoTags(ConfigError):
     """A time-tag capture without a tag to measure channel delays from."""
 
 
-def measure_channel_delays(path, meta_overrides: dict | None = None, max_tags: int = DESKEW_TAGS,
-                           max_delay_ps: float | None = None):
-    """Measure the per-channel delays of a time-tag capture from its first ``max_tags`` tags
-    (:func:`modem.sync.deskew.estimate_channel_delays`, the link's slot width); returns the
-    :class:`~modem.sync.deskew.DelayEstimate`. Any ``channel_delays_ps`` of the file is ignored:
-    the raw tags are measured."""
-    from .sync.deskew import estimate_channel_delays  # noqa: PLC0415
+def measure_channel_delays(path, meta_overrides: dict | None = None, max_tags: int | None = None,
+                           max_delay_ps: float | None = None, max_windows: int = 32, stride: int = 1):
+    """Measure the per-channel delays of a time-tag capture where its link is up; returns the
+    :class:`~modem.sync.deskew.DelayEstimate` (:func:`modem.sync.deskew.estimate_channel_delays_chunks`
+    with the link's slot width): windows of ``max_tags`` consecutive tags (None: ``DESKEW_TAGS``)
+    along the pass, every ``stride``-th one measured until a channel resolves (background-only
+    windows show no coincidence tooth and are passed over), then the best of that window and the
+    next; reading stops there. ``max_windows`` caps the windows measured before the signal is
+    found; nothing resolved anywhere gives no delays, with the evidence (``estimate.search``).
+    Any ``channel_delays_ps`` of the file is ignored: the raw tags are measured."""
+    from .sync.deskew import NoTagsError, estimate_channel_delays_chunks  # noqa: PLC0415
+    max_tags = DESKEW_TAGS if max_tags is None else max_tags
     if isinstance(max_tags, bool) or not isinstance(max_tags, int) or max_tags < 2:
         raise ConfigError(f"measure_channel_delays: max_tags must be an integer >= 2, got {max_tags!r}")
     with open_capture(path, meta_overrides) as cap:
         if cap.kind != "timetags":
             raise ConfigError(f"{cap.path}: channel delays apply to time-tag captures, this one holds {cap.kind}")
-        ts, chs, n = [], [], 0
-        for t, ch in cap.tagged_chunks(min(max_tags, DEFAULT_CHUNK)):
-            ts.append(t[: max_tags - n])
-            chs.append(ch[: max_tags - n])
-            n += ts[-1].size
-            if n >= max_tags:
-                break
-        t = np.concatenate(ts) if ts else np.zeros(0, np.int64)
-        ch = np.concatenate(chs) if chs else np.zeros(0, np.int64)
-        if t.size == 0:
-            raise _NoTags(f"{cap.path}: no time tags to measure channel delays from")
-        return estimate_channel_delays(t, ch, cap.meta["slot_width_ps"], max_delay_ps=max_delay_ps)
+        try:
+            return estimate_channel_delays_chunks(cap.tagged_chunks(min(max_tags, DEFAULT_CHUNK)),
+                                                  cap.meta["slot_width_ps"], max_delay_ps=max_delay_ps,
+                                                  window_tags=max_tags, max_windows=max_windows, stride=stride)
+        except NoTagsError:
+            raise _NoTags(f"{cap.path}: no time tags to measure channel delays from") from None
 
 
 def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int = DEFAULT_CHUNK,
@@ -317,9 +316,10 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
     """Decode one capture; return the report (see the module docstring) and write ``out_dir``.
 
     deskew : ``"meta"`` applies the link parameter ``channel_delays_ps`` when the file or
-        ``meta_overrides`` give one; ``"auto"`` measures the channel delays from the first
-        ``DESKEW_TAGS`` tags (:func:`measure_channel_delays`) and applies those instead (a
-        capture without tags: no delays, ``estimate`` None, the report of 0 frames).
+        ``meta_overrides`` give one; ``"auto"`` measures the channel delays where the link is
+        up, in windows of ``DESKEW_TAGS`` tags along the pass (:func:`measure_channel_delays`), and
+        applies those instead (a capture without tags: no delays, ``estimate`` None, the report of 0
+        frames; nothing resolved anywhere: no delays, the evidence in ``estimate.search``).
     backend : where the FEC decoder runs: ``cpu``, ``gpu`` or ``auto`` (the GPU where one is
         usable); None (default) takes ``MODEM_BACKEND``. ``gpu`` where no GPU is usable raises
         BackendUnavailable (one line) before anything is read. The decoded frames are the same
@@ -616,8 +616,8 @@ def register(subparsers) -> None:
     p.add_argument("--deskew", choices=DESKEW_MODES, default="meta",
                    help="per-channel delays of an SNSPD array: 'meta' (default) applies the link parameter "
                         "channel_delays_ps when given (--param 'channel_delays_ps={\"1\":250}'); 'auto' "
-                        f"measures them from the first {DESKEW_TAGS} tags (photons of one pulse on two "
-                        "channels) and applies them")
+                        f"measures them (photons of one pulse on two channels) in windows of {DESKEW_TAGS} "
+                        "tags along the pass, where the link is up, and applies them")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(_run=run_cli)
 
@@ -674,6 +674,8 @@ def _summary(rep: dict) -> str:
                      + (", ".join(f"ch{c} {d:+d} ps" for c, d in dk["channel_delays_ps"].items()) or "no delays")
                      + (f" (reference ch{est['reference']}" + (f", unresolved {est['unresolved']}"
                                                               if est["unresolved"] else "") + ")" if est else ""))
+        if est and est.get("search"):
+            lines.append(f"           {est['search']['summary']}")
     g = rep["gaps"]
     if g["corrupt_regions"] or g["dropped_non_monotonic"]:
         lines.append(f"  corrupt  {len(g['corrupt_regions'])} region(s), {g['dropped_non_monotonic']} tags dropped")

@@ -293,3 +293,37 @@ def test_cli_measures_then_decodes_with_the_printed_param(skewed16, skewed_files
     assert rep["packets"]["payload_sha256"] == skewed16.payload_sha256
     assert main(["decode", skewed_files["h5"], "--no-progress", "--deskew", "auto"]) == 0
     assert "deskew   auto: ch" in capsys.readouterr().out
+
+
+def test_auto_deskew_finds_the_delays_after_a_dark_lead_in(skewed16, tmp_path, monkeypatch):
+    """A pass recorded from before the link came up: three measuring windows of background and dark
+    counts only, then the skewed link. The first window alone resolves nothing; ``--deskew auto``
+    measures where the link is up and every frame decodes, with the exact payload."""
+    import modem.offline as offline
+    window = 40_000
+    monkeypatch.setattr(offline, "DESKEW_TAGS", window)
+    rng = np.random.default_rng(21)
+    n_dark = 3 * window + 123
+    t0 = int(skewed16.t_ps[0])
+    t_dark = np.sort(rng.integers(t0 - 40 * n_dark * 1000, t0 - 5_000_000, n_dark)).astype(np.int64)
+    t = np.concatenate([t_dark, skewed16.t_ps])
+    ch = np.concatenate([rng.integers(0, 4, n_dark), skewed16.channel])
+    from modem.io import write_timetags_hdf5
+    p = str(tmp_path / "late_link.h5")
+    write_timetags_hdf5(p, t, ch, skewed16.meta)
+    first = estimate_channel_delays(t[:window], ch[:window], 1000.0)
+    assert first.delays_ps == {}                                  # the first window: nothing to find
+    rep = decode_capture(p, deskew="auto")
+    est = rep["deskew"]["estimate"]
+    assert est["unresolved"] == [] and est["first_tag"] >= n_dark - window
+    assert est["search"]["stop"] == "confirmed" and est["search"]["tags_read"] < t.size
+    _check_estimate(_estimate_from_json(est), DELAYS, 10)
+    assert rep["frames"]["good"] == skewed16.n_frames and rep["frames"]["bad"] == 0
+    assert rep["packets"]["payload_sha256"] == skewed16.payload_sha256
+
+
+def _estimate_from_json(est_json):
+    """The fields _check_estimate reads, from a report's estimate."""
+    from types import SimpleNamespace
+    return SimpleNamespace(reference=est_json["reference"],
+                           delays_ps={int(c): v for c, v in est_json["delays_ps"].items()})

@@ -472,7 +472,11 @@ def register(subparsers) -> None:
                                    "tags are measured; delays stored in the file are ignored.")
     d.add_argument("capture", metavar="CAPTURE")
     d.add_argument("--tags", type=int, default=None, metavar="N",
-                   help="tags read from the start of the capture (default: as modem decode --deskew auto)")
+                   help="tags per measuring window (default: as modem decode --deskew auto)")
+    d.add_argument("--windows", type=int, default=32, metavar="N",
+                   help="windows measured before giving up when no channel resolves (default 32)")
+    d.add_argument("--stride", type=int, default=1, metavar="K",
+                   help="measure every K-th window until the link is found (long dark lead-ins; default 1)")
     d.add_argument("--max-delay-ps", type=float, default=None,
                    help="largest delay difference searched (default max(64 slots, 20 ns))")
     d.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
@@ -490,10 +494,10 @@ def _delay_list(text: str) -> tuple:
 def _run_delays(args) -> int:
     import json  # noqa: PLC0415
     from ..cliargs import parse_key_values  # noqa: PLC0415
-    from ..offline import DESKEW_TAGS, measure_channel_delays  # noqa: PLC0415
+    from ..offline import measure_channel_delays  # noqa: PLC0415
     est = measure_channel_delays(args.capture, parse_key_values(args.param) or None,
-                                 max_tags=DESKEW_TAGS if args.tags is None else args.tags,
-                                 max_delay_ps=args.max_delay_ps)
+                                 max_tags=args.tags, max_delay_ps=args.max_delay_ps,
+                                 max_windows=args.windows, stride=args.stride)
     print(json.dumps({**est.to_json(), "param": est.as_param()}, indent=2))
     return 0
 
