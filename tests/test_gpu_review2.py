@@ -283,7 +283,13 @@ def test_every_entry_point_fits_an_h100_at_its_block_size():
                 assert smem <= 48 * 1024, (cur, smem)
                 seen[cur] = (regs, smem)
     assert set(seen) == {e for es in loader.KERNEL_FILES.values() for e in es}
-    assert seen["ldpc_layered_i16"][1] == 2 * 360 * (32 + 4) + 8 + 4
+    # the 16-bit kernel's row buffer holds LDPC_I16_MAXDEG edges of a layer; the wrapper refuses
+    # deeper layers by its own copy of that bound (a larger copy would let a layer overrun it)
+    from modem.fec.dvbs2 import _gpu as dvb  # noqa: PLC0415
+    src = (loader.kernel_dir() / "ldpc_layered_i16.cu").read_text()
+    maxdeg = int(re.search(r"#define LDPC_I16_MAXDEG (\d+)", src).group(1))
+    assert dvb.I16_MAXDEG == maxdeg
+    assert seen["ldpc_layered_i16"][1] == 2 * 360 * (maxdeg + 4) + 8 + 4
 
 
 # --------------------------------------------------------------------------------------------
