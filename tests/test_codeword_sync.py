@@ -435,3 +435,14 @@ def test_search_flywheel_and_resets_chunked(blocks, flywheel):
             np.testing.assert_array_equal(getattr(out, f), getattr(ref, f))
         assert (st.codewords, st.flywheeled, st.locks, st.lock_losses, st.buf_index) == \
             (st_ref.codewords, st_ref.flywheeled, st_ref.locks, st_ref.lock_losses, st_ref.buf_index)
+
+
+def test_csm_llr_refuses_pattern_symbols_out_of_range():
+    """R13: a symbol of -1 silently read slot M-1 (the same Lambda as a pattern of M-1); M gave a
+    bare IndexError. Both now name the symbol and its position."""
+    c = np.random.default_rng(0).poisson(0.3, (6, 16))
+    with pytest.raises(ConfigError, match=r"pattern symbols must be in 0\.\.15, got -1 at position 0"):
+        csm_llr(c, [-1, -1], 16, 0.5)
+    with pytest.raises(ConfigError, match=r"got 16 at position 1"):
+        csm_llr(c, [3, 16], 16, 0.5)
+    assert csm_llr(c, [15, 15], 16, 0.5).shape == (5,)

@@ -90,6 +90,12 @@ def csm_llr(counts, pattern, M: int, w: float) -> np.ndarray:
     if y.ndim != 2 or y.shape[1] < M:
         raise ShapeError(f"csm_llr: counts must have shape (n, >= {M}), got {y.shape}")
     pat = np.asarray(pattern, dtype=np.int64)
+    if pat.ndim != 1:
+        raise ShapeError(f"csm_llr: pattern must be 1-D, got shape {pat.shape}")
+    bad = np.flatnonzero((pat < 0) | (pat >= M))
+    if bad.size:      # -1 would silently read slot M-1, M a bare IndexError
+        raise ConfigError(f"csm_llr: pattern symbols must be in 0..{M - 1}, got {int(pat[bad[0]])} at "
+                          f"position {int(bad[0])}")
     L = pat.size
     n_pos = y.shape[0] - L + 1
     if n_pos <= 0:
