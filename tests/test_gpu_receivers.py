@@ -138,7 +138,7 @@ def _sim_args(module, argv):
     return p.parse_args(argv)
 
 
-_SIM_KEYS = ("frames", "frame_errors", "bit_errors", "info_bits", "frames_flagged_bad", "undetected_errors",
+_SIM_KEYS = ("frames", "frame_errors", "info_bits", "frames_flagged_bad", "undetected_errors",
              "iterations_mean", "params")
 
 
@@ -161,6 +161,11 @@ def test_simulation_on_kernels(kernels, monkeypatch, chain, argv):
     assert ref["backend"] == "cpu" and got["backend"] == name and got["backend_info"]["backend"] == name
     assert ref["frame_errors"] > 0 and ref["frame_errors"] < ref["frames"]     # the comparison covers both
     assert {k: got[k] for k in _SIM_KEYS} == {k: ref[k] for k in _SIM_KEYS}
+    if chain == "dpsk" or name == "emulated":
+        assert got["bit_errors"] == ref["bit_errors"]
+    else:   # SCPPM on a GPU: a failed codeword's bits on an exact tie (a symbol without photons) may
+        # round the other way (kernels/README.md); flags, iterations and decoded codewords may not
+        assert abs(got["bit_errors"] - ref["bit_errors"]) <= 0.01 * ref["bit_errors"]
 
 
 def test_simulation_max_log_stays_on_cpu_under_auto(monkeypatch):
