@@ -51,6 +51,19 @@ def payload_sha256(packets) -> str:
     return h.hexdigest()
 
 
+def _check_payload(who: str, spec) -> None:
+    """ConfigError naming the value: n_packets >= 1, lead_in / tail >= 0, packet_len (min, max) in
+    1..65536, seed >= 0 (numpy refuses a negative seed with a traceback)."""
+    for name, lo in (("n_packets", 1), ("lead_in", 0), ("tail", 0), ("seed", 0)):
+        v = getattr(spec, name)
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise ConfigError(f"{who}: {name} must be an integer >= {lo}, got {name}={v!r}")
+    lo, hi = spec.packet_len
+    if not 1 <= lo <= hi <= 65536:
+        raise ConfigError(f"{who}: packet_len must be (min, max) with 1 <= min <= max <= 65536, "
+                          f"got packet_len={spec.packet_len!r}")
+
+
 @dataclass(frozen=True)
 class SCPPMPassSpec:
     """Parameters of a generated SCPPM pass (incident photon numbers: before ``efficiency``).
@@ -106,17 +119,14 @@ class SCPPMPassSpec:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        for name in ("n_packets", "lead_in", "tail"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "n_packets" else 0):
-                raise ConfigError(f"SCPPMPassSpec: {name} must be a non-negative integer, got {v!r}")
-        lo, hi = self.packet_len
-        if not 1 <= lo <= hi <= 65536:
-            raise ConfigError(f"SCPPMPassSpec: packet_len must be (min, max) with 1 <= min <= max <= 65536, "
-                              f"got {self.packet_len!r}")
-        if not 0 < self.cloud_at < 1 or self.cloud_ms < 0:
-            raise ConfigError(f"SCPPMPassSpec: cloud_at must be in (0, 1) and cloud_ms >= 0, got "
-                              f"{self.cloud_at!r}, {self.cloud_ms!r}")
+        _check_payload("SCPPMPassSpec", self)
+        if not 0 < self.cloud_at < 1 or not (math.isfinite(self.cloud_ms) and self.cloud_ms >= 0):
+            raise ConfigError(f"SCPPMPassSpec: cloud_at must be in (0, 1) and cloud_ms finite and >= 0, got "
+                              f"cloud_at={self.cloud_at!r}, cloud_ms={self.cloud_ms!r}")
+        v = self.slot_width_ps
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                or not (math.isfinite(float(v)) and float(v) > 0):
+            raise ConfigError(f"SCPPMPassSpec: slot_width_ps must be finite and > 0, got slot_width_ps={v!r}")
 
     @property
     def nb_detected(self) -> float:
@@ -236,9 +246,11 @@ def generate_scppm_pass(spec: SCPPMPassSpec) -> GeneratedPass:
                n_channels=spec.n_channels, t0_ps=spec.t0_ps, channel_delays_ps=spec.channel_delays_ps)
     cloud = None
     if split is not None:
-        # the cloud starts two frames into the middle idle run (receiver time)
+        # the cloud starts two frames into the middle idle run (receiver time), and with a channel
+        # interleaver ceil(delay / S) codewords later still: the last data codeword's symbols are
+        # spread that far forward and must all arrive before the cloud (tests/test_sim_review.py)
         tc = TimeTagConfig(**cfg)
-        start_slot = ((mid + 2) * frame_bits // code.k + 1) * spc
+        start_slot = ((mid + 2) * frame_bits // code.k + 1 + math.ceil(code.interleaver_delay / code.S)) * spc
         a = float(tc.rx_time(start_slot * T))
         cloud = (a, a + spec.cloud_ms * 1e9)
         cfg["gaps"] = (cloud,)
@@ -271,6 +283,12 @@ class DPSKPassSpec:
     lead_slots: int = 1000
     seed: int = 1
     description: str = ""
+
+    def __post_init__(self):
+        _check_payload("DPSKPassSpec", self)
+        v = self.lead_slots
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ConfigError(f"DPSKPassSpec: lead_slots must be an integer >= 0, got lead_slots={v!r}")
 
 
 @dataclass
