@@ -49,7 +49,8 @@ def loopback(chain: str, params: dict | None = None, n_frames: int = 20, chunk: 
                                   link_from_dict, random_tm_frames, scppm_apd_transmit)
     if chain not in CHAINS:
         raise ConfigError(f"samples loopback: chain must be one of {CHAINS}, got {chain!r}")
-    for name, v, lo in (("n_frames", n_frames, 1), ("chunk", chunk, 1), ("lead_slots", lead_slots, 0)):
+    for name, v, lo in (("n_frames", n_frames, 1), ("chunk", chunk, 1), ("lead_slots", lead_slots, 0),
+                        ("seed", seed, 0)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise ConfigError(f"samples loopback: {name} must be an integer >= {lo}, got {name}={v!r}")
     link = link_from_dict({**(params or {}), "chain": chain})
