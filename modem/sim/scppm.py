@@ -44,6 +44,12 @@ def run(args, progress=None) -> dict:
         v = getattr(args, name)
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ConfigError(f"scppm simulation: --{name} must be an integer >= 1, got {name}={v!r}")
+    # the incident values, named as given (with a detector the decoder sees efficiency x ns, ...)
+    for name in ("ns", "nb"):
+        v = getattr(args, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                or not (np.isfinite(v) and v >= 0):
+            raise ConfigError(f"scppm simulation: --{name} must be a finite number >= 0, got {name}={v!r}")
     # the decoder on the GPU where MODEM_BACKEND picks it (auto: where one is usable); max-log-MAP has
     # no kernel: under auto it decodes on the CPU, under gpu SCPPMDecoder refuses it (one line)
     launcher = None if args.max_log and be.requested_backend() != "gpu" else be.fec_launcher()
