@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from .. import backend as be
 from ..analysis.capacity import gap_db, ns_capacity_limit
-from ..channel.poisson import SNSPD, simulate_counts
+from ..channel.poisson import SNSPD, apply_dead_time, simulate_counts
 from ..errors import ConfigError
 from ..fec.scppm import SCPPMCode, SCPPMReceiver, SCPPMTransmitter
 from .common import ErrorCounter, report
@@ -37,6 +38,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--frames", type=int, default=100, help="codewords to simulate (default 100)")
     s.add_argument("--batch", type=int, default=32, help="codewords per decoder call (default 32)")
     s.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+
+
+def _dead_time_stream(pulses, ns, nb, rng, detector: SNSPD, tail):
+    """Counts of ``pulses`` (F, slots) as one slot stream through ``detector``: its dead time runs
+    on across codewords and from the previous batch (``tail``: that batch's last dead_time_slots
+    kept counts; kept detections are more than dead_time_slots apart, so they stay kept here).
+    Same random draws as ``simulate_counts(pulses, ns, nb, rng, detector)``. Returns (counts, tail)."""
+    d = int(detector.dead_time_slots)
+    clicks = simulate_counts(pulses, ns, nb, rng, replace(detector, dead_time_slots=0))
+    stream = apply_dead_time(np.concatenate([tail, clicks.reshape(-1)]), d)
+    return stream[tail.size:].reshape(clicks.shape), stream[-d:]
 
 
 def run(args, progress=None) -> dict:
@@ -68,6 +80,7 @@ def run(args, progress=None) -> dict:
     rx = SCPPMReceiver(code, ns=ns_det, nb=nb_det, max_iter=args.max_iter, max_log=args.max_log,
                        ext_scale=0.75 if args.max_log else 1.0, launcher=launcher)
     counter = ErrorCounter()
+    dead_tail = np.zeros(0, np.int32)   # the detector's last dead_time slots (kept counts), for the next batch
     sent = []          # information blocks in flight through the channel interleaver
     t_decode = 0.0
     t0 = time.perf_counter()
@@ -79,7 +92,10 @@ def run(args, progress=None) -> dict:
         pulses = tx.modulate(u)
         if done + n >= args.frames:
             pulses = np.concatenate([pulses, tx.flush()]) if code.interleaver_rows > 1 else pulses
-        y = simulate_counts(pulses, args.ns, args.nb, rng, detector)
+        if detector is not None and detector.dead_time_slots:
+            y, dead_tail = _dead_time_stream(pulses, args.ns, args.nb, rng, detector, dead_tail)
+        else:
+            y = simulate_counts(pulses, args.ns, args.nb, rng, detector)
         t1 = time.perf_counter()
         res = rx.receive(y)
         t_decode += time.perf_counter() - t1
