@@ -114,3 +114,12 @@ def test_scppm_simulation_dead_time_runs_on_across_codewords_and_batches(monkeyp
     assert set(np.unique(y)) <= {0, 1}
     hits = np.flatnonzero(y)
     assert hits.size > 100 and np.diff(hits).min() > d
+
+
+@pytest.mark.parametrize("name", ["y", "y.sigmf-meta"])
+def test_capture_generate_sample_entry_names_the_files_written(tmp_path, capsys, name):
+    """The manifest entry of a SigMF recording listed 'y.sigmfdata' for the data file y.sigmf-data."""
+    import json
+    assert main(["capture", "generate", str(tmp_path / name), "--preset", "dpsk_burst", "--packets", "2"]) == 0
+    entry = json.loads(capsys.readouterr().out)
+    assert sorted(entry["files"]) == sorted(os.listdir(tmp_path)) == ["y.sigmf-data", "y.sigmf-meta"]

@@ -535,7 +535,7 @@ def _run_generate(args) -> int:
             raise ConfigError("capture generate: the DPSK preset writes one SigMF recording (give one stem)")
         gs = generate_dpsk_pass(ds)
         meta_path = write_samples(gs, args.out[0], description=ds.description)
-        entry = {"files": [os.path.basename(meta_path), os.path.basename(meta_path)[:-5] + "data"],
+        entry = {"files": [os.path.basename(meta_path), os.path.basename(meta_path)[:-len("meta")] + "data"],
                  "kind": "samples", "link": gs.meta, "generator": gs.generator, "description": ds.description,
                  "samples": int(gs.samples.size), "sample_rate": gs.sample_rate, "frames_sent": gs.n_frames,
                  "fec_frames_sent": gs.n_fec_frames, "packets": len(gs.packets),
