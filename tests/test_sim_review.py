@@ -123,3 +123,13 @@ def test_capture_generate_sample_entry_names_the_files_written(tmp_path, capsys,
     assert main(["capture", "generate", str(tmp_path / name), "--preset", "dpsk_burst", "--packets", "2"]) == 0
     entry = json.loads(capsys.readouterr().out)
     assert sorted(entry["files"]) == sorted(os.listdir(tmp_path)) == ["y.sigmf-data", "y.sigmf-meta"]
+
+
+@pytest.mark.parametrize("kw,named", [({"scint_index": -0.1}, "scint_index=-0.1"),
+                                      ({"scint_index": float("nan")}, "scint_index=nan"),
+                                      ({"lead_slots": -1}, "lead_slots=-1")])
+def test_dpsk_pass_spec_refuses_bad_channel_values(kw, named):
+    """A negative (or NaN) scintillation index generated a pass without fading, silently."""
+    from modem.errors import ConfigError
+    with pytest.raises(ConfigError, match=named):
+        G.DPSKPassSpec(**kw)

@@ -289,6 +289,11 @@ class DPSKPassSpec:
         v = self.lead_slots
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
             raise ConfigError(f"DPSKPassSpec: lead_slots must be an integer >= 0, got lead_slots={v!r}")
+        v = self.scint_index
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                or not (math.isfinite(float(v)) and v >= 0):
+            raise ConfigError(f"DPSKPassSpec: scint_index must be finite and >= 0 (0 = no fading), "
+                              f"got scint_index={v!r}")
 
 
 @dataclass
