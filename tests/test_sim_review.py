@@ -162,3 +162,14 @@ def test_dpsk_simulation_raw_ber_matches_theory(kw):
     n = r["raw_bits"]
     assert n > 6 * 16000
     assert abs(r["raw_ber"] - p) < 4 * np.sqrt(p * (1 - p) / n)
+
+
+@pytest.mark.parametrize("preset", ["apd16", "dpsk_burst"])
+def test_capture_generate_sample_preset_refuses_time_tag_options(tmp_path, capsys, preset):
+    """--ns (or any time-tag option) with a sample preset was ignored silently: the recording was
+    written with the preset's ns while the user asked for another."""
+    assert main(["capture", "generate", str(tmp_path / "y"), "--preset", preset, "--packets", "2",
+                 "--ns", "2", "--efficiency", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("modem: error:") and "--ns" in err and "--efficiency" in err
+    assert not os.listdir(tmp_path)

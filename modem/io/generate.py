@@ -525,12 +525,22 @@ def _run_delays(args) -> int:
     return 0
 
 
+#: ``capture generate`` options of the time-tag presets only (argparse dests)
+_TIME_TAG_OPTIONS = ("order", "rate", "interleaver_rows", "interleaver_shift", "repetition", "ns", "nb", "slot_ps",
+                     "cloud_ms", "efficiency", "dark_hz", "dead_ps", "pixels", "jitter_ps", "offset_ppm",
+                     "drift_ppm_s", "channel_delays_ps")
+
+
 def _run_generate(args) -> int:
     import json  # noqa: PLC0415
     import os  # noqa: PLC0415
     from dataclasses import replace  # noqa: PLC0415
     if args.preset in DPSK_PRESETS:
         from dataclasses import replace as _replace  # noqa: PLC0415
+        given = [f"--{a.replace('_', '-')}" for a in _TIME_TAG_OPTIONS if getattr(args, a) is not None]
+        if given:
+            raise ConfigError(f"capture generate: {', '.join(given)} apply to the time-tag presets "
+                              f"({', '.join(sorted(PRESETS))}), not to --preset {args.preset} (its link is fixed)")
         ds = DPSK_PRESETS[args.preset]
         kw = {"seed": args.seed} if args.seed is not None else {}
         if args.packets is not None or args.scale != 1:
