@@ -173,3 +173,13 @@ def test_capture_generate_sample_preset_refuses_time_tag_options(tmp_path, capsy
     err = capsys.readouterr().err
     assert err.startswith("modem: error:") and "--ns" in err and "--efficiency" in err
     assert not os.listdir(tmp_path)
+
+
+# --- DPSK simulation ------------------------------------------------------------------------------------
+
+def test_dpsk_simulation_names_coherence_ms_as_given():
+    """--coherence-ms -5 was reported as coherence_s=-0.005 (the converted value, another unit)."""
+    from modem.errors import ConfigError
+    from modem.sim import dpsk
+    with pytest.raises(ConfigError, match=r"--coherence-ms .*coherence_ms=-5"):
+        dpsk.run(dpsk.default_args(fading="lognormal", coherence_ms=-5.0, frames=1))

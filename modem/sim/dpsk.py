@@ -109,6 +109,9 @@ def _check(args):
         v = getattr(args, name)
         if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= 0):
             raise ConfigError(f"dpsk simulation: --{name.replace('_', '-')} must be finite and >= 0, got {name}={v!r}")
+    v = args.coherence_ms       # named as given (LognormalScintillation names the value in seconds)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (np.isfinite(v) and v > 0):
+        raise ConfigError(f"dpsk simulation: --coherence-ms must be finite and > 0, got coherence_ms={v!r}")
     if args.frame not in ("normal", "short"):
         raise ConfigError(f"dpsk simulation: --frame must be normal or short, got frame={args.frame!r}")
     if args.channel not in ("awgn", "optical"):
