@@ -12,7 +12,6 @@ import pytest
 from modem.cli import main
 from modem.io import generate as G
 
-
 # --- capture generator -----------------------------------------------------------------------------
 
 def test_interleaved_scppm_pass_with_a_cloud_decodes_to_its_payload(tmp_path):
