@@ -281,10 +281,6 @@ def _event(e) -> dict:
     return d
 
 
-class _NoTags(ConfigError):
-    """A time-tag capture without a tag to measure channel delays from."""
-
-
 def measure_channel_delays(path, meta_overrides: dict | None = None, max_tags: int | None = None,
                            max_delay_ps: float | None = None, max_windows: int = 32, stride: int = 1):
     """Measure the per-channel delays of a time-tag capture where its link is up; returns the
@@ -307,7 +303,7 @@ def measure_channel_delays(path, meta_overrides: dict | None = None, max_tags: i
                                                   cap.meta["slot_width_ps"], max_delay_ps=max_delay_ps,
                                                   window_tags=max_tags, max_windows=max_windows, stride=stride)
         except NoTagsError:
-            raise _NoTags(f"{cap.path}: no time tags to measure channel delays from") from None
+            raise NoTagsError(f"{cap.path}: no time tags to measure channel delays from") from None
 
 
 def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int = DEFAULT_CHUNK,
@@ -337,14 +333,14 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
         raise ConfigError("decode_capture: plots need out_dir")
     if deskew not in DESKEW_MODES:
         raise ConfigError(f"decode_capture: deskew must be one of {', '.join(DESKEW_MODES)}, got {deskew!r}")
-    from .sync.deskew import delay_table_json  # noqa: PLC0415
+    from .sync.deskew import NoTagsError, delay_table_json  # noqa: PLC0415
     path = os.fspath(path)
     t_wall = time.perf_counter()
     estimate = None
     if deskew == "auto" and detect_format(path) != "sigmf":
         try:
             estimate = measure_channel_delays(path, meta_overrides)
-        except _NoTags:                  # an empty pass: nothing to deskew, a report of 0 frames
+        except NoTagsError:              # an empty pass: nothing to deskew, a report of 0 frames
             estimate = None
         meta_overrides = {**(meta_overrides or {}),
                           "channel_delays_ps": {} if estimate is None else delay_table_json(estimate.delays_ps)}

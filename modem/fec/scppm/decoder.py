@@ -66,7 +66,8 @@ class SCPPMDecoder:
         (``kernels/scppm_siso.cu``), the metric copied to the launcher's device and the results
         back by this call (one transfer each way, explicit here: the kernel wrappers never copy),
         so the caller stays on NumPy. Exact log-MAP only (``max_log`` with a launcher raises
-        BackendUnavailable). CuPy input always decodes on the GPU and its results stay there.
+        BackendUnavailable). CuPy input always decodes on the GPU (on ``launcher`` where given) and its
+        results stay there.
 
     Input  ``metric``: ``(*batch, S, M)`` float symbol log-likelihoods, ``metric[..., i, s] =
     ln P(y_i | pulse in slot s)`` up to a constant per symbol (e.g. counts * ln(1 + ns/nb)).
@@ -105,8 +106,11 @@ class SCPPMDecoder:
         c = self.code
         xp = get_array_module(metric)
         if xp is not np:    # a CuPy array selects the GPU backend; outputs are CuPy arrays
-            from ...gpu.launch import default_launcher  # noqa: PLC0415
-            return self._decode_device(metric, default_launcher(), check)
+            launcher = self.launcher
+            if launcher is None:
+                from ...gpu.launch import default_launcher  # noqa: PLC0415
+                launcher = default_launcher()
+            return self._decode_device(metric, launcher, check)
         if self.launcher is not None:     # host in, host out; the kernels on the launcher's device
             y = self.launcher.xp.asarray(np.asarray(metric, dtype=np.float64))
             return results_to_host(self._decode_device(y, self.launcher, check))
