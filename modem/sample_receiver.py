@@ -1316,8 +1316,9 @@ class DPSKSampleReceiver:
         self.fec_sync = ASMFrameSync(FrameSyncConfig(frame_len=n, **{**defaults, **(sync_options or {})}))
         self._sign = (1.0 - 2.0 * pn8(n)).astype(np.float32)
         self.decode_options = dict(decode_options or {})
-        if launcher is not None and self.decode_options.get("algorithm", "minsum") not in ("minsum", "minsum-serial"):
-            raise BackendUnavailable(f"DPSKSampleReceiver: the GPU kernels implement 'minsum' and 'minsum-serial', "
+        from .fec.dvbs2.code import GPU_ALGORITHMS  # noqa: PLC0415
+        if launcher is not None and self.decode_options.get("algorithm", "minsum") not in GPU_ALGORITHMS:
+            raise BackendUnavailable(f"DPSKSampleReceiver: the GPU kernels implement {', '.join(GPU_ALGORITHMS)}, "
                                      f"got algorithm={self.decode_options['algorithm']!r}; decode it on the CPU")
         self.launcher = launcher
         self.deframer_options = dict(deframer_options or {})

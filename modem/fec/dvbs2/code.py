@@ -58,6 +58,8 @@ _PARAMS = {
 #: variable meets two checks, the second sees the first one's update); "sum-product": the float64
 #: accuracy reference.
 ALGORITHMS = ("minsum", "sum-product", "minsum-serial")
+#: the algorithms with a CUDA kernel (``launcher=`` / CuPy input); the others decode on the CPU only
+GPU_ALGORITHMS = ("minsum", "minsum-serial")
 #: Normalized min-sum check-node scale, by check-node degree: min-sum overestimates check messages
 #: more the more inputs a check has, so low-degree checks want a scale nearer 1. Measured on normal
 #: frames (tests/test_dvbs2_accuracy.py, bench/ldpc_fer_curves.py): rate 1/4 (degree 4) fails
