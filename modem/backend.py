@@ -118,6 +118,27 @@ def fec_launcher(backend: str | None = None):
     return default_launcher()
 
 
+#: codewords a replay on a kernel launcher holds back before each decoder call, at most (offline
+#: decode of a capture: latency does not matter there, and the per-codeword sequential SCPPM kernels
+#: need thousands of codewords per call to fill a GPU; ``kernels/README.md``) ...
+GPU_DECODE_BATCH = 1024
+#: ... and at most this many bytes of held codewords on the host (1024 16-PPM codewords of uint16 slot
+#: counts are 155 MB; 128-PPM ones are 691 kB each, so 388 of them)
+GPU_HOLD_BYTES = 256 << 20
+
+
+def default_decode_batch(launcher, codeword_bytes: int = 0) -> int:
+    """Codewords a stream receiver holds before each decoder call, by default: 1 on the CPU (decode
+    what each pushed chunk completes; the CPU decoder is as fast per codeword at any batch size); on
+    a kernel launcher :data:`GPU_DECODE_BATCH`, or fewer where that many would hold more than
+    :data:`GPU_HOLD_BYTES` (``codeword_bytes``: host bytes one held codeword takes)."""
+    if launcher is None:
+        return 1
+    if codeword_bytes > 0:
+        return max(1, min(GPU_DECODE_BATCH, GPU_HOLD_BYTES // int(codeword_bytes)))
+    return GPU_DECODE_BATCH
+
+
 def launcher_name(launcher) -> str:
     """The backend a launcher stands for in reports: ``cpu`` (None), ``gpu`` (CuPy arrays), or
     ``emulated`` (the tests' host emulation of the kernels on NumPy arrays)."""

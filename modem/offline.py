@@ -144,7 +144,7 @@ def _tm_spec(meta: dict):
 _READER_KEYS = ("kind", "n_samples", "adc_lsb")
 
 
-def receiver_for(meta: dict, launcher=None):
+def receiver_for(meta: dict, launcher=None, decode_batch: int | None = None):
     """The receiver for a capture's link parameters: ``push(chunk) -> frames``, ``flush()``, ``stats``.
 
     ``meta["chain"] == "scppm"`` (time tags) -> :class:`~modem.receiver.SCPPMTimeTagReceiver`
@@ -156,6 +156,10 @@ def receiver_for(meta: dict, launcher=None):
 
     launcher : where the FEC decoder runs (None: the CPU; :func:`modem.backend.fec_launcher` gives
         the GPU's); every other stage is a sequential loop on the CPU.
+    decode_batch : SCPPM codewords held back before each decoder call
+        (:class:`~modem.receiver.CodewordHold`; None: 1 on the CPU, up to 1024 on a kernel launcher,
+        :func:`modem.backend.default_decode_batch`): the same frames, in fewer, larger decoder calls. The DPSK receiver decodes each FEC frame as its marker is found (it decodes to
+        find the interleaver's phase) and takes no ``decode_batch``.
     """
     chain = meta.get("chain")
     if chain == "scppm" and "slot_width_ps" in meta and meta.get("kind", "timetags") == "timetags":
@@ -166,7 +170,8 @@ def receiver_for(meta: dict, launcher=None):
         sync = {k[len("cwsync_"):]: v for k, v in meta.items() if k.startswith("cwsync_")}
         return _time_tag_receiver_class()(code, _tm_spec(meta), float(meta["slot_width_ps"]), float(meta["ns"]),
                                 float(meta["nb"]), max_iter=int(meta.get("max_iter", 16)),
-                                clock_options=clock or None, sync_options=sync or None, launcher=launcher)
+                                clock_options=clock or None, sync_options=sync or None, launcher=launcher,
+                                decode_batch=decode_batch)
     if chain in ("scppm-apd", "dpsk", "scppm"):
         try:
             from .sample_receiver import receiver_from_dict  # noqa: PLC0415
@@ -175,6 +180,8 @@ def receiver_for(meta: dict, launcher=None):
         params = {k: v for k, v in meta.items() if k not in _READER_KEYS}
         if params.get("chain") == "scppm":
             params["chain"] = "scppm-apd"
+        if params.get("chain") == "scppm-apd":
+            return receiver_from_dict(params, launcher=launcher, decode_batch=decode_batch)
         return receiver_from_dict(params, launcher=launcher)
     raise ConfigError(f"receiver_for: chain must be 'scppm' or 'dpsk', got {chain!r}")
 
@@ -308,7 +315,7 @@ def measure_channel_delays(path, meta_overrides: dict | None = None, max_tags: i
 
 def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int = DEFAULT_CHUNK,
                    meta_overrides: dict | None = None, deskew: str = "meta", backend: str | None = None,
-                   launcher=None) -> dict:
+                   launcher=None, decode_batch: int | None = None) -> dict:
     """Decode one capture; return the report (see the module docstring) and write ``out_dir``.
 
     deskew : ``"meta"`` applies the link parameter ``channel_delays_ps`` when the file or
@@ -322,6 +329,8 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
         (the kernels give the CPU's decisions); the report's ``backend`` names what ran.
     launcher : a kernel launcher to run the FEC decoder on, instead of ``backend``'s (the tests'
         host emulation of the kernels).
+    decode_batch : SCPPM codewords per decoder call (see :func:`receiver_for`; None: 1 on the CPU,
+        up to 1024 on the GPU). The report's ``backend.decode_batch`` says what ran.
 
     Raises CaptureFormatError (one line naming the file) for unreadable or inconsistent files and
     bad link parameters; channel failures are counted in the report, never raised.
@@ -333,6 +342,9 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
         raise ConfigError("decode_capture: plots need out_dir")
     if deskew not in DESKEW_MODES:
         raise ConfigError(f"decode_capture: deskew must be one of {', '.join(DESKEW_MODES)}, got {deskew!r}")
+    if decode_batch is not None:         # a bad value is the caller's, not the capture's link parameters
+        from .receiver import check_decode_batch  # noqa: PLC0415
+        decode_batch = check_decode_batch(decode_batch)
     from .sync.deskew import NoTagsError, delay_table_json  # noqa: PLC0415
     path = os.fspath(path)
     t_wall = time.perf_counter()
@@ -346,7 +358,7 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
                           "channel_delays_ps": {} if estimate is None else delay_table_json(estimate.delays_ps)}
     with open_capture(path, meta_overrides) as cap:
         try:
-            rx = receiver_for(cap.meta, launcher)
+            rx = receiver_for(cap.meta, launcher, decode_batch)
         except (ConfigError, TypeError, KeyError, ValueError) as exc:
             raise CaptureFormatError(f"{path}: bad link parameters for the receiver ({exc})") from exc
         _check_sample_rate(cap, rx)
@@ -375,6 +387,8 @@ def decode_capture(path, out_dir=None, progress=False, plots=False, chunk: int =
         wall = time.perf_counter() - t_wall
         rep = _report(cap, rx, handler, wall, t_first, t_last)
         rep["backend"] = replay_backend_info(launcher)
+        if getattr(rx, "decode_batch", None) is not None:
+            rep["backend"]["decode_batch"] = rx.decode_batch
         if cap.kind == "timetags":
             rep["deskew"] = {"mode": deskew, "channel_delays_ps": delay_table_json(cap.meta.get("channel_delays_ps")),
                              "estimate": estimate.to_json() if estimate is not None else None}
@@ -530,17 +544,18 @@ def _plots(rep: dict, h: _FrameHandler, rx, out_dir) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------------
-def _decode_task(path, out_dir, chunk, meta_overrides, plots=False, deskew="meta"):
+def _decode_task(path, out_dir, chunk, meta_overrides, plots=False, deskew="meta", decode_batch=None):
     """One Dask task: decode a pass; errors come back as a report with ``error`` (one line)."""
     try:
         return decode_capture(path, out_dir=out_dir, chunk=chunk, meta_overrides=meta_overrides,
-                              plots=plots and out_dir is not None, deskew=deskew)
+                              plots=plots and out_dir is not None, deskew=deskew, decode_batch=decode_batch)
     except ModemError as exc:
         return {"file": os.fspath(path), "error": str(exc)}
 
 
 def decode_many(paths, scheduler=None, out_dir=None, chunk: int = DEFAULT_CHUNK, meta_overrides=None,
-                n_workers: int = 2, plots: bool = False, deskew: str = "meta") -> list[dict]:
+                n_workers: int = 2, plots: bool = False, deskew: str = "meta",
+                decode_batch: int | None = None) -> list[dict]:
     """Decode several passes on Dask distributed, one task per pass; reports in ``paths`` order.
 
     scheduler : None -> a LocalCluster (``processes=False``, ``n_workers`` threads workers) created
@@ -552,6 +567,9 @@ def decode_many(paths, scheduler=None, out_dir=None, chunk: int = DEFAULT_CHUNK,
     from dask.distributed import Client, LocalCluster  # noqa: PLC0415
     from .backend import fec_launcher  # noqa: PLC0415
     fec_launcher()                       # MODEM_BACKEND=gpu without a GPU: one line here, not one per pass
+    if decode_batch is not None:
+        from .receiver import check_decode_batch  # noqa: PLC0415
+        check_decode_batch(decode_batch)
     paths = [os.fspath(p) for p in paths]
     outs = [None if out_dir is None else os.path.join(out_dir, n) for n in _out_names(paths)]
     cluster = None
@@ -566,7 +584,7 @@ def decode_many(paths, scheduler=None, out_dir=None, chunk: int = DEFAULT_CHUNK,
         else:
             client = Client(scheduler)
     try:
-        futs = [client.submit(_decode_task, p, o, chunk, meta_overrides, plots, deskew, pure=False)
+        futs = [client.submit(_decode_task, p, o, chunk, meta_overrides, plots, deskew, decode_batch, pure=False)
                 for p, o in zip(paths, outs)]
         return client.gather(futs)
     finally:
@@ -607,6 +625,11 @@ def register(subparsers) -> None:
                                                        "cluster when several captures are given)")
     p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, metavar="N",
                    help=f"records per chunk read (default {DEFAULT_CHUNK})")
+    p.add_argument("--decode-batch", type=int, default=None, metavar="N",
+                   help="SCPPM codewords held back before each decoder call (default: 1 on the CPU, "
+                        "up to 1024 (256 MB held) on the GPU, where one call needs thousands of codewords to "
+                        "fill the device); "
+                        "the decoded frames are the same at any N")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="set / override a link parameter (JSON value), e.g. --param ns=2.4")
     p.add_argument("--deskew", choices=DESKEW_MODES, default="meta",
@@ -676,7 +699,9 @@ def _summary(rep: dict) -> str:
     if g["corrupt_regions"] or g["dropped_non_monotonic"]:
         lines.append(f"  corrupt  {len(g['corrupt_regions'])} region(s), {g['dropped_non_monotonic']} tags dropped")
     lines.append(f"  time     {th['wall_s']:.2f} s, {th['decoded_bits_per_s'] / 1e3:.1f} kb/s decoded, "
-                 f"backend {rep['backend'].get('backend')}")
+                 f"backend {rep['backend'].get('backend')}"
+                 + (f", {rep['backend']['decode_batch']} codewords per decoder call"
+                    if rep["backend"].get("decode_batch", 1) > 1 else ""))
     return "\n".join(lines)
 
 
@@ -695,13 +720,17 @@ def run_cli(args) -> int:
     meta = parse_key_values(args.param)
     if args.chunk < 1:
         raise ConfigError(f"--chunk must be >= 1, got {args.chunk}")
+    if args.decode_batch is not None and args.decode_batch < 1:
+        raise ConfigError(f"--decode-batch must be >= 1, got {args.decode_batch}")
     progress = not args.json and not args.no_progress and sys.stderr.isatty()
     if len(args.captures) == 1 and not args.scheduler:
         reps = [decode_capture(args.captures[0], out_dir=args.out, progress=progress, plots=args.plots,
-                               chunk=args.chunk, meta_overrides=meta or None, deskew=args.deskew)]
+                               chunk=args.chunk, meta_overrides=meta or None, deskew=args.deskew,
+                               decode_batch=args.decode_batch)]
     else:
         reps = decode_many(args.captures, scheduler=args.scheduler, out_dir=args.out, chunk=args.chunk,
-                           meta_overrides=meta or None, plots=args.plots, deskew=args.deskew)
+                           meta_overrides=meta or None, plots=args.plots, deskew=args.deskew,
+                           decode_batch=args.decode_batch)
     if args.json:
         print(json.dumps(reps[0] if len(reps) == 1 else reps, indent=2, default=_json_default))
     else:

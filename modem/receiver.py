@@ -197,6 +197,50 @@ def deliver_codewords(deframer: TMDeframer, stats: ReceiverStats, n_cw: int, res
     return frames, n_cw
 
 
+def check_decode_batch(decode_batch) -> int:
+    """``decode_batch`` as an int; ConfigError naming it unless it is an integer >= 1."""
+    if isinstance(decode_batch, bool) or not isinstance(decode_batch, (int, np.integer)) or decode_batch < 1:
+        raise ConfigError(f"decode_batch must be an integer >= 1 (codewords per decoder call), got {decode_batch!r}")
+    return int(decode_batch)
+
+
+class CodewordHold:
+    """Received codewords held back from the decoder until ``decode_batch`` of them are ready.
+
+    A stream receiver completes a few codewords per pushed chunk (tens of 16-PPM codewords per 2^18
+    time tags), while a GPU decoder is filled only by thousands per call. Holding them and decoding
+    once per ``decode_batch`` gives the same frames, with the same flags and receive times, later
+    and in fewer, larger decoder calls: the de-interleaver is a stream (fed the held codewords in
+    order, with their restarts, it gives what it gave fed piece by piece) and the decoder decodes
+    each codeword on its own. ``decode_batch = 1`` decodes what each push completes.
+
+    ``add(*arrays)``: the per-codeword arrays (batch axis first, equal lengths) of one push's
+    codewords. ``take(final)`` -> those arrays of every held codeword, concatenated in stream
+    order, once at least ``decode_batch`` are held (or ``final``: end of record, whatever is held),
+    else None. Holds at most ``decode_batch - 1`` codewords plus one push's.
+    """
+
+    def __init__(self, decode_batch: int = 1):
+        self.decode_batch = check_decode_batch(decode_batch)
+        self.clear()
+
+    def clear(self):
+        self._parts: list[tuple] = []
+        self.held = 0
+
+    def add(self, *arrays):
+        if len(arrays[0]):
+            self._parts.append(arrays)
+            self.held += len(arrays[0])
+
+    def take(self, final: bool = False) -> tuple | None:
+        if not self.held or (self.held < self.decode_batch and not final):
+            return None
+        out = tuple(p[0] if len(self._parts) == 1 else np.concatenate(p) for p in zip(*self._parts))
+        self.clear()
+        return out
+
+
 class SCPPMTimeTagReceiver:
     """Time tags -> checked TM transfer frames (see the module docstring).
 
@@ -211,11 +255,15 @@ class SCPPMTimeTagReceiver:
         (:func:`modem.backend.fec_launcher` for the GPU) the CUDA kernels, with the same decoded bits,
         CRC flags and iteration counts. The other stages (slot clock, codeword sync, frame sync) are
         sequential loops and stay on the CPU.
+    decode_batch : codewords held back before each decoder call (:class:`CodewordHold`); None
+        (default) :func:`modem.backend.default_decode_batch`: 1 on the CPU; on a kernel launcher
+        1024, or fewer where they would hold over 256 MB (388 at 128-PPM). The frames are the same at any value; only when they come out changes (a held
+        codeword's frames come out with a later push, or at ``flush``).
     """
 
     def __init__(self, code: SCPPMCode, spec: TMFrameSpec, slot_width_ps: float, ns: float, nb: float,
                  max_iter: int = 16, clock_options: dict | None = None, sync_options: dict | None = None,
-                 launcher=None):
+                 launcher=None, decode_batch: int | None = None):
         if not isinstance(code, SCPPMCode):
             raise ConfigError(f"SCPPMTimeTagReceiver: code must be an SCPPMCode, got {code!r}")
         if not code.commutator_aligned:
@@ -229,12 +277,20 @@ class SCPPMTimeTagReceiver:
         self.cw_sync = CodewordSync(CodewordSyncConfig(code, ns, nb, **(sync_options or {})))
         self.launcher = launcher
         self.decoder = SCPPMReceiver(code, ns, nb, max_iter=max_iter, launcher=launcher)
+        from .backend import default_decode_batch  # noqa: PLC0415
+        self._hold = CodewordHold(default_decode_batch(launcher, 2 * code.slots_per_codeword)   # uint16 counts
+                                  if decode_batch is None else decode_batch)
         self.reset()
+
+    @property
+    def decode_batch(self) -> int:
+        return self._hold.decode_batch
 
     def reset(self):
         self._clock_state = self.clock.initial_state()
         self._cw_state = self.cw_sync.initial_state()
         self.decoder.reset()         # the channel de-interleaver starts empty, as in a fresh receiver
+        self._hold.clear()
         self._stream_key = None      # (segment, sym_index, slot offset) the next codeword of a contiguous bit stream has
         self._n_cw = 0
         self._t_seg = np.zeros(0, np.int32)
@@ -255,7 +311,7 @@ class SCPPMTimeTagReceiver:
         slots, self._clock_state = self.clock.flush(self._clock_state)
         frames = self._after_clock(slots)
         cw, self._cw_state = self.cw_sync.flush(self._cw_state)
-        return frames + self._decode(cw) + self._deframer.flush()
+        return frames + self._decode(cw, final=True) + self._deframer.flush()
 
     # ---------------------------------------------------------------------------------------------
     def _after_clock(self, slots) -> list[ReceivedFrame]:
@@ -264,15 +320,13 @@ class SCPPMTimeTagReceiver:
         cw, self._cw_state = self.cw_sync.push(slots, self._cw_state)
         return self._decode(cw)
 
-    def _decode(self, cw) -> list[ReceivedFrame]:
-        """Codewords from the codeword synchroniser -> [channel de-interleaver] -> decoder -> TM
-        deframer. A hole in the codeword stream (a codeword that does not follow the one before
+    def _decode(self, cw, final: bool = False) -> list[ReceivedFrame]:
+        """Codewords from the codeword synchroniser -> [held until ``decode_batch``] -> [channel
+        de-interleaver] -> decoder -> TM deframer. A hole in the codeword stream (a codeword that does not follow the one before
         it) restarts the de-interleaver and the TM frame synchroniser: the bit stream is no longer
         contiguous, a frame not finished is lost with it, and with a channel interleaver so are
         the codewords spread over the hole. Each decoded codeword gets the receive time of the
         codeword that completed it."""
-        if not len(cw):
-            return []
         restart = np.zeros(len(cw), bool)
         t_cw = np.empty(len(cw))
         for i in range(len(cw)):
@@ -280,7 +334,13 @@ class SCPPMTimeTagReceiver:
             restart[i] = self._stream_key is not None and key != self._stream_key
             self._stream_key = (key[0], key[1] + self.cw_sync.cfg.period, key[2])
             t_cw[i] = self._time_of(key[0], key[1]) + key[2] * self.slot_width_ps   # its first slot
-        res, src = self.decoder.receive_stream(cw.counts, restart)
+        if len(cw):
+            self._hold.add(cw.counts, restart, t_cw)
+        held = self._hold.take(final)
+        if held is None:
+            return []
+        counts, restart, t_cw = held
+        res, src = self.decoder.receive_stream(counts, restart)
         frames, self._n_cw = deliver_codewords(self._deframer, self.stats, self._n_cw, res, src, restart, t_cw)
         return frames
 

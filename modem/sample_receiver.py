@@ -76,6 +76,7 @@ import numpy as np
 
 from .channel.apd import APDDetector, SampleClock, apd_samples, apd_slot_moments, dpsk_balanced_samples
 from .channel.optical import NF_IDEAL_DB, PreampDLIReceiver
+from .backend import default_decode_batch
 from .errors import BackendUnavailable, ConfigError, ShapeError
 from .fec.scppm import CodewordDeinterleaver, SCPPMCode, SCPPMDecoder, SCPPMTransmitter
 from .fec.scppm.encoder import attach_asm as _attach_tm_asm
@@ -86,7 +87,7 @@ from .framing.packets import TMPacketizer, build_space_packet
 from .framing.randomizer import pn8
 from .framing.tm import TMFrameSpec
 from .modulation import dpsk as _dpsk
-from .receiver import ReceivedFrame, ReceiverStats, TMDeframer, deliver_codewords
+from .receiver import CodewordHold, ReceivedFrame, ReceiverStats, TMDeframer, deliver_codewords
 from .sync.codeword_sync import csm_llr, csm_llr_slot_offsets
 from .sync.frame_sync import ASMFrameSync, FrameSyncConfig
 from .sync.slot_clock import SyncEvent
@@ -666,6 +667,9 @@ class SCPPMSampleReceiver:
         :func:`gaussian_slot_llr`).
     launcher : where the SCPPM decoder runs: None (default) the CPU, a kernel launcher
         (:func:`modem.backend.fec_launcher` for the GPU) the CUDA kernels (same decisions).
+    decode_batch : codewords held back before each decoder call (:class:`~modem.receiver.CodewordHold`);
+        None (default) :func:`modem.backend.default_decode_batch` (1 on the CPU; on a kernel
+        launcher 1024, or fewer where they would hold over 256 MB). Same frames at any value; held codewords' frames come out later, or at ``flush``.
 
     ``push(samples)`` -> list of :class:`ReceivedFrame` completed by the chunk (1-D real int/float
     samples; empty chunks are fine; NaN/inf, other dtypes or shapes raise ShapeError and leave the
@@ -674,7 +678,8 @@ class SCPPMSampleReceiver:
     """
 
     def __init__(self, link: SCPPMAPDLink, sync_options: dict | None = None, frontend_options: dict | None = None,
-                 deframer_options: dict | None = None, slot_llr: str = "mixture", launcher=None):
+                 deframer_options: dict | None = None, slot_llr: str = "mixture", launcher=None,
+                 decode_batch: int | None = None):
         if not isinstance(link, SCPPMAPDLink):
             raise ConfigError(f"SCPPMSampleReceiver: link must be an SCPPMAPDLink, got {type(link).__name__}")
         self.link, self.code, self.spec = link, link.code, link.spec
@@ -697,8 +702,15 @@ class SCPPMSampleReceiver:
         self.sync = SlotCSMSync(self.code, **(sync_options or {}))
         self.launcher = launcher
         self.decoder = SCPPMDecoder(self.code, max_iter=link.max_iter, launcher=launcher)
+        c = self.code                     # a held codeword: its (S, M) float64 symbol metrics
+        self._hold = CodewordHold(default_decode_batch(launcher, 8 * c.S * c.M)
+                                  if decode_batch is None else decode_batch)
         self.deframer_options = dict(deframer_options or {})
         self.reset()
+
+    @property
+    def decode_batch(self) -> int:
+        return self._hold.decode_batch
 
     @classmethod
     def from_dict(cls, d: dict, strict: bool = True, **options) -> "SCPPMSampleReceiver":
@@ -714,6 +726,7 @@ class SCPPMSampleReceiver:
         self._key = None
         self._n_cw = 0
         self._deint = CodewordDeinterleaver(self.code)
+        self._hold.clear()
 
     @property
     def sync_state(self) -> SlotCSMSyncState:
@@ -745,25 +758,31 @@ class SCPPMSampleReceiver:
         cw, self._sync_state = self.sync.push(lam, np.concatenate([s.t, [np.nan]]), self._sync_state)
         for kind, t, info in cw.events:
             self._event({"lost": "loss_of_signal"}.get(kind, kind), t, info)
-        frames = self._decode(cw)
+        frames = self._decode(cw, final=True)
         return frames + self._deframer.flush()
 
-    def _decode(self, cw: CodewordSlots) -> list[ReceivedFrame]:
-        """Symbol metrics -> [convolutional de-interleaver] -> decoder -> TM deframer. A hole in the
-        codeword stream (new lock) restarts the TM frame sync and the de-interleaver (which then
-        refills: its first ``delay`` symbols are fill, and the codewords spread over the hole are lost)."""
-        if not len(cw):
-            return []
+    def _decode(self, cw: CodewordSlots, final: bool = False) -> list[ReceivedFrame]:
+        """Symbol metrics -> [held until ``decode_batch``] -> [convolutional de-interleaver] ->
+        decoder -> TM deframer. A hole in the codeword stream (new lock) restarts the TM frame sync
+        and the de-interleaver (which then refills: its first ``delay`` symbols are fill, and the
+        codewords spread over the hole are lost)."""
         restart = np.zeros(len(cw), bool)
         for i in range(len(cw)):
             key = (int(cw.segment[i]), int(cw.seq[i]))
             restart[i] = self._key is not None and key != (self._key[0], self._key[1] + 1)
             self._key = key
-        metric, src = self._deint.push(ppm_symbol_metric(cw.llr, self.code), restart)
+        if len(cw):
+            self._hold.add(ppm_symbol_metric(cw.llr, self.code), restart, np.asarray(cw.t),
+                           np.asarray(cw.csm_llr), np.asarray(cw.locked))
+        held = self._hold.take(final)
+        if held is None:
+            return []
+        metric, restart, t, csm_llr, locked = held
+        metric, src = self._deint.push(metric, restart)
         res = self.decoder.decode(metric, check=False)
         frames, self._n_cw = deliver_codewords(
-            self._deframer, self.stats, self._n_cw, res, src, restart, cw.t,
-            lambda i, ok, n_it: (ok, n_it, float(cw.csm_llr[i]), bool(cw.locked[i])))
+            self._deframer, self.stats, self._n_cw, res, src, restart, t,
+            lambda i, ok, n_it: (ok, n_it, float(csm_llr[i]), bool(locked[i])))
         return frames
 
 
@@ -946,6 +965,7 @@ class DPSKLink(_LinkBase):
             # every burst and learn the clock rate from the burst period (FrontEndConfig.burst_period)
             out["burst_period"] = self.divider * self.burst_bits
             out["burst_length"] = self.burst_bits
+            out["burst_hold"] = BURST_HOLD
         if self.divider > 1:
             out["burst_threshold"] = self.burst_threshold
             if self.burst_threshold is None:
@@ -964,6 +984,9 @@ BURST_PERIODIC_GAP = 4096
 #: at low photon numbers; see :attr:`DPSKLink.burst_periodic`), down to BURST_PERIODIC_MIN_BITS
 BURST_PERIODIC_BITS = 1024
 BURST_PERIODIC_MIN_BITS = 24
+#: bursts the burst-periodic front end holds at every acquisition of its burst grid before handing
+#: their slots on, read again on the grid fitted to all of them (FrontEndConfig.burst_hold)
+BURST_HOLD = 32
 
 
 def dpsk_transmit_frames(frames, link: DPSKLink, rng, lead_slots: int = 0, tail_slots: int = 64,

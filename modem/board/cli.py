@@ -226,8 +226,10 @@ def _run_receive(args) -> int:
         from ..backend import fec_launcher  # noqa: PLC0415
         from ..offline import receiver_for  # noqa: PLC0415
         launcher = fec_launcher()                            # MODEM_BACKEND: the FEC decoder on the GPU or CPU
-        receiver_for(meta, launcher)                         # validate now: errors before any socket work
-        factory = lambda: receiver_for(meta, launcher)       # noqa: E731
+        # decode_batch=1: the real-time receiver decodes every codeword a batch of --batch-items completes
+        # (latency stays bounded by the batch, even when the link drops); no codewords held across batches
+        receiver_for(meta, launcher, decode_batch=1)         # validate now: errors before any socket work
+        factory = lambda: receiver_for(meta, launcher, decode_batch=1)   # noqa: E731
     elif not args.out:
         raise ConfigError("no link parameters (give --meta, --param chain=..., or --control of a board that "
                           "reports them) and no --out to record the raw stream to: nothing to do")
