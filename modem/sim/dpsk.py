@@ -9,14 +9,14 @@ Two ways of running an interleaver block of D codewords (``--frames-per-block``)
 * ``0`` (default), **full chain**: every codeword of every block is encoded, interleaved, framed,
   differentially encoded and sent slot by slot through the channel (streamed in chunks with the
   differential-encoder, DLI and fading states), then decoded. ``--frames`` is rounded up to whole
-  blocks.
+  blocks of D codewords.
 * ``1 <= K < D``, **sampled**: K codewords of each block (chosen at random) are simulated; each of
   their bits is sent at its true wire position (interleaver + ASM + burst format), so it sees the
   fade at its own time, with its own DLI slot pair (previous slot + its slot). Exact in
   distribution for each decoded codeword; the other D - K codewords of the block are not simulated.
   (Needs D >= 2, so that neighbouring bits of a codeword are not neighbours on the wire and their
-  DLI noise is independent; ``K >= D`` runs the full chain.)
-  This is what makes a 100-ms interleaver at 2.88 Gb/s (17 700 short frames per block) testable.
+  DLI noise is independent; ``K >= D`` runs the full chain.) ``--frames`` is rounded up to a
+  multiple of K. This is what makes a 100-ms interleaver at 2.88 Gb/s (17 700 short frames per block) testable.
 
 ``--block-gap-ms G`` skips G ms of (unsimulated) link time after each block, so that fades seen by
 successive blocks are nearly independent (correlation exp(-G/tau_c)) and the FER estimate is not
@@ -25,6 +25,12 @@ have no usable phase reference: LLR 0 (they fall on ASM bits or codeword bits as
 
 LLRs are exact (non-central chi-square, reference section 8.2) and use the instantaneous
 received energy ``I(t) E_b`` (the receiver tracks the slow scintillation power perfectly).
+
+The report's ``frames`` is the number of frames decoded (``frames_requested`` the ``--frames``
+asked for; a ``note_frames`` line says when they differ). Random draws: one generator
+(``numpy.random.default_rng(seed)``) drawn block after block in link order (information bits, then
+the block's channel), so the counts depend on ``--seed`` and the link parameters, not on
+``--batch`` (frames per decoder call), which only groups the decoded frames.
 """
 from __future__ import annotations
 
@@ -41,7 +47,7 @@ from ..errors import ConfigError
 from ..framing.interleaver import ChannelInterleaver
 from ..framing.randomizer import pn8
 from ..modulation import dpsk
-from .common import ErrorCounter, report
+from .common import ErrorCounter, check_seed, report
 
 #: Channel bits per streamed chunk in the full chain.
 CHUNK_BITS = 1 << 20
@@ -74,14 +80,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     w.add_argument("--interleaver-ms", type=float, default=0.0,
                    help="channel interleaver depth, ms of wire time (0 = none) (default 0)")
     w.add_argument("--frames-per-block", type=int, default=0,
-                   help="0 (or >= depth): full chain, every frame of each interleaver block; K: decode K sampled frames per block")
+                   help="0 (or >= depth): full chain, every frame of each interleaver block; K: decode K sampled "
+                        "frames per block (--frames is then rounded up to a multiple of K)")
     w.add_argument("--block-gap-ms", type=float, default=0.0,
                    help="unsimulated link time skipped after each interleaver block, ms (default 0)")
     d = p.add_argument_group("decoder and run")
     d.add_argument("--max-iter", type=int, default=50, help="maximum LDPC iterations (default 50)")
-    d.add_argument("--frames", type=int, default=100, help="frames to decode (default 100)")
-    d.add_argument("--batch", type=int, default=32, help="frames per decoder call (default 32)")
-    d.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    d.add_argument("--frames", type=int, default=100,
+                   help="frames to decode (default 100), rounded up to whole interleaver blocks (to a multiple "
+                        "of --frames-per-block when sampled); the report gives the number decoded")
+    d.add_argument("--batch", type=int, default=32,
+                   help="frames per decoder call (default 32); speed only, the counts do not depend on it")
+    d.add_argument("--seed", type=int, default=1, help="random seed >= 0 (default 1)")
 
 
 def default_args(**overrides) -> argparse.Namespace:
@@ -105,6 +115,7 @@ def _check(args):
 
     for name, lo in (("frames", 1), ("batch", 1), ("max_iter", 1), ("frames_per_block", 0)):
         pos_int(name, lo)
+    check_seed(args.seed, "dpsk simulation")
     for name in ("block_gap_ms", "interleaver_ms"):
         v = getattr(args, name)
         if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= 0):
@@ -273,10 +284,15 @@ def run(args, progress=None) -> dict:
     if args.fading == "lognormal":
         params.update(scint_index=args.scint_index, coherence_ms=args.coherence_ms)
     raw_ber = link.raw_errors / link.raw_bits if link.raw_bits else float("nan")
+    extra = {}
+    if counter.frames != args.frames:
+        per = f"{K} sampled frames per interleaver block" if sampled else f"whole interleaver blocks of {D} frames"
+        extra["note_frames"] = f"--frames {args.frames} rounded up to {counter.frames} ({per})"
     return report("dpsk", counter, seconds, backend, params, backend_info=be.launcher_info(launcher),
                   interleaver=link.il.describe(),
                   interleaver_latency_s=link.il.latency_s, interleaver_memory_bits=link.il.memory_bits,
                   interleaver_blocks=blocks, simulated_link_s=float(fmt.bit_time(link.w)),
                   raw_bit_errors=link.raw_errors, raw_bits=link.raw_bits, raw_ber=raw_ber,
                   decode_seconds=t_decode,
-                  decode_info_bits_per_s=counter.info_bits / t_decode if t_decode > 0 else float("nan"))
+                  decode_info_bits_per_s=counter.info_bits / t_decode if t_decode > 0 else float("nan"),
+                  frames_requested=args.frames, **extra)

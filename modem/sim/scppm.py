@@ -1,6 +1,14 @@
 # SPDX-License-Identifier: Apache-2.0
 """SCPPM loopback simulation: random blocks -> CCSDS 142.0-B-1 transmitter -> Poisson (or SNSPD)
-slot channel -> receiver -> error counts, with the gap to the Poisson PPM capacity limit."""
+slot channel -> receiver -> error counts, with the gap to the Poisson PPM capacity limit.
+
+Random draws (:class:`modem.sim.common.FrameStreams`): the information bits of codeword ``i`` come
+from stream ``(PAYLOAD, i)`` and the slot counts of the ``i``-th transmitted codeword (the channel
+interleaver's output, flush included) from stream ``(CHANNEL, i)``; the SNSPD dead time then runs
+over the whole slot stream in order. So the counts depend on ``--seed`` and the link parameters,
+not on ``--batch`` (codewords per decoder call) or on the backend that decodes; without a channel
+interleaver the first N codewords of a longer run are those of ``--frames N``.
+"""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +22,10 @@ from ..analysis.capacity import gap_db, ns_capacity_limit
 from ..channel.poisson import SNSPD, apply_dead_time, simulate_counts
 from ..errors import ConfigError
 from ..fec.scppm import SCPPMCode, SCPPMReceiver, SCPPMTransmitter
-from .common import ErrorCounter, report
+from .common import ErrorCounter, FrameStreams, report
+
+#: FrameStreams purposes: a codeword's information bits; a transmitted codeword's slot counts.
+PAYLOAD, CHANNEL = 0, 1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,17 +47,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--max-log", action="store_true", help="max-log-MAP instead of exact log-MAP")
     s = p.add_argument_group("run")
     s.add_argument("--frames", type=int, default=100, help="codewords to simulate (default 100)")
-    s.add_argument("--batch", type=int, default=32, help="codewords per decoder call (default 32)")
-    s.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    s.add_argument("--batch", type=int, default=32,
+                   help="codewords per decoder call (default 32); speed only, the counts do not depend on it")
+    s.add_argument("--seed", type=int, default=1,
+                   help="random seed >= 0 (default 1): one random stream per codeword, whatever --batch")
 
 
-def _dead_time_stream(pulses, ns, nb, rng, detector: SNSPD, tail):
-    """Counts of ``pulses`` (F, slots) as one slot stream through ``detector``: its dead time runs
-    on across codewords and from the previous batch (``tail``: that batch's last dead_time_slots
-    kept counts; kept detections are more than dead_time_slots apart, so they stay kept here).
-    Same random draws as ``simulate_counts(pulses, ns, nb, rng, detector)``. Returns (counts, tail)."""
+def _counts(pulses, first: int, ns, nb, streams: FrameStreams, detector: SNSPD | None):
+    """Slot counts (F, slots) int32 of the transmitted codewords ``first .. first + F - 1``
+    (``pulses`` (F, slots)), row r drawn from stream ``(CHANNEL, first + r)`` by
+    :func:`simulate_counts` (each row as its own stream: dead time per row, see :func:`_dead_time_stream`)."""
+    out = np.empty(pulses.shape, np.int32)
+    for r in range(pulses.shape[0]):
+        out[r] = simulate_counts(pulses[r], ns, nb, streams(CHANNEL, first + r), detector)
+    return out
+
+
+def _dead_time_stream(pulses, first: int, ns, nb, streams: FrameStreams, detector: SNSPD, tail):
+    """Counts of ``pulses`` (F, slots), transmitted codewords ``first ..``, as one slot stream
+    through ``detector``: its dead time runs on across codewords and from the previous batch
+    (``tail``: that batch's last dead_time_slots kept counts; kept detections are more than
+    dead_time_slots apart, so they stay kept here). The detections are drawn as :func:`_counts`
+    draws them without dead time, then blocked along the stream. Returns (counts, tail)."""
     d = int(detector.dead_time_slots)
-    clicks = simulate_counts(pulses, ns, nb, rng, replace(detector, dead_time_slots=0))
+    clicks = _counts(pulses, first, ns, nb, streams, replace(detector, dead_time_slots=0))
     stream = apply_dead_time(np.concatenate([tail, clicks.reshape(-1)]), d)
     return stream[tail.size:].reshape(clicks.shape), stream[-d:]
 
@@ -75,7 +99,7 @@ def run(args, progress=None) -> dict:
                          dark_count_rate_per_slot=args.dark, dead_time_slots=args.dead_time)
         ns_det = detector.efficiency * args.ns
         nb_det = detector.efficiency * args.nb + args.dark
-    rng = np.random.default_rng(args.seed)
+    streams = FrameStreams(args.seed, "scppm simulation")
     tx = SCPPMTransmitter(code)
     rx = SCPPMReceiver(code, ns=ns_det, nb=nb_det, max_iter=args.max_iter, max_log=args.max_log,
                        ext_scale=0.75 if args.max_log else 1.0, launcher=launcher)
@@ -84,18 +108,22 @@ def run(args, progress=None) -> dict:
     sent = []          # information blocks in flight through the channel interleaver
     t_decode = 0.0
     t0 = time.perf_counter()
-    done = 0
+    done = 0           # codewords sent
+    wire = 0           # codewords transmitted (interleaver output rows, flush included)
     while done < args.frames:
         n = min(args.batch, args.frames - done)
-        u = rng.integers(0, 2, (n, code.k), dtype=np.uint8)
+        u = np.empty((n, code.k), np.uint8)
+        for r in range(n):
+            u[r] = streams(PAYLOAD, done + r).integers(0, 2, code.k, dtype=np.uint8)
         sent.append(u)
         pulses = tx.modulate(u)
         if done + n >= args.frames:
             pulses = np.concatenate([pulses, tx.flush()]) if code.interleaver_rows > 1 else pulses
         if detector is not None and detector.dead_time_slots:
-            y, dead_tail = _dead_time_stream(pulses, args.ns, args.nb, rng, detector, dead_tail)
+            y, dead_tail = _dead_time_stream(pulses, wire, args.ns, args.nb, streams, detector, dead_tail)
         else:
-            y = simulate_counts(pulses, args.ns, args.nb, rng, detector)
+            y = _counts(pulses, wire, args.ns, args.nb, streams, detector)
+        wire += pulses.shape[0]
         t1 = time.perf_counter()
         res = rx.receive(y)
         t_decode += time.perf_counter() - t1
@@ -118,5 +146,5 @@ def run(args, progress=None) -> dict:
     rep = report("scppm", counter, seconds, backend, params, backend_info=be.launcher_info(launcher),
                  decode_seconds=t_decode,
                  decode_info_bits_per_s=counter.info_bits / t_decode if t_decode > 0 else float("nan"),
-                 capacity_limit_ns=limit, gap_db=gap_db(ns_det, limit))
+                 capacity_limit_ns=limit, gap_db=gap_db(ns_det, limit), frames_requested=args.frames)
     return rep
