@@ -229,6 +229,18 @@ def test_dpsk_frames_rounded_up_is_reported(kw, frames, per):
     assert sum("rounded up" in line for line in lines) == 1
 
 
+def test_dpsk_frames_per_block_not_below_depth_is_reported():
+    """K >= D runs the full chain: the report says so instead of looking like a sampled run."""
+    rep = dpsk.run(dpsk.default_args(ppb=3.0, max_iter=2, frames=3, interleaver_ms=0.01, frames_per_block=2))
+    assert rep["frames"] == 4 and rep["note_frames"].endswith("(whole interleaver blocks of 2 frames)")
+    assert rep["note_sampling"] == ("--frames-per-block 2 >= interleaver depth 2: every frame of each block "
+                                    "simulated (full chain)")
+    out = io.StringIO()
+    print_report(rep, False, file=out)
+    assert "note_sampling" in out.getvalue()
+    assert "note_sampling" not in dpsk.run(dpsk.default_args(ppb=3.0, max_iter=2, frames=2, interleaver_ms=0.01))
+
+
 def test_scppm_reports_the_frames_requested(monkeypatch):
     rep, _ = _run_scppm(monkeypatch, order=16, ns=3.0, nb=0.1, frames=3, batch=2, max_iter=2)
     assert rep["frames"] == rep["frames_requested"] == 3 and "note_frames" not in rep

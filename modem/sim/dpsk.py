@@ -27,8 +27,9 @@ LLRs are exact (non-central chi-square, reference section 8.2) and use the insta
 received energy ``I(t) E_b`` (the receiver tracks the slow scintillation power perfectly).
 
 The report's ``frames`` is the number of frames decoded (``frames_requested`` the ``--frames``
-asked for; a ``note_frames`` line says when they differ). Random draws: one generator
-(``numpy.random.default_rng(seed)``) drawn block after block in link order (information bits, then
+asked for; a ``note_frames`` line says when they differ, a ``note_sampling`` line when
+``--frames-per-block`` >= D ran the full chain). Random draws: one generator
+(``numpy.random.default_rng(seed)``) drawn block after block in link order (sampled rows, information bits, then
 the block's channel), so the counts depend on ``--seed`` and the link parameters, not on
 ``--batch`` (frames per decoder call), which only groups the decoded frames.
 """
@@ -288,6 +289,9 @@ def run(args, progress=None) -> dict:
     if counter.frames != args.frames:
         per = f"{K} sampled frames per interleaver block" if sampled else f"whole interleaver blocks of {D} frames"
         extra["note_frames"] = f"--frames {args.frames} rounded up to {counter.frames} ({per})"
+    if K and not sampled:
+        extra["note_sampling"] = (f"--frames-per-block {K} >= interleaver depth {D}: every frame of each block "
+                                  f"simulated (full chain)")
     return report("dpsk", counter, seconds, backend, params, backend_info=be.launcher_info(launcher),
                   interleaver=link.il.describe(),
                   interleaver_latency_s=link.il.latency_s, interleaver_memory_bits=link.il.memory_bits,
