@@ -71,6 +71,7 @@ def _time_tag_receiver_class():
     global _TT_RECEIVER
     if _TT_RECEIVER is None:
         from .receiver import SCPPMTimeTagReceiver  # noqa: PLC0415
+        from .fec.scppm.encoder import attach_csm, repeat  # noqa: PLC0415
 
         class TimeTagReceiverWithHistogram(SCPPMTimeTagReceiver):
             def __init__(self, *a, **kw):
@@ -94,33 +95,35 @@ def _time_tag_receiver_class():
 
             def _measure(self, counts, res):
                 """Re-encode the CRC-valid codewords: true pulse positions -> hard-decision PPM
-                symbol errors, detected signal photons per pulse and background per slot."""
+                symbol errors, detected signal photons per pulse and background per slot. Works on
+                the transmitted symbols (CSM and repeats included), not on re-modulated slots: one
+                pulse per symbol, in data slot 0..M-1 (the guard slots hold none)."""
                 c = self.code
                 if c.interleaver_rows > 1 or not len(counts):
                     return                                  # the interleaver spreads codewords
                 ok = np.flatnonzero(np.asarray(res.crc_ok))
                 if not ok.size:
                     return
-                x = self._tx.modulate(np.asarray(res.u_hat)[ok]).astype(bool)
-                y = np.asarray(counts)[ok].astype(np.int64)
-                if x.shape != y.shape:
-                    return
+                truth = repeat(attach_csm(self._tx.encoder(np.asarray(res.u_hat)[ok]), c), c)  # (F, n) symbols
                 P = c.M + c.guard
-                xs = x.reshape(ok.size, -1, P)[..., :c.M]
+                y = np.asarray(counts)[ok]
+                if truth.shape[1] * P != y.shape[1]:
+                    return
                 ys = y.reshape(ok.size, -1, P)[..., :c.M]
-                pulsed = xs.any(axis=-1)                    # every PPM symbol has one pulse
-                truth = xs.argmax(axis=-1)
-                empty = ys.max(axis=-1) == 0
+                sig = np.take_along_axis(ys, truth[..., None], axis=-1)[..., 0]
+                peak = ys.max(axis=-1)
+                empty = peak == 0
                 wrong = (ys.argmax(axis=-1) != truth) | empty
                 r = self.reencode
                 r["codewords"] += int(ok.size)
-                r["symbols"] += int(pulsed.sum())
-                r["symbol_errors"] += int((wrong & pulsed).sum())
-                r["empty_symbols"] += int((empty & pulsed).sum())
-                r["signal_counts"] += int(y[x].sum())
-                r["pulses"] += int(x.sum())
-                r["background_counts"] += int(y[~x].sum())
-                r["empty_slots"] += int((~x).sum())
+                r["symbols"] += int(truth.size)
+                r["symbol_errors"] += int(wrong.sum())
+                r["empty_symbols"] += int(empty.sum())
+                signal = int(sig.sum(dtype=np.int64))
+                r["signal_counts"] += signal
+                r["pulses"] += int(truth.size)
+                r["background_counts"] += int(y.sum(dtype=np.int64)) - signal
+                r["empty_slots"] += int(y.size - truth.size)
 
             def _after_clock(self, slots):
                 if len(slots):

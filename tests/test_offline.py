@@ -205,3 +205,33 @@ def test_replay_memory_benchmark_smoke(tmp_path):
     doc = json.loads(next(tmp_path.iterdir()).read_text())
     big = [r for r in doc["results"] if r["capture"] == "x2"]
     assert len(big) == 2 and all(r["payload_ok"] for r in big)
+
+
+@pytest.mark.parametrize("repetition, unit", [(1, "symbol"), (2, "symbol")])
+def test_reencode_statistics_count_what_the_slots_hold(repetition, unit):
+    """The replay's channel statistics from the CRC-valid codewords (counted per transmitted
+    symbol) equal the slot-by-slot count over the re-modulated codewords: every slot's counts go to
+    signal (the pulsed slot) or background (the other data slots and the guard slots), a symbol is
+    wrong when its largest count is not at its pulse or it has no count."""
+    from types import SimpleNamespace
+
+    from modem.fec.scppm import SCPPMCode, SCPPMTransmitter
+    from modem.framing.tm import TMFrameSpec
+    from modem.offline import _time_tag_receiver_class
+    code = SCPPMCode(M=16, rate="1/2", repetition=repetition, repeat_unit=unit)
+    rx = _time_tag_receiver_class()(code, TMFrameSpec(frame_len=1115, scid=1), 1000.0, 2.0, 0.05)
+    rng = np.random.default_rng(5)
+    u = rng.integers(0, 2, (5, code.k), dtype=np.uint8)
+    x = SCPPMTransmitter(code).modulate(u).astype(bool)
+    y = (rng.poisson(0.05, x.shape) + x * rng.poisson(2.0, x.shape)).astype(np.uint16)
+    crc_ok = np.array([True, False, True, True, True])
+    rx._measure(y, SimpleNamespace(crc_ok=crc_ok, u_hat=u))
+    P = code.slots_per_symbol
+    xs, ys = x[crc_ok].reshape(4, -1, P)[..., :16], y[crc_ok].reshape(4, -1, P)[..., :16].astype(np.int64)
+    empty = ys.max(-1) == 0
+    want = {"codewords": 4, "symbols": xs.shape[0] * xs.shape[1], "pulses": int(x[crc_ok].sum()),
+            "symbol_errors": int(((ys.argmax(-1) != xs.argmax(-1)) | empty).sum()), "empty_symbols": int(empty.sum()),
+            "signal_counts": int(y[crc_ok][x[crc_ok]].sum()), "background_counts": int(y[crc_ok][~x[crc_ok]].sum()),
+            "empty_slots": int((~x[crc_ok]).sum())}
+    assert rx.reencode == want
+    assert 0 < want["symbol_errors"] < want["symbols"] and want["empty_symbols"] > 0
