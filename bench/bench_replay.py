@@ -3,11 +3,13 @@
 """Replay throughput of a recorded SCPPM pass (``modem decode``), per backend and ``--decode-batch``.
 
     PYTHONPATH=. python3 bench/bench_replay.py [--scale 50] [--backend cpu,gpu] [--decode-batch 1,64,256,1024]
+                                               [--cpu-decode-batch 1]
 
 Generates (in a temporary folder) the ``snspd16`` preset pass without its cloud, ``--scale`` times
 the shipped capture's packets (~38 x scale 16-PPM rate-1/2 codewords, ~6000 time tags each), as
 HDF5. Decodes it once to warm up (Numba JIT, kernel compilation), then once per (backend,
-decode_batch) with :func:`modem.offline.decode_capture`, and reports for each
+decode_batch) with :func:`modem.offline.decode_capture` (``--decode-batch`` on the GPU,
+``--cpu-decode-batch`` on the CPU), and reports for each
 
 * ``info_bits_per_s``: information bits of the decoded codewords (k = 7560 each) per second of
   wall time of the whole replay (file reading, slot clock, codeword sync, decoder, framing);
@@ -22,7 +24,9 @@ Never asserts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import io
 import json
 import os
 import sys
@@ -33,8 +37,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
+@contextlib.contextmanager
 def _decoder_spy():
-    """Wrap ``SCPPMReceiver.receive_stream`` (class level): seconds and codewords per call."""
+    """Wrap ``SCPPMReceiver.receive_stream`` (class level) while open: (seconds, codewords) per call."""
     from modem.fec.scppm.decoder import SCPPMReceiver
     log = []
     receive = SCPPMReceiver.receive_stream
@@ -46,17 +51,25 @@ def _decoder_spy():
         return out
 
     SCPPMReceiver.receive_stream = timed
-    return log
+    try:
+        yield log
+    finally:
+        SCPPMReceiver.receive_stream = receive
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scale", type=int, default=50, help="times the shipped capture's packets (default 50)")
     ap.add_argument("--backend", default="cpu,gpu", help="comma-separated backends (gpu skipped where unusable)")
-    ap.add_argument("--decode-batch", default="1,64,256,1024", help="comma-separated decode_batch values")
+    ap.add_argument("--decode-batch", default="1,64,256,1024",
+                    help="comma-separated decode_batch values on the GPU (default 1,64,256,1024)")
+    ap.add_argument("--cpu-decode-batch", default="1",
+                    help="comma-separated decode_batch values on the CPU (default 1: its decoder is as fast "
+                         "per codeword at any batch size)")
     ap.add_argument("--repeats", type=int, default=1, help="timed decodes per point (the best is kept)")
     ap.add_argument("--capture", help="decode this pass instead of generating one")
-    ap.add_argument("--no-write", action="store_true", help="print only, write no JSON")
+    ap.add_argument("--no-write", action="store_true", help="print only, write no JSON file")
+    ap.add_argument("--json", action="store_true", help="also print the results as one JSON line")
     args = ap.parse_args(argv)
     from modem import backend as be
     from modem.offline import decode_capture
@@ -65,23 +78,24 @@ def main(argv=None) -> int:
     if "gpu" in backends and not be.gpu_available():
         print(f"gpu skipped: {be.unavailable_reason()}", flush=True)
         backends.remove("gpu")
-    batches = [int(b) for b in args.decode_batch.split(",") if b.strip()]
-    log = _decoder_spy()
-    with tempfile.TemporaryDirectory() as tmp:
+    batches = {"gpu": [int(b) for b in args.decode_batch.split(",") if b.strip()],
+               "cpu": [int(b) for b in args.cpu_decode_batch.split(",") if b.strip()]}
+    with tempfile.TemporaryDirectory() as tmp, _decoder_spy() as log:
         path = args.capture
         if path is None:
             from modem.cli import main as cli
             path = os.path.join(tmp, "pass.h5")
             t0 = time.perf_counter()
-            cli(["capture", "generate", "--preset", "snspd16", "--scale", str(args.scale), "--cloud-ms", "0",
-                 "--seed", "7", path])
+            with contextlib.redirect_stdout(io.StringIO()):        # its manifest entry
+                cli(["capture", "generate", "--preset", "snspd16", "--scale", str(args.scale), "--cloud-ms", "0",
+                     "--seed", "7", path])
             print(f"generated {path} in {time.perf_counter() - t0:.1f} s", flush=True)
         runs, devices, frames = [], {}, set()
         for name in backends:
             launcher = be.fec_launcher(name)
             devices[name] = be.launcher_info(launcher)
             decode_capture("captures/snspd16_pass.h5", launcher=launcher, decode_batch=8)   # warm-up
-            for n in batches:
+            for n in batches[name]:
                 best = None
                 for _ in range(max(1, args.repeats)):
                     log.clear()
@@ -113,6 +127,8 @@ def main(argv=None) -> int:
            "same_frames": len(frames) <= 1, "runs": runs}
     if len(frames) > 1:
         print("WARNING: the runs decoded different frames", flush=True)
+    if args.json:
+        print(json.dumps(out))
     if not args.no_write and runs:
         os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
         p = os.path.join(ROOT, "bench", "results", f"replay_{'_'.join(backends)}_{out['date']}.json")

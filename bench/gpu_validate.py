@@ -12,6 +12,9 @@ Steps (``--steps``, comma-separated, in this order; default all):
                  compile, pipelines) -> the log, headed by the device line, in
                  ``gpu_equivalence_<date>.txt``;
 ``bench``        ``bench/bench_gpu.py --backend gpu --compare-cpu`` -> ``gpu_bench_gpu_<date>.json``;
+``replay``       ``bench/bench_replay.py --backend cpu,gpu``: ``modem decode`` of a generated 16-PPM pass
+                 (~1900 codewords) on the CPU and at ``--decode-batch`` 1, 64, 256, 1024 on the GPU, with the
+                 decoder's share of the time -> ``replay_cpu_gpu_<date>.json``;
 ``ncu``          where Nsight Compute (``ncu``) exists: one profile per main kernel (achieved
                  occupancy, memory throughput, speed of light) -> ``ncu_<kernel>_<date>.txt``.
 
@@ -38,8 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 PY = sys.executable
-STEPS = ("smoke", "equivalence", "bench", "ncu")
-SHARE = {"smoke": 0.15, "equivalence": 0.30, "bench": 0.40, "ncu": 0.15}   # of --budget
+STEPS = ("smoke", "equivalence", "bench", "replay", "ncu")
+SHARE = {"smoke": 0.10, "equivalence": 0.28, "bench": 0.35, "replay": 0.12, "ncu": 0.15}   # of --budget
 
 NCU_TARGETS = {   # kernel name regex -> modem bench command that launches it
     "ldpc_layered_i16": ["bench", "--chain", "ldpc", "--backend", "gpu", "--frames", "512", "--repeats", "1",
@@ -141,6 +144,12 @@ def main(argv=None) -> int:
                     RESULTS / f"gpu_bench_gpu_{date}.log", device_line):
             failed.append("bench")
         written += [p for p in (out, RESULTS / f"gpu_bench_gpu_{date}.log") if p.exists()]
+    if "replay" in steps:
+        out = RESULTS / f"replay_cpu_gpu_{date}.json"
+        if run_step([PY, "bench/bench_replay.py", "--backend", "cpu,gpu"], limit("replay"),
+                    RESULTS / f"replay_cpu_gpu_{date}.log", device_line):
+            failed.append("replay")
+        written += [p for p in (out, RESULTS / f"replay_cpu_gpu_{date}.log") if p.exists()]
     if "ncu" in steps:
         ncu = shutil.which("ncu")
         if ncu:

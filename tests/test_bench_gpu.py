@@ -129,3 +129,21 @@ def test_bench_gpu_script_without_gpu_is_one_line_and_writes_after_every_configu
     (f,) = tmp_path.glob("gpu_bench_cpu_*.json")
     rep = json.loads(f.read_text())
     assert len(rep["reports"]) == 2 and rep["backend_info"]["backend"] == "cpu" and "command" in rep
+
+
+def test_bench_replay_runs_and_reports_the_decoder_share(capsys):
+    """bench/bench_replay.py on the CPU: a generated pass decoded at two decode_batch values gives
+    the same frames, the decoder's calls and share of the time, and leaves the decoder unpatched."""
+    from modem.fec.scppm.decoder import SCPPMReceiver  # noqa: PLC0415
+    before = SCPPMReceiver.receive_stream
+    mod = load_bench_script("bench_replay")
+    assert mod.main(["--scale", "1", "--backend", "cpu", "--cpu-decode-batch", "1,1000", "--no-write",
+                     "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert SCPPMReceiver.receive_stream is before
+    assert out["same_frames"] and [r["decode_batch"] for r in out["runs"]] == [1, 1000]
+    one, held = out["runs"]
+    assert one["frames_good"] > 15 and one["codewords"] == held["codewords"] > 20
+    assert held["decoder_calls"] == 1 < one["decoder_calls"]
+    assert 0 < one["decoder_s"] < one["wall_s"] and one["info_bits_per_s"] > 0
+    assert out["devices"]["cpu"]["backend"] == "cpu" and out["commit"]
