@@ -395,3 +395,55 @@ def test_ptu_octets_after_the_declared_records_are_reported(tmp_path, extra):
     with open_capture(p) as cap:
         np.testing.assert_array_equal(np.concatenate(list(cap.chunks(10))), [400, 800])
         assert cap.stats["corrupt_regions"] == [{"kind": "trailing_octets", "record": 2, "octets": len(extra)}]
+
+
+@pytest.mark.parametrize("rectype", [0x00010303, 0x00010304, 0x00010307])
+def test_ptu_t3_photons_of_one_sync_period_in_any_channel_order_are_kept(tmp_path, rectype):
+    """T3 records of one sync period come as each channel delivers them, not sorted by TCSPC delay
+    (here channel 1's photon of a period before channel 0's earlier one). The reader keeps every
+    photon, in time order, whatever the chunk size (they were dropped as non-monotonic before);
+    a record more than two sync periods behind a previous one (garbage) is still dropped, counted."""
+    rule = RT[rectype][0]
+
+    def rec(ch, dtime, nsync):
+        if rule == "ph":
+            return (ch << 28) | (dtime << 16) | nsync
+        return (ch << 25) | (dtime << 10) | nsync
+
+    recs, want = [], []
+    for k in range(1, 300):
+        nsync = (3 * k) % 1000 + 1 if rule != "ph" else 3 * k   # stays below the 1024 wrap (no overflow)
+        if rule != "ph" and 3 * k >= 1000:
+            break
+        hi, lo = 30 + k % 9, 2 + k % 5                          # TCSPC bins (25 ps), inside the 1 ns period
+        recs += [rec(1 + k % 2, hi, nsync), rec(k % 2, lo, nsync)]
+        want += [nsync * 1000 + lo * 25, nsync * 1000 + hi * 25]
+    late = rec(0, 0, 3 * 50 - 3)                                  # 3 periods behind the record before it
+    recs.insert(2 * 50, late)
+    p = tmp_path / "t3.ptu"
+    _craft_ptu(p, recs, rectype)
+    for n in (1, 2, 7, 64, 10 ** 6):
+        with open_capture(p) as cap:
+            got = np.concatenate(list(cap.chunks(n)))
+            stats = cap.stats
+        np.testing.assert_array_equal(got, np.array(want, np.int64), err_msg=f"chunk {n}")
+        assert stats["dropped_non_monotonic"] == 1 and stats["photons"] == len(want)
+
+
+def test_reorder_window_same_output_in_any_chunking():
+    from modem.io.base import ReorderWindow
+    rng = np.random.default_rng(8)
+    t = np.sort(rng.integers(0, 10 ** 7, 5000)) + rng.integers(0, 400, 5000)   # up to 400 ps out of order
+    t[[100, 2000]] -= 5000                                                        # two garbage tags
+    idx = np.arange(t.size)
+    outs = []
+    for cuts in ([], [1, 2, 3], list(range(0, 5000, 7)), sorted(rng.integers(0, 5000, 40).tolist())):
+        w = ReorderWindow(400)
+        parts = [w.push(a, b) for a, b in zip(np.split(t, cuts), np.split(idx, cuts))] + [w.flush()]
+        got_t = np.concatenate([p[0] for p in parts if p])
+        got_i = np.concatenate([p[1] for p in parts if p])
+        assert np.all(np.diff(got_t) >= 0) and w.dropped == 2
+        outs.append((got_t.tolist(), got_i.tolist()))
+    assert all(o == outs[0] for o in outs)
+    assert sorted(set(range(t.size)) - set(outs[0][1])) == [100, 2000]
+    np.testing.assert_array_equal(outs[0][0], t[outs[0][1]])

@@ -26,8 +26,8 @@ import numpy as np
 
 from ..errors import CaptureFormatError, ConfigError
 
-__all__ = ["Capture", "fail", "check_meta", "side_file_meta", "SIDE_FILE_SUFFIX", "MonotonicFilter", "meta_to_json",
-           "meta_from_json", "TIMETAG_META_KEYS"]
+__all__ = ["Capture", "fail", "check_meta", "side_file_meta", "SIDE_FILE_SUFFIX", "MonotonicFilter", "ReorderWindow",
+           "meta_to_json", "meta_from_json", "TIMETAG_META_KEYS"]
 
 #: link parameters a time-tag capture must carry (meta keys, all chains "scppm")
 TIMETAG_META_KEYS = ("chain", "M", "rate", "slot_width_ps", "ns", "nb", "frame_len", "scid")
@@ -141,6 +141,53 @@ class MonotonicFilter:
         if kept.size:
             self.last = int(t[kept[-1]])
         return keep
+
+
+_T_MIN = int(np.iinfo(np.int64).min)
+
+
+class ReorderWindow:
+    """Re-sorts a stream of time tags whose arrival order may run up to ``window_ps`` behind their
+    times (PTU T3: records of one sync period are written as each channel delivers them, so two
+    channels' photons of the same period can come in either order of their TCSPC delays).
+
+    ``push(t, *payload)``: a chunk in arrival order (``t`` 1-D int64 ps, each payload array the same
+    length) -> ``(t, *payload)`` sorted by ``t`` (stable: equal times keep their arrival order): the
+    tags no later one can precede, those at most ``newest - window_ps`` (``newest``: the latest time
+    seen so far). The rest are held (they span at most ``window_ps``); ``flush()`` gives them at the
+    end. A tag more than ``window_ps`` earlier than a tag that arrived before it is dropped and
+    counted (``dropped``), as :class:`MonotonicFilter` drops a tag that goes backwards: garbage of a
+    corrupt region, not reordering. Which tags are dropped depends only on the arrival order, so the
+    output is the same whatever the chunking: every other tag, sorted.
+    """
+
+    def __init__(self, window_ps: int):
+        self.window = int(window_ps)
+        self.dropped = 0
+        self._newest = _T_MIN
+        self._held: tuple = ()
+
+    def push(self, t: np.ndarray, *payload) -> tuple:
+        if t.size:
+            seen = np.maximum.accumulate(np.concatenate([[self._newest], t]))   # latest before each tag
+            keep = t >= np.maximum(seen[:-1], _T_MIN + self.window) - self.window    # (no wrap-around)
+            self._newest = int(seen[-1])
+            if not keep.all():
+                self.dropped += int(t.size - keep.sum())
+                t, payload = t[keep], tuple(p[keep] for p in payload)
+        if self._held:
+            t = np.concatenate([self._held[0], t])
+            payload = tuple(np.concatenate([h, p]) for h, p in zip(self._held[1:], payload))
+        order = np.argsort(t, kind="stable")
+        t, payload = t[order], tuple(p[order] for p in payload)
+        k = int(np.searchsorted(t, max(self._newest, _T_MIN + self.window) - self.window, side="right"))
+        self._held = (t[k:], *(p[k:] for p in payload))
+        return (t[:k], *(p[:k] for p in payload))
+
+    def flush(self) -> tuple:
+        """The held tags (sorted), or ``()`` when nothing was pushed."""
+        out, self._held = self._held, ()
+        return out
 
 
 class Capture:

@@ -13,7 +13,9 @@ file's first), so memory is bounded by the chunk size. Photon records become tim
 
 * T2: ``t = time * MeasDesc_GlobalResolution`` (overflow-corrected).
 * T3: ``t = nsync * sync period + dtime * MeasDesc_Resolution`` (sync period =
-  ``MeasDesc_GlobalResolution``).
+  ``MeasDesc_GlobalResolution``). The photons of one sync period come in the order each channel
+  delivers them, not by ``dtime``: they are re-sorted within two sync periods
+  (:class:`~modem.io.base.ReorderWindow`), the same whatever the chunk size.
 
 Markers, sync and overflow records carry no photon and are skipped (a HydraHarp-family T2 sync
 record, special bit with channel 0, is counted in ``stats['syncs']``: ptufile 2026.2.6 decodes it
@@ -47,7 +49,7 @@ import uuid
 
 import numpy as np
 
-from .base import Capture, MonotonicFilter, check_meta, fail, meta_from_json, meta_to_json, writable_meta
+from .base import Capture, MonotonicFilter, ReorderWindow, check_meta, fail, meta_from_json, meta_to_json, writable_meta
 
 __all__ = ["PTUCapture", "write_ptu_t2", "PTU_MAGIC", "RECTYPE_GENERIC_T2", "META_TAG"]
 
@@ -181,6 +183,9 @@ class PTUCapture(Capture):
         ofl = 0                                          # overflow count carried into the chunk
         prev = None
         mono = MonotonicFilter()
+        # T3: the photons of one sync period come as each channel delivers them, not by TCSPC delay:
+        # re-sorted within two sync periods (T2 records are written in time order)
+        reorder = ReorderWindow(int(np.ceil(2 * self.global_res_ps))) if self.is_t3 else None
         with open(self.path, "rb") as fh:
             fh.seek(self._offset)
             left = self.n_records
@@ -214,21 +219,31 @@ class PTUCapture(Capture):
                 self.stats["syncs"] += int(sync.sum())
                 self._count_channels(ch)
                 rec_idx = start + np.flatnonzero(photon)
-                keep = mono.keep(t)
-                t, rec_idx, ch = t[keep], rec_idx[keep], ch[keep]
-                self.stats["dropped_non_monotonic"] = mono.dropped
-                if t.size:                                 # a corrupt overflow record: time leaps
-                    d = np.diff(t, prepend=t[0] if prev is None else prev)
-                    jumps = np.flatnonzero(d > JUMP_PS)
-                    self.stats["time_jumps"] += int(jumps.size)
-                    room = max(0, MAX_JUMPS_LISTED - len(self.stats["corrupt_regions"]))
-                    for i in jumps[:room].tolist():         # where the time leaps: record, tag time
-                        self.stats["corrupt_regions"].append(
-                            {"kind": "time_jump", "record": int(rec_idx[i]), "t_ps": int(t[i]),
-                             "jump_s": float(d[i]) * 1e-12})
-                    prev = int(t[-1])
-                self.stats["photons"] += int(t.size)
-                yield t, ch
+                if reorder is not None:
+                    t, rec_idx, ch = reorder.push(t, rec_idx, ch)
+                prev = yield from self._emit(t, rec_idx, ch, mono, reorder, prev)
+        if reorder is not None and (held := reorder.flush()):
+            yield from self._emit(*held, mono, reorder, prev)
+
+    def _emit(self, t, rec_idx, ch, mono, reorder, prev):
+        """Tags in time order -> monotonic filter, time-jump reports, counters -> yield (t, ch).
+        Returns the last tag time (None if none yet)."""
+        keep = mono.keep(t)
+        t, rec_idx, ch = t[keep], rec_idx[keep], ch[keep]
+        self.stats["dropped_non_monotonic"] = mono.dropped + (reorder.dropped if reorder is not None else 0)
+        if t.size:                                 # a corrupt overflow record: time leaps
+            d = np.diff(t, prepend=t[0] if prev is None else prev)
+            jumps = np.flatnonzero(d > JUMP_PS)
+            self.stats["time_jumps"] += int(jumps.size)
+            room = max(0, MAX_JUMPS_LISTED - len(self.stats["corrupt_regions"]))
+            for i in jumps[:room].tolist():         # where the time leaps: record, tag time
+                self.stats["corrupt_regions"].append(
+                    {"kind": "time_jump", "record": int(rec_idx[i]), "t_ps": int(t[i]),
+                     "jump_s": float(d[i]) * 1e-12})
+            prev = int(t[-1])
+        self.stats["photons"] += int(t.size)
+        yield t, ch
+        return prev
 
     def close(self) -> None:
         pf = getattr(self, "_pf", None)
