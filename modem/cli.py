@@ -193,7 +193,12 @@ def _progress_bar(total: int, enabled: bool):
         return None, None
     from tqdm import tqdm  # noqa: PLC0415
     bar = tqdm(total=total, unit="frame", file=sys.stderr, leave=False)
-    return bar, bar.update
+
+    def update(n: int):
+        if bar.n + n > bar.total:       # simulate dpsk rounds --frames up to whole interleaver blocks
+            bar.total = bar.n + n
+        bar.update(n)
+    return bar, update
 
 
 def main(argv=None) -> int:

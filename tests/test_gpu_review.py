@@ -168,9 +168,10 @@ def test_gpu_validate_gives_a_later_step_the_time_earlier_steps_left(monkeypatch
     gv, calls = _fake_validate(monkeypatch, tmp_path, [10.0, 10.0, 100.0])
     assert gv.main(["--steps", "smoke,equivalence,bench", "--budget", "540", "--copy-to", str(tmp_path)]) == 0
     limits = [t for _, t in calls]
-    assert limits[0] == pytest.approx(540 * 0.15 / 0.85)
+    share = gv.SHARE["smoke"] + gv.SHARE["equivalence"] + gv.SHARE["bench"]
+    assert limits[0] == pytest.approx(540 * gv.SHARE["smoke"] / share)
     assert limits[2] == pytest.approx(540 - 20.0)          # the last step gets everything that is left
-    assert limits[1] == pytest.approx(530 - 540 * 0.40 / 0.85)   # the rest minus the later steps' shares
+    assert limits[1] == pytest.approx(530 - 540 * gv.SHARE["bench"] / share)   # the rest minus the later steps' shares
 
 
 def test_gpu_validate_runs_every_gpu_marked_test(monkeypatch, tmp_path):
