@@ -15,11 +15,10 @@ import pytest
 
 from modem import backend
 from modem.errors import ConfigError
-from modem.fec.scppm import SCPPMCode, SCPPMTransmitter
+from modem.fec.scppm import SCPPMCode
 from modem.offline import decode_capture
 from modem.receiver import CodewordHold, SCPPMTimeTagReceiver
-from modem.sync.timetags import TimeTagConfig, simulate_time_tags
-from tests.test_receiver import LINK, NB, NB_DET, SLOT_PS, SPEC, _blocks, _frames, _run
+from tests.test_receiver import NB_DET, SLOT_PS, SPEC, _run, interleaved_pass_through_a_cloud
 
 CAPTURE = "captures/snspd16_pass.h5"
 
@@ -52,15 +51,7 @@ def _spy_decoder_calls(rx):
 def cloud_pass():
     """16-PPM with the channel interleaver (one codeword of delay) and symbol repetition 2, 14 TM
     frames, a 200 ms cloud after codeword 6: a restart in the held codeword stream."""
-    code = SCPPMCode(M=16, rate="1/2", interleaver_rows=2, interleaver_shift=1890, repetition=2,
-                     repeat_unit="symbol")
-    frames = _frames(14)
-    tx = SCPPMTransmitter(code)
-    x = np.concatenate([tx.modulate(_blocks(frames)), tx.flush()])
-    spc = code.slots_per_codeword
-    gap = math.ceil(200e9 / (spc * SLOT_PS))
-    tags = simulate_time_tags([(0, x[:6]), ((6 + gap) * spc, x[6:])], 1.5, NB,
-                              np.random.default_rng(23), TimeTagConfig(**LINK))
+    code, frames, tags = interleaved_pass_through_a_cloud()
     rx = SCPPMTimeTagReceiver(code, SPEC, SLOT_PS, 1.5, NB_DET)
     calls = _spy_decoder_calls(rx)
     ref = _run(rx, tags, 50, 5)

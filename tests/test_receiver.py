@@ -233,13 +233,10 @@ def test_256ppm_acquires_near_threshold_under_strong_background():
     assert sum(r["symbol_errors"] for r in re) / sum(r["symbols"] for r in re) > 0.3   # raw errors
 
 
-def test_channel_interleaver_and_repetition_through_a_cloud():
-    """A code with the convolutional channel interleaver (N = 2, B = 1890: one codeword of delay)
-    and symbol repetition 2, through a 200 ms cloud: the receiver de-interleaves across codewords
-    (the decoder completes each codeword one received codeword later), restarts the
-    de-interleaver at the hole the cloud leaves (the codewords spread over it are lost, the next
-    ones decode), gives every frame the time of the codeword that completed it, and the same
-    frames in any chunking. Frames out are bit-exact sent ones."""
+def interleaved_pass_through_a_cloud(split: int = 6):
+    """(code, frames, tags): 16-PPM with the convolutional channel interleaver (N = 2, B = 1890: one
+    codeword of delay) and symbol repetition 2, 14 TM frames at ns 1.5, a 200 ms cloud after codeword
+    ``split`` (a hole in the codeword stream)."""
     code = SCPPMCode(M=16, rate="1/2", interleaver_rows=2, interleaver_shift=1890, repetition=2,
                      repeat_unit="symbol")
     frames = _frames(14)
@@ -247,9 +244,20 @@ def test_channel_interleaver_and_repetition_through_a_cloud():
     x = np.concatenate([tx.modulate(_blocks(frames)), tx.flush()])
     spc = code.slots_per_codeword
     n_lost = math.ceil(200e9 / (spc * SLOT_PS))
-    split = 6
     tags = simulate_time_tags([(0, x[:split]), ((split + n_lost) * spc, x[split:])], 1.5, NB,
                               np.random.default_rng(23), TimeTagConfig(**LINK))
+    return code, frames, tags
+
+
+def test_channel_interleaver_and_repetition_through_a_cloud():
+    """A code with the convolutional channel interleaver (N = 2, B = 1890: one codeword of delay)
+    and symbol repetition 2, through a 200 ms cloud: the receiver de-interleaves across codewords
+    (the decoder completes each codeword one received codeword later), restarts the
+    de-interleaver at the hole the cloud leaves (the codewords spread over it are lost, the next
+    ones decode), gives every frame the time of the codeword that completed it, and the same
+    frames in any chunking. Frames out are bit-exact sent ones."""
+    code, frames, tags = interleaved_pass_through_a_cloud()
+    split = 6
     rx = SCPPMTimeTagReceiver(code, SPEC, SLOT_PS, 1.5, NB_DET)
     got = _run(rx, tags, 50, 5)
     assert [e.kind for e in rx.stats.events] == ["acquired", "loss_of_signal", "acquired"]

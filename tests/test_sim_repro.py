@@ -6,7 +6,6 @@ and sampled blocks); other seeds give other draws; ``--frames`` rounded up to wh
 blocks (or to a multiple of ``--frames-per-block``) is said in the report and the summary."""
 from __future__ import annotations
 
-import argparse
 import io
 
 import numpy as np
@@ -17,6 +16,7 @@ from modem.cli import main
 from modem.errors import ConfigError
 from modem.sim import dpsk, scppm
 from modem.sim.common import FrameStreams, print_report
+from tests.test_sim_review import _scppm_args
 
 BATCHES = (1, 7, 32)
 _KEYS = ("frames", "frames_requested", "frame_errors", "bit_errors", "info_bits", "frames_flagged_bad",
@@ -26,15 +26,6 @@ _KEYS = ("frames", "frames_requested", "frame_errors", "bit_errors", "info_bits"
 @pytest.fixture(autouse=True)
 def _cpu(monkeypatch):
     monkeypatch.setenv("MODEM_BACKEND", "cpu")
-
-
-def _scppm_args(**kw):
-    p = argparse.ArgumentParser()
-    scppm.add_arguments(p)
-    a = p.parse_args([])
-    for k, v in kw.items():
-        setattr(a, k, v)
-    return a
 
 
 def _run_scppm(monkeypatch, **kw):
