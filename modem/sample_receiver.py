@@ -669,7 +669,8 @@ class SCPPMSampleReceiver:
         (:func:`modem.backend.fec_launcher` for the GPU) the CUDA kernels (same decisions).
     decode_batch : codewords held back before each decoder call (:class:`~modem.receiver.CodewordHold`);
         None (default) :func:`modem.backend.default_decode_batch` (1 on the CPU; on a kernel
-        launcher 1024, or fewer where they would hold over 256 MB). Same frames at any value; held codewords' frames come out later, or at ``flush``.
+        launcher 1024, or fewer where they would hold over 256 MB). Same frames at any value; held
+        codewords' frames come out later, or at ``flush``.
 
     ``push(samples)`` -> list of :class:`ReceivedFrame` completed by the chunk (1-D real int/float
     samples; empty chunks are fine; NaN/inf, other dtypes or shapes raise ShapeError and leave the
@@ -965,7 +966,6 @@ class DPSKLink(_LinkBase):
             # every burst and learn the clock rate from the burst period (FrontEndConfig.burst_period)
             out["burst_period"] = self.divider * self.burst_bits
             out["burst_length"] = self.burst_bits
-            out["burst_hold"] = BURST_HOLD
         if self.divider > 1:
             out["burst_threshold"] = self.burst_threshold
             if self.burst_threshold is None:
@@ -984,9 +984,6 @@ BURST_PERIODIC_GAP = 4096
 #: at low photon numbers; see :attr:`DPSKLink.burst_periodic`), down to BURST_PERIODIC_MIN_BITS
 BURST_PERIODIC_BITS = 1024
 BURST_PERIODIC_MIN_BITS = 24
-#: bursts the burst-periodic front end holds at every acquisition of its burst grid before handing
-#: their slots on, read again on the grid fitted to all of them (FrontEndConfig.burst_hold)
-BURST_HOLD = 32
 
 
 def dpsk_transmit_frames(frames, link: DPSKLink, rng, lead_slots: int = 0, tail_slots: int = 64,
