@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .backend import default_decode_batch
 from .errors import ConfigError, ShapeError
 from .fec.scppm import SCPPMCode, SCPPMReceiver
 from .framing.tm import TMFrameSpec, decode_tm_frame
@@ -277,7 +278,6 @@ class SCPPMTimeTagReceiver:
         self.cw_sync = CodewordSync(CodewordSyncConfig(code, ns, nb, **(sync_options or {})))
         self.launcher = launcher
         self.decoder = SCPPMReceiver(code, ns, nb, max_iter=max_iter, launcher=launcher)
-        from .backend import default_decode_batch  # noqa: PLC0415
         self._hold = CodewordHold(default_decode_batch(launcher, 2 * code.slots_per_codeword)   # uint16 counts
                                   if decode_batch is None else decode_batch)
         self.reset()
