@@ -123,7 +123,7 @@ def fec_launcher(backend: str | None = None):
 #: need thousands of codewords per call to fill a GPU; ``kernels/README.md``) ...
 GPU_DECODE_BATCH = 1024
 #: ... and at most this many bytes of held codewords on the host (1024 16-PPM codewords of uint16 slot
-#: counts are 155 MB; 128-PPM ones are 691 kB each, so 388 of them)
+#: counts are 155 MB; 128-PPM ones are 696 kB each, so 385 of them)
 GPU_HOLD_BYTES = 256 << 20
 
 

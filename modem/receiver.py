@@ -258,8 +258,9 @@ class SCPPMTimeTagReceiver:
         sequential loops and stay on the CPU.
     decode_batch : codewords held back before each decoder call (:class:`CodewordHold`); None
         (default) :func:`modem.backend.default_decode_batch`: 1 on the CPU; on a kernel launcher
-        1024, or fewer where they would hold over 256 MB (388 at 128-PPM). The frames are the same at any value; only when they come out changes (a held
-        codeword's frames come out with a later push, or at ``flush``).
+        1024, or fewer where they would hold over 256 MB (385 at 128-PPM). The frames are the same
+        at any value; only when they come out changes (a held codeword's frames come out with a
+        later push, or at ``flush``).
     """
 
     def __init__(self, code: SCPPMCode, spec: TMFrameSpec, slot_width_ps: float, ns: float, nb: float,
