@@ -966,6 +966,7 @@ class DPSKLink(_LinkBase):
             # every burst and learn the clock rate from the burst period (FrontEndConfig.burst_period)
             out["burst_period"] = self.divider * self.burst_bits
             out["burst_length"] = self.burst_bits
+            out["burst_hold"] = BURST_HOLD
         if self.divider > 1:
             out["burst_threshold"] = self.burst_threshold
             if self.burst_threshold is None:
@@ -984,6 +985,9 @@ BURST_PERIODIC_GAP = 4096
 #: at low photon numbers; see :attr:`DPSKLink.burst_periodic`), down to BURST_PERIODIC_MIN_BITS
 BURST_PERIODIC_BITS = 1024
 BURST_PERIODIC_MIN_BITS = 24
+#: bursts the burst-periodic front end holds at every acquisition of its burst grid before handing
+#: their slots on, read again on the grid fitted to all of them (FrontEndConfig.burst_hold)
+BURST_HOLD = 32
 
 
 def dpsk_transmit_frames(frames, link: DPSKLink, rng, lead_slots: int = 0, tail_slots: int = 64,
@@ -1029,7 +1033,8 @@ def dpsk_transmit_frames(frames, link: DPSKLink, rng, lead_slots: int = 0, tail_
 class BurstGridState:
     """Memory of :class:`BurstGrid`: buffered slots ``z``/``t`` from slot number ``base``; ``acc``
     (period,) leaky folded energy; ``windows`` folded; ``queue`` burst starts decided, not yet emitted;
-    ``last`` the last decided burst start (None before acquisition)."""
+    ``last`` the last decided burst start (None before acquisition); ``moves`` grid moves; ``done``
+    the slot after the last burst emitted."""
 
     z: np.ndarray = field(default_factory=lambda: np.zeros(0))
     t: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -1040,6 +1045,7 @@ class BurstGridState:
     queue: tuple = ()
     last: int | None = None
     moves: int = 0
+    done: int = 0
 
 
 class BurstGrid:
@@ -1126,6 +1132,18 @@ class BurstGrid:
                     g = int(pb[(w + 1) * Pb - 1 - st.base])
                     if self._phase(st.acc, None) is not None and g >= 0:
                         lo = st.base if st.last is None else st.last + L
+                        if st.last is not None and (g - st.last) % Pb != 0:
+                            # the grid moved: the front end reads the new grid from slot f on (after
+                            # the last slot read on the old one; a re-acquisition or a burst hold
+                            # reads its bursts again from before the window): queued bursts that
+                            # reach past f are dropped (they would mix slots read before and after)
+                            pw = pb[:(w + 1) * Pb - st.base]    # (up to the window's last slot)
+                            on = (pw >= 0) & ((pw - g) % Pb == 0)
+                            old = np.flatnonzero((pw >= 0) & ((pw - st.last) % Pb == 0))
+                            after = np.flatnonzero(on[old[-1] + 1:] if old.size else on)
+                            f = st.base + (int(old[-1]) + 1 if old.size else 0) + (int(after[0]) if after.size else 0)
+                            queue = [b for b in queue if b + L <= f]
+                            lo = max(queue[-1] + L if queue else st.done, f)
                         new = [g - q * Pb for q in range((g - lo) // Pb + 1)] if g >= lo else []
                         st.moves += int(st.last is not None and bool(new) and (g - st.last) % Pb != 0)
                         queue += sorted(new)
@@ -1147,9 +1165,14 @@ class BurstGrid:
                         queue.append(b)
                     if queue:
                         st.last = queue[-1]
-            while queue and end >= queue[0] + L:
+            # (with the caller's grid, a burst goes out once the window holding its last slot is
+            # decided: a grid that moves in that window, e.g. bursts read again by a burst hold, is
+            # then seen before the burst is cut, whatever the chunking)
+            ready = end if phases is None else min(end, st.windows * Pb)
+            while queue and ready >= queue[0] + L:
                 b = queue.pop(0)
                 if b >= st.base:
+                    st.done = b + L
                     oz.append(zb[b - st.base:b - st.base + L])
                     ot.append(tb[b - st.base:b - st.base + L])
                     e = np.zeros(L, bool)
@@ -1172,20 +1195,28 @@ class BurstGrid:
         return cat(oz, np.float64), cat(ot, np.float64), cat(oe, bool), st
 
     def flush(self, state: BurstGridState):
-        """End of record: the burst expected after the last decided one (its window is incomplete)
-        is emitted, as far as its slots arrived. Returns ``(z, t, erase, state)``."""
+        """End of record: the bursts decided but not emitted yet, or else the burst expected after
+        the last decided one (its window is incomplete), are emitted, as far as their slots
+        arrived. Returns ``(z, t, erase, state)``."""
         st = dataclasses.replace(state, acc=state.acc.copy())
         if st.last is None:
             return np.zeros(0), np.zeros(0), np.zeros(0, bool), st
-        b = st.last + self.Pb if not st.queue else st.queue[0]
-        a = b - st.base
-        n = min(self.L, st.z.size - a)
-        if a < 0 or n <= 0:
+        oz, ot, oe = [], [], []
+        for b in (st.queue or (st.last + self.Pb,)):
+            a = b - st.base
+            n = min(self.L, st.z.size - a)
+            if a < 0 or n <= 0:
+                continue
+            e = np.zeros(n, bool)
+            e[0] = True
+            oz.append(st.z[a:a + n])
+            ot.append(st.t[a:a + n])
+            oe.append(e)
+            st.last = b
+        st.queue = ()
+        if not oz:
             return np.zeros(0), np.zeros(0), np.zeros(0, bool), st
-        e = np.zeros(n, bool)
-        e[0] = True
-        st.last, st.queue = b, ()
-        return st.z[a:a + n].copy(), st.t[a:a + n].copy(), e, st
+        return np.concatenate(oz), np.concatenate(ot), np.concatenate(oe), st
 
 
 class _BitHistory:
