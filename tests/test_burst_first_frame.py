@@ -102,6 +102,7 @@ def test_first_fec_frame_decodes_at_2_photons_per_bit(div, ppm):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.parametrize("div,ppm", [(4, 0.0), (4, -150.0), (8, 0.0), (8, -150.0)])
 def test_first_fec_frame_decodes_at_2_photons_per_bit_30_records(div, ppm):
     """30 records per point: with the hold 30/30 at each point; without it (``burst_hold=0``, the
