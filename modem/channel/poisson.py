@@ -189,6 +189,42 @@ def apply_dead_time(counts, dead_time_slots: int) -> np.ndarray:
 # channel
 # --------------------------------------------------------------------------------------------
 
+#: Largest mean count per slot that :func:`simulate_counts` draws by scattering a Poisson total;
+#: above it numpy's per-slot Poisson (PTRS, O(1) per slot) is cheaper than O(mean) scattered counts
+#: (measured on 75,600-slot codewords: scattering 7x faster at 0.2, 2.5x at 4, equal near 13).
+_SCATTER_MAX_MEAN = 4.0
+
+
+def _row_means(mean: np.ndarray, shape: tuple) -> np.ndarray | None:
+    """Per-row means (rows,) of ``mean`` (broadcastable to ``shape`` (..., n_slots); rows = the
+    product of the batch axes) when it is constant along the slot axis, else None."""
+    if mean.ndim and mean.shape[-1] > 1:
+        if not np.all(mean == mean[..., :1]):
+            return None
+        mean = mean[..., :1]
+    return np.broadcast_to(mean, shape[:-1] + (1,)).reshape(-1)
+
+
+def _iid_poisson(gen: np.random.Generator, lam: np.ndarray, size: int) -> np.ndarray:
+    """``size`` iid Poisson(lam[g]) counts for each group g of ``lam`` (G,), groups one after the
+    other: int64 (G*size,). Groups of one mean are drawn as one group (G = 1, size G*size).
+
+    Means <= :data:`_SCATTER_MAX_MEAN`: per group a total ``T ~ Poisson(size*lam)``, each of its T
+    counts put in a slot drawn uniformly from the group's ``size`` slots (``gen.integers``: exact).
+    Otherwise one ``gen.poisson`` per slot."""
+    if lam.size > 1 and np.all(lam == lam[0]):
+        lam, size = lam[:1], lam.size * size
+    if lam.size == 0 or size == 0:
+        return np.zeros(lam.size * size, np.int64)
+    if lam.max() > _SCATTER_MAX_MEAN:
+        return gen.poisson(np.repeat(lam, size))
+    total = gen.poisson(lam * size)
+    where = gen.integers(0, size, int(total.sum()))
+    if lam.size > 1:
+        where += np.repeat(np.arange(lam.size, dtype=np.int64) * size, total)
+    return np.bincount(where, minlength=lam.size * size)
+
+
 def simulate_counts(pulses, ns, nb, rng, detector: SNSPD | None = None) -> np.ndarray:
     """Photon counts of a Poisson PPM slot stream.
 
@@ -209,6 +245,31 @@ def simulate_counts(pulses, ns, nb, rng, detector: SNSPD | None = None) -> np.nd
     -------
     counts : ndarray (..., n_slots), int32
         Counts per slot (0/1 for a non-number-resolving detector).
+
+    Method
+    ------
+    The count of a slot is the sum of two independent parts: a noise count ``Poisson(lam_b)`` in
+    every slot, ``lam_b = eff*nb + dark`` (``nb`` without a detector), plus a signal count
+    ``Poisson(lam_s)`` in each pulsed slot, ``lam_s = eff*ns`` (a sum of independent Poisson
+    counts is Poisson with the summed mean, so a pulsed slot is ``Poisson(eff*(ns + nb) + dark)``).
+
+    Each part is drawn for a set of slots sharing one mean ``lam`` at a time: the noise part per
+    batch row (all rows at once when their means are equal), the signal part over all pulsed slots
+    of the batch. For ``lam <= 4`` a total ``T ~ Poisson(n*lam)`` is drawn for the ``n`` slots and
+    each of the T counts is put in a slot drawn uniformly and independently (``gen.integers``,
+    exactly uniform). This is the same distribution as ``n`` independent ``Poisson(lam)`` draws:
+    given T the slot counts are multinomial(T; 1/n, ..., 1/n), and a multinomial with a Poisson
+    total has independent Poisson(lam) cells (P(k_1..k_n) = e^{-n lam}(n lam)^T/T! * T!/prod(k_i!)
+    * n^{-T} = prod e^{-lam} lam^{k_i}/k_i!). It draws about n*lam variates instead of one Poisson
+    variate per slot (about 10x faster at nb = 0.2). Larger means are drawn per slot by
+    ``gen.poisson``, and so is a part whose mean varies along the slot axis (``nb``: the noise of
+    such rows; ``ns``: the signal of all pulsed slots when its mean is not one value). Which way a
+    part is drawn depends only on the means and shapes, so a seed gives the same counts every time.
+    Parts in different slots or drawn separately are independent, so all slot counts are
+    independent, as the channel model says (tests/test_poisson_fast.py tests this against
+    scipy.stats.poisson and rejects a wrong sampler).
+
+    With a detector the clip to clicks and the dead time are applied after, as listed above.
     """
     p = _check_pulses(pulses)
     ns_a = _check_mean("ns", ns, "simulate_counts")
@@ -216,20 +277,34 @@ def simulate_counts(pulses, ns, nb, rng, detector: SNSPD | None = None) -> np.nd
     if detector is not None and not isinstance(detector, SNSPD):
         raise ConfigError(f"simulate_counts: detector must be an SNSPD or None, got {detector!r}")
     gen = _as_rng(rng)
+    try:
+        shape = np.broadcast_shapes(ns_a.shape, nb_a.shape, p.shape)
+    except ValueError:
+        shape = None
+    if shape != p.shape:
+        raise ShapeError(f"simulate_counts: ns/nb of shapes {ns_a.shape}/{nb_a.shape} do not broadcast "
+                         f"to pulses {p.shape}")
     if detector is None:
-        mean = ns_a * p + nb_a
+        lam_b, lam_s = nb_a, ns_a
     else:
         eff = float(detector.efficiency)
-        mean = eff * (ns_a * p + nb_a) + float(detector.dark_count_rate_per_slot)
-    try:
-        mean = np.broadcast_to(mean, p.shape)
-    except ValueError as exc:
-        raise ShapeError(f"simulate_counts: ns/nb of shapes {ns_a.shape}/{nb_a.shape} do not broadcast "
-                         f"to pulses {p.shape}") from exc
-    counts = gen.poisson(mean)
-    if counts.size and counts.max() > np.iinfo(np.int32).max:  # pragma: no cover - absurd means
+        lam_b, lam_s = eff * nb_a + float(detector.dark_count_rate_per_slot), eff * ns_a
+    rows = _row_means(lam_b, p.shape)
+    if rows is not None:
+        counts = _iid_poisson(gen, rows, p.shape[-1])
+    else:
+        counts = gen.poisson(np.broadcast_to(lam_b, p.shape)).reshape(-1)
+    on = p.view(np.bool_)
+    pulsed = np.flatnonzero(on)
+    if pulsed.size and np.any(lam_s):
+        if lam_s.ndim == 0 or np.all(lam_s == lam_s.flat[0]):
+            counts[pulsed] += _iid_poisson(gen, lam_s.reshape(-1)[:1], pulsed.size)
+        else:
+            counts[pulsed] += gen.poisson(np.broadcast_to(lam_s, p.shape)[on])
+    if counts.size and max(lam_b.max(initial=0.0), lam_s.max(initial=0.0)) > _SCATTER_MAX_MEAN \
+            and counts.max() > np.iinfo(np.int32).max:  # pragma: no cover - absurd means
         raise ConfigError("simulate_counts: counts overflow int32; means are unphysically large")
-    counts = counts.astype(np.int32)
+    counts = counts.astype(np.int32).reshape(p.shape)
     if detector is None:
         return counts
     if not detector.number_resolving:
