@@ -111,9 +111,9 @@ def _time_tag_receiver_class():
                     return
                 ys = y.reshape(ok.size, -1, P)[..., :c.M]
                 sig = np.take_along_axis(ys, truth[..., None], axis=-1)[..., 0]
-                peak = ys.max(axis=-1)
-                empty = peak == 0
-                wrong = (ys.argmax(axis=-1) != truth) | empty
+                hard = ys.argmax(axis=-1)                   # first slot of the peak
+                empty = np.take_along_axis(ys, hard[..., None], axis=-1)[..., 0] == 0   # (max over 16 slots: 3x slower)
+                wrong = (hard != truth) | empty
                 r = self.reencode
                 r["codewords"] += int(ok.size)
                 r["symbols"] += int(truth.size)
