@@ -203,7 +203,7 @@ def test_methods_as_documented():
 def _fixed_total(p, ns, nb, rng):
     """Wrong: round(n*nb) noise counts per row scattered uniformly (multinomial, no Poisson total)."""
     rows, n = p.shape
-    t = int(round(n * nb))
+    t = round(n * nb)
     where = rng.integers(0, n, (rows, t)) + np.arange(rows)[:, None] * n
     noise = np.bincount(where.ravel(), minlength=rows * n).reshape(rows, n)
     return noise + rng.poisson(ns * p)
