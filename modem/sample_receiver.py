@@ -25,11 +25,12 @@ DPSK over a pre-amplified balanced receiver (:class:`DPSKSampleReceiver`)::
                    burst-periodic mode, re-acquiring before every burst, for bursts shorter than
                    1024 bits or gaps over 4096 slots: DPSKLink.burst_periodic)
                 -> BurstGrid: burst positions from the energy folded over the burst period
-                   (duty < 1 only; the first bit of every burst is erased)
+                   (duty < 1 only; the first bit of every burst is erased; breaks where a burst is
+                   not the one after the last: the grid moved to other bursts)
                 -> Gaussian-moment bit LLRs (dpsk_bit_llr)
                 -> polarity-free soft ASM frame sync per DVB-S2 FEC frame (ASM + randomized codeword;
                    without an interleaver the marker is integrated over up to 4 frame periods and a
-                   new lock must decode its first frame)
+                   new lock must decode its first frame; no lock across a break)
                 -> pn8 de-randomization -> DVB-S2 LDPC + BCH decoding
                 -> k-bit blocks -> soft ASM frame sync -> TM frame, FECF check
 
@@ -89,7 +90,7 @@ from .framing.tm import TMFrameSpec
 from .modulation import dpsk as _dpsk
 from .receiver import CodewordHold, ReceivedFrame, ReceiverStats, TMDeframer, deliver_codewords
 from .sync.codeword_sync import csm_llr, csm_llr_slot_offsets
-from .sync.frame_sync import ASMFrameSync, FrameSyncConfig
+from .sync.frame_sync import ASMFrameSync, FrameSyncConfig, SyncMode
 from .sync.slot_clock import SyncEvent
 from .sync.samples import (FrontEndConfig, SampleFrontEnd, dpsk_bit_llr, gaussian_slot_llr, matched_filter_taps,
                            ppm_symbol_metric)
@@ -1034,7 +1035,8 @@ class BurstGridState:
     """Memory of :class:`BurstGrid`: buffered slots ``z``/``t`` from slot number ``base``; ``acc``
     (period,) leaky folded energy; ``windows`` folded; ``queue`` burst starts decided, not yet emitted;
     ``last`` the last decided burst start (None before acquisition); ``moves`` grid moves; ``done``
-    the slot after the last burst emitted."""
+    the slot after the last burst emitted; ``t_last`` the sample position of the last emitted
+    burst's first slot (NaN before the first)."""
 
     z: np.ndarray = field(default_factory=lambda: np.zeros(0))
     t: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -1046,6 +1048,7 @@ class BurstGridState:
     last: int | None = None
     moves: int = 0
     done: int = 0
+    t_last: float = math.nan
 
 
 class BurstGrid:
@@ -1064,9 +1067,19 @@ class BurstGrid:
     buffered windows' bursts too). Each burst's ``burst_bits`` slots are emitted in order, the first
     flagged ``erase`` (no phase reference). Chunk-size invariant (decisions at whole windows).
 
-    ``push(z, t, state, phases=None) -> (z_bits, t_bits, erase, state)``; with ``phases`` the burst
-    starts come from the caller (the receiver passes the burst-periodic front end's grid, per slot:
-    :attr:`SlotStatistics.grid_start`), the fold only says whether there is signal.
+    ``push(z, t, state, phases=None) -> (z_bits, t_bits, erase, breaks, state)``; with ``phases``
+    the burst starts come from the caller (the receiver passes the burst-periodic front end's grid,
+    per slot: :attr:`SlotStatistics.grid_start`), the fold only says whether there is signal.
+
+    ``breaks`` (int64, ascending): indices into ``z_bits`` of the first bit of each burst that is
+    not the one after the burst emitted before it: its first slot lies more than half a burst
+    (``burst_bits / 2`` slots, at the slot period read inside the burst) from one burst period
+    after the previous burst's. The grid moved to other bursts (a re-acquisition: a second record,
+    a transmitter restarting its schedule), bursts were lost upstream, or bursts read once are read
+    again (a burst hold after a re-acquisition): the FEC-frame phase of the bits after it has
+    nothing to do with that of the bits before, so a FEC-frame lock must not go on across it
+    (:meth:`ASMFrameSync.push` ``breaks``). A smaller move (the grid following its bursts by a few
+    slots, a fold correction) keeps the bursts one to one, and the FEC-frame phase with them.
     """
 
     def __init__(self, fmt: _dpsk.BurstFormat, acquire: int = 6, decay: float = 0.9, contrast: float = 4.0,
@@ -1115,7 +1128,8 @@ class BurstGrid:
         end = st.base + zb.size
         L, Pb = self.L, self.Pb
         queue = list(st.queue)
-        oz, ot, oe = [], [], []
+        oz, ot, oe, ob = [], [], [], []
+        n_out = 0
         while True:
             progressed = False
             w = st.windows
@@ -1173,6 +1187,9 @@ class BurstGrid:
                 b = queue.pop(0)
                 if b >= st.base:
                     st.done = b + L
+                    if self._is_break(tb[b - st.base:b - st.base + L], st):
+                        ob.append(n_out)
+                    n_out += L
                     oz.append(zb[b - st.base:b - st.base + L])
                     ot.append(tb[b - st.base:b - st.base + L])
                     e = np.zeros(L, bool)
@@ -1192,21 +1209,36 @@ class BurstGrid:
         st.base = keep
         st.queue = tuple(queue)
         cat = (lambda a, dt: np.concatenate(a) if a else np.zeros(0, dt))
-        return cat(oz, np.float64), cat(ot, np.float64), cat(oe, bool), st
+        return cat(oz, np.float64), cat(ot, np.float64), cat(oe, bool), np.array(ob, np.int64), st
+
+    def _is_break(self, t, st: BurstGridState) -> bool:
+        """Whether the burst whose slots lie at sample positions ``t`` (its first slots at least)
+        is not the one after the last burst emitted (class doc, ``breaks``); notes it as the last."""
+        t0, prev = float(t[0]), st.t_last
+        st.t_last = t0
+        if math.isnan(prev) or t.size < 2:
+            return False
+        T = (float(t[-1]) - t0) / (t.size - 1)          # slot period, in samples
+        return not abs((t0 - prev) / T - self.Pb) <= self.L / 2
 
     def flush(self, state: BurstGridState):
         """End of record: the bursts decided but not emitted yet, or else the burst expected after
         the last decided one (its window is incomplete), are emitted, as far as their slots
-        arrived. Returns ``(z, t, erase, state)``."""
+        arrived. Returns ``(z, t, erase, breaks, state)`` (as :meth:`push`)."""
         st = dataclasses.replace(state, acc=state.acc.copy())
+        none = (np.zeros(0), np.zeros(0), np.zeros(0, bool), np.zeros(0, np.int64))
         if st.last is None:
-            return np.zeros(0), np.zeros(0), np.zeros(0, bool), st
-        oz, ot, oe = [], [], []
+            return none + (st,)
+        oz, ot, oe, ob = [], [], [], []
+        n_out = 0
         for b in (st.queue or (st.last + self.Pb,)):
             a = b - st.base
             n = min(self.L, st.z.size - a)
             if a < 0 or n <= 0:
                 continue
+            if self._is_break(st.t[a:a + n], st):
+                ob.append(n_out)
+            n_out += n
             e = np.zeros(n, bool)
             e[0] = True
             oz.append(st.z[a:a + n])
@@ -1215,8 +1247,8 @@ class BurstGrid:
             st.last = b
         st.queue = ()
         if not oz:
-            return np.zeros(0), np.zeros(0), np.zeros(0, bool), st
-        return np.concatenate(oz), np.concatenate(ot), np.concatenate(oe), st
+            return none + (st,)
+        return np.concatenate(oz), np.concatenate(ot), np.concatenate(oe), np.array(ob, np.int64), st
 
 
 class _BitHistory:
@@ -1321,6 +1353,25 @@ class DPSKSampleReceiver:
     A look-back frame that fails at its best marker position is also tried at exactly one period
     before (a marker read a bit off its data, as in a first burst read a slot off).
 
+    Stream breaks (burst mode): the burst grid reports a break where a burst it hands on is not the
+    one after the previous (:meth:`BurstGrid.push`: the grid re-acquired on other bursts, e.g. a
+    second record appended to a first, a transmitter restarting its burst schedule, bursts lost
+    upstream). The synchroniser leaves its lock there (:meth:`ASMFrameSync.push` ``breaks``): the
+    frames before the break are emitted as usual, the frame the break cuts only if its marker was
+    found (it then fails: the loss is counted), and the search starts at the break; a new lock's
+    look-back does not go back before it, and the TM deframer restarts. Without a break the lock
+    flywheeled 3 frames on at the old bit phase into the new record (all failed), lost it at the
+    4th, and the look-back stopped at the last frame emitted: the second record's first 3 FEC
+    frames were lost (3 of 12 TM frames at divider 4, 256-bit bursts, 6 photons/bit; now none).
+    Where no break is seen (the bursts moved by less than half a burst, which the front end
+    follows as it would a drift: gap 700 in ``tests/test_burst_regrid.py``), the look-back of the
+    new lock also reaches over the old lock's last frames that the flywheel emitted and that
+    failed, down to the end of its last frame found or valid, taking only frames that decode valid
+    there (burst mode, no interleaver; the failed flywheel frames stay counted). Continuous mode is
+    left as it was (two continuous records back to back still lose the second one's first 3 FEC
+    frames; the same look-back there recovers them, measured 12/12 TM frames vs 9/12, but also
+    changes other continuous outputs, e.g. a lock lost in a fade gains a frame).
+
     Realignment of a failed frame (no interleaver): a FEC frame that fails is held until the next
     frame's marker is found; when that marker is ``d != 0`` bits off the period (the synchroniser
     re-times), the held frame is decoded again aligned on it (``next - P``) and the valid result
@@ -1406,6 +1457,9 @@ class DPSKSampleReceiver:
         self._held = None                       # a failed frame waiting for the next marker
         self._restart_pending = False           # the deframer restarts before the next codeword
         self._confirmed = {}                    # marker offset -> decoded result of a confirmed candidate
+        self._breaks = []                       # stream bit indices of burst-grid moves (ascending)
+        self._last_good = None                  # the last frame whose marker was found or that decoded
+        self._grid_breaks = ()                  # ... of the bits given to the next _after_bits call
 
     @property
     def _t_hist(self) -> np.ndarray:
@@ -1441,14 +1495,15 @@ class DPSKSampleReceiver:
     def _from_slots(self, s) -> list[ReceivedFrame]:
         """Front-end slots (after ``self._fe_state`` took them) -> [burst grid] -> bit LLRs -> frames."""
         if self.grid is None:
-            z, t, erase = s.z, s.t, None
+            z, t, erase, brk = s.z, s.t, None, ()
         else:
             # burst-periodic front end: it has placed every burst start on its own grid (edges
             # measured burst by burst, then locked); the fold of the first windows, where that
             # grid may still be settling, picked a phase a slot off for whole windows of bursts
             periodic = self.frontend.config.burst_period > 0
-            z, t, erase, self._grid_state = self.grid.push(s.z, s.t, self._grid_state,
-                                                           phases=s.grid_start if periodic else None)
+            z, t, erase, brk, self._grid_state = self.grid.push(s.z, s.t, self._grid_state,
+                                                                phases=s.grid_start if periodic else None)
+        self._grid_breaks = brk
         return self._after_bits(self._bit_llr(z, erase), t)
 
     def flush(self) -> list[ReceivedFrame]:
@@ -1461,8 +1516,9 @@ class DPSKSampleReceiver:
         _, self._fe_state = self.frontend.flush(self._fe_state)
         frames = self._from_slots(s)
         if self.grid is not None:
-            z, t, erase, self._grid_state = self.grid.flush(self._grid_state)
+            z, t, erase, brk, self._grid_state = self.grid.flush(self._grid_state)
             if z.size:
+                self._grid_breaks = brk
                 frames += self._after_bits(self._bit_llr(z, erase), t)
         pad = self.fec_sync.cfg.slip
         frames += self._after_bits(np.zeros(pad), np.full(pad, np.nan))
@@ -1496,43 +1552,58 @@ class DPSKSampleReceiver:
         one lock gain, in that order (a loss needs flywheel + 1 missed markers after a gain, more
         than P bits; see :meth:`_fec_sync_events`): the sync events are then the same whatever
         the chunking (a push of several periods used to merge two gains or losses into one event,
-        or drop one)."""
+        or drop one). The breaks of the burst grid's output (:meth:`BurstGrid.push`: indices
+        into ``llr`` of the first bit after each grid move, left in ``_grid_breaks`` by the caller)
+        go to the synchroniser with the piece that holds them."""
         P = self.fec_sync.cfg.period
         llr = np.asarray(llr, np.float64)
         t = np.asarray(t, np.float64)
+        brk = np.asarray(self._grid_breaks, np.int64) + self._bits          # stream bit indices
+        self._grid_breaks = ()
         if llr.size <= P:
-            return self._after_bits_piece(llr, t)
+            return self._after_bits_piece(llr, t, brk)
         frames = []
         for a in range(0, llr.size, P):
-            frames += self._after_bits_piece(llr[a:a + P], t[a:a + P])
+            b = self._bits
+            frames += self._after_bits_piece(llr[a:a + P], t[a:a + P], brk[(brk >= b) & (brk < b + P)])
         return frames
 
-    def _after_bits_piece(self, llr, t) -> list[ReceivedFrame]:
+    def _break_in(self, a: int | None, b: int) -> int | None:
+        """The latest stream break in ``(a, b]`` (``a`` None: ``[0, b]``), or None."""
+        inside = [v for v in self._breaks if (a is None or v > a) and v <= b]
+        return inside[-1] if inside else None
+
+    def _after_bits_piece(self, llr, t, breaks) -> list[ReceivedFrame]:
         P = self.fec_sync.cfg.period
         slip = self.fec_sync.cfg.slip
         self._hist.append(t, llr)
         self._bits += llr.size
+        self._breaks += [int(b) for b in breaks]
         prev = self._fs_state
         out, self._fs_state = self.fec_sync.push(llr, self._fs_state,
-                                                 confirm=self._confirm if self.interleaver.depth == 1 else None)
+                                                 confirm=self._confirm if self.interleaver.depth == 1 else None,
+                                                 breaks=breaks)
         # wire frames in stream order: (marker offset, frame LLRs (n,) float32 polarity-corrected,
-        # marker metric, decoded result or None); the first frame of a new lock brings the frames
-        # the look-back finds before it
+        # marker metric, decoded result or None); the first frame of a new lock (not one period
+        # after the last frame, or after a break) brings the frames the look-back finds before it
         wire = []
         last = self._last_off
         for i in range(len(out)):
             off = int(out.offset[i])
             sgn = -1.0 if out.inverted[i] and self.fec_sync.cfg.correct_polarity else 1.0   # as out.llr
-            if last is None or not P - slip <= off - last <= P + slip:
+            if last is None or not P - slip <= off - last <= P + slip or self._break_in(last, off) is not None:
                 wire += [w + (sgn,) for w in self._look_back(off, bool(out.inverted[i]), last)]
             wire.append((off, out.llr[i], float(out.metric[i]), self._confirmed.pop(off, None), sgn))
+            if out.state[i] == SyncMode.LOCK:
+                self._last_good = off
             last = off
         self._confirmed = {k: v for k, v in self._confirmed.items() if k == self._fs_state.cand_pos}
         self._fec_sync_events(prev, self._fs_state, [w[0] for w in wire])
         # (codeword LLRs (n,) de-randomized, t, metric, result, offset, polarity, restart before it)
         ready = []
         for off, f, metric, res, sgn in wire:
-            if self._last_off is not None and not (P - slip <= off - self._last_off <= P + slip):
+            if self._last_off is not None and (not (P - slip <= off - self._last_off <= P + slip)
+                                               or self._break_in(self._last_off, off) is not None):
                 self._discontinuity()
             self._last_off = off
             j = off - self._t_base
@@ -1552,6 +1623,8 @@ class DPSKSampleReceiver:
                 ready[i][3] = r
         frames = []
         for _, t0, metric, res, off, sgn, restart in ready:
+            if off is not None and res[0] and (self._last_good is None or off > self._last_good):
+                self._last_good = off
             frames += self._release_held(None if restart else off)
             if restart:
                 self._deframer.restart()
@@ -1570,6 +1643,11 @@ class DPSKSampleReceiver:
         keep = min(keep, self._bits)
         self._hist.drop(keep - self._t_base)
         self._t_base = keep
+        # breaks after the last frame (a new lock's look-back stops at the latest one), of those
+        # before the retained bits only the latest
+        bs = [b for b in self._breaks if self._last_off is None or b > self._last_off]
+        below = [b for b in bs if b <= self._t_base]
+        self._breaks = below[-1:] + [b for b in bs if b > self._t_base]
         return frames
 
     def _to_deframer(self, t0, metric, res) -> list[ReceivedFrame]:
@@ -1629,7 +1707,9 @@ class DPSKSampleReceiver:
         """Wire frames before a new lock at marker offset ``p`` (see the class doc), from the
         retained LLRs: up to ``lookback`` periods back, each marker looked for at the previous
         one - P +- slip with the lock's polarity, not before the end of the previous lock's last
-        frame (``last``) nor the stream start. Without an interleaver a frame is taken when it
+        frame (``last``) nor the stream start, and not before the latest break (burst-grid move)
+        after ``last``: the frames of the new stream from there on, overlapping the last frame
+        when that one was cut by the break. Without an interleaver a frame is taken when it
         decodes valid, or reported failed when its marker passes the lock threshold (and the
         look-back stops there, unless the marker passes the search threshold); with one (the block phase is not known yet) when its marker
         passes the lock threshold. Returns ``[(offset, llr (n,) float32, metric, result | None)]``
@@ -1637,13 +1717,24 @@ class DPSKSampleReceiver:
         cfg = self.fec_sync.cfg
         P, m, slip = cfg.period, cfg.marker_len, cfg.slip
         lower = 0 if last is None else last + P - slip
+        b = self._break_in(last, p)
+        if b is not None:
+            lower = b
+        # ... and (burst mode) over the previous lock's last frames that the flywheel emitted and
+        # that failed (a discontinuity the grid did not see: the old frame phase ran on over a new
+        # stream), frames that decode valid, down to the end of its last frame found or valid
+        lower_valid = lower
+        if (b is None and last is not None and self._last_good is not None and self._last_good < last
+                and self.interleaver.depth == 1 and self.grid is not None):
+            lower_valid = max(self._last_good + P - slip, 0)
         fsgn = -1.0 if inverted and cfg.correct_polarity else 1.0   # frame LLRs, as the synchroniser's
         order = [slip] + [slip + d * s for d in range(1, slip + 1) for s in (-1, 1)]    # 0, -1, +1, -2, ...
         found = []
         q = p
         for _ in range(self.lookback):
             e = q - P                                   # the position one period before
-            lo = max(lower, self._t_base)
+            strict = e + slip < lower                   # over the failed flywheel frames: valid only
+            lo = max(lower_valid if strict else lower, self._t_base)
             if e + slip < lo:
                 break
             a = e - slip
@@ -1667,6 +1758,8 @@ class DPSKSampleReceiver:
                 r2 = self._decode((f2 * self._sign)[None])[0]
                 if r2[0]:
                     q, f, metric, res = e, f2, float(score[e - a0]), r2
+            if strict and not res[0]:
+                break
             if res[0] or metric >= thr:
                 found.append((q, f, metric, res))
             if not res[0] and not metric >= self.fec_sync._search_min:
@@ -1690,7 +1783,8 @@ class DPSKSampleReceiver:
         several frame periods for either): :meth:`_after_bits` feeds it at most one period at a time."""
         P, slip = self.fec_sync.cfg.period, self.fec_sync.cfg.slip
         offs = ([] if self._last_off is None else [self._last_off]) + [int(o) for o in offsets]
-        jump = next((i for i in range(1, len(offs)) if not P - slip <= offs[i] - offs[i - 1] <= P + slip), None)
+        jump = next((i for i in range(1, len(offs)) if not P - slip <= offs[i] - offs[i - 1] <= P + slip
+                     or self._break_in(offs[i - 1], offs[i]) is not None), None)
         if new.lock_losses > prev.lock_losses:
             if jump is not None:
                 pos = offs[jump - 1] + P

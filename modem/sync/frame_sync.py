@@ -268,14 +268,17 @@ class FrameSyncState:
     position in CHECK / LOCK / FLYWHEEL; ``cand_pos``: the SEARCH hit being checked; ``good``:
     confirmations in CHECK; ``misses``: consecutive missed markers; ``fresh``: ``next_pos`` is a
     SEARCH hit not yet processed; ``search_floor``: the integrated search (``search_periods`` > 1)
-    sums no period before this position (the stream start, or where the last lock was lost: the
-    periods of a lock are not retained for it).
+    sums no period before this position (the stream start, where the last lock was lost: the
+    periods of a lock are not retained for it, or the last break passed); ``breaks``: the stream
+    discontinuities given to :meth:`ASMFrameSync.push` not acted on yet (ascending bit indices).
 
     Counters: ``frames_found`` (frames emitted on a marker found, CHECK->LOCK included),
     ``missed`` (frames emitted by the flywheel), ``false_locks`` (SEARCH hits rejected in CHECK or
     by the caller's ``confirm``),
     ``inversions`` (locks acquired on an inverted stream), ``locks`` (entries into LOCK from CHECK),
-    ``lock_losses`` (FLYWHEEL/LOCK -> SEARCH).
+    ``lock_losses`` (FLYWHEEL/LOCK -> SEARCH, at a break too), ``cut`` (frames of a lock not
+    emitted because a break cut them before their marker was found: the partial frame before the
+    break, or the fill after a record's last frame).
     """
 
     buf: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -289,12 +292,14 @@ class FrameSyncState:
     fresh: bool = False
     inverted: bool = False
     search_floor: int = 0
+    breaks: tuple = ()
     frames_found: int = 0
     missed: int = 0
     false_locks: int = 0
     inversions: int = 0
     locks: int = 0
     lock_losses: int = 0
+    cut: int = 0
 
     def same_as(self, other: "FrameSyncState") -> bool:
         """Equality including the buffer contents (dataclass ``==`` cannot compare arrays)."""
@@ -352,6 +357,19 @@ class ASMFrameSync:
     * FLYWHEEL: after a miss, frames are still emitted at the expected place for up to
       ``flywheel`` consecutive misses; a found marker returns to LOCK, one more miss to SEARCH
       (from the last expected position - slip).
+
+    Breaks (``breaks`` of :meth:`push`): bit indices where the stream is known to be discontinuous
+    (bit ``b`` is the first after the discontinuity; e.g. a burst grid re-acquired on other bursts:
+    a second record, a transmitter restarting, samples lost upstream), so that the frame phase
+    after ``b`` has nothing to do with the one before. A lock does not go on across a break: the
+    frames that end before ``b`` are emitted as usual; the frame that ``b`` cuts (the expected
+    frame at ``q < b < q + P``) is emitted if its marker (whole window before ``b``) is found, and
+    otherwise not (``cut``: the flywheel would emit the old phase's bits and then the new stream's
+    at the old phase); then SEARCH from ``b`` (``lock_losses``). A candidate whose frame would
+    cross ``b`` is rejected (``false_locks``) and SEARCH goes on from ``b`` (or, for a candidate
+    rejected at a later marker, from the bit after it while a whole frame still fits before
+    ``b``). SEARCH sums no period before a break it has passed (``search_floor``). Without breaks
+    nothing changes.
     """
 
     SEARCH_BLOCK = 1 << 16
@@ -434,7 +452,8 @@ class ASMFrameSync:
             minus += float(self._score(seg, False, True)[0][0])
         return minus > plus
 
-    def push(self, llr_chunk, state: FrameSyncState, confirm=None) -> tuple[SyncedFrames, FrameSyncState]:
+    def push(self, llr_chunk, state: FrameSyncState, confirm=None,
+             breaks=None) -> tuple[SyncedFrames, FrameSyncState]:
         """Consume one chunk ``(n,)`` of LLRs; return the frames it completes and the new state.
 
         confirm : None, or a callable ``confirm(frame_llr, offset, inverted) -> bool`` that checks
@@ -445,6 +464,10 @@ class ASMFrameSync:
             true marker inside the rejected frame is still found; True lets CHECK go on as without
             ``confirm``. Called in stream order at positions fixed by the stream, so chunking does
             not change the calls or the output (a callable that depends only on its arguments).
+        breaks : None, or ascending stream bit indices of discontinuities (see the class doc), each
+            at or after this chunk's first bit (``buf_start + buf.size`` of ``state``) and after
+            the pending ones; give a break with the chunk that holds its bit (or earlier): the
+            output is then the same for any chunking.
         """
         x = np.asarray(llr_chunk)
         if x.ndim != 1 or x.dtype.kind != "f":
@@ -458,6 +481,14 @@ class ASMFrameSync:
         end = start + buf.size
         st = dict(state.__dict__)
         del st["buf"], st["buf_start"]
+        if breaks is not None and len(breaks):
+            b = np.asarray(breaks)
+            first = end - x.size
+            lo = max(first, st["breaks"][-1] + 1 if st["breaks"] else first)
+            if b.ndim != 1 or b.dtype.kind not in "iu" or b[0] < lo or np.any(np.diff(b) <= 0):
+                raise ShapeError(f"ASMFrameSync.push: breaks must be ascending integer bit indices from {lo} "
+                                 f"(this chunk's first bit {first}, after the pending breaks), got {breaks!r}")
+            st["breaks"] = st["breaks"] + tuple(int(v) for v in b)
         out_llr, out_off, out_met, out_inv, out_state = [], [], [], [], []
 
         def emit(pos, metric, mode):
@@ -473,19 +504,25 @@ class ASMFrameSync:
             if mode == SyncMode.SEARCH:
                 last = end - m                               # last position with a full marker window
                 sp = st["search_pos"]
+                brk = st["breaks"]
+                if brk and brk[0] <= sp:                     # past a break: no period before it is summed
+                    st.update(search_floor=max(st["search_floor"], brk[0]), breaks=brk[1:])
+                    continue
                 if last < sp:
                     break
-                hi = min(last + 1, sp + self.SEARCH_BLOCK)
+                stop = brk[0] if brk else last + 1           # positions before a break first
+                hi = min(last + 1, sp + self.SEARCH_BLOCK, stop)
                 hit, _, _, _ = self._search_stat(buf, start, sp, hi, st["search_floor"])
                 hits = np.flatnonzero(hit)
                 if hits.size == 0:
                     st["search_pos"] = hi
                     continue
                 p = sp + int(hits[0])
-                if p + m - 1 > last:                         # refinement window not complete yet
+                top = min(p + m, stop)                       # refinement window p .. top - 1
+                if top - 1 > last:                           # not complete yet
                     st["search_pos"] = p
                     break
-                _, excess, periods, inv = self._search_stat(buf, start, p, p + m, st["search_floor"])
+                _, excess, periods, inv = self._search_stat(buf, start, p, top, st["search_floor"])
                 j = int(np.argmax(excess))
                 inverted = bool(inv[j])
                 if periods[j] > 1 and cfg.polarity_free:    # the polarity of the run, not of its last marker
@@ -499,6 +536,26 @@ class ASMFrameSync:
             w = 0 if st["fresh"] else cfg.slip
             if end < nxt + w + P:                            # the frame of the latest candidate
                 break
+            brk = st["breaks"]
+            if brk and brk[0] < nxt + P:                     # a break cuts the frame at nxt (class doc)
+                b = brk[0]
+                if mode == SyncMode.CHECK:
+                    c = st["cand_pos"] + 1
+                    st.update(mode=SyncMode.SEARCH, search_pos=c if c + P <= b else b,
+                              false_locks=st["false_locks"] + 1)
+                    continue
+                found = False
+                if b >= nxt + w + m:                         # the whole marker window before the break
+                    score, _ = self._score(buf[nxt - w - start:nxt + w + m - start], False, st["inverted"])
+                    order = [w] + [w + d * sgn for d in range(1, w + 1) for sgn in (-1, 1)]
+                    best = max(order, key=lambda k: (score[k], -order.index(k)))
+                    found = float(score[best]) >= self._lock_min
+                    if found:
+                        st["frames_found"] += 1
+                        emit(nxt - w + best, float(score[best]), SyncMode.LOCK)
+                st.update(mode=SyncMode.SEARCH, search_pos=b, misses=0, lock_losses=st["lock_losses"] + 1,
+                          cut=st["cut"] + int(not found and b > nxt))
+                continue
             score, _ = self._score(buf[nxt - w - start:nxt + w + m - start], False, st["inverted"])
             order = [w] + [w + d * sgn for d in range(1, w + 1) for sgn in (-1, 1)]   # 0, -1, +1, -2, ...
             best = max(order, key=lambda k: (score[k], -order.index(k)))
