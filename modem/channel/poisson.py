@@ -198,6 +198,8 @@ _SCATTER_MAX_MEAN = 4.0
 def _row_means(mean: np.ndarray, shape: tuple) -> np.ndarray | None:
     """Per-row means (rows,) of ``mean`` (broadcastable to ``shape`` (..., n_slots); rows = the
     product of the batch axes) when it is constant along the slot axis, else None."""
+    if shape[-1] == 0:                       # no slots: nothing is drawn, whatever the means
+        return np.zeros(math.prod(shape[:-1]))
     if mean.ndim and mean.shape[-1] > 1:
         if not np.all(mean == mean[..., :1]):
             return None
