@@ -162,8 +162,11 @@ def receiver_for(meta: dict, launcher=None, decode_batch: int | None = None):
     decode_batch : SCPPM codewords held back before each decoder call
         (:class:`~modem.receiver.CodewordHold`; None: 1 on the CPU, up to 1024 on a kernel launcher,
         :func:`modem.backend.default_decode_batch`): the same frames, in fewer, larger decoder calls. The DPSK receiver decodes each FEC frame as its marker is found (it decodes to
-        find the interleaver's phase) and takes no ``decode_batch``.
+        find the interleaver's phase) and takes no ``decode_batch`` (a bad value is refused all the same).
     """
+    if decode_batch is not None:         # named for every chain, also those that take none
+        from .receiver import check_decode_batch  # noqa: PLC0415
+        check_decode_batch(decode_batch)
     chain = meta.get("chain")
     if chain == "scppm" and "slot_width_ps" in meta and meta.get("kind", "timetags") == "timetags":
         from .fec.scppm import SCPPMCode  # noqa: PLC0415
