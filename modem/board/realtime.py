@@ -422,7 +422,8 @@ class RealtimeReceiver:
         self.decoder_factory = decoder_factory
         self.decoder = decoder_factory() if decoder_factory is not None else None
         # the backend the FEC decoder runs on (the decoder's ``launcher``: modem.offline.receiver_for(meta,
-        # modem.backend.fec_launcher())), reported in status; MODEM_BACKEND=gpu with a decoder on the CPU
+        # modem.backend.fec_launcher(), decode_batch=1); decode_batch=1 keeps the latency to one push: the
+        # GPU default holds up to 1024 codewords), reported in status; MODEM_BACKEND=gpu with a decoder on the CPU
         # is refused rather than silently run on the CPU
         from ..backend import launcher_name, requested_backend  # noqa: PLC0415
         self.backend = launcher_name(getattr(self.decoder, "launcher", None))
