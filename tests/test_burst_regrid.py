@@ -118,3 +118,25 @@ def test_fade_longer_than_16_bursts_drops_and_reacquires_the_grid():
     assert all(f.data in sent for f in got if f.valid)
     ok = sorted(sent[f.data] for f in got if f.valid)
     assert ok[:4] == [0, 1, 2, 3] and ok[-1] == 11 and len(ok) >= 8
+
+
+def test_grid_dropped_in_every_hold_does_not_step_back_for_ever(monkeypatch):
+    """Divider 40, two records, seed 0: at the second record the grid was dropped (bursts off it)
+    during each burst hold, and each new acquisition stepped back 4 burst periods, to samples read
+    already: the reading position cycled over three points ~0.2 M samples apart while the slot
+    numbers grew, in one push, until memory ran out (> 6 GB). An acquisition less than a burst
+    period past the furthest start so far may now step back once in a row, no more: the holds
+    settle 5 times in this input (not for ever; the spy stops a runaway at 50) and every TM frame
+    of both records decodes."""
+    from modem.sync.samples import SampleFrontEnd
+    fit, calls = SampleFrontEnd._fit_hold, [0]
+
+    def counted(self, *a):
+        calls[0] += 1
+        assert calls[0] <= 50, "burst holds settled without end"
+        return fit(self, *a)
+    monkeypatch.setattr(SampleFrontEnd, "_fit_hold", counted)
+    link = DPSKLink(frame="short", rate="1/2", divider=40, burst_bits=256, ppb=6.0, ppm=-150.0)
+    g1, g2, rx = _two_records(link, 7777, seed=0, n=5)
+    assert calls[0] <= 8
+    assert g1 == g2 == list(range(5))

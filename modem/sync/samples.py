@@ -134,7 +134,11 @@ Conventions (pinned here)
   early); at the end of a record (:meth:`SampleFrontEnd.drain`) a hold in progress is settled on
   the bursts it has; fewer than 4 bursts with signal: the slots go out as read. Bound: at most
   (H + 4) burst periods of slots held and of matched-filter samples kept (H = 32, 256-bit bursts:
-  36 periods, 37k slots at divider 4, 369k at divider 40; ~13 us / 128 us at 2.88 GHz); the
+  36 periods, 37k slots at divider 4, 369k at divider 40; ~13 us / 128 us at 2.88 GHz), and a
+  acquisition that would start reading less than a burst period past the furthest start so far is
+  allowed to step back once in a row, and the next steps back no further (a record whose grid was
+  dropped during every hold stepped back over the same samples for ever, emitting slots without
+  end: divider 40, two records, 6 photons/bit); the
   output is the same whatever the chunking (the hold ends at a fixed slot, the fit reads only
   samples between fixed bounds). Measured (2 photons/bit, divider 4 and 8, 256-bit bursts, 0 and
   -150 ppm, 30 random records per point): the first FEC frame decodes in 30/30 at every point,
@@ -279,7 +283,12 @@ _F_TAU, _F_NU, _F_DC, _F_PWR, _F_SIG, _F_DARK = range(6)
 # period in samples then (0: none yet); a grid acquired on that lattice again (the bursts did not
 # move: a fade, a gap) does not hold the bursts before it (module doc, "Burst hold")
 _F_LAT, _F_LATP = 6, 7
-_N_FVARS = 8
+# burst-periodic mode: the furthest MF index at which a first-burst acquisition has started reading
+# (after its hold's step back; -inf before any). An acquisition that starts less than a burst period
+# after it is allowed once in a row (a step back to bursts missed before a false acquisition); the
+# next one steps back no further (module doc, "Burst hold")
+_F_ACQ = 8
+_N_FVARS = 9
 _I_SLOT, _I_INIT, _I_ON, _I_RUN, _I_START, _I_LASTHOT, _I_CAND = range(7)
 # burst-periodic mode (module doc): first burst pending, current burst start (slot), anchored,
 # slot of the last measured burst start, lock count, same-side disagreement count (signed),
@@ -294,7 +303,9 @@ _I_ABSENT, _I_OFFGRID = 15, 16
 # the first held burst's start (slot number); the slot at which the hold is complete; a hold has
 # fitted the grid since the start; why the grid was last dropped (1 bursts absent, 2 off the grid)
 _I_HOLD, _I_HOLD_S0, _I_HOLD_END, _I_HOLD_FITTED, _I_DROPPED = 17, 18, 19, 20, 21
-_N_IVARS = 22
+# first-burst acquisitions in a row that started less than a burst period past _F_ACQ
+_I_NOPROGRESS = 22
+_N_IVARS = 23
 _LOCK_AFTER, _UNLOCK_AFTER = 2, 8
 # the grid is dropped after this many due bursts absent in a row, or this many bursts off it in a row
 _DROP_ABSENT, _DROP_OFFGRID = 16, 3
@@ -508,7 +519,15 @@ def _acquire_first_burst(buf, base, fv, iv, P, acq, L, Pb, n_back):  # pragma: n
             back = 0
     while back > 0 and tau + phi + (s0 - 2 - back - k0) * P1 < (_HOLD_MARGIN + 4) * P:
         back -= Pb                                    # not before the record's first samples
+    if tau + phi + (s0 - 2 - back - k0) * P1 < fv[8] + Pb * P1:
+        if iv[22] >= 1:                               # progress (module doc, "Burst hold"): else grids
+            while back > 0 and tau + phi + (s0 - 2 - back - k0) * P1 < fv[8] + Pb * P1:
+                back -= Pb                            # dropped in every hold stepped back for ever
+        iv[22] += 1
+    else:
+        iv[22] = 0
     fv[0] = tau + phi + (s0 - 2 - back - k0) * P1
+    fv[8] = max(fv[8], fv[0])
     iv[8] = k0 + 2 + back                             # the edge's new slot number
     iv[9] = 1
     iv[10] = iv[8]
@@ -820,6 +839,7 @@ class SampleFrontEnd:
     def initial_state(self) -> FrontEndState:
         fv = np.zeros(_N_FVARS)
         fv[_F_TAU] = self.delay + self.config.sps / 2.0
+        fv[_F_ACQ] = -math.inf
         return FrontEndState(hist=np.zeros(2 * self.delay), mf=np.zeros(0), fvars=fv)
 
     def _check(self, y) -> np.ndarray:
