@@ -31,6 +31,7 @@ from modem.sample_receiver import (
     random_tm_frames,
 )
 from modem.sync.samples import FrontEndConfig, SampleFrontEnd, SlotStatistics
+from tests.test_sample_receiver import _count_raw_errors
 
 try:
     from modem.sample_receiver import BURST_HOLD
@@ -55,16 +56,7 @@ def _decode(link, y, frontend_options=None, chunk=1 << 16):
     """Receiver over ``y`` in chunks; also counts the raw hard-decision errors of the codewords it
     decodes valid (against the re-encoded decision): ``(rx, frames, [errors, bits])``."""
     rx = DPSKSampleReceiver(link, frontend_options=frontend_options)
-    decode, raw, code = rx._decode, [0, 0], link.code
-
-    def spy(cw):
-        res = decode(cw)
-        for c, r in zip(cw, res):
-            if r[0]:
-                raw[0] += int(np.count_nonzero((c < 0) != code.encode(r[4][None])[0].astype(bool)))
-                raw[1] += c.size
-        return res
-    rx._decode = spy
+    raw = _count_raw_errors(rx, link)
     got = []
     for a in range(0, y.size, chunk):
         got += rx.push(y[a:a + chunk])
