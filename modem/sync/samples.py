@@ -134,12 +134,12 @@ Conventions (pinned here)
   early); at the end of a record (:meth:`SampleFrontEnd.drain`) a hold in progress is settled on
   the bursts it has; fewer than 4 bursts with signal: the slots go out as read. Bound: at most
   (H + 4) burst periods of slots held and of matched-filter samples kept (H = 32, 256-bit bursts:
-  36 periods, 37k slots at divider 4, 369k at divider 40; ~13 us / 128 us at 2.88 GHz), and a
-  acquisition that would start reading less than a burst period past the furthest start so far is
-  allowed to step back once in a row, and the next steps back no further (a record whose grid was
-  dropped during every hold stepped back over the same samples for ever, emitting slots without
-  end: divider 40, two records, 6 photons/bit); the
-  output is the same whatever the chunking (the hold ends at a fixed slot, the fit reads only
+  36 periods, 37k slots at divider 4, 369k at divider 40; ~13 us / 128 us at 2.88 GHz). The
+  reading position advances: an acquisition that would start reading less than a burst period past
+  the furthest start so far may step back once in a row, and the next steps back no further (a
+  record whose grid was dropped during every hold stepped back over the same samples for ever,
+  emitting slots without end: divider 40, two records, 6 photons/bit). The output is the same
+  whatever the chunking (the hold ends at a fixed slot, the fit reads only
   samples between fixed bounds). Measured (2 photons/bit, divider 4 and 8, 256-bit bursts, 0 and
   -150 ppm, 30 random records per point): the first FEC frame decodes in 30/30 at every point,
   against 12, 6, 8 and 6 of 30 without the hold (``tests/test_burst_first_frame.py``).
