@@ -117,6 +117,12 @@ def _records(rectype, n, rng):
     return np.array(recs, dtype=np.uint32)
 
 
+def _read_chunked(path, n):
+    """Every time tag of the capture at ``path`` read ``n`` records at a time, and the reader's stats."""
+    with open_capture(path) as cap:
+        return np.concatenate(list(cap.chunks(n))), cap.stats
+
+
 @pytest.mark.parametrize("rectype", sorted(RT), ids=[f"0x{r:08x}" for r in sorted(RT)])
 def test_ptu_every_record_type_chunked_equals_reference(tmp_path, rectype):
     rng = np.random.default_rng(rectype & 0xFFFF)
@@ -126,9 +132,7 @@ def test_ptu_every_record_type_chunked_equals_reference(tmp_path, rectype):
     p = tmp_path / "x.ptu"
     _craft_ptu(p, recs, rectype)
     for n in (1, 2, 7, 64, 10 ** 6):
-        with open_capture(p) as cap:
-            got = np.concatenate(list(cap.chunks(n)))
-            stats = cap.stats
+        got, stats = _read_chunked(p, n)
         np.testing.assert_array_equal(got, want_t, err_msg=f"chunk {n}")
         # (ptufile numbers PicoHarp T3 routing channels from 0: compare the counts per channel)
         assert sorted(stats["per_channel"].values()) == sorted(np.unique(want_ch, return_counts=True)[1].tolist())
@@ -423,9 +427,7 @@ def test_ptu_t3_photons_of_one_sync_period_in_any_channel_order_are_kept(tmp_pat
     p = tmp_path / "t3.ptu"
     _craft_ptu(p, recs, rectype)
     for n in (1, 2, 7, 64, 10 ** 6):
-        with open_capture(p) as cap:
-            got = np.concatenate(list(cap.chunks(n)))
-            stats = cap.stats
+        got, stats = _read_chunked(p, n)
         np.testing.assert_array_equal(got, np.array(want, np.int64), err_msg=f"chunk {n}")
         assert stats["dropped_non_monotonic"] == 1 and stats["photons"] == len(want)
 
