@@ -147,3 +147,28 @@ def test_bench_replay_runs_and_reports_the_decoder_share(capsys):
     assert held["decoder_calls"] == 1 < one["decoder_calls"]
     assert 0 < one["decoder_s"] < one["wall_s"] and one["info_bits_per_s"] > 0
     assert out["devices"]["cpu"]["backend"] == "cpu" and out["commit"]
+
+
+def test_bench_simulate_times_the_cli_loop_and_writes_its_parameters(tmp_path, capsys):
+    """bench/bench_simulate.py times ``modem simulate`` itself: the command it names, run through
+    the CLI, gives the same frames and errors as the benchmark's run; the JSON names the backend,
+    the commit and the per-order operating point (0.8 dB above capacity unless --ns is given)."""
+    from modem.analysis.capacity import ns_capacity_limit  # noqa: PLC0415
+    mod = load_bench_script("bench_simulate")
+    out = tmp_path / "sim.json"
+    assert mod.main(["--orders", "16", "--frames", "6", "--repeats", "2", "--dpsk-frames", "1", "--esn0", "3",
+                     "--out", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["backend_info"]["backend"] == "cpu" and rep["backend_info"]["commit"] and rep["repeats"] == 2
+    scppm, dpsk = rep["runs"]
+    assert scppm["params"]["M"] == 16 and len(scppm["seconds"]) == 2 and scppm["frames"] == 6
+    assert abs(scppm["params"]["ns"] - ns_capacity_limit(16, "1/2", 0.2) * 10 ** 0.08) < 1e-3
+    assert 0 < scppm["info_bits_per_s_median"] <= scppm["info_bits_per_s_best"] < scppm["decode_info_bits_per_s_best"]
+    assert dpsk["chain"] == "dpsk" and dpsk["params"]["esn0_db"] == 3.0 and dpsk["info_bits_per_s_best"] > 0
+    capsys.readouterr()
+    argv = scppm["command"].split()[1:] + ["--no-progress"]
+    assert main(argv) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert cli["params"] == scppm["params"]
+    assert (cli["frames"], cli["frame_errors"], cli["bit_errors"], cli["iterations_mean"]) == \
+        (scppm["frames"], scppm["frame_errors"], scppm["bit_errors"], scppm["iterations_mean"])
