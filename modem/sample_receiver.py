@@ -1367,10 +1367,11 @@ class DPSKSampleReceiver:
     follows as it would a drift: gap 700 in ``tests/test_burst_regrid.py``), the look-back of the
     new lock also reaches over the old lock's last frames that the flywheel emitted and that
     failed, down to the end of its last frame found or valid, taking only frames that decode valid
-    there (burst mode, no interleaver; the failed flywheel frames stay counted). Continuous mode is
-    left as it was (two continuous records back to back still lose the second one's first 3 FEC
-    frames; the same look-back there recovers them, measured 12/12 TM frames vs 9/12, but also
-    changes other continuous outputs, e.g. a lock lost in a fade gains a frame).
+    there (no interleaver; the failed flywheel frames stay counted). In continuous mode no break is
+    ever seen, and this look-back is what recovers a second record appended to a first: its first
+    3 FEC frames were lost before (9/12 TM frames at 3 and 6 photons/bit, gaps 13 to 5555 slots;
+    now 12/12, ``tests/test_dpsk_records.py``); a lock lost in a fade may likewise find a valid
+    frame under the flywheel's failed ones.
 
     Realignment of a failed frame (no interleaver): a FEC frame that fails is held until the next
     frame's marker is found; when that marker is ``d != 0`` bits off the period (the synchroniser
@@ -1720,12 +1721,13 @@ class DPSKSampleReceiver:
         b = self._break_in(last, p)
         if b is not None:
             lower = b
-        # ... and (burst mode) over the previous lock's last frames that the flywheel emitted and
-        # that failed (a discontinuity the grid did not see: the old frame phase ran on over a new
-        # stream), frames that decode valid, down to the end of its last frame found or valid
+        # ... and over the previous lock's last frames that the flywheel emitted and that failed (a
+        # discontinuity no break marked: the old frame phase ran on over a new stream -- two
+        # records back to back, bursts moved by less than half a burst), frames that decode valid,
+        # down to the end of its last frame found or valid
         lower_valid = lower
         if (b is None and last is not None and self._last_good is not None and self._last_good < last
-                and self.interleaver.depth == 1 and self.grid is not None):
+                and self.interleaver.depth == 1):
             lower_valid = max(self._last_good + P - slip, 0)
         fsgn = -1.0 if inverted and cfg.correct_polarity else 1.0   # frame LLRs, as the synchroniser's
         order = [slip] + [slip + d * s for d in range(1, slip + 1) for s in (-1, 1)]    # 0, -1, +1, -2, ...

@@ -921,7 +921,9 @@ def test_dpsk_lone_false_marker_before_the_first_true_one(interleaver_ms):
     """A lone ASM in random data 2400 bits before the first true marker (inside its would-be
     frame), 6 photons/bit. Locked on at once as before (``check_count`` 0, no confirmation), it
     held a false lock (1 + 3 flywheel frames, failed) while 4 true FEC frames went by, then lost it
-    (46/60 TM frames).
+    (46/60 TM frames). Without an interleaver the true lock's look-back now reaches over the false
+    lock's 3 failed flywheel frames and finds the true frames under them, so that old setting
+    loses only the true frame the false one overlaps (56/60); with the interleaver still 46/60.
     Now a candidate is confirmed: without an interleaver by decoding its first frame, with one
     (D = 4, frames not decodable one by one) by the next marker at the expected place (CHECK);
     the false one is rejected, the search resumes after it, and every frame decodes (the first
@@ -943,9 +945,13 @@ def test_dpsk_lone_false_marker_before_the_first_true_one(interleaver_ms):
     old = DPSKSampleReceiver(link, sync_options={"check_count": 0, "search_periods": 1})
     old._confirm = lambda f, off, inverted: True                        # as before: no confirmation
     got_old = _run(old, y)
-    assert old.fec_sync_state.lock_losses == 1 and len(_indices(frames, got_old)) <= 60 - 12     # measured 46
-    if not interleaver_ms:
+    assert old.fec_sync_state.lock_losses == 1
+    if interleaver_ms:
+        assert _indices(frames, got_old) == list(range(14, 60))
+    else:
+        assert _indices(frames, got_old) == list(range(4, 60))
         assert old.stats.codewords_crc_failed == 4                   # the false lock's frames
+        assert old.lookback_frames == 3                              # the true frames under its flywheel
 
 
 def _lock_figures(records):
