@@ -125,8 +125,9 @@ GPU_DECODE_BATCH = 1024
 #: ... and at most this many bytes of held codewords on the host (1024 16-PPM codewords of uint16 slot
 #: counts are 155 MB; 128-PPM ones are 696 kB each, so 385 of them). This bounds the hold, not the
 #: peak: each decoder call also builds the float64 symbol metrics of its codewords, (F, S, M) x 8
-#: bytes, on the host and again on the device (about 0.5 GB for 1024 16-PPM codewords, 0.85 GB for
-#: 385 128-PPM ones)
+#: bytes, on the device (about 0.5 GB for 1024 16-PPM codewords, 0.85 GB for 385 128-PPM ones;
+#: from the uploaded counts, ``SCPPMReceiver.receive_stream``), and with a channel interleaver on
+#: the host too (the deinterleaver runs there)
 GPU_HOLD_BYTES = 256 << 20
 
 

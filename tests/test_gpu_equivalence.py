@@ -347,6 +347,39 @@ def test_scppm_pipeline_equals_cpu_receiver_in_any_batching(kernel_be, rng):
     assert ref.crc_ok.any() and ref.iterations.max() > 1
 
 
+@pytest.mark.parametrize("repetition,unit", [(1, "symbol"), (2, "symbol"), (2, "codeword")])
+def test_scppm_receiver_on_a_launcher_builds_the_metric_from_uploaded_counts(kernel_be, rng, monkeypatch,
+                                                                              repetition, unit):
+    """SCPPMReceiver with a kernel launcher (the replay's decoder on a GPU) and no channel
+    interleaver uploads the uint16 slot counts and builds the float64 symbol metric on the device
+    (it built it on the host and uploaded that: 3.2x the bytes at 16-PPM); the decoded bits, CRC
+    flags, iterations and source indices equal the CPU receiver's."""
+    from modem.fec.scppm import decoder as dec_mod  # noqa: PLC0415
+    code = SCPPMCode(16, "1/2", repetition=repetition, repeat_unit=unit)
+    u = rng.integers(0, 2, (3, code.k), dtype=np.uint8)
+    ns, nb = 1.8 / repetition, 0.1 / repetition                  # per copy; the copies are summed
+    y = simulate_counts(SCPPMTransmitter(code).modulate(u), ns, nb, rng).astype(np.uint16)
+    restart = np.array([False, True, False])
+    ref, ref_src = SCPPMReceiver(code, ns=ns, nb=nb, max_iter=10).receive_stream(y, restart)
+    launcher = _launcher(kernel_be)
+    seen = []
+    inner = dec_mod.symbol_metric
+
+    def spy(counts, code_, weight, xp=np):
+        seen.append((counts.dtype, xp is launcher.xp, type(counts).__module__.split(".")[0]))
+        return inner(counts, code_, weight, xp)
+    monkeypatch.setattr(dec_mod, "symbol_metric", spy)
+    monkeypatch.setattr(SCPPMDecoder, "decode", lambda *a, **k: pytest.fail("host metric path used"))
+    out, src = SCPPMReceiver(code, ns=ns, nb=nb, max_iter=10, launcher=launcher).receive_stream(y, restart)
+    assert seen == [(np.dtype(np.uint16), True, launcher.xp.__name__.split(".")[0])]
+    np.testing.assert_array_equal(src, ref_src)
+    for f in ("u_hat", "crc_ok", "iterations"):
+        got = getattr(out, f)
+        assert isinstance(got, np.ndarray), f                     # host results, as before
+        np.testing.assert_array_equal(got, getattr(ref, f), err_msg=f)
+    assert ref.crc_ok.any() and ref.iterations.max() > 1
+
+
 def test_dpsk_pipeline_equals_cpu_chain_in_any_batching(kernel_be, rng):
     from modem.gpu.pipeline import DPSKGPUPipeline  # noqa: PLC0415
     from modem.modulation import dpsk  # noqa: PLC0415

@@ -159,16 +159,9 @@ class SCPPMGPUPipeline:
 
     def symbol_metric(self, counts):
         """Device counts (F, slots_per_codeword) -> metric (F, S, M) float64, as SCPPMReceiver."""
-        c, xp = self.code, self.launcher.xp
-        F = counts.shape[0]
-        n_sym, q = c.symbols_per_codeword, c.repetition
-        if q == 1:
-            z = counts.reshape(F, n_sym, c.slots_per_symbol)
-        elif c.repeat_unit == "symbol":
-            z = counts.reshape(F, n_sym, q, c.slots_per_symbol).sum(axis=2, dtype=np.float64)
-        else:
-            z = counts.reshape(F, q, n_sym, c.slots_per_symbol).sum(axis=1, dtype=np.float64)
-        return xp.ascontiguousarray(xp.multiply(z[:, c.L_csm:, :c.M], self.weight, dtype=np.float64))
+        from ..fec.scppm.decoder import symbol_metric  # noqa: PLC0415
+        xp = self.launcher.xp
+        return xp.ascontiguousarray(symbol_metric(counts, self.code, self.weight, xp))
 
     def _split(self, counts):
         y = np.asarray(counts)

@@ -204,7 +204,7 @@ class CodewordDeinterleaver:
 
     def push(self, metric, restart=None) -> tuple[np.ndarray, np.ndarray]:
         c = self.code
-        x = np.asarray(metric)
+        x = metric if c.interleaver_rows == 1 and hasattr(metric, "shape") else np.asarray(metric)  # (device arrays)
         if x.ndim != 3 or x.shape[1:] != (c.S, c.M):
             raise ShapeError(f"CodewordDeinterleaver.push: metric must have shape (F, {c.S}, {c.M}), got {x.shape}")
         F = x.shape[0]
@@ -264,8 +264,14 @@ class SCPPMReceiver:
         """Counts per PPM slot of the codeword's S data symbols: ``(F, slots) -> (F, S, M)`` float64."""
         return self._symbol_metric(counts, 1.0)
 
-    def _symbol_metric(self, counts, weight: float) -> np.ndarray:
-        """Validated counts, guard slots and CSM dropped, repeats summed, times ``weight`` (one copy)."""
+    def _symbol_metric(self, counts, weight: float, xp=np):
+        """Validated counts (on the host), then :func:`symbol_metric` on ``xp``'s arrays: with a
+        device ``xp`` the counts are uploaded as they are (uint16: a quarter of the float64 metric
+        they give, less still with guard slots) and the metric is built on the device."""
+        y = self._checked_counts(counts)
+        return symbol_metric(y if xp is np else xp.asarray(y), self.code, weight, xp)
+
+    def _checked_counts(self, counts) -> np.ndarray:
         c = self.code
         y = np.asarray(counts)
         if y.ndim != 2 or y.shape[-1] != c.slots_per_codeword:
@@ -278,16 +284,7 @@ class SCPPMReceiver:
             raise ShapeError(f"SCPPMReceiver: counts hold a non-finite value ({bad})")
         if y.size and y.dtype.kind in "if" and y.min() < 0:
             raise ShapeError(f"SCPPMReceiver: counts must be >= 0, found {y.min()}")
-        F = y.shape[0]
-        n_sym = c.symbols_per_codeword
-        q = c.repetition
-        if q == 1:
-            z = y.reshape(F, n_sym, c.slots_per_symbol)
-        elif c.repeat_unit == "symbol":
-            z = y.reshape(F, n_sym, q, c.slots_per_symbol).sum(axis=2, dtype=np.float64)
-        else:
-            z = y.reshape(F, q, n_sym, c.slots_per_symbol).sum(axis=1, dtype=np.float64)
-        return np.multiply(z[:, c.L_csm:, : c.M], weight, dtype=np.float64)
+        return y
 
     def receive(self, counts) -> DecodeResult:
         return self.receive_stream(counts)[0]
@@ -295,6 +292,32 @@ class SCPPMReceiver:
     def receive_stream(self, counts, restart=None) -> tuple[DecodeResult, np.ndarray]:
         """``counts`` as :meth:`receive`, ``restart`` (F,) bool or None (see
         :class:`CodewordDeinterleaver`) -> (results of the codewords completed, (G,) index of the
-        input codeword that completed each)."""
+        input codeword that completed each). With a kernel launcher (``launcher=`` of the
+        decoder) and no channel interleaver the counts go to the device and the metric is built
+        there; the results are host arrays either way."""
+        launcher = self.decoder.launcher
+        if launcher is not None and self.code.interleaver_rows == 1:
+            metric, src = self.deinterleaver.push(self._symbol_metric(counts, self.weight, launcher.xp), restart)
+            return results_to_host(self.decoder._decode_device(metric, launcher, check=False)), src
         metric, src = self.deinterleaver.push(self._symbol_metric(counts, self.weight), restart)
         return self.decoder.decode(metric, check=False), src
+
+
+def symbol_metric(counts, code: SCPPMCode, weight: float, xp=np):
+    """Slot counts of whole transmitted codewords -> the decoder's symbol metric.
+
+    counts : (F, code.slots_per_codeword) integer or float, >= 0 (not checked here), an ``xp`` array
+    Returns (F, S, M) float64 ``xp`` array: per data symbol the counts of its M PPM slots (guard
+    slots and the CSM's symbols dropped; the q copies of a repeated symbol or codeword summed, the
+    sufficient statistic on the Poisson channel) times ``weight`` (ln(1 + ns/nb), :func:`llr_weight`;
+    1.0 gives the counts). One implementation for the host (NumPy) and the device (CuPy)."""
+    c = code
+    F = counts.shape[0]
+    n_sym, q = c.symbols_per_codeword, c.repetition
+    if q == 1:
+        z = counts.reshape(F, n_sym, c.slots_per_symbol)
+    elif c.repeat_unit == "symbol":
+        z = counts.reshape(F, n_sym, q, c.slots_per_symbol).sum(axis=2, dtype=np.float64)
+    else:
+        z = counts.reshape(F, q, n_sym, c.slots_per_symbol).sum(axis=1, dtype=np.float64)
+    return xp.multiply(z[:, c.L_csm:, :c.M], weight, dtype=np.float64)
