@@ -13,7 +13,8 @@ The 3 failed flywheel frames stay counted as failed codewords."""
 import numpy as np
 import pytest
 
-from modem.sample_receiver import DPSKLink, DPSKSampleReceiver, dpsk_transmit_frames, random_tm_frames
+from modem.sample_receiver import DPSKLink, dpsk_transmit_frames, random_tm_frames
+from test_burst_regrid import _decode      # (link, samples, chunk) -> (frames, receiver)
 
 
 def _record_pair(link, gap_slots, seed, n):
@@ -23,14 +24,6 @@ def _record_pair(link, gap_slots, seed, n):
     y = np.concatenate([dpsk_transmit_frames(f1, link, rng, lead_slots=1000),
                         dpsk_transmit_frames(f2, link, rng, lead_slots=gap_slots)]).astype(np.float32)
     return f1, f2, y
-
-
-def _decode(link, y, chunk):
-    rx = DPSKSampleReceiver(link)
-    got = []
-    for a in range(0, y.size, chunk):
-        got += rx.push(y[a:a + chunk])
-    return got + rx.flush(), rx
 
 
 @pytest.mark.parametrize("ppb,gap,seed", [(6.0, 5555, 0), (6.0, 13, 1), (3.0, 700, 0), (3.0, 1040, 1)])
