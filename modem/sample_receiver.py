@@ -1339,9 +1339,11 @@ class DPSKSampleReceiver:
     Look-back at a new lock: the ASM search needs a Massey metric of 12 (random data reaches
     ~11 in 10^5 positions), which near the LDPC threshold only about half of the markers reach, so a
     lock often comes one or more FEC frames after the first. When the synchroniser emits the
-    first frame of a new lock (offset ``p``, not contiguous with the last frame emitted), the
-    receiver looks in the LLRs it retains (``lookback`` periods before the synchroniser's buffer
-    start: bounded memory, independent of chunking) for the marker one period earlier (``p - P``
+    first frame of a new lock (offset ``p``, not contiguous with the last frame emitted, or of
+    the other polarity: a polarity flip in the stream, whose lock is lost and found again at the
+    same FEC-frame phase), the receiver looks in the LLRs it retains (``lookback`` periods
+    before the synchroniser's buffer start: bounded memory, independent of chunking) for the
+    marker one period earlier (``p - P``
     +- slip, the lock's polarity), then one earlier again, up to ``lookback`` frames, never
     overlapping the previous lock's frames. Without a channel interleaver each such frame is
     decoded at once: a valid one is taken and the look-back goes on; a failed one is taken (and
@@ -1461,6 +1463,8 @@ class DPSKSampleReceiver:
         self._breaks = []                       # stream bit indices of burst-grid moves (ascending)
         self._last_good = None                  # the last frame whose marker was found or that decoded
         self._grid_breaks = ()                  # ... of the bits given to the next _after_bits call
+        self._last_inv = None                   # polarity of the last wire frame (a new lock may flip it)
+        self._loss = None                       # (bit, time of the old lock's good end) of the open loss
 
     @property
     def _t_hist(self) -> np.ndarray:
@@ -1587,19 +1591,27 @@ class DPSKSampleReceiver:
         # wire frames in stream order: (marker offset, frame LLRs (n,) float32 polarity-corrected,
         # marker metric, decoded result or None); the first frame of a new lock (not one period
         # after the last frame, or after a break) brings the frames the look-back finds before it
+        # (a lock keeps its polarity: a frame of the other polarity one period on is a new lock too,
+        # e.g. after a polarity flip in the stream, whose flywheel frames the look-back then reads)
         wire = []
-        last = self._last_off
+        last, last_inv = self._last_off, self._last_inv
+        start, good_old = None, None            # first wire frame of a new lock; _last_good before it
         for i in range(len(out)):
-            off = int(out.offset[i])
-            sgn = -1.0 if out.inverted[i] and self.fec_sync.cfg.correct_polarity else 1.0   # as out.llr
-            if last is None or not P - slip <= off - last <= P + slip or self._break_in(last, off) is not None:
-                wire += [w + (sgn,) for w in self._look_back(off, bool(out.inverted[i]), last)]
+            off, inv = int(out.offset[i]), bool(out.inverted[i])
+            sgn = -1.0 if inv and self.fec_sync.cfg.correct_polarity else 1.0   # as out.llr
+            if (last is None or not P - slip <= off - last <= P + slip or self._break_in(last, off) is not None
+                    or inv != last_inv):
+                if start is None:
+                    start, good_old = len(wire), self._last_good
+                wire += [w + (sgn,) for w in self._look_back(off, inv, last)]
             wire.append((off, out.llr[i], float(out.metric[i]), self._confirmed.pop(off, None), sgn))
             if out.state[i] == SyncMode.LOCK:
                 self._last_good = off
-            last = off
+            last, last_inv = off, inv
+        self._last_inv = last_inv
         self._confirmed = {k: v for k, v in self._confirmed.items() if k == self._fs_state.cand_pos}
-        self._fec_sync_events(prev, self._fs_state, [w[0] for w in wire])
+        self._fec_sync_events(prev, self._fs_state, [w[0] for w in wire], start,
+                              self._last_good if start is None else good_old)
         # (codeword LLRs (n,) de-randomized, t, metric, result, offset, polarity, restart before it)
         ready = []
         for off, f, metric, res, sgn in wire:
@@ -1774,28 +1786,38 @@ class DPSKSampleReceiver:
         t = float(self._t_hist[j]) if 0 <= j < self._t_hist.size else float("nan")
         return t / self.link.sample_rate_hz * 1e12
 
-    def _fec_sync_events(self, prev, new, offsets):
+    def _fec_sync_events(self, prev, new, offsets, start=None, good=None):
         """Lock gains / losses of the FEC-frame synchroniser as ``acquired`` / ``loss_of_signal``.
 
-        ``offsets``: marker offsets of this push's wire frames (look-back frames included).
-        Times: the first frame of a new lock (a frame whose offset does not follow the previous
-        one; the first look-back frame when the look-back found any) / the expected marker after
-        the last frame of the lost lock, as far as the bit times are still held (NaN otherwise).
-        One loss and one gain per push at most are resolved this way (the synchroniser needs
-        several frame periods for either): :meth:`_after_bits` feeds it at most one period at a time."""
+        ``offsets``: marker offsets of this push's wire frames (look-back frames included);
+        ``start``: index in ``offsets`` of the first frame of a new lock (None: none in this push);
+        ``good``: the old lock's last frame found or valid (``_last_good`` before the new lock).
+        Times: the first frame of a new lock (the first look-back frame when the look-back found
+        any) / the expected marker after the last frame of the lost lock, or the break that cut
+        that frame when it came earlier (samples lost upstream inside a frame whose marker was
+        found: the new stream's first marker may come before the old phase's next one), as far as
+        the bit times are still held (NaN otherwise). A loss never ends before it starts: when the
+        new lock's first frame lies before the loss (its look-back read the old lock's failed
+        flywheel frames again: two records back to back, a polarity flip), the loss starts at the
+        end of the old lock's last frame found or valid, or at the new lock's first frame if that
+        is earlier (within ``slip``: the acquisition itself). One loss and one gain per push at
+        most are resolved this way (the synchroniser needs several frame periods for either):
+        :meth:`_after_bits` feeds it at most one period at a time."""
         P, slip = self.fec_sync.cfg.period, self.fec_sync.cfg.slip
         offs = ([] if self._last_off is None else [self._last_off]) + [int(o) for o in offsets]
-        jump = next((i for i in range(1, len(offs)) if not P - slip <= offs[i] - offs[i - 1] <= P + slip
-                     or self._break_in(offs[i - 1], offs[i]) is not None), None)
+        jump = None if start is None else len(offs) - len(offsets) + start     # index in offs
         if new.lock_losses > prev.lock_losses:
-            if jump is not None:
-                pos = offs[jump - 1] + P
-            elif offs:
-                pos = offs[-1] + P
+            before = offs if jump is None else offs[:jump]
+            if before:
+                pos = before[-1] + P
+                cut = [v for v in self._breaks if before[-1] < v < pos]       # a break cut the last frame
+                if cut:
+                    pos = cut[0]
             else:
                 pos = new.search_pos
             _record_event(self.stats, "loss_of_signal", self._bit_time_ps(int(pos)),
                           {"lock_losses": new.lock_losses - prev.lock_losses})
+            self._loss = (int(pos), math.nan if good is None else self._bit_time_ps(good + P))
         if new.locks > prev.locks:
             if jump is not None:
                 first = offs[jump]
@@ -1803,8 +1825,15 @@ class DPSKSampleReceiver:
                 first = int(offsets[0])
             else:
                 first = new.next_pos
-            _record_event(self.stats, "acquired", self._bit_time_ps(first),
-                          {"inverted": bool(new.inverted), "locks": new.locks - prev.locks})
+            t = self._bit_time_ps(first)
+            ev = self.stats.events
+            if (self._loss is not None and first < self._loss[0] and ev and ev[-1].kind == "loss_of_signal"
+                    and ev[-1].t_end_ps is None):
+                t_good = self._loss[1]
+                t0 = t_good if first < self._loss[0] - slip and t_good <= t else t
+                ev[-1] = dataclasses.replace(ev[-1], t_start_ps=t0)
+            self._loss = None
+            _record_event(self.stats, "acquired", t, {"inverted": bool(new.inverted), "locks": new.locks - prev.locks})
 
     def _discontinuity(self):
         """The FEC-frame stream is not contiguous: the TM frame in progress and (interleaver) the
