@@ -133,3 +133,29 @@ def test_polarity_flip_is_decoded_the_same_whatever_the_chunking():
     assert [(e.kind, e.t_start_ps, e.t_end_ps) for e in rx_a.stats.events] == \
         [(e.kind, e.t_start_ps, e.t_end_ps) for e in rx_b.stats.events]
     assert rx_a.lookback_frames == rx_b.lookback_frames == 3
+
+
+def test_frame_sync_state_after_a_fresh_candidate_is_the_same_whatever_the_chunking():
+    """A SEARCH hit refined to a candidate (CHECK, its frame not in yet) kept its buffer from
+    ``cand_pos - slip`` (bits CHECK does not read before the candidate's own frame: the first
+    marker is taken where it was found, ``w`` = 0), clipped to the previous buffer start: pushed
+    one bit at a time the state kept it from the SEARCH position (100), one-shot from 98, so
+    ``same_as`` (what the chunking tests compare) failed though the frames were the same."""
+    from modem.sync import ASM_BITS, ASMFrameSync, FrameSyncConfig, SyncMode
+    rng = np.random.default_rng(0)
+    bits = np.concatenate([rng.integers(0, 2, 100, dtype=np.uint8), ASM_BITS, rng.integers(0, 2, 200, dtype=np.uint8)])
+    llr = 8.0 * (1.0 - 2.0 * bits)
+    for cfg in ({"check_count": 0}, {"check_count": 1, "search_periods": 3},
+                {"check_count": 0, "rule": "hard", "slip": 3}):
+        sync = ASMFrameSync(FrameSyncConfig(frame_len=200, **cfg))
+        _, one = sync.push(llr[:180], sync.initial_state())
+        many = sync.initial_state()
+        for i in range(180):
+            _, many = sync.push(llr[i:i + 1], many)
+        assert one.mode == SyncMode.CHECK and one.fresh and one.cand_pos == 100
+        assert one.same_as(many), (cfg, one.buf_start, many.buf_start)
+        # ... and the rest of the stream gives the same frames and state from either
+        f1, end1 = sync.push(llr[180:], one)
+        f2, end2 = sync.push(llr[180:], many)
+        assert list(f1.offset) == list(f2.offset) == [100] * (cfg["check_count"] == 0)
+        assert end1.same_as(end2)

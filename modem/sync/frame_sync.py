@@ -597,8 +597,9 @@ class ASMFrameSync:
         back = (cfg.search_periods - 1) * P                 # the earlier periods an integrated search sums
         if mode == SyncMode.SEARCH:
             keep = max(st["search_pos"] - back, st["search_floor"])
-        elif mode == SyncMode.CHECK:
-            keep = min(max(st["cand_pos"] + 1 - back, st["search_floor"]), st["next_pos"] - cfg.slip)
+        elif mode == SyncMode.CHECK:                     # (a fresh candidate is read at next_pos, w = 0)
+            keep = min(max(st["cand_pos"] + 1 - back, st["search_floor"]),
+                       st["next_pos"] - (0 if st["fresh"] else cfg.slip))
         else:
             keep = st["next_pos"] - cfg.slip
         keep = min(max(keep, start), end)
