@@ -134,7 +134,9 @@ Conventions (pinned here)
   early); at the end of a record (:meth:`SampleFrontEnd.drain`) a hold in progress is settled on
   the bursts it has; fewer than 4 bursts with signal: the slots go out as read. Bound: at most
   (H + 4) burst periods of slots held and of matched-filter samples kept (H = 32, 256-bit bursts:
-  36 periods, 37k slots at divider 4, 369k at divider 40; ~13 us / 128 us at 2.88 GHz). The
+  36 periods, 37k slots at divider 4, 369k at divider 40; ~13 us / 128 us at 2.88 GHz); between
+  holds 2 (4 periods + ~110 slots) of samples are kept (two acquisitions in one push may each step
+  back 4 periods). The
   reading position advances: an acquisition that would start reading less than a burst period past
   the furthest start so far may step back once in a row, and the next steps back no further (a
   record whose grid was dropped during every hold stepped back over the same samples for ever,
@@ -917,7 +919,11 @@ class SampleFrontEnd:
                 break
         back = 1 if not c.burst_period else _EDGE_BACK + _EDGE_WIDTH + c.burst_confirm + 4
         if hold:
-            back += _HOLD_BACK * int(c.burst_period) + _HOLD_MARGIN + 8
+            # an acquisition in the next push starts its hold up to _HOLD_BACK periods (and the
+            # edge search) before its edge, and the one after it, while the tracker re-reads the
+            # kept samples, as far again before that (the progress rule allows it once): keep
+            # both, at the tracker's slot period
+            back = (2 * (back + _HOLD_BACK * int(c.burst_period)) + _HOLD_MARGIN + 8) * max(1.0, 1.0 - fv[_F_NU])
         keep_from = math.floor(fv[_F_TAU] - back * c.sps) - 4
         if held is not None:
             keep_from = min(keep_from, math.floor(hold_lo) - 4)
