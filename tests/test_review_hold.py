@@ -55,3 +55,35 @@ def test_second_step_back_in_one_push_stays_inside_the_kept_samples():
     _same(one, _chunked(fe, y, 3000))
     got = _decode(link, y, 3000)
     assert [f.data for f in got if f.valid] == frames
+
+
+def test_bursts_moved_later_by_less_than_a_burst_drop_the_grid():
+    """Divider 4, 6 photons/bit: 400 zero samples (100 slots) inserted before burst 80 of a record
+    (samples lost upstream, a clock jump): every later burst starts 100 slots after the locked
+    grid's. The re-acquisition counted each such burst off the grid (its first slots dark while
+    the burst is there), but the energy detector, confirming the same burst 100 slots into it
+    (inside the burst as the grid sees it), reset the count: the grid was never dropped, every
+    later burst was read 100 slots early, and no TM frame of the record decoded (not even those
+    whose FEC frames end before the move, the FEC-frame lock being lost). Now the count restarts
+    at a burst confirmed at its start on the grid, or whose first slots have signal with no burst
+    confirmed off the grid just before it; a confirmation further inside the grid's burst does
+    neither, so the grid is dropped and acquired again on the moved bursts. (The hold's step back
+    then reads the bursts after the move twice, so the FEC frames across the move, TM frames 0-1,
+    are lost; without the hold they decode.)"""
+    link = DPSKLink(frame="short", rate="1/2", divider=4, burst_bits=256, ppb=6.0, ppm=-150.0, phase=0.3)
+    frames = random_tm_frames(link.spec, 6, seed=1)
+    lead, Pb = 1500, 1024
+    y = dpsk_transmit_frames(frames, link, np.random.default_rng(1), lead_slots=lead).astype(np.float32)
+    a = int((lead + 80 * Pb) * link.clock.samples_per_slot)
+    y = np.concatenate([y[:a], np.zeros(400, np.float32), y[a:]])
+    fe = DPSKSampleReceiver(link).frontend
+    s = fe.process(y)
+    starts = link.clock.slot_of_sample(s.t[s.index == s.grid_start]) - 0.5     # grid burst starts (slots)
+    moved = starts[starts > lead + 90 * Pb + 100]
+    assert moved.size > 20
+    d = (moved - lead - 100) % Pb
+    assert np.all(np.minimum(d, Pb - d) < 1.0)                    # the grid is on the moved bursts
+    got = _decode(link, y, 1 << 16)
+    assert all(f.data in frames for f in got if f.valid)
+    ok = sorted(frames.index(f.data) for f in got if f.valid)
+    assert ok[-4:] == [2, 3, 4, 5]                                 # FEC frames after the move decode

@@ -96,7 +96,11 @@ Conventions (pinned here)
   absent, or when ``_DROP_OFFGRID`` (3) bursts in a row are seen off the grid: the detector
   confirming a burst where the grid says dark (beyond the burst and the edge search on either
   side), or the first slots of a due burst dark while the burst is there (the bursts now start
-  later, by less than a burst; the frequency is not updated from such a burst). It used to keep
+  later, by less than a burst; the frequency is not updated from such a burst). The count starts
+  again at a burst the detector confirms at its start on the grid, or whose first slots have
+  signal with no burst confirmed off the grid just before it (a burst confirmed further inside the
+  grid's burst does neither: bursts moved 30-280 slots later are confirmed there, and restarting
+  the count at them kept such a grid for ever). It used to keep
   its grid for ever: when the bursts moved (the transmitter restarting its burst schedule,
   samples lost upstream, two records back to back), nothing after the move decoded. Each slot
   carries the grid's burst start in force when it was read (``SlotStatistics.grid_start``), so
@@ -307,7 +311,11 @@ _I_ABSENT, _I_OFFGRID = 15, 16
 _I_HOLD, _I_HOLD_S0, _I_HOLD_END, _I_HOLD_FITTED, _I_DROPPED = 17, 18, 19, 20, 21
 # first-burst acquisitions in a row that started less than a burst period past _F_ACQ
 _I_NOPROGRESS = 22
-_N_IVARS = 23
+# the detector confirmed a burst off the grid within a burst length before the burst due, since
+# the last re-acquisition (bursts moved earlier: that burst's first slots, whatever they look like,
+# do not restart the off-grid count)
+_I_OFFSEEN = 23
+_N_IVARS = 24
 _LOCK_AFTER, _UNLOCK_AFTER = 2, 8
 # the grid is dropped after this many due bursts absent in a row, or this many bursts off it in a row
 _DROP_ABSENT, _DROP_OFFGRID = 16, 3
@@ -554,6 +562,7 @@ def _drop_grid(iv, reason):  # pragma: no cover - compiled
     iv[14] = 0
     iv[15] = 0
     iv[16] = 0
+    iv[23] = 0
 
 
 @numba.njit(cache=True)
@@ -581,6 +590,8 @@ def _reacquire(buf, base, fv, iv, P, acq, Pb, L, thr2):  # pragma: no cover - co
     n = acq - 2 * _EDGE_RANGE
     phi, e = _best_phase(buf, tau - base + (_LEAD_SLOTS + _EDGE_RANGE + 1) * P1, P, n)
     iv[8] = s_exp
+    off_seen = iv[23]
+    iv[23] = 0
     if e < n * thr2:                                  # no burst where one is due: freewheel
         iv[15] += 1
         if iv[15] >= _DROP_ABSENT:                    # ... for long: a fade, or the bursts moved
@@ -595,6 +606,8 @@ def _reacquire(buf, base, fv, iv, P, acq, Pb, L, thr2):  # pragma: no cover - co
         if iv[16] >= _DROP_OFFGRID:
             _drop_grid(iv, 2)
         return
+    if off_seen == 0:       # a burst seen on the grid (its first slots have signal): count again
+        iv[16] = 0
     vd = max(fv[5], 1e-9 * e / n)
     s = _edge(buf, tau + phi - base, k0, P1, s_exp - _EDGE_RANGE, s_exp + _EDGE_RANGE, vd, max(e / n, vd), L)
     m = s - s_exp
@@ -753,10 +766,15 @@ def _track(buf, base, fv, iv, P, half, kp, ki, kd, alpha, thr, use_burst, confir
                             margin = 2 * _EDGE_RANGE + _EDGE_WIDTH
                             if Lb + margin <= r < Pb - margin:
                                 iv[16] += 1
+                                if r >= Pb - Lb - margin:
+                                    iv[23] = 1          # just before the burst due: moved earlier
                                 if iv[16] >= _DROP_OFFGRID:
                                     _drop_grid(iv, 2)
-                            else:
-                                iv[16] = 0
+                            elif r < margin or r >= Pb - margin:
+                                iv[16] = 0              # confirmed at the burst start
+                            # (a burst confirmed further inside the grid's burst does not restart the
+                            # count: bursts moved later by less than a burst are confirmed there
+                            # while their first slots, where the grid starts them, are dark)
                         if Pb > 0 and iv[9] == 0:
                             iv[7] = 1
                 else:
@@ -1091,7 +1109,7 @@ class SampleFrontEnd:
         iv[11] = _LOCK_AFTER
         iv[12] = 0
         iv[13] = max(iv[13], 3)
-        iv[14] = iv[15] = iv[16] = 0
+        iv[14] = iv[15] = iv[16] = iv[23] = 0
         fv[_F_LAT] = X + (iv[8] - s0) * (S / Pb)
         fv[_F_LATP] = S
 
