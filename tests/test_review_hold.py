@@ -87,3 +87,17 @@ def test_bursts_moved_later_by_less_than_a_burst_drop_the_grid():
     assert all(f.data in frames for f in got if f.valid)
     ok = sorted(frames.index(f.data) for f in got if f.valid)
     assert ok[-4:] == [2, 3, 4, 5]                                 # FEC frames after the move decode
+
+
+def test_burst_hold_without_burst_length_is_refused():
+    """``burst_hold`` with ``burst_period`` but ``burst_length`` 0 (unknown) was accepted and the
+    hold silently not run (the fit needs the burst length): a configuration that asks for the hold
+    got the front end without it. Now a ConfigError naming both values."""
+    import pytest
+
+    from modem.errors import ConfigError
+    from modem.sync.samples import FrontEndConfig
+    with pytest.raises(ConfigError, match=r"burst_hold=32.*burst_length=0"):
+        FrontEndConfig(burst_threshold=1.0, acquire_slots=248, burst_period=1024, burst_length=0, burst_hold=32)
+    assert FrontEndConfig(burst_threshold=1.0, acquire_slots=248, burst_period=1024, burst_length=0).burst_hold == 0
+    assert FrontEndConfig(burst_hold=32).burst_hold == 32          # ignored without burst_period (as documented)

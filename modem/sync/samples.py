@@ -196,7 +196,8 @@ class FrontEndConfig:
     burst_length : slots per burst in that mode (0 = unknown: the trailing edge is not used).
     burst_hold : that mode with ``burst_length`` > 0: bursts held at every (re-)acquisition of the
         burst grid before their slots are handed on, then read again on the grid fitted to all of
-        them (module doc, "Burst hold"); 0 = off. Ignored without ``burst_period``.
+        them (module doc, "Burst hold"); 0 = off. Ignored without ``burst_period``; with it, needs
+        ``burst_length`` > 0.
     """
 
     sps: float = 4.0
@@ -252,6 +253,10 @@ class FrontEndConfig:
         v = self.burst_hold
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not (v == 0 or 4 <= v <= 1024):
             raise ConfigError(f"FrontEndConfig: burst_hold must be 0 or an integer in 4..1024, got burst_hold={v!r}")
+        if v and self.burst_period and not self.burst_length:
+            raise ConfigError(f"FrontEndConfig: burst_hold={v!r} needs burst_length > 0 (the hold's fit uses both "
+                              f"burst edges), got burst_length={self.burst_length!r} "
+                              f"(burst_period={self.burst_period!r}); burst_hold=0 for none")
         for name in ("burst_confirm", "burst_hangover"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v <= 1_000_000:
