@@ -101,3 +101,27 @@ def test_burst_hold_without_burst_length_is_refused():
         FrontEndConfig(burst_threshold=1.0, acquire_slots=248, burst_period=1024, burst_length=0, burst_hold=32)
     assert FrontEndConfig(burst_threshold=1.0, acquire_slots=248, burst_period=1024, burst_length=0).burst_hold == 0
     assert FrontEndConfig(burst_hold=32).burst_hold == 32          # ignored without burst_period (as documented)
+
+
+def test_held_slots_before_the_fit_bound_are_read_again_from_their_samples():
+    """Divider 4, 2 photons/bit, +250 ppm (record 5 of the first-frame tests' generator): the
+    acquisition's edge was 49 slots late, so the hold's first held slot, extrapolated 1 period back,
+    was 49 slots into the record's first burst; the fit placed the grid right (the first held
+    burst at the record's first slot) and the held slots were read again on it, but only from
+    samples down to 24 slots before the first held slot (the fit's read bound): the first 26 slots
+    of the burst (most of the first FEC frame's marker) came out as z = 0 though their samples
+    are in the record. Now the re-read reaches as far back as the fit can move the grid."""
+    rng = np.random.default_rng(5)
+    link = DPSKLink(frame="short", rate="1/2", divider=4, burst_bits=256, ppb=2.0, ppm=250.0,
+                    phase=float(rng.uniform(0, 1)))
+    lead = int(rng.integers(500, 3000))
+    frames = random_tm_frames(link.spec, 2, seed=5)
+    y = dpsk_transmit_frames(frames, link, np.random.default_rng(1005), lead_slots=lead).astype(np.float32)
+    fe = DPSKSampleReceiver(link).frontend
+    s = fe.process(y)
+    slot = link.clock.slot_of_sample(s.t) - 0.5
+    first = (s.grid_start >= 0) & (np.abs(slot - lead - (s.index - s.grid_start)) < 0.2) & \
+        (s.index - s.grid_start >= 0) & (s.index - s.grid_start < 256)
+    assert np.count_nonzero(first) >= 250                           # the record's first burst
+    assert np.count_nonzero(s.z[first] == 0.0) == 0
+    assert _chunked(fe, y, 4099).z.tolist() == s.z.tolist()

@@ -133,7 +133,8 @@ Conventions (pinned here)
   every slot of every held burst (dark / dark-referenced edge bit / signal, the edge model above,
   both edges); (4) a line through the bursts' timing phases on that grid. The held slots are read
   again on the fitted grid (same slot numbers, burst starts at the first held burst + multiples of
-  Pb) and returned, and the tracker goes on from the fitted grid and rate, locked. A grid dropped
+  Pb; from samples down to 384 slots before the fit's bound: a first held start found late moves
+  the grid that far back, and the first burst's first slots came out as 0) and returned, and the tracker goes on from the fitted grid and rate, locked. A grid dropped
   during a hold is replaced by the one fitted to the bursts held so far (the hold is settled
   early); at the end of a record (:meth:`SampleFrontEnd.drain`) a hold in progress is settled on
   the bursts it has; fewer than 4 bursts with signal: the slots go out as read. Bound: at most
@@ -946,10 +947,12 @@ class SampleFrontEnd:
             # edge search) before its edge, and the one after it, while the tracker re-reads the
             # kept samples, as far again before that (the progress rule allows it once): keep
             # both, at the tracker's slot period
-            back = (2 * (back + _HOLD_BACK * int(c.burst_period)) + _HOLD_MARGIN + 8) * max(1.0, 1.0 - fv[_F_NU])
+            # (the held slots are read again down to _HOLD_SPAN slots below the fit's bound)
+            back = (2 * (back + _HOLD_BACK * int(c.burst_period)) + _HOLD_MARGIN + _HOLD_SPAN + 8) \
+                * max(1.0, 1.0 - fv[_F_NU])
         keep_from = math.floor(fv[_F_TAU] - back * c.sps) - 4
         if held is not None:
-            keep_from = min(keep_from, math.floor(hold_lo) - 4)
+            keep_from = min(keep_from, math.floor(hold_lo - _HOLD_SPAN * c.sps) - 4)
         keep_from = min(max(keep_from - st.mf_base, 0), buf.shape[0])
         new = FrontEndState(hist=ext[ext.shape[0] - 2 * self.delay:].copy(), mf=buf[keep_from:].copy(),
                             mf_base=st.mf_base + keep_from, n_in=st.n_in + x.shape[0], fvars=fv, ivars=iv,
@@ -1086,13 +1089,16 @@ class SampleFrontEnd:
 
     def _read_again(self, buf, base, lo_p, held, iv, fit) -> SlotStatistics:
         """The held slots read again on the fitted grid (same slot numbers; burst starts at the
-        first held burst's start + multiples of the period)."""
+        first held burst's start + multiples of the period). Samples are read down to
+        ``_HOLD_SPAN`` slots below the fit's bound ``lo_p`` (the fit may move the grid that far
+        before the tracker's first held start; the first held burst's first slots then lie below
+        ``lo_p``), not before the record."""
         c = self.config
         X, S, hi_p, _ = fit
         Pb, s0 = int(c.burst_period), int(iv[_I_HOLD_S0])
         pos = X + (held.index - s0) * (S / Pb)
         z = np.empty(pos.size)
-        _z_at(buf, base, lo_p, hi_p, pos, z)
+        _z_at(buf, base, max(lo_p - _HOLD_SPAN * c.sps, 1.0, base + 1.0), hi_p, pos, z)
         g = s0 + Pb * np.maximum(np.floor_divide(held.index - s0 + _LEAD_SLOTS, Pb), 0)
         return SlotStatistics(z=z, t=pos - self.delay, index=held.index.copy(), in_burst=held.in_burst.copy(),
                               bursts=np.zeros((0, 2), np.int64), grid_start=g.astype(np.int64))
