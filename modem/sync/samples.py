@@ -139,9 +139,9 @@ Conventions (pinned here)
   early); at the end of a record (:meth:`SampleFrontEnd.drain`) a hold in progress is settled on
   the bursts it has; fewer than 4 bursts with signal: the slots go out as read. Bound: at most
   (H + 4) burst periods of slots held and of matched-filter samples kept (H = 32, 256-bit bursts:
-  36 periods, 37k slots at divider 4, 369k at divider 40; ~13 us / 128 us at 2.88 GHz); between
-  holds 2 (4 periods + ~110 slots) of samples are kept (two acquisitions in one push may each step
-  back 4 periods). The
+  36 periods, 37k slots at divider 4, 369k at divider 40; ~13 us / 128 us at 2.88 GHz), plus 384
+  slots of samples below the hold (its re-read); between holds 2 (4 periods + ~110 slots) + ~420
+  slots of samples are kept (two acquisitions in one push may each step back 4 periods). The
   reading position advances: an acquisition that would start reading less than a burst period past
   the furthest start so far may step back once in a row, and the next steps back no further (a
   record whose grid was dropped during every hold stepped back over the same samples for ever,
