@@ -1222,7 +1222,7 @@ class BurstGrid:
         return not abs((t0 - prev) / T - self.Pb) <= self.L / 2
 
     def flush(self, state: BurstGridState):
-        """End of record: the bursts decided but not emitted yet, or else the burst expected after
+        """End of record: the bursts decided but not emitted yet, then the burst expected after
         the last decided one (its window is incomplete), are emitted, as far as their slots
         arrived. Returns ``(z, t, erase, breaks, state)`` (as :meth:`push`)."""
         st = dataclasses.replace(state, acc=state.acc.copy())
@@ -1231,7 +1231,7 @@ class BurstGrid:
             return none + (st,)
         oz, ot, oe, ob = [], [], [], []
         n_out = 0
-        for b in (st.queue or (st.last + self.Pb,)):
+        for b in tuple(st.queue) + ((st.queue[-1] if st.queue else st.last) + self.Pb,):
             a = b - st.base
             n = min(self.L, st.z.size - a)
             if a < 0 or n <= 0:
